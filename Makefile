@@ -1,0 +1,44 @@
+# shelflife developer targets. `make help` lists them.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.DEFAULT_GOAL := help
+.PHONY: help venv demo test lint typecheck unit lock bench clean
+
+help: ## List the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
+
+$(STAMP): requirements.lock pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -r requirements.lock
+	$(BIN)/pip install -q --no-deps -e .
+	touch $(STAMP)
+
+venv: $(STAMP) ## Create or refresh the virtual environment from the lock file
+
+demo: $(STAMP) ## Run the main job on the embedded default (SQLite + local archive) in ./demo-home
+	$(BIN)/shelflife demo --home ./demo-home --fresh
+
+lint: $(STAMP) ## ruff check, ruff format --check and mypy
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+
+test: $(STAMP) ## The whole suite: lint, types, then unit/integration/e2e on SQLite and a throwaway PostgreSQL
+	$(MAKE) lint
+	$(BIN)/pytest
+
+unit: $(STAMP) ## Only the fast unit tests
+	$(BIN)/pytest tests/unit
+
+bench: $(STAMP) ## Time `shelflife run` on a backlog (N=100000 by default; see bench/README.md)
+	$(BIN)/python bench/run_backlog.py --customers $${N:-100000}
+
+lock: ## Re-pin requirements.lock from pyproject.toml (needs uv)
+	uv pip compile pyproject.toml --extra dev --python-version 3.11 -o requirements.lock
+
+clean: ## Remove the virtual environment and demo data
+	rm -rf $(VENV) demo-home .pytest_cache .mypy_cache .ruff_cache

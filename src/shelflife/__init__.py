@@ -1,0 +1,1 @@
+"""shelflife: keeps marketplace buyers' personal data exactly as long as allowed."""

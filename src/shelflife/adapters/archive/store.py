@@ -1,0 +1,85 @@
+"""Archive stores: where encrypted snapshots live. One interface, several backends."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+from typing import Protocol
+from urllib.parse import urlparse
+
+from shelflife.domain.errors import ArchiveUnavailable, InvalidInput
+
+
+class ArchiveStore(Protocol):
+    """Write-once object storage for sealed snapshots."""
+
+    def put(self, key: str, data: bytes) -> None: ...
+
+    def get(self, key: str) -> bytes: ...
+
+    def describe(self) -> str: ...
+
+
+class LocalFolderArchive:
+    """Archive in a local folder; objects are written atomically with mode 0600.
+
+    For production, an S3 bucket with Object Lock is the intended backend; this folder is the
+    embedded default and should live on a disk that is backed up and access-controlled.
+    """
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+
+    def ensure(self) -> None:
+        self.root.mkdir(parents=True, exist_ok=True, mode=0o700)
+
+    def _path(self, key: str) -> Path:
+        if key.startswith("/") or ".." in key.split("/"):
+            raise ArchiveUnavailable("invalid archive object key")
+        return self.root / key
+
+    def put(self, key: str, data: bytes) -> None:
+        path = self._path(key)
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+            fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
+            try:
+                with os.fdopen(fd, "wb") as handle:
+                    handle.write(data)
+                    handle.flush()
+                    os.fsync(handle.fileno())
+                os.chmod(tmp, 0o600)
+                os.replace(tmp, path)
+            finally:
+                if os.path.exists(tmp):
+                    os.unlink(tmp)
+        except OSError as exc:
+            raise ArchiveUnavailable(
+                f"cannot write to the archive folder {self.root}: {exc.strerror}"
+            ) from None
+
+    def get(self, key: str) -> bytes:
+        try:
+            return self._path(key).read_bytes()
+        except FileNotFoundError:
+            raise ArchiveUnavailable(f"archive object {key} is missing from {self.root}") from None
+        except OSError as exc:
+            raise ArchiveUnavailable(
+                f"cannot read the archive folder {self.root}: {exc.strerror}"
+            ) from None
+
+    def describe(self) -> str:
+        return f"file://{self.root}"
+
+
+def archive_from_url(url: str) -> LocalFolderArchive:
+    parsed = urlparse(url)
+    if parsed.scheme == "file":
+        return LocalFolderArchive(Path(parsed.path))
+    if parsed.scheme == "s3":
+        raise InvalidInput(
+            "SHELFLIFE_ARCHIVE_URL: the S3 archive backend is not available in this version; "
+            "use a file:// URL"
+        )
+    raise InvalidInput(f"SHELFLIFE_ARCHIVE_URL: unsupported scheme {parsed.scheme!r}; use file://")

@@ -1,0 +1,575 @@
+"""Writes one import record: creates or updates an order and its buyer, set-wise per table.
+
+Every PII change bumps the buyer's `pii_revision`, which is what the mask step compares with
+the revision of the newest verified archive copy.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from typing import Any
+
+from sqlalchemy import Connection, insert, select, update
+
+from shelflife.adapters.db.tables import (
+    Address,
+    AddressHistory,
+    Credit,
+    Customer,
+    Invoice,
+    Order,
+    OrderItem,
+    Shop,
+)
+from shelflife.domain.errors import InvalidInput
+from shelflife.domain.masking import MASK_PROFILE, masked
+from shelflife.domain.policy import DEFAULT_AMAZON_ORDER_PATTERN, DEFAULT_TIME_ZONE
+from shelflife.domain.records import (
+    Document,
+    ManualDocumentRecord,
+    OrderRecord,
+    address_line,
+    full_name,
+    is_amazon_order_number,
+)
+
+CUSTOMER_PII = tuple(f.column for f in MASK_PROFILE["customers"])
+ADDRESS_PII = (*(f.column for f in MASK_PROFILE["addresses"]), "country")
+ORDER_TEXTS = tuple(f.column for f in MASK_PROFILE["orders"])
+
+
+class Outcome(enum.Enum):
+    CREATED = "created"
+    UPDATED = "updated"
+    UNCHANGED = "unchanged"
+    PII_IGNORED_MASKED = "pii_ignored_masked"
+    PII_REFUSED_RETRIEVED = "pii_refused_retrieved"
+
+
+@dataclass
+class ShopInfo:
+    id: int
+    pattern: str
+
+
+@dataclass
+class OrderWriter:
+    """Applies import records inside the caller's transaction; never commits."""
+
+    conn: Connection
+    identity_digest: Callable[[str], str]
+    now: datetime
+    shops: dict[str, ShopInfo] = field(default_factory=dict)
+
+    def shop(self, name: str, create: bool = True) -> ShopInfo:
+        if name in self.shops:
+            return self.shops[name]
+        row = self.conn.execute(
+            select(Shop.id, Shop.amazon_order_pattern).where(Shop.name == name)
+        ).first()
+        if row is None:
+            if not create:
+                raise InvalidInput(f"shop {name!r} does not exist")
+            shop_id = self.conn.execute(
+                insert(Shop)
+                .values(
+                    name=name,
+                    time_zone=DEFAULT_TIME_ZONE,
+                    amazon_order_pattern=DEFAULT_AMAZON_ORDER_PATTERN,
+                    retention_enabled=False,
+                    created_at=self.now,
+                )
+                .returning(Shop.id)
+            ).scalar_one()
+            info = ShopInfo(shop_id, DEFAULT_AMAZON_ORDER_PATTERN)
+        else:
+            info = ShopInfo(row.id, row.amazon_order_pattern)
+        self.shops[name] = info
+        return info
+
+    # -- orders -------------------------------------------------------------------------------
+
+    def apply(self, rec: OrderRecord) -> Outcome:
+        shop = self.shop(rec.shop)
+        existing = self.conn.execute(
+            select(
+                Order.id, Order.customer_id, Order.masked_at, Order.is_amazon, Customer.retrieved_at
+            )
+            .join(Customer, Customer.id == Order.customer_id)
+            .where(Order.shop_id == shop.id, Order.order_nr_external == rec.order_nr_external)
+        ).first()
+        if existing is None:
+            self._create(rec, shop)
+            return Outcome.CREATED
+        return self._update(rec, shop, existing)
+
+    def _create(self, rec: OrderRecord, shop: ShopInfo) -> None:
+        is_amazon = is_amazon_order_number(rec.order_nr_external, shop.pattern)
+        customer_id = self._customer_for(rec, shop.id, "amazon" if is_amazon else "shop")
+        order_id = self.conn.execute(
+            insert(Order)
+            .values(
+                shop_id=shop.id,
+                customer_id=customer_id,
+                order_nr_external=rec.order_nr_external,
+                is_amazon=is_amazon,
+                ordered_at=rec.ordered_at,
+                shipped_at=rec.shipped_at,
+                cancelled_at=rec.cancelled_at,
+                created_at=self.now,
+                updated_at=self.now,
+                **{k: rec.texts.get(k) for k in ORDER_TEXTS},
+            )
+            .returning(Order.id)
+        ).scalar_one()
+        addresses = [dict(_address_values(rec, "billing"), kind="billing")]
+        if rec.has_shipping_address:
+            addresses.append(dict(_address_values(rec, "shipping"), kind="shipping"))
+        self.conn.execute(
+            insert(Address),
+            [dict(a, customer_id=customer_id, order_id=order_id) for a in addresses],
+        )
+        if rec.items:
+            self.conn.execute(
+                insert(OrderItem),
+                [
+                    {
+                        "order_id": order_id,
+                        "position": i,
+                        "sku": it.sku,
+                        "title": it.title,
+                        "qty": it.qty,
+                        "price": it.price,
+                    }
+                    for i, it in enumerate(rec.items, 1)
+                ],
+            )
+        billing = _billing_copy(addresses[0])
+        self._add_documents(
+            shop.id, customer_id, order_id, rec.invoices, rec.credits, billing, None
+        )
+
+    def _customer_for(self, rec: OrderRecord, shop_id: int, channel: str) -> int:
+        key = (
+            rec.customer.get("customer_nr_external")
+            or rec.customer.get("email")
+            or rec.billing_address.get("email")
+        )
+        digest = None
+        if isinstance(key, str) and key.strip():
+            digest = self.identity_digest(f"{channel}|{key.strip().lower()}")
+        values = _customer_values(rec)
+        if digest is not None:
+            row = self.conn.execute(
+                select(Customer.__table__).where(
+                    Customer.shop_id == shop_id,
+                    Customer.channel == channel,
+                    Customer.identity_digest == digest,
+                )
+            ).first()
+            if row is not None:
+                current = row
+                changed = {k: v for k, v in values.items() if getattr(current, k) != v}
+                self.conn.execute(
+                    update(Customer)
+                    .where(Customer.id == current.id)
+                    .values(pii_revision=Customer.pii_revision + 1, **changed)
+                )
+                return int(current.id)
+        return int(
+            self.conn.execute(
+                insert(Customer)
+                .values(
+                    shop_id=shop_id,
+                    channel=channel,
+                    identity_digest=digest,
+                    created_at=self.now,
+                    pii_revision=1,
+                    **values,
+                )
+                .returning(Customer.id)
+            ).scalar_one()
+        )
+
+    def _update(self, rec: OrderRecord, shop: ShopInfo, existing: Any) -> Outcome:
+        order_id, customer_id = existing.id, existing.customer_id
+        is_masked = existing.masked_at is not None
+        is_retrieved = not is_masked and existing.retrieved_at is not None
+        status_changed = self._update_status(rec, shop, order_id, customer_id, is_masked)
+        pii_diff = self._pii_differences(rec, order_id, customer_id)
+        if not pii_diff:
+            return Outcome.UPDATED if status_changed else Outcome.UNCHANGED
+        if is_masked:
+            return Outcome.PII_IGNORED_MASKED
+        if is_retrieved:
+            return Outcome.PII_REFUSED_RETRIEVED
+        self._write_pii(pii_diff, order_id, customer_id)
+        return Outcome.UPDATED
+
+    def _update_status(
+        self, rec: OrderRecord, shop: ShopInfo, order_id: int, customer_id: int, is_masked: bool
+    ) -> bool:
+        current = self.conn.execute(
+            select(Order.shipped_at, Order.cancelled_at).where(Order.id == order_id)
+        ).one()
+        changed = False
+        if (current.shipped_at, current.cancelled_at) != (rec.shipped_at, rec.cancelled_at):
+            self.conn.execute(
+                update(Order)
+                .where(Order.id == order_id)
+                .values(
+                    shipped_at=rec.shipped_at, cancelled_at=rec.cancelled_at, updated_at=self.now
+                )
+            )
+            changed = True
+        known_invoices = dict(
+            self.conn.execute(
+                select(Invoice.invoice_nr, Invoice.id).where(
+                    Invoice.shop_id == shop.id, Invoice.order_id == order_id
+                )
+            ).all()
+        )
+        known_credits = dict(
+            self.conn.execute(
+                select(Credit.credit_nr, Credit.id).where(
+                    Credit.shop_id == shop.id, Credit.order_id == order_id
+                )
+            ).all()
+        )
+        for table, docs, known in (
+            (Invoice, rec.invoices, known_invoices),
+            (Credit, rec.credits, known_credits),
+        ):
+            for doc in docs:
+                if doc.number in known:
+                    result = self.conn.execute(
+                        update(table)
+                        .where(
+                            table.id == known[doc.number],
+                            (table.created_at != doc.created_at) | (table.total != doc.total),
+                        )
+                        .values(created_at=doc.created_at, total=doc.total)
+                    )
+                    changed = changed or result.rowcount > 0
+        new_invoices = tuple(d for d in rec.invoices if d.number not in known_invoices)
+        new_credits = tuple(d for d in rec.credits if d.number not in known_credits)
+        if new_invoices or new_credits:
+            billing_row = self.conn.execute(
+                select(Address.__table__).where(
+                    Address.order_id == order_id, Address.kind == "billing"
+                )
+            ).one_or_none()
+            billing = _billing_copy(
+                {c: getattr(billing_row, c) for c in ADDRESS_PII} if billing_row else {}
+            )
+            self._add_documents(
+                shop.id,
+                customer_id,
+                order_id,
+                new_invoices,
+                new_credits,
+                billing,
+                self.now if is_masked else None,
+            )
+            changed = True
+        return changed
+
+    def _add_documents(
+        self,
+        shop_id: int,
+        customer_id: int,
+        order_id: int | None,
+        invoices: tuple[Document, ...],
+        credits: tuple[Document, ...],
+        billing: Mapping[str, str | None],
+        masked_at: datetime | None,
+    ) -> None:
+        if not invoices and not credits:
+            return
+        ids: dict[str, int] = {}
+        if invoices:
+            rows = self.conn.execute(
+                insert(Invoice).returning(Invoice.id, Invoice.invoice_nr),
+                [
+                    {
+                        "shop_id": shop_id,
+                        "customer_id": customer_id,
+                        "order_id": order_id,
+                        "invoice_nr": d.number,
+                        "created_at": d.created_at,
+                        "total": d.total,
+                        "masked_at": masked_at,
+                        **billing,
+                    }
+                    for d in invoices
+                ],
+            )
+            ids = {r.invoice_nr: r.id for r in rows}
+        refs = {d.invoice_nr for d in credits if d.invoice_nr and d.invoice_nr not in ids}
+        if refs:
+            found = self.conn.execute(
+                select(Invoice.invoice_nr, Invoice.id).where(
+                    Invoice.shop_id == shop_id, Invoice.invoice_nr.in_(refs)
+                )
+            )
+            ids.update({r.invoice_nr: r.id for r in found})
+        if credits:
+            self.conn.execute(
+                insert(Credit),
+                [
+                    {
+                        "shop_id": shop_id,
+                        "customer_id": customer_id,
+                        "order_id": order_id,
+                        "invoice_id": ids.get(d.invoice_nr or ""),
+                        "credit_nr": d.number,
+                        "created_at": d.created_at,
+                        "total": d.total,
+                        "masked_at": masked_at,
+                        **billing,
+                    }
+                    for d in credits
+                ],
+            )
+        if masked_at is None:
+            self._bump(customer_id)
+
+    def _bump(self, customer_id: int) -> None:
+        self.conn.execute(
+            update(Customer)
+            .where(Customer.id == customer_id)
+            .values(pii_revision=Customer.pii_revision + 1)
+        )
+
+    def _pii_differences(self, rec: OrderRecord, order_id: int, customer_id: int) -> dict[str, Any]:
+        diff: dict[str, Any] = {}
+        cust = (
+            self.conn.execute(
+                select(*[getattr(Customer, c) for c in CUSTOMER_PII], Customer.country).where(
+                    Customer.id == customer_id
+                )
+            )
+            .one()
+            ._asdict()
+        )
+        wanted = _customer_values(rec)
+        changed = {k: v for k, v in wanted.items() if cust.get(k) != v}
+        if changed:
+            diff["customer"] = changed
+        order = (
+            self.conn.execute(
+                select(*[getattr(Order, c) for c in ORDER_TEXTS]).where(Order.id == order_id)
+            )
+            .one()
+            ._asdict()
+        )
+        texts = {k: rec.texts.get(k) for k in ORDER_TEXTS if order.get(k) != rec.texts.get(k)}
+        if texts:
+            diff["order"] = texts
+        addresses = {
+            a.kind: a
+            for a in self.conn.execute(
+                select(Address.__table__).where(Address.order_id == order_id)
+            ).all()
+        }
+        for kind in ("billing", "shipping"):
+            if kind == "shipping" and not rec.has_shipping_address:
+                continue
+            wanted_addr = _address_values(rec, kind)
+            row = addresses.get(kind)
+            if row is None:
+                diff[f"new:{kind}"] = wanted_addr
+                continue
+            changes = {
+                k: (getattr(row, k), v) for k, v in wanted_addr.items() if getattr(row, k) != v
+            }
+            if changes:
+                diff[f"address:{row.id}"] = changes
+        return diff
+
+    def _write_pii(self, diff: dict[str, Any], order_id: int, customer_id: int) -> None:
+        if "customer" in diff:
+            self.conn.execute(
+                update(Customer).where(Customer.id == customer_id).values(**diff["customer"])
+            )
+        if "order" in diff:
+            self.conn.execute(
+                update(Order)
+                .where(Order.id == order_id)
+                .values(updated_at=self.now, **diff["order"])
+            )
+        history = []
+        for key, changes in diff.items():
+            if key.startswith("new:"):
+                self.conn.execute(
+                    insert(Address).values(
+                        customer_id=customer_id, order_id=order_id, kind=key[4:], **changes
+                    )
+                )
+            elif key.startswith("address:"):
+                address_id = int(key.split(":")[1])
+                self.conn.execute(
+                    update(Address)
+                    .where(Address.id == address_id)
+                    .values(**{k: new for k, (_old, new) in changes.items()})
+                )
+                history += [
+                    {
+                        "address_id": address_id,
+                        "customer_id": customer_id,
+                        "recorded_at": self.now,
+                        "field": k,
+                        "old_value": _text(old),
+                    }
+                    for k, (old, _new) in changes.items()
+                    if old not in (None, "")
+                ]
+        if history:
+            self.conn.execute(insert(AddressHistory), history)
+        self._bump(customer_id)
+
+    # -- manual documents ---------------------------------------------------------------------
+
+    def apply_manual(self, rec: ManualDocumentRecord) -> Outcome:
+        shop = self.shop(rec.shop, create=False)
+        row = self.conn.execute(
+            select(Order.customer_id, Customer.masked_at, Customer.retrieved_at)
+            .join(Customer, Customer.id == Order.customer_id)
+            .where(Order.shop_id == shop.id, Order.order_nr_external == rec.customer_of_order)
+        ).first()
+        if row is None:
+            raise InvalidInput(
+                f"customer_of_order: no order {rec.customer_of_order!r} in shop {rec.shop!r}"
+            )
+        table = Invoice if rec.kind == "manual_invoice" else Credit
+        number_col = Invoice.invoice_nr if table is Invoice else Credit.credit_nr
+        exists = self.conn.execute(
+            select(table.id).where(table.shop_id == shop.id, number_col == rec.document.number)
+        ).first()
+        if exists is not None:
+            return Outcome.UNCHANGED
+        cust = self.conn.execute(
+            select(Customer.__table__).where(Customer.id == row.customer_id)
+        ).one()
+        billing = {
+            "billing_name": cust.name or cust.company,
+            "billing_address": _postal(cust.address, cust.zip, cust.city),
+        }
+        is_masked = row.masked_at is not None and row.retrieved_at is None
+        docs = (rec.document,)
+        self._add_documents(
+            shop.id,
+            row.customer_id,
+            None,
+            docs if table is Invoice else (),
+            docs if table is Credit else (),
+            billing,
+            self.now if is_masked else None,
+        )
+        return Outcome.CREATED
+
+
+def _customer_values(rec: OrderRecord) -> dict[str, Any]:
+    c, b, p = rec.customer, rec.billing_address, rec.payment
+    first = c.get("first_name") or b.get("first_name")
+    last = c.get("last_name") or b.get("last_name")
+    return {
+        "customer_nr_external": c.get("customer_nr_external"),
+        "salutation": c.get("salutation") or b.get("salutation"),
+        "first_name": first,
+        "last_name": last,
+        "name": full_name(_s(first), _s(last)),
+        "name2": b.get("name2"),
+        "company": c.get("company") or b.get("company"),
+        "address": address_line(b.get("street"), b.get("house_nr")),
+        "street": b.get("street"),
+        "house_nr": b.get("house_nr"),
+        "zip": b.get("zip"),
+        "city": b.get("city"),
+        "state": b.get("state"),
+        "country": b.get("country"),
+        "email": c.get("email") or b.get("email"),
+        "phone": c.get("phone") or b.get("phone"),
+        "fax": c.get("fax"),
+        "birth_date": c.get("birth_date"),
+        "note": c.get("note"),
+        "card_name": p.get("card_name"),
+        "card_nr": p.get("card_nr"),
+        "card_exp": p.get("card_exp"),
+        "account": p.get("account"),
+        "account_name": p.get("account_name"),
+    }
+
+
+def _address_values(rec: OrderRecord, kind: str) -> dict[str, Any]:
+    a = rec.billing_address if kind == "billing" else rec.shipping_address
+    values: dict[str, Any] = dict.fromkeys(ADDRESS_PII)
+    values |= {
+        k: a.get(k)
+        for k in (
+            "salutation",
+            "first_name",
+            "last_name",
+            "name2",
+            "company",
+            "street",
+            "house_nr",
+            "zip",
+            "city",
+            "state",
+            "country",
+            "phone",
+            "email",
+        )
+    }
+    values["name"] = full_name(a.get("first_name"), a.get("last_name"))
+    values["address"] = address_line(a.get("street"), a.get("house_nr"))
+    if kind == "billing":
+        values.update(
+            {
+                k: rec.payment.get(k)
+                for k in (
+                    "card_type",
+                    "card_name",
+                    "card_nr",
+                    "card_exp",
+                    "account",
+                    "account_name",
+                    "iban",
+                )
+            }
+        )
+        values["birth_date"] = rec.customer.get("birth_date")
+    return values
+
+
+def _billing_copy(address: Mapping[str, Any]) -> dict[str, str | None]:
+    """Invoices carry the billing name and address as printed; that copy is PII too."""
+    return {
+        "billing_name": address.get("name") or address.get("company"),
+        "billing_address": _postal(address.get("address"), address.get("zip"), address.get("city")),
+    }
+
+
+def _postal(line: str | None, zip_code: str | None, city: str | None) -> str | None:
+    place = " ".join(p for p in (zip_code, city) if p)
+    joined = "\n".join(p for p in (line, place) if p)
+    return joined or None
+
+
+def _s(value: object) -> str | None:
+    return value if isinstance(value, str) else None
+
+
+def _text(value: object) -> str | None:
+    if value is None:
+        return None
+    return value.isoformat() if isinstance(value, date) else str(value)
+
+
+def masked_row(table: str, row: Mapping[str, object]) -> dict[str, object]:
+    """Pure-Python masking of one row; the SQL in `retention` must agree with this."""
+    return {f.column: masked(f.kind, row.get(f.column)) for f in MASK_PROFILE[table]}

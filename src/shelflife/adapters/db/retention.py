@@ -1,0 +1,316 @@
+"""The retention policy as set-based SQL: select due buyers in batches, mask them in bulk.
+
+Each function issues a fixed number of statements per batch, whatever the batch size; nothing
+here loops over rows with a query inside. `domain.policy` holds the same rules in Python.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import (
+    ColumnElement,
+    Connection,
+    Engine,
+    LargeBinary,
+    String,
+    and_,
+    bindparam,
+    case,
+    exists,
+    func,
+    insert,
+    literal,
+    or_,
+    select,
+    update,
+)
+
+from shelflife.adapters.db.tables import (
+    PII_TABLES,
+    ArchiveCopy,
+    Credit,
+    Customer,
+    CustomerHistory,
+    Invoice,
+    Order,
+    Shop,
+)
+from shelflife.domain.masking import MASK_PROFILE, MaskKind, mask_value
+from shelflife.domain.policy import Cutoffs
+from shelflife.domain.snapshot import CustomerSnapshot
+
+
+@dataclass(frozen=True)
+class ShopRow:
+    id: int
+    name: str
+    time_zone: str
+    retention_enabled: bool
+
+
+def shops(conn: Connection, enabled_only: bool = False) -> list[ShopRow]:
+    query = select(Shop.id, Shop.name, Shop.time_zone, Shop.retention_enabled).order_by(Shop.id)
+    if enabled_only:
+        query = query.where(Shop.retention_enabled.is_(True))
+    return [ShopRow(r.id, r.name, r.time_zone, r.retention_enabled) for r in conn.execute(query)]
+
+
+def _closed_at() -> ColumnElement[Any]:
+    return func.coalesce(Order.shipped_at, Order.cancelled_at)
+
+
+def _holds_real_pii() -> ColumnElement[bool]:
+    """The buyer row is not masked, or was retrieved and holds restored values."""
+    return or_(Customer.masked_at.is_(None), Customer.retrieved_at.is_not(None))
+
+
+def _archive_current() -> ColumnElement[bool]:
+    return Customer.archived_revision == Customer.pii_revision
+
+
+def archive_due_condition(shop_id: int, c: Cutoffs) -> ColumnElement[bool]:
+    """SQL twin of `policy.needs_archive` (the feature flag is checked per shop by the caller)."""
+    return and_(
+        Customer.shop_id == shop_id,
+        Customer.channel == "amazon",
+        _holds_real_pii(),
+        or_(Customer.archived_revision.is_(None), ~_archive_current()),
+        or_(
+            Customer.archive_failed_at.is_(None),
+            Customer.archive_failed_at <= c.retry_failed_before,
+        ),
+        exists().where(Order.customer_id == Customer.id, _closed_at() < c.archive_before),
+    )
+
+
+def mask_due_condition(shop_id: int, c: Cutoffs) -> ColumnElement[bool]:
+    """SQL twin of `policy.can_mask`."""
+    return and_(
+        Customer.shop_id == shop_id,
+        Customer.channel == "amazon",
+        Customer.masked_at.is_(None),
+        _archive_current(),
+        exists().where(Order.customer_id == Customer.id),
+        ~exists().where(
+            Order.customer_id == Customer.id,
+            or_(_closed_at().is_(None), _closed_at() >= c.mask_before),
+        ),
+        ~exists().where(Invoice.customer_id == Customer.id, Invoice.created_at >= c.mask_before),
+        ~exists().where(Credit.customer_id == Customer.id, Credit.created_at >= c.mask_before),
+    )
+
+
+def remask_due_condition(shop_id: int, c: Cutoffs) -> ColumnElement[bool]:
+    """SQL twin of `policy.can_remask`."""
+    return and_(
+        Customer.shop_id == shop_id,
+        Customer.retrieved_at.is_not(None),
+        Customer.retrieved_at < c.remask_before,
+        _archive_current(),
+    )
+
+
+def select_batch(
+    conn: Connection, condition: ColumnElement[bool], after_id: int, limit: int
+) -> list[int]:
+    """Next batch of buyer ids, in id order; on PostgreSQL the rows stay locked for this
+    transaction and rows another worker holds are skipped."""
+    query = (
+        select(Customer.id)
+        .where(condition, Customer.id > after_id)
+        .order_by(Customer.id)
+        .limit(limit)
+    )
+    if conn.dialect.name == "postgresql":
+        query = query.with_for_update(skip_locked=True)
+    return list(conn.execute(query).scalars())
+
+
+def count_retries(conn: Connection, ids: Sequence[int]) -> int:
+    if not ids:
+        return 0
+    return int(
+        conn.execute(
+            select(func.count()).where(
+                Customer.id.in_(ids), Customer.archive_failed_at.is_not(None)
+            )
+        ).scalar_one()
+    )
+
+
+@dataclass(frozen=True)
+class ArchiveKeyRow:
+    customer_id: int
+    pii_revision: int
+    data_key_wrapped: bytes | None
+    data_key_master_id: str | None
+
+
+def archive_keys(conn: Connection, ids: Sequence[int]) -> dict[int, ArchiveKeyRow]:
+    rows = conn.execute(
+        select(
+            Customer.id,
+            Customer.pii_revision,
+            Customer.data_key_wrapped,
+            Customer.data_key_master_id,
+        ).where(Customer.id.in_(ids))
+    )
+    return {
+        r.id: ArchiveKeyRow(r.id, r.pii_revision, r.data_key_wrapped, r.data_key_master_id)
+        for r in rows
+    }
+
+
+def load_snapshots(
+    conn: Connection, ids: Sequence[int], revisions: dict[int, int]
+) -> dict[int, CustomerSnapshot]:
+    """Every unmasked PII row of these buyers: one query per PII table for the whole batch."""
+    snaps = {cid: CustomerSnapshot(cid, revisions[cid]) for cid in ids}
+    for name, model in PII_TABLES.items():
+        columns = [getattr(model, f.column) for f in MASK_PROFILE[name]]
+        if model is Customer:
+            query = select(Customer.id.label("customer_id"), Customer.id, *columns).where(
+                Customer.id.in_(ids), _holds_real_pii()
+            )
+        else:
+            query = select(model.customer_id, model.id, *columns).where(
+                model.customer_id.in_(ids), model.masked_at.is_(None)
+            )
+        for row in conn.execute(query.order_by(model.id)):
+            values = row._asdict()
+            snaps[values["customer_id"]].add(name, values["id"], values)
+    return snaps
+
+
+def record_archived(conn: Connection, done: Sequence[dict[str, Any]], now: datetime) -> None:
+    """Mark verified copies. Each dict: customer_id, revision, object_key, sha256, and the
+    wrapped data key (bytes or None when it was already stored)."""
+    if not done:
+        return
+    conn.execute(
+        insert(ArchiveCopy),
+        [
+            {
+                "customer_id": d["customer_id"],
+                "revision": d["revision"],
+                "object_key": d["object_key"],
+                "ciphertext_sha256": d["sha256"],
+                "created_at": now,
+                "verified_at": now,
+            }
+            for d in done
+        ],
+    )
+    # The revision written is the one read with the snapshot: a concurrent change leaves the
+    # copy stale, and the mask step then refuses.
+    conn.execute(
+        update(Customer)
+        .where(Customer.id == bindparam("b_cid"))
+        .values(
+            archived_revision=bindparam("b_rev"),
+            archived_at=now,
+            archive_failed_at=None,
+            archive_failure=None,
+            data_key_wrapped=func.coalesce(
+                Customer.data_key_wrapped, bindparam("b_key", type_=LargeBinary)
+            ),
+            data_key_master_id=func.coalesce(
+                Customer.data_key_master_id, bindparam("b_kid", type_=String)
+            ),
+        ),
+        [
+            {
+                "b_cid": d["customer_id"],
+                "b_rev": d["revision"],
+                "b_key": d.get("wrapped_key"),
+                "b_kid": d.get("master_key_id"),
+            }
+            for d in done
+        ],
+    )
+
+
+def record_failed(conn: Connection, failed: Sequence[tuple[int, str]], now: datetime) -> None:
+    if not failed:
+        return
+    conn.execute(
+        update(Customer)
+        .where(Customer.id == bindparam("b_cid"))
+        .values(archive_failed_at=now, archive_failure=bindparam("b_why")),
+        [{"b_cid": cid, "b_why": why[:200]} for cid, why in failed],
+    )
+
+
+def _mask_assignments(name: str) -> dict[str, Any]:
+    model = PII_TABLES[name]
+    values: dict[str, Any] = {}
+    for f in MASK_PROFILE[name]:
+        col = getattr(model, f.column)
+        empty = col.is_(None) if f.kind is MaskKind.DATE else or_(col.is_(None), col == "")
+        values[f.column] = case((empty, col), else_=literal(mask_value(f.kind), col.type))
+    return values
+
+
+def mask_customers(conn: Connection, ids: Sequence[int], now: datetime, event: str) -> int:
+    """Overwrite every non-empty PII field of these buyers; one UPDATE per table.
+
+    The buyer UPDATE re-checks that the archive is current, and only buyers it touched are
+    masked in the other tables, so a change that raced the selection cannot slip through.
+    """
+    if not ids:
+        return 0
+    touched = list(
+        conn.execute(
+            update(Customer)
+            .where(Customer.id.in_(ids), _archive_current())
+            .values(
+                masked_at=func.coalesce(Customer.masked_at, now),
+                retrieved_at=None,
+                identity_digest=None,
+                **_mask_assignments("customers"),
+            )
+            .returning(Customer.id)
+        ).scalars()
+    )
+    if not touched:
+        return 0
+    for name, model in PII_TABLES.items():
+        if model is Customer:
+            continue
+        conn.execute(
+            update(model)
+            .where(model.customer_id.in_(touched), model.masked_at.is_(None))
+            .values(masked_at=now, **_mask_assignments(name))
+        )
+    conn.execute(
+        insert(CustomerHistory),
+        [
+            {"customer_id": cid, "recorded_at": now, "event": event, "user_name": "shelflife"}
+            for cid in touched
+        ],
+    )
+    return len(touched)
+
+
+def reclaim_space(engine: Engine, tables: Sequence[str]) -> None:
+    """Make overwritten PII unrecoverable from the database files.
+
+    SQLite: secure_delete zeroed freed cells; a TRUNCATE checkpoint moves pages out of the WAL
+    and empties it. PostgreSQL: VACUUM lets the dead row versions be reclaimed.
+    """
+    if engine.dialect.name == "sqlite":
+        raw = engine.raw_connection()
+        try:
+            # Outside any transaction: a checkpoint cannot run inside one.
+            raw.driver_connection.execute("PRAGMA wal_checkpoint(TRUNCATE)")  # type: ignore[union-attr]
+        finally:
+            raw.close()
+        return
+    if engine.dialect.name == "postgresql":
+        with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+            for name in tables:
+                conn.exec_driver_sql(f'VACUUM "{name}"')

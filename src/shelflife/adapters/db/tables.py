@@ -1,0 +1,359 @@
+"""The relational schema. Every PII column listed in the masking profile exists here.
+
+Invariants that must hold whatever code writes the rows are CheckConstraints; columns carry
+`comment=` so that an operator browsing the database sees what a column is for.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from decimal import Decimal
+from typing import Any, ClassVar
+
+from sqlalchemy import (
+    Boolean,
+    CheckConstraint,
+    Date,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    Numeric,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+from shelflife.adapters.db.types import UtcDateTime
+
+NAMING = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING)
+    type_annotation_map: ClassVar[dict[Any, Any]] = {
+        datetime: UtcDateTime(),
+        Decimal: Numeric(12, 2),
+        date: Date(),
+    }
+
+
+def pii(length: int | None = None, comment: str = "PII") -> Mapped[str | None]:
+    """A nullable PII text column; `length=None` means unbounded text."""
+    kind = Text() if length is None else String(length)
+    return mapped_column(kind, nullable=True, comment=comment)
+
+
+class Shop(Base):
+    __tablename__ = "shops"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(100), unique=True, comment="Seller's shop name")
+    time_zone: Mapped[str] = mapped_column(
+        String(64), comment="IANA zone in which retention calendar days are counted"
+    )
+    amazon_order_pattern: Mapped[str] = mapped_column(
+        String(200), comment="Regex that identifies Amazon orders by external order number"
+    )
+    retention_enabled: Mapped[bool] = mapped_column(
+        Boolean, default=False, comment="Archiving and masking run only when enabled"
+    )
+    created_at: Mapped[datetime]
+
+
+class ShopFeatureChange(Base):
+    """Who switched retention on or off, and when: operators and auditors ask."""
+
+    __tablename__ = "shop_feature_changes"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    shop_id: Mapped[int] = mapped_column(ForeignKey("shops.id"), index=True)
+    enabled: Mapped[bool] = mapped_column(Boolean)
+    changed_at: Mapped[datetime]
+    changed_by: Mapped[str] = mapped_column(String(100))
+
+
+class Customer(Base):
+    __tablename__ = "customers"
+    __table_args__ = (
+        CheckConstraint("channel IN ('amazon', 'shop')", name="channel"),
+        CheckConstraint("pii_revision >= 1", name="revision_positive"),
+        CheckConstraint(
+            "archived_revision IS NULL OR archived_revision <= pii_revision",
+            name="archive_not_ahead",
+        ),
+        CheckConstraint(
+            "retrieved_at IS NULL OR masked_at IS NOT NULL", name="retrieved_was_masked"
+        ),
+        UniqueConstraint("shop_id", "channel", "identity_digest", name="identity"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    shop_id: Mapped[int] = mapped_column(ForeignKey("shops.id"))
+    channel: Mapped[str] = mapped_column(
+        String(10), comment="amazon or shop; an Amazon buyer never shares a record with a shop one"
+    )
+    identity_digest: Mapped[str | None] = mapped_column(
+        String(64),
+        comment="Keyed hash of customer number or e-mail; cleared on masking to seal the record",
+    )
+    created_at: Mapped[datetime]
+
+    customer_nr_external: Mapped[str | None] = pii(100, "PII: CustomerNrExternal")
+    salutation: Mapped[str | None] = pii(30)
+    first_name: Mapped[str | None] = pii(100, "PII: SFirstName")
+    last_name: Mapped[str | None] = pii(100, "PII: SLastName")
+    name: Mapped[str | None] = pii(200, "PII: SName")
+    name2: Mapped[str | None] = pii(200, "PII: SName2")
+    company: Mapped[str | None] = pii(200)
+    address: Mapped[str | None] = pii(300, "PII: SAddress")
+    street: Mapped[str | None] = pii(200, "PII: SStreet")
+    house_nr: Mapped[str | None] = pii(20, "PII: SHouseNr")
+    zip: Mapped[str | None] = pii(20, "PII: SZIP")
+    city: Mapped[str | None] = pii(100, "PII: SCity")
+    state: Mapped[str | None] = pii(100, "PII: SState")
+    country: Mapped[str | None] = mapped_column(
+        String(100), comment="Kept after masking: needed for tax reports"
+    )
+    email: Mapped[str | None] = pii(254, "PII: CeMail")
+    phone: Mapped[str | None] = pii(50, "PII: CPhone")
+    fax: Mapped[str | None] = pii(50, "PII: CFax")
+    birth_date: Mapped[date | None] = mapped_column(Date, comment="PII")
+    note: Mapped[str | None] = pii(None, "PII: CNote")
+    history_note: Mapped[str | None] = pii(None, "PII: CHisNote")
+    card_name: Mapped[str | None] = pii(100, "PII: CardName")
+    card_nr: Mapped[str | None] = pii(40, "PII: CardNr")
+    card_exp: Mapped[str | None] = pii(10, "PII: CardExp")
+    account: Mapped[str | None] = pii(40, "PII: Account")
+    account_name: Mapped[str | None] = pii(100, "PII: AccName")
+
+    pii_revision: Mapped[int] = mapped_column(
+        Integer, default=1, comment="Bumped on every PII change anywhere in this buyer's rows"
+    )
+    archived_revision: Mapped[int | None] = mapped_column(
+        Integer, comment="Revision held by the newest verified archive copy"
+    )
+    archived_at: Mapped[datetime | None]
+    archive_failed_at: Mapped[datetime | None] = mapped_column(
+        comment="Last failed archive attempt; retried one day later"
+    )
+    archive_failure: Mapped[str | None] = mapped_column(
+        String(200), comment="Why the last archive failed (never contains PII)"
+    )
+    data_key_wrapped: Mapped[bytes | None] = mapped_column(
+        LargeBinary, comment="Per-buyer archive data key, wrapped by the master key"
+    )
+    data_key_master_id: Mapped[str | None] = mapped_column(String(64))
+    masked_at: Mapped[datetime | None] = mapped_column(comment="First masking")
+    retrieved_at: Mapped[datetime | None] = mapped_column(
+        comment="Last retrieval; read-only and masked again 30 days later"
+    )
+
+
+class Order(Base):
+    __tablename__ = "orders"
+    __table_args__ = (
+        UniqueConstraint("shop_id", "order_nr_external", name="number"),
+        Index("ix_orders_customer", "customer_id"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    shop_id: Mapped[int] = mapped_column(ForeignKey("shops.id"))
+    customer_id: Mapped[int] = mapped_column(ForeignKey("customers.id"))
+    order_nr_external: Mapped[str] = mapped_column(String(100))
+    is_amazon: Mapped[bool] = mapped_column(
+        Boolean, comment="Set at import from the order number; never changes"
+    )
+    ordered_at: Mapped[datetime]
+    shipped_at: Mapped[datetime | None]
+    cancelled_at: Mapped[datetime | None]
+    gift_message: Mapped[str | None] = pii(None, "PII: GiftMessage")
+    address_remarks: Mapped[str | None] = pii(None, "PII: Address_Remarks")
+    shop_note: Mapped[str | None] = pii(None, "PII: Shop_Note")
+    masked_at: Mapped[datetime | None]
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+
+
+class OrderItem(Base):
+    __tablename__ = "order_items"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    order_id: Mapped[int] = mapped_column(ForeignKey("orders.id"), index=True)
+    position: Mapped[int] = mapped_column(Integer)
+    sku: Mapped[str] = mapped_column(String(100))
+    title: Mapped[str] = mapped_column(String(500))
+    qty: Mapped[int] = mapped_column(Integer)
+    price: Mapped[Decimal]
+    __table_args__ = (CheckConstraint("qty > 0", name="qty_positive"),)
+
+
+class Address(Base):
+    __tablename__ = "addresses"
+    __table_args__ = (
+        CheckConstraint("kind IN ('billing', 'shipping')", name="kind"),
+        UniqueConstraint("order_id", "kind", name="one_per_kind"),
+        Index("ix_addresses_customer", "customer_id"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    customer_id: Mapped[int] = mapped_column(ForeignKey("customers.id"))
+    order_id: Mapped[int] = mapped_column(ForeignKey("orders.id"))
+    kind: Mapped[str] = mapped_column(String(10))
+    salutation: Mapped[str | None] = pii(30, "PII: Anrede")
+    name: Mapped[str | None] = pii(200, "PII: Name")
+    name2: Mapped[str | None] = pii(200, "PII: Name2")
+    first_name: Mapped[str | None] = pii(100, "PII: FirstName")
+    last_name: Mapped[str | None] = pii(100, "PII: LastName")
+    company: Mapped[str | None] = pii(200)
+    address: Mapped[str | None] = pii(300, "PII: Address")
+    street: Mapped[str | None] = pii(200, "PII: Street")
+    house_nr: Mapped[str | None] = pii(20, "PII: HouseNr")
+    city: Mapped[str | None] = pii(100, "PII: City")
+    state: Mapped[str | None] = pii(100, "PII: State")
+    zip: Mapped[str | None] = pii(20, "PII: ZIP")
+    country: Mapped[str | None] = mapped_column(
+        String(100), comment="Kept after masking: needed for tax reports"
+    )
+    contact: Mapped[str | None] = pii(200, "PII: Contact")
+    phone: Mapped[str | None] = pii(50, "PII: Phone")
+    phone2: Mapped[str | None] = pii(50, "PII: Phone2")
+    fax: Mapped[str | None] = pii(50, "PII: Fax")
+    fax2: Mapped[str | None] = pii(50, "PII: Fax2")
+    email: Mapped[str | None] = pii(254, "PII: eMail")
+    email2: Mapped[str | None] = pii(254, "PII: eMail2")
+    birth_date: Mapped[date | None] = mapped_column(Date, comment="PII: BirthDate")
+    note: Mapped[str | None] = pii(None, "PII: Note")
+    card_type: Mapped[str | None] = pii(30, "PII: ACardType")
+    card_name: Mapped[str | None] = pii(100, "PII: ACardName")
+    card_nr: Mapped[str | None] = pii(40, "PII: ACardNr")
+    card_exp: Mapped[str | None] = pii(10, "PII: ACardExp")
+    account: Mapped[str | None] = pii(40, "PII: AAccount")
+    account_name: Mapped[str | None] = pii(100, "PII: AAccName")
+    iban: Mapped[str | None] = pii(34, "PII: IBAN")
+    masked_at: Mapped[datetime | None]
+
+
+class AddressHistory(Base):
+    """Old values of an address field, recorded when a re-import changed it."""
+
+    __tablename__ = "address_history"
+    __table_args__ = (Index("ix_address_history_customer", "customer_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    address_id: Mapped[int] = mapped_column(ForeignKey("addresses.id"), index=True)
+    customer_id: Mapped[int] = mapped_column(ForeignKey("customers.id"))
+    recorded_at: Mapped[datetime]
+    field: Mapped[str] = mapped_column(String(40), comment="Column name; not PII")
+    old_value: Mapped[str | None] = pii(None, "PII: Addresses history")
+    masked_at: Mapped[datetime | None]
+
+
+class CustomerHistory(Base):
+    """Events in a buyer's life; `text` is free text and therefore PII."""
+
+    __tablename__ = "customer_history"
+    __table_args__ = (Index("ix_customer_history_customer", "customer_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    customer_id: Mapped[int] = mapped_column(ForeignKey("customers.id"))
+    order_id: Mapped[int | None] = mapped_column(ForeignKey("orders.id"))
+    recorded_at: Mapped[datetime]
+    event: Mapped[str] = mapped_column(String(30), comment="retrieved, masked, remasked, note")
+    user_name: Mapped[str | None] = mapped_column(String(100), comment="Staff member; not a buyer")
+    text: Mapped[str | None] = pii(None, "PII: Customer history")
+    masked_at: Mapped[datetime | None]
+
+
+class Invoice(Base):
+    __tablename__ = "invoices"
+    __table_args__ = (
+        UniqueConstraint("shop_id", "invoice_nr", name="number"),
+        Index("ix_invoices_customer", "customer_id"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    shop_id: Mapped[int] = mapped_column(ForeignKey("shops.id"))
+    customer_id: Mapped[int] = mapped_column(ForeignKey("customers.id"))
+    order_id: Mapped[int | None] = mapped_column(
+        ForeignKey("orders.id"), index=True, comment="NULL for a manual invoice"
+    )
+    invoice_nr: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime]
+    total: Mapped[Decimal]
+    billing_name: Mapped[str | None] = pii(200)
+    billing_address: Mapped[str | None] = pii(None)
+    masked_at: Mapped[datetime | None]
+
+
+class Credit(Base):
+    __tablename__ = "credits"
+    __table_args__ = (
+        UniqueConstraint("shop_id", "credit_nr", name="number"),
+        Index("ix_credits_customer", "customer_id"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    shop_id: Mapped[int] = mapped_column(ForeignKey("shops.id"))
+    customer_id: Mapped[int] = mapped_column(ForeignKey("customers.id"))
+    order_id: Mapped[int | None] = mapped_column(
+        ForeignKey("orders.id"), index=True, comment="NULL for a manual credit"
+    )
+    invoice_id: Mapped[int | None] = mapped_column(ForeignKey("invoices.id"))
+    credit_nr: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime]
+    total: Mapped[Decimal]
+    billing_name: Mapped[str | None] = pii(200)
+    billing_address: Mapped[str | None] = pii(None)
+    masked_at: Mapped[datetime | None]
+
+
+class ArchiveCopy(Base):
+    """One encrypted, read-back-verified snapshot of a buyer's PII in the archive store."""
+
+    __tablename__ = "archive_copies"
+    __table_args__ = (UniqueConstraint("customer_id", "revision", name="revision"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    customer_id: Mapped[int] = mapped_column(ForeignKey("customers.id"))
+    revision: Mapped[int] = mapped_column(Integer)
+    object_key: Mapped[str] = mapped_column(String(300))
+    ciphertext_sha256: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime]
+    verified_at: Mapped[datetime]
+
+
+class RetentionRun(Base):
+    """One execution of `shelflife run`: what an operator checks each morning."""
+
+    __tablename__ = "retention_runs"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    as_of: Mapped[datetime]
+    started_at: Mapped[datetime]
+    finished_at: Mapped[datetime | None]
+    archived: Mapped[int] = mapped_column(Integer, default=0)
+    archive_failed: Mapped[int] = mapped_column(Integer, default=0)
+    retried: Mapped[int] = mapped_column(Integer, default=0)
+    masked: Mapped[int] = mapped_column(Integer, default=0)
+    remasked: Mapped[int] = mapped_column(Integer, default=0)
+
+
+PII_TABLES: dict[str, type[Any]] = {
+    # typed loosely: callers use the shared columns id, customer_id and masked_at
+    "customers": Customer,
+    "addresses": Address,
+    "address_history": AddressHistory,
+    "customer_history": CustomerHistory,
+    "orders": Order,
+    "invoices": Invoice,
+    "credits": Credit,
+}

@@ -1,0 +1,70 @@
+"""Envelope encryption of archive objects: AES-256-GCM with a per-buyer data key.
+
+Object layout: b"SLF1", 4-byte header length, JSON header (no PII), 12-byte nonce, ciphertext.
+The header is authenticated as associated data, so it cannot be swapped between objects.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import secrets
+import struct
+
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+from shelflife.adapters.keys.master_key import LocalKeyProvider, WrappedKey
+from shelflife.domain.errors import ArchiveCorrupt
+
+MAGIC = b"SLF1"
+
+
+def new_data_key() -> bytes:
+    return secrets.token_bytes(32)
+
+
+def seal(
+    data_key: bytes, wrapped: WrappedKey, customer_id: int, revision: int, plaintext: bytes
+) -> bytes:
+    header = json.dumps(
+        {
+            "customer_id": customer_id,
+            "revision": revision,
+            "master_key_id": wrapped.master_key_id,
+            "wrapped_key": base64.b64encode(wrapped.blob).decode(),
+        },
+        sort_keys=True,
+    ).encode()
+    nonce = secrets.token_bytes(12)
+    body = AESGCM(data_key).encrypt(nonce, plaintext, header)
+    return MAGIC + struct.pack(">I", len(header)) + header + nonce + body
+
+
+def read_header(blob: bytes) -> tuple[dict[str, object], bytes, bytes, bytes]:
+    if blob[:4] != MAGIC or len(blob) < 8:
+        raise ArchiveCorrupt("archive object is not a shelflife archive object")
+    (length,) = struct.unpack(">I", blob[4:8])
+    header_bytes = blob[8 : 8 + length]
+    try:
+        header = json.loads(header_bytes)
+    except ValueError:
+        raise ArchiveCorrupt("archive object header is damaged") from None
+    rest = blob[8 + length :]
+    return header, header_bytes, rest[:12], rest[12:]
+
+
+def open_sealed(blob: bytes, keys: LocalKeyProvider, data_key: bytes | None = None) -> bytes:
+    """Decrypt an archive object; the data key comes from its own header unless given."""
+    header, header_bytes, nonce, body = read_header(blob)
+    if data_key is None:
+        wrapped = WrappedKey(
+            str(header["master_key_id"]), base64.b64decode(str(header["wrapped_key"]))
+        )
+        data_key = keys.unwrap(wrapped)
+    try:
+        return AESGCM(data_key).decrypt(nonce, body, header_bytes)
+    except InvalidTag:
+        raise ArchiveCorrupt(
+            "archive object failed authentication (damaged or wrong key)"
+        ) from None

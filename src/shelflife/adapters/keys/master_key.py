@@ -1,0 +1,95 @@
+"""The master key file: a 256-bit key that wraps every buyer's archive data key.
+
+Kept outside the database so that a stolen database dump alone cannot open the archive.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import secrets
+from dataclasses import dataclass
+from pathlib import Path
+
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+
+from shelflife.domain.errors import ArchiveCorrupt, KeyUnavailable
+
+
+@dataclass(frozen=True)
+class WrappedKey:
+    master_key_id: str
+    blob: bytes
+
+
+class LocalKeyProvider:
+    """Wraps data keys with a master key held in a local file (mode 0600).
+
+    A KMS-backed provider offers the same three methods; the rest of shelflife does not care.
+    """
+
+    def __init__(self, key_id: str, key: bytes) -> None:
+        if len(key) != 32:
+            raise KeyUnavailable("the master key must be 32 bytes (AES-256)")
+        self.key_id = key_id
+        self._aead = AESGCM(key)
+        self._identity_key = HKDF(
+            algorithm=hashes.SHA256(), length=32, salt=None, info=b"shelflife buyer identity"
+        ).derive(key)
+
+    @classmethod
+    def from_file(cls, path: Path) -> LocalKeyProvider:
+        try:
+            body = json.loads(path.read_text())
+            return cls(str(body["key_id"]), base64.b64decode(body["key"]))
+        except FileNotFoundError:
+            raise KeyUnavailable(
+                f"master key file {path} does not exist; run `shelflife init` or set "
+                "SHELFLIFE_MASTER_KEY_FILE"
+            ) from None
+        except PermissionError:
+            raise KeyUnavailable(f"master key file {path} is not readable") from None
+        except (ValueError, KeyError, TypeError):
+            raise KeyUnavailable(f"master key file {path} is not a shelflife key file") from None
+
+    @staticmethod
+    def create_file(path: Path) -> None:
+        """Write a new random key; never overwrites an existing file."""
+        path.parent.mkdir(parents=True, exist_ok=True)
+        body = {
+            "key_id": f"mk-{secrets.token_hex(4)}",
+            "key": base64.b64encode(secrets.token_bytes(32)).decode(),
+            "algorithm": "AES-256-GCM key wrap",
+        }
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as handle:
+            json.dump(body, handle)
+
+    def wrap(self, data_key: bytes) -> WrappedKey:
+        nonce = secrets.token_bytes(12)
+        return WrappedKey(self.key_id, nonce + self._aead.encrypt(nonce, data_key, self._aad()))
+
+    def unwrap(self, wrapped: WrappedKey) -> bytes:
+        if wrapped.master_key_id != self.key_id:
+            raise KeyUnavailable(
+                f"the archive was sealed with master key {wrapped.master_key_id}, but the "
+                f"configured key is {self.key_id}"
+            )
+        try:
+            return self._aead.decrypt(wrapped.blob[:12], wrapped.blob[12:], self._aad())
+        except Exception:
+            raise ArchiveCorrupt("a data key did not authenticate with the master key") from None
+
+    def identity_digest(self, text: str) -> str:
+        """Keyed hash that finds a buyer again without storing their e-mail in an index."""
+        from cryptography.hazmat.primitives import hmac
+
+        mac = hmac.HMAC(self._identity_key, hashes.SHA256())
+        mac.update(text.encode())
+        return mac.finalize().hex()
+
+    def _aad(self) -> bytes:
+        return b"shelflife data key:" + self.key_id.encode()

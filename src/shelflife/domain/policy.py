@@ -1,0 +1,262 @@
+"""The retention policy: when a buyer's PII is archived, masked, retried and masked again.
+
+Written once, here, as pure functions over plain facts. The database adapter translates the same
+cut-offs into set-based SQL for the nightly run; a property test keeps the two in agreement.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, time, timedelta
+from zoneinfo import ZoneInfo
+
+ARCHIVE_AFTER_DAYS = 29
+"""Archive the PII of an order shipped this many calendar days ago (one day before masking)."""
+
+MASK_AFTER_DAYS = 30
+"""Amazon allows PII for at most 30 days after shipping."""
+
+REMASK_AFTER_DAYS = 30
+"""Retrieved PII is masked again this many calendar days after retrieval."""
+
+RETRY_ARCHIVE_AFTER = timedelta(days=1)
+"""A failed archive becomes "ready for archiving" again after one day."""
+
+DEFAULT_TIME_ZONE = "Europe/Berlin"
+DEFAULT_AMAZON_ORDER_PATTERN = r"^\d{3}-\d{7}-\d{7}$"
+MAX_RETRIEVAL_REASON_LENGTH = 50
+
+
+class RetentionState(enum.StrEnum):
+    """Where one order's PII stands, in the words a customer-service agent sees."""
+
+    ACTIVE = "active"
+    READY_FOR_ARCHIVING = "ready_for_archiving"
+    ARCHIVE_FAILED = "archive_failed"
+    ARCHIVED = "archived"
+    MASKED = "masked"
+    RETRIEVED = "retrieved"
+
+
+class MaskBlocker(enum.StrEnum):
+    """Why a buyer whose shipment is over 30 days old still has unmasked PII."""
+
+    FEATURE_DISABLED = "feature disabled"
+    OPEN_ORDER = "open order"
+    YOUNG_ORDER = "order shipped less than 30 days ago"
+    YOUNG_INVOICE = "invoice or credit younger than 30 days"
+    ARCHIVE_FAILING = "archive failing"
+    NOT_ARCHIVED = "no verified archive of the current data yet"
+    REMASK_PENDING = "retrieved data awaiting re-mask archive"
+
+
+def local_date(instant: datetime, zone: ZoneInfo) -> date:
+    return instant.astimezone(zone).date()
+
+
+def start_of_local_day(day: date, zone: ZoneInfo) -> datetime:
+    return datetime.combine(day, time.min, tzinfo=zone).astimezone(UTC)
+
+
+def age_cutoff(as_of: datetime, days: int, zone: ZoneInfo) -> datetime:
+    """The instant before which an event is at least `days` calendar days old in `zone`.
+
+    An event on local date d is that old when d <= today - days, i.e. when it happened before
+    the local midnight that starts day (today - days + 1). Comparing instants with this cut-off
+    lets SQL apply calendar-day rules without knowing about time zones.
+    """
+    today = local_date(as_of, zone)
+    return start_of_local_day(today - timedelta(days=days - 1), zone)
+
+
+def due_on(event: datetime, days: int, zone: ZoneInfo) -> date:
+    """The local calendar day on which an event becomes `days` days old."""
+    return local_date(event, zone) + timedelta(days=days)
+
+
+@dataclass(frozen=True)
+class Cutoffs:
+    """All instants one run compares against, for one shop's time zone."""
+
+    as_of: datetime
+    archive_before: datetime
+    mask_before: datetime
+    remask_before: datetime
+    retry_failed_before: datetime
+
+    @classmethod
+    def for_shop(cls, as_of: datetime, zone: ZoneInfo) -> Cutoffs:
+        return cls(
+            as_of=as_of,
+            archive_before=age_cutoff(as_of, ARCHIVE_AFTER_DAYS, zone),
+            mask_before=age_cutoff(as_of, MASK_AFTER_DAYS, zone),
+            remask_before=age_cutoff(as_of, REMASK_AFTER_DAYS, zone),
+            retry_failed_before=as_of - RETRY_ARCHIVE_AFTER,
+        )
+
+
+@dataclass(frozen=True)
+class OrderFacts:
+    """What the policy needs to know about one order; no PII."""
+
+    shipped_at: datetime | None
+    cancelled_at: datetime | None
+    masked: bool = False
+
+    @property
+    def closed_at(self) -> datetime | None:
+        """Shipping ends an order's life; a cancelled, never-shipped order ends at cancellation."""
+        return self.shipped_at if self.shipped_at is not None else self.cancelled_at
+
+
+@dataclass(frozen=True)
+class CustomerFacts:
+    """What the policy needs to know about one buyer and all their orders and documents."""
+
+    is_amazon: bool
+    feature_enabled: bool
+    orders: tuple[OrderFacts, ...]
+    document_dates: tuple[datetime, ...]
+    pii_revision: int
+    archived_revision: int | None
+    archive_failed_at: datetime | None
+    masked_at: datetime | None
+    retrieved_at: datetime | None
+
+    @property
+    def is_masked(self) -> bool:
+        return self.masked_at is not None and self.retrieved_at is None
+
+    @property
+    def is_retrieved(self) -> bool:
+        return self.retrieved_at is not None
+
+    @property
+    def archive_is_current(self) -> bool:
+        """A verified archive copy holds exactly the PII the database holds now."""
+        return self.archived_revision is not None and self.archived_revision == self.pii_revision
+
+    def archive_backoff_over(self, cutoffs: Cutoffs) -> bool:
+        return (
+            self.archive_failed_at is None or self.archive_failed_at <= cutoffs.retry_failed_before
+        )
+
+
+def needs_archive(c: CustomerFacts, cutoffs: Cutoffs) -> bool:
+    """Due for (re-)archiving: an order closed 29+ days ago and PII not yet in a current copy."""
+    return (
+        c.feature_enabled
+        and c.is_amazon
+        and not c.is_masked
+        and not c.archive_is_current
+        and c.archive_backoff_over(cutoffs)
+        and any(o.closed_at is not None and o.closed_at < cutoffs.archive_before for o in c.orders)
+    )
+
+
+def is_retry(c: CustomerFacts, cutoffs: Cutoffs) -> bool:
+    """An archive that failed before and is now attempted again."""
+    return needs_archive(c, cutoffs) and c.archive_failed_at is not None
+
+
+def mask_blockers(c: CustomerFacts, cutoffs: Cutoffs) -> list[MaskBlocker]:
+    """Everything that keeps an unmasked, unretrieved buyer's PII in the database."""
+    blockers: list[MaskBlocker] = []
+    if not c.feature_enabled:
+        blockers.append(MaskBlocker.FEATURE_DISABLED)
+    if any(o.closed_at is None for o in c.orders):
+        blockers.append(MaskBlocker.OPEN_ORDER)
+    if any(o.closed_at is not None and o.closed_at >= cutoffs.mask_before for o in c.orders):
+        blockers.append(MaskBlocker.YOUNG_ORDER)
+    if any(d >= cutoffs.mask_before for d in c.document_dates):
+        blockers.append(MaskBlocker.YOUNG_INVOICE)
+    if not c.archive_is_current:
+        if c.archive_failed_at is not None:
+            blockers.append(MaskBlocker.ARCHIVE_FAILING)
+        else:
+            blockers.append(MaskBlocker.NOT_ARCHIVED)
+    return blockers
+
+
+def can_mask(c: CustomerFacts, cutoffs: Cutoffs) -> bool:
+    """All orders closed 30+ days ago, all documents 30+ days old, and a current verified copy."""
+    return (
+        c.is_amazon
+        and c.masked_at is None
+        and not c.is_retrieved
+        and len(c.orders) > 0
+        and not mask_blockers(c, cutoffs)
+    )
+
+
+def can_remask(c: CustomerFacts, cutoffs: Cutoffs) -> bool:
+    """Retrieved 30+ calendar days ago and everything now in the database is in a current copy."""
+    return (
+        c.feature_enabled
+        and c.retrieved_at is not None
+        and c.retrieved_at < cutoffs.remask_before
+        and c.archive_is_current
+    )
+
+
+def overdue(c: CustomerFacts, cutoffs: Cutoffs) -> bool:
+    """Unmasked Amazon PII more than 30 days after a shipment: what compliance reports."""
+    if not c.is_amazon or c.is_masked:
+        return False
+    if c.is_retrieved:
+        return c.retrieved_at is not None and c.retrieved_at < cutoffs.remask_before
+    return any(o.closed_at is not None and o.closed_at < cutoffs.mask_before for o in c.orders)
+
+
+def compliance_reasons(c: CustomerFacts, cutoffs: Cutoffs) -> list[str]:
+    """Human-readable reasons an overdue buyer is not masked yet."""
+    if c.is_retrieved:
+        reasons = [] if c.feature_enabled else [MaskBlocker.FEATURE_DISABLED.value]
+        if not c.archive_is_current:
+            if c.archive_failed_at is not None:
+                reasons.append(
+                    f"{MaskBlocker.ARCHIVE_FAILING.value} since {c.archive_failed_at.isoformat()}"
+                )
+            else:
+                reasons.append(MaskBlocker.REMASK_PENDING.value)
+        return reasons or ["re-mask due at the next run"]
+    reasons = []
+    for blocker in mask_blockers(c, cutoffs):
+        if blocker is MaskBlocker.ARCHIVE_FAILING and c.archive_failed_at is not None:
+            reasons.append(f"{blocker.value} since {c.archive_failed_at.isoformat()}")
+        else:
+            reasons.append(blocker.value)
+    return reasons or ["mask due at the next run"]
+
+
+def order_state(
+    c: CustomerFacts, order: OrderFacts, is_amazon_order: bool, cutoffs: Cutoffs
+) -> RetentionState:
+    """The state one order shows; derived from facts, so it is right between runs too."""
+    if order.masked:
+        return RetentionState.MASKED
+    if c.is_retrieved:
+        return RetentionState.RETRIEVED
+    if not is_amazon_order or order.closed_at is None:
+        return RetentionState.ACTIVE
+    if c.archive_is_current:
+        return RetentionState.ARCHIVED
+    if c.archive_failed_at is not None and not c.archive_backoff_over(cutoffs):
+        return RetentionState.ARCHIVE_FAILED
+    if c.feature_enabled and order.closed_at < cutoffs.archive_before:
+        return RetentionState.READY_FOR_ARCHIVING
+    return RetentionState.ACTIVE
+
+
+def validate_retrieval_reason(reason: str) -> str:
+    """The reason lands in the customer history: required, at most 50 characters."""
+    cleaned = reason.strip()
+    if not cleaned:
+        raise ValueError("a reason is required (1 to 50 characters)")
+    if len(cleaned) > MAX_RETRIEVAL_REASON_LENGTH:
+        raise ValueError(
+            f"the reason has {len(cleaned)} characters; at most "
+            f"{MAX_RETRIEVAL_REASON_LENGTH} are allowed"
+        )
+    return cleaned

@@ -1,0 +1,320 @@
+"""Import records: one order (or a manual invoice/credit) as the seller's system sends it.
+
+Parsing is strict and explains itself: every problem names the field path and what was expected,
+never the offending value (which may be PII).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+from shelflife.domain.clock import ensure_aware
+
+CUSTOMER_KEYS = (
+    "customer_nr_external",
+    "salutation",
+    "first_name",
+    "last_name",
+    "company",
+    "email",
+    "phone",
+    "fax",
+    "birth_date",
+    "note",
+)
+ADDRESS_KEYS = (
+    "salutation",
+    "first_name",
+    "last_name",
+    "name2",
+    "company",
+    "street",
+    "house_nr",
+    "zip",
+    "city",
+    "state",
+    "country",
+    "phone",
+    "email",
+)
+PAYMENT_KEYS = ("card_type", "card_name", "card_nr", "card_exp", "account", "account_name", "iban")
+ORDER_TEXT_KEYS = ("gift_message", "address_remarks", "shop_note")
+MAX_TEXT = 2000
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)  # placeholder only used when parsing already failed
+
+
+class RecordError(ValueError):
+    """One or more problems in one import line; each names a field path."""
+
+    def __init__(self, problems: list[str]) -> None:
+        super().__init__("; ".join(problems))
+        self.problems = problems
+
+
+@dataclass(frozen=True)
+class Item:
+    sku: str
+    title: str
+    qty: int
+    price: Decimal
+
+
+@dataclass(frozen=True)
+class Document:
+    """An invoice or credit note. `invoice_nr` on a credit names the invoice it corrects."""
+
+    number: str
+    created_at: datetime
+    total: Decimal
+    invoice_nr: str | None = None
+
+
+@dataclass(frozen=True)
+class OrderRecord:
+    shop: str
+    order_nr_external: str
+    ordered_at: datetime
+    shipped_at: datetime | None
+    cancelled_at: datetime | None
+    customer: dict[str, str | date | None]
+    billing_address: dict[str, str | None]
+    shipping_address: dict[str, str | None]
+    payment: dict[str, str | None]
+    texts: dict[str, str | None]
+    items: tuple[Item, ...] = ()
+    invoices: tuple[Document, ...] = ()
+    credits: tuple[Document, ...] = ()
+    has_shipping_address: bool = False
+
+
+@dataclass(frozen=True)
+class ManualDocumentRecord:
+    """An invoice or credit written for a buyer outside any order (e.g. a goodwill credit)."""
+
+    kind: str  # "manual_invoice" or "manual_credit"
+    shop: str
+    customer_of_order: str
+    document: Document
+
+
+@dataclass
+class _Parser:
+    problems: list[str] = field(default_factory=list)
+
+    def text(
+        self,
+        obj: dict[str, Any],
+        key: str,
+        path: str,
+        required: bool = False,
+        max_len: int = MAX_TEXT,
+    ) -> str | None:
+        value = obj.get(key)
+        where = f"{path}{key}"
+        if value is None:
+            if required:
+                self.problems.append(f"{where}: is required")
+            return None
+        if not isinstance(value, str):
+            self.problems.append(f"{where}: must be a string, got {type(value).__name__}")
+            return None
+        if required and not value.strip():
+            self.problems.append(f"{where}: must not be empty")
+            return None
+        if len(value) > max_len:
+            self.problems.append(f"{where}: longer than {max_len} characters")
+            return None
+        return value
+
+    def instant(
+        self, obj: dict[str, Any], key: str, path: str, required: bool = False
+    ) -> datetime | None:
+        raw = self.text(obj, key, path, required=required, max_len=64)
+        if raw is None:
+            return None
+        try:
+            parsed = datetime.fromisoformat(raw.replace("Z", "+00:00"))
+            return ensure_aware(parsed)
+        except ValueError:
+            self.problems.append(
+                f"{path}{key}: not an ISO 8601 timestamp with offset "
+                "(e.g. 2026-01-01T09:00:00+01:00)"
+            )
+            return None
+
+    def day(self, obj: dict[str, Any], key: str, path: str) -> date | None:
+        raw = self.text(obj, key, path, max_len=10)
+        if raw is None or raw == "":
+            return None
+        try:
+            return date.fromisoformat(raw)
+        except ValueError:
+            self.problems.append(f"{path}{key}: not a date of the form YYYY-MM-DD")
+            return None
+
+    def money(self, obj: dict[str, Any], key: str, path: str) -> Decimal:
+        value = obj.get(key)
+        if value is None:
+            self.problems.append(f"{path}{key}: is required")
+            return Decimal(0)
+        try:
+            amount = Decimal(str(value))
+        except InvalidOperation:
+            self.problems.append(f"{path}{key}: not a decimal amount like 19.99")
+            return Decimal(0)
+        if not amount.is_finite() or abs(amount) >= Decimal("1e10"):
+            self.problems.append(f"{path}{key}: not a decimal amount like 19.99")
+            return Decimal(0)
+        return amount.quantize(Decimal("0.01"))
+
+    def mapping(
+        self, obj: dict[str, Any], key: str, path: str, allowed: tuple[str, ...]
+    ) -> dict[str, Any]:
+        value = obj.get(key)
+        if value is None:
+            return {}
+        if not isinstance(value, dict):
+            self.problems.append(f"{path}{key}: must be an object")
+            return {}
+        unknown = sorted(set(value) - set(allowed))
+        if unknown:
+            self.problems.append(f"{path}{key}: unknown field(s) {', '.join(unknown)}")
+        return value
+
+    def texts(self, obj: dict[str, Any], keys: tuple[str, ...], path: str) -> dict[str, str | None]:
+        return {k: self.text(obj, k, path) for k in keys}
+
+    def listing(self, obj: dict[str, Any], key: str) -> list[Any]:
+        value = obj.get(key)
+        if value is None:
+            return []
+        if not isinstance(value, list):
+            self.problems.append(f"{key}: must be a list")
+            return []
+        for i, entry in enumerate(value):
+            if not isinstance(entry, dict):
+                self.problems.append(f"{key}[{i}]: must be an object")
+                return []
+        return value
+
+    def document(self, obj: dict[str, Any], number_key: str, path: str) -> Document:
+        number = self.text(obj, number_key, path, required=True, max_len=64) or ""
+        created = self.instant(obj, "created_at", path, required=True)
+        total = self.money(obj, "total", path)
+        ref = self.text(obj, "invoice_nr", path, max_len=64) if number_key == "credit_nr" else None
+        return Document(number, created or _EPOCH, total, ref)
+
+
+def parse_record(obj: object) -> OrderRecord | ManualDocumentRecord:
+    """Validate one decoded JSON line; raise RecordError listing every problem found."""
+    if not isinstance(obj, dict):
+        raise RecordError(["line: must be a JSON object"])
+    kind = obj.get("type", "order")
+    if kind in ("manual_invoice", "manual_credit"):
+        return _parse_manual(obj, kind)
+    if kind != "order":
+        raise RecordError(["type: must be order, manual_invoice or manual_credit"])
+    p = _Parser()
+    shop = p.text(obj, "shop", "", required=True, max_len=100)
+    nr = p.text(obj, "order_nr_external", "", required=True, max_len=100)
+    ordered_at = p.instant(obj, "ordered_at", "", required=True)
+    shipped_at = p.instant(obj, "shipped_at", "")
+    cancelled_at = p.instant(obj, "cancelled_at", "")
+    cust = p.mapping(obj, "customer", "", CUSTOMER_KEYS)
+    customer: dict[str, str | date | None] = {
+        k: p.text(cust, k, "customer.") for k in CUSTOMER_KEYS if k != "birth_date"
+    }
+    customer["birth_date"] = p.day(cust, "birth_date", "customer.")
+    billing = p.texts(
+        p.mapping(obj, "billing_address", "", ADDRESS_KEYS), ADDRESS_KEYS, "billing_address."
+    )
+    shipping_raw = p.mapping(obj, "shipping_address", "", ADDRESS_KEYS)
+    shipping = p.texts(shipping_raw, ADDRESS_KEYS, "shipping_address.")
+    payment = p.texts(p.mapping(obj, "payment", "", PAYMENT_KEYS), PAYMENT_KEYS, "payment.")
+    texts = p.texts(obj, ORDER_TEXT_KEYS, "")
+    items = []
+    for i, raw in enumerate(p.listing(obj, "items")):
+        path = f"items[{i}]."
+        qty = raw.get("qty", 1)
+        if not isinstance(qty, int) or isinstance(qty, bool) or not 0 < qty < 1_000_000:
+            p.problems.append(f"{path}qty: must be a positive whole number")
+            qty = 1
+        items.append(
+            Item(
+                p.text(raw, "sku", path, max_len=100) or "",
+                p.text(raw, "title", path, max_len=500) or "",
+                qty,
+                p.money(raw, "price", path),
+            )
+        )
+    invoices = [
+        p.document(raw, "invoice_nr", f"invoices[{i}].")
+        for i, raw in enumerate(p.listing(obj, "invoices"))
+    ]
+    credits = [
+        p.document(raw, "credit_nr", f"credits[{i}].")
+        for i, raw in enumerate(p.listing(obj, "credits"))
+    ]
+    if ordered_at and shipped_at and shipped_at < ordered_at:
+        p.problems.append("shipped_at: is before ordered_at")
+    _unique(p, [d.number for d in invoices], "invoices", "invoice_nr")
+    _unique(p, [d.number for d in credits], "credits", "credit_nr")
+    if p.problems:
+        raise RecordError(p.problems)
+    if shop is None or nr is None or ordered_at is None:  # pragma: no cover - reported above
+        raise RecordError(["line: required fields missing"])
+    return OrderRecord(
+        shop=shop,
+        order_nr_external=nr.strip(),
+        ordered_at=ordered_at,
+        shipped_at=shipped_at,
+        cancelled_at=cancelled_at,
+        customer=customer,
+        billing_address=billing,
+        shipping_address=shipping,
+        payment=payment,
+        texts=texts,
+        items=tuple(items),
+        invoices=tuple(invoices),
+        credits=tuple(credits),
+        has_shipping_address=bool(shipping_raw),
+    )
+
+
+def _unique(p: _Parser, numbers: list[str], key: str, field_name: str) -> None:
+    seen: set[str] = set()
+    for i, number in enumerate(numbers):
+        if number and number in seen:
+            p.problems.append(f"{key}[{i}].{field_name}: appears twice in this order")
+        seen.add(number)
+
+
+def _parse_manual(obj: dict[str, Any], kind: str) -> ManualDocumentRecord:
+    p = _Parser()
+    shop = p.text(obj, "shop", "", required=True, max_len=100)
+    order = p.text(obj, "customer_of_order", "", required=True, max_len=100)
+    doc = p.document(obj, "invoice_nr" if kind == "manual_invoice" else "credit_nr", "")
+    if p.problems:
+        raise RecordError(p.problems)
+    if shop is None or order is None:  # pragma: no cover - reported above
+        raise RecordError(["line: required fields missing"])
+    return ManualDocumentRecord(kind, shop, order.strip(), doc)
+
+
+def is_amazon_order_number(order_nr: str, pattern: str) -> bool:
+    """Amazon orders are recognised at import by their external order number alone."""
+    return re.fullmatch(pattern, order_nr) is not None
+
+
+def full_name(first: str | None, last: str | None) -> str | None:
+    joined = " ".join(part for part in (first, last) if part)
+    return joined or None
+
+
+def address_line(street: str | None, house_nr: str | None) -> str | None:
+    joined = " ".join(part for part in (street, house_nr) if part)
+    return joined or None

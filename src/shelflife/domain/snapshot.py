@@ -1,0 +1,96 @@
+"""The archive snapshot of one buyer: every unmasked PII value, keyed by table and row.
+
+A snapshot holds only rows that were unmasked when it was taken. Masked rows were captured by an
+earlier copy, so retrieval merges all verified copies, newest first, row by row.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import date
+from typing import Any
+
+from shelflife.domain.masking import MASK_PROFILE, MaskKind
+
+Row = dict[str, str | None]
+"""Column -> value; dates are ISO strings so that the encoding is canonical."""
+
+FORMAT_VERSION = 1
+
+
+@dataclass
+class CustomerSnapshot:
+    customer_id: int
+    revision: int
+    rows: dict[str, dict[int, Row]] = field(default_factory=dict)
+
+    def add(self, table: str, row_id: int, values: Mapping[str, object]) -> None:
+        self.rows.setdefault(table, {})[row_id] = {
+            f.column: _encode(values.get(f.column)) for f in MASK_PROFILE[table]
+        }
+
+    def to_bytes(self) -> bytes:
+        """Canonical JSON: the same data always gives the same bytes, so read-back can compare."""
+        body = {
+            "format": FORMAT_VERSION,
+            "customer_id": self.customer_id,
+            "revision": self.revision,
+            "rows": {
+                t: {str(k): v for k, v in sorted(rows.items())}
+                for t, rows in sorted(self.rows.items())
+            },
+        }
+        return json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> CustomerSnapshot:
+        body: dict[str, Any] = json.loads(data.decode())
+        if body.get("format") != FORMAT_VERSION:
+            raise ValueError("unknown archive snapshot format")
+        snap = cls(int(body["customer_id"]), int(body["revision"]))
+        for table, rows in body["rows"].items():
+            if table not in MASK_PROFILE:
+                raise ValueError("archive snapshot names an unknown table")
+            snap.rows[table] = {int(k): dict(v) for k, v in rows.items()}
+        return snap
+
+    def values(self) -> Iterable[str]:
+        """Every non-empty value; what tests search raw bytes for."""
+        for rows in self.rows.values():
+            for row in rows.values():
+                yield from (v for v in row.values() if v)
+
+
+def merge_newest_first(copies: Iterable[CustomerSnapshot]) -> dict[str, dict[int, Row]]:
+    """Latest known values of every row: the newest copy that holds a row wins for that row."""
+    merged: dict[str, dict[int, Row]] = {}
+    for snap in sorted(copies, key=lambda s: s.revision, reverse=True):
+        for table, rows in snap.rows.items():
+            target = merged.setdefault(table, {})
+            for row_id, row in rows.items():
+                target.setdefault(row_id, row)
+    return merged
+
+
+def decode(table: str, row: Row) -> dict[str, object]:
+    """Turn archived strings back into column values (dates back into `date`)."""
+    out: dict[str, object] = {}
+    kinds = {f.column: f.kind for f in MASK_PROFILE[table]}
+    for column, value in row.items():
+        if column not in kinds:
+            continue
+        if value is not None and kinds[column] is MaskKind.DATE:
+            out[column] = date.fromisoformat(value)
+        else:
+            out[column] = value
+    return out
+
+
+def _encode(value: object) -> str | None:
+    if value is None:
+        return None
+    if isinstance(value, date):
+        return value.isoformat()
+    return str(value)

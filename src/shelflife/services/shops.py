@@ -1,0 +1,91 @@
+"""Shop settings: the retention feature switch (off until enabled), time zone, Amazon pattern."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import datetime
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from sqlalchemy import insert, select, update
+
+from shelflife.adapters.db.tables import Order, Shop, ShopFeatureChange
+from shelflife.bootstrap import App
+from shelflife.domain.errors import InvalidInput, UnknownOrder, UnknownShop
+
+
+@dataclass(frozen=True)
+class ShopView:
+    name: str
+    time_zone: str
+    amazon_order_pattern: str
+    retention_enabled: bool
+
+
+def list_shops(app: App) -> list[ShopView]:
+    with app.engine.connect() as conn:
+        return [
+            ShopView(r.name, r.time_zone, r.amazon_order_pattern, r.retention_enabled)
+            for r in conn.execute(select(Shop.__table__).order_by(Shop.name)).all()
+        ]
+
+
+def set_feature(app: App, shop: str, enabled: bool, user: str) -> bool:
+    """Switch retention for a shop and record who did it; returns whether anything changed."""
+    with app.engine.begin() as conn:
+        row = conn.execute(select(Shop.id, Shop.retention_enabled).where(Shop.name == shop)).first()
+        if row is None:
+            raise UnknownShop(shop)
+        if bool(row.retention_enabled) == enabled:
+            return False
+        now = app.clock.now()
+        conn.execute(update(Shop).where(Shop.id == row.id).values(retention_enabled=enabled))
+        conn.execute(
+            insert(ShopFeatureChange).values(
+                shop_id=row.id, enabled=enabled, changed_at=now, changed_by=user
+            )
+        )
+        return True
+
+
+def configure_shop(app: App, shop: str, time_zone: str | None, amazon_pattern: str | None) -> None:
+    """Change how days are counted or how Amazon orders are recognised for future imports."""
+    values: dict[str, str] = {}
+    if time_zone is not None:
+        try:
+            ZoneInfo(time_zone)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise InvalidInput(
+                f"--time-zone: {time_zone!r} is not an IANA time zone such as Europe/Berlin"
+            ) from None
+        values["time_zone"] = time_zone
+    if amazon_pattern is not None:
+        try:
+            re.compile(amazon_pattern)
+        except re.error as exc:
+            raise InvalidInput(
+                f"--amazon-pattern: not a valid regular expression ({exc})"
+            ) from None
+        values["amazon_order_pattern"] = amazon_pattern
+    if not values:
+        raise InvalidInput("nothing to change: give --time-zone and/or --amazon-pattern")
+    with app.engine.begin() as conn:
+        if conn.execute(update(Shop).where(Shop.name == shop).values(**values)).rowcount == 0:
+            raise UnknownShop(shop)
+
+
+def ship_order(app: App, order_nr: str, at: datetime, shop: str | None = None) -> None:
+    with app.engine.begin() as conn:
+        query = select(Order.id, Order.ordered_at).where(Order.order_nr_external == order_nr)
+        if shop is not None:
+            query = query.join(Shop, Shop.id == Order.shop_id).where(Shop.name == shop)
+        rows = conn.execute(query).all()
+        if not rows:
+            raise UnknownOrder(order_nr)
+        if len(rows) > 1:
+            raise InvalidInput(f"order number {order_nr!r} exists in several shops; give --shop")
+        if at < rows[0].ordered_at:
+            raise InvalidInput("--at: the shipping time is before the order time")
+        conn.execute(
+            update(Order).where(Order.id == rows[0].id).values(shipped_at=at, updated_at=at)
+        )

@@ -1,0 +1,1 @@
+"""Importable so that test modules in different folders may share a name."""
