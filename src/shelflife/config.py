@@ -26,6 +26,9 @@ class Settings(BaseSettings):
     archive_url: str | None = Field(default=None, description="file:// URL of the archive")
     master_key_file: Path | None = Field(default=None, description="Path of the master key")
     batch_size: int = Field(default=1000, ge=1, le=100_000, description="Rows per batch")
+    archive_workers: int = Field(
+        default=8, ge=1, le=64, description="Archive copies written in parallel per batch"
+    )
 
     @property
     def resolved_database_url(self) -> str:

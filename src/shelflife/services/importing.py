@@ -7,12 +7,21 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+from sqlalchemy import Connection
 from sqlalchemy.exc import IntegrityError
 
+from shelflife.adapters.db.bulk_orders import create_orders, existing_orders
 from shelflife.adapters.db.order_writer import OrderWriter, Outcome
 from shelflife.bootstrap import App
 from shelflife.domain.errors import InvalidInput
-from shelflife.domain.records import OrderRecord, RecordError, parse_record
+from shelflife.domain.records import (
+    ManualDocumentRecord,
+    OrderRecord,
+    RecordError,
+    parse_record,
+)
+
+Record = OrderRecord | ManualDocumentRecord
 
 
 @dataclass
@@ -47,16 +56,19 @@ class ImportReport:
 
 
 def import_lines(app: App, lines: Iterable[str], batch_size: int | None = None) -> ImportReport:
-    """Apply each line in its own savepoint; commit every `batch_size` lines."""
+    """Import JSON Lines; each batch of `batch_size` lines is one transaction.
+
+    New orders of a batch are inserted set-based; updates, manual documents and any batch whose
+    bulk insert hits a database conflict go line by line, each in its own savepoint, so one bad
+    line never takes good lines down with it.
+    """
     report = ImportReport()
     size = batch_size or app.settings.batch_size
-    now = app.clock.now()
     identity = app.keys.identity_digest
-    pending = 0
-    conn = app.engine.connect()
-    try:
-        tx = conn.begin()
-        writer = OrderWriter(conn, identity, now)
+    with app.engine.connect() as conn:
+        writer = OrderWriter(conn, identity, app.clock.now())
+        batch: list[tuple[int, Record]] = []
+        keys: set[tuple[str, str]] = set()
         for number, raw in enumerate(lines, start=1):
             if not raw.strip():
                 continue
@@ -70,38 +82,76 @@ def import_lines(app: App, lines: Iterable[str], batch_size: int | None = None) 
             except RecordError as exc:
                 report.refused.append(LineProblem(number, str(exc)))
                 continue
-            savepoint = conn.begin_nested()
-            try:
-                if isinstance(record, OrderRecord):
-                    outcome = writer.apply(record)
-                else:
-                    outcome = writer.apply_manual(record)
-                savepoint.commit()
-            except InvalidInput as exc:
-                savepoint.rollback()
-                report.refused.append(LineProblem(number, str(exc)))
-                continue
-            except IntegrityError:
-                savepoint.rollback()
-                writer.shops.clear()
-                report.refused.append(
-                    LineProblem(
-                        number,
-                        "conflicts with stored data (an invoice or credit number already "
-                        "belongs to another order of this shop)",
-                    )
-                )
-                continue
-            _count(report, number, outcome)
-            pending += 1
-            if pending >= size:
-                tx.commit()
-                tx = conn.begin()
-                pending = 0
-        tx.commit()
-    finally:
-        conn.close()
+            if isinstance(record, OrderRecord):
+                key = (record.shop, record.order_nr_external)
+                if key in keys:  # the same order twice in a batch: apply the first one first
+                    _flush(conn, writer, batch, report)
+                    batch, keys = [], set()
+                keys.add(key)
+            batch.append((number, record))
+            if len(batch) >= size:
+                _flush(conn, writer, batch, report)
+                batch, keys = [], set()
+        _flush(conn, writer, batch, report)
     return report
+
+
+def _flush(
+    conn: Connection, writer: OrderWriter, batch: list[tuple[int, Record]], report: ImportReport
+) -> None:
+    if not batch:
+        return
+    with conn.begin():
+        orders = [r for _, r in batch if isinstance(r, OrderRecord)]
+        known = existing_orders(writer, orders)
+        new = [r for r in orders if (r.shop, r.order_nr_external) not in known]
+        savepoint = conn.begin_nested()
+        try:
+            create_orders(writer, new)
+            savepoint.commit()
+            bulk_done = True
+        except IntegrityError:
+            savepoint.rollback()
+            writer.shops.clear()
+            bulk_done = False
+        for number, record in batch:
+            if (
+                bulk_done
+                and isinstance(record, OrderRecord)
+                and (record.shop, record.order_nr_external) not in known
+            ):
+                _count(report, number, Outcome.CREATED)
+                continue
+            _apply_one(conn, writer, number, record, report)
+
+
+def _apply_one(
+    conn: Connection, writer: OrderWriter, number: int, record: Record, report: ImportReport
+) -> None:
+    savepoint = conn.begin_nested()
+    try:
+        if isinstance(record, OrderRecord):
+            outcome = writer.apply(record)
+        else:
+            outcome = writer.apply_manual(record)
+        savepoint.commit()
+    except InvalidInput as exc:
+        savepoint.rollback()
+        writer.shops.clear()
+        report.refused.append(LineProblem(number, str(exc)))
+        return
+    except IntegrityError:
+        savepoint.rollback()
+        writer.shops.clear()
+        report.refused.append(
+            LineProblem(
+                number,
+                "conflicts with stored data (an invoice or credit number already "
+                "belongs to another order of this shop)",
+            )
+        )
+        return
+    _count(report, number, outcome)
 
 
 def _count(report: ImportReport, number: int, outcome: Outcome) -> None:
