@@ -36,7 +36,7 @@ class Settings(BaseSettings):
 
     @property
     def resolved_archive_url(self) -> str:
-        return self.archive_url or f"file://{self.home.resolve() / 'archive'}"
+        return self.archive_url or (self.home.resolve() / "archive").as_uri()
 
     @property
     def resolved_master_key_file(self) -> Path:

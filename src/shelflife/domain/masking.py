@@ -137,7 +137,8 @@ MASK_PROFILE: dict[str, tuple[PiiField, ...]] = {
     "invoices": INVOICE_FIELDS,
     "credits": CREDIT_FIELDS,
 }
-"""Table name -> its PII columns. Every table here has `customer_id` and `masked_at` columns."""
+"""Table name -> its PII columns. Every table here has a `masked_at` column and a `customer_id`
+column, except `customers`, whose own `id` is the customer id."""
 
 
 def all_fields() -> tuple[PiiField, ...]:

@@ -6,7 +6,7 @@ import os
 import tempfile
 from pathlib import Path
 from typing import Protocol
-from urllib.parse import urlparse
+from urllib.parse import unquote, urlparse
 
 from shelflife.domain.errors import ArchiveUnavailable, InvalidInput
 
@@ -70,13 +70,19 @@ class LocalFolderArchive:
             ) from None
 
     def describe(self) -> str:
-        return f"file://{self.root}"
+        return self.root.resolve().as_uri()
 
 
 def archive_from_url(url: str) -> LocalFolderArchive:
     parsed = urlparse(url)
     if parsed.scheme == "file":
-        return LocalFolderArchive(Path(parsed.path))
+        # file://archive would silently mean the current folder: the host part is not a path
+        if parsed.netloc not in ("", "localhost") or not parsed.path.startswith("/"):
+            raise InvalidInput(
+                "SHELFLIFE_ARCHIVE_URL: a file URL needs an absolute local path, "
+                "e.g. file:///var/lib/shelflife/archive"
+            )
+        return LocalFolderArchive(Path(unquote(parsed.path)))
     if parsed.scheme == "s3":
         raise InvalidInput(
             "SHELFLIFE_ARCHIVE_URL: the S3 archive backend is not available in this version; "

@@ -50,7 +50,11 @@ def read_header(blob: bytes) -> tuple[dict[str, object], bytes, bytes, bytes]:
         header = json.loads(header_bytes)
     except ValueError:
         raise ArchiveCorrupt("archive object header is damaged") from None
+    if not isinstance(header, dict):
+        raise ArchiveCorrupt("archive object header is damaged")
     rest = blob[8 + length :]
+    if len(rest) < 12 + 16:  # nonce and GCM tag
+        raise ArchiveCorrupt("archive object is truncated")
     return header, header_bytes, rest[:12], rest[12:]
 
 
@@ -58,9 +62,13 @@ def open_sealed(blob: bytes, keys: LocalKeyProvider, data_key: bytes | None = No
     """Decrypt an archive object; the data key comes from its own header unless given."""
     header, header_bytes, nonce, body = read_header(blob)
     if data_key is None:
-        wrapped = WrappedKey(
-            str(header["master_key_id"]), base64.b64decode(str(header["wrapped_key"]))
-        )
+        key_id, wrapped_key = header.get("master_key_id"), header.get("wrapped_key")
+        if not isinstance(key_id, str) or not isinstance(wrapped_key, str):
+            raise ArchiveCorrupt("archive object header is damaged")
+        try:
+            wrapped = WrappedKey(key_id, base64.b64decode(wrapped_key, validate=True))
+        except ValueError:
+            raise ArchiveCorrupt("archive object header is damaged") from None
         data_key = keys.unwrap(wrapped)
     try:
         return AESGCM(data_key).decrypt(nonce, body, header_bytes)

@@ -44,7 +44,7 @@ class LocalKeyProvider:
     def from_file(cls, path: Path) -> LocalKeyProvider:
         try:
             body = json.loads(path.read_text())
-            return cls(str(body["key_id"]), base64.b64decode(body["key"]))
+            key_id, key = str(body["key_id"]), base64.b64decode(body["key"], validate=True)
         except FileNotFoundError:
             raise KeyUnavailable(
                 f"master key file {path} does not exist; run `shelflife init` or set "
@@ -52,19 +52,34 @@ class LocalKeyProvider:
             ) from None
         except PermissionError:
             raise KeyUnavailable(f"master key file {path} is not readable") from None
+        except OSError as exc:
+            raise KeyUnavailable(f"cannot read master key file {path}: {exc.strerror}") from None
         except (ValueError, KeyError, TypeError):
             raise KeyUnavailable(f"master key file {path} is not a shelflife key file") from None
+        if len(key) != 32:
+            raise KeyUnavailable(f"master key file {path} does not hold a 32-byte (AES-256) key")
+        return cls(key_id, key)
 
     @staticmethod
     def create_file(path: Path) -> None:
         """Write a new random key; never overwrites an existing file."""
-        path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise KeyUnavailable(f"cannot create master key file {path}: {exc.strerror}") from None
         body = {
             "key_id": f"mk-{secrets.token_hex(4)}",
             "key": base64.b64encode(secrets.token_bytes(32)).decode(),
             "algorithm": "AES-256-GCM key wrap",
         }
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        except FileExistsError:
+            raise KeyUnavailable(
+                f"master key file {path} already exists; it is never overwritten"
+            ) from None
+        except OSError as exc:
+            raise KeyUnavailable(f"cannot create master key file {path}: {exc.strerror}") from None
         with os.fdopen(fd, "w") as handle:
             json.dump(body, handle)
 

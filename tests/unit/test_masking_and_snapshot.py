@@ -1,0 +1,380 @@
+"""The masking profile against the schema, and the archive snapshot's canonical encoding."""
+
+from __future__ import annotations
+
+from datetime import date
+
+import pytest
+from sqlalchemy import Date, String, Table, Text
+
+from shelflife.adapters.db.tables import Base
+from shelflife.domain.masking import (
+    MASK_PROFILE,
+    MASKED_DATE,
+    MASKED_EMAIL,
+    MASKED_TEXT,
+    MaskKind,
+    PiiField,
+    all_fields,
+    mask_value,
+    masked,
+)
+from shelflife.domain.snapshot import CustomerSnapshot, decode, merge_newest_first
+
+TABLES = Base.metadata.tables
+
+
+def _table(name: str) -> Table:
+    return TABLES[name]
+
+
+def _string_length(field: PiiField) -> int | None:
+    """The column's length limit; None for unbounded text."""
+    column_type = _table(field.table).c[field.column].type
+    assert isinstance(column_type, String), f"{field.table}.{field.column} is not a text column"
+    return column_type.length
+
+
+# --- masked() -------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("kind", list(MaskKind))
+def test_masked_keeps_none(kind: MaskKind) -> None:
+    assert masked(kind, None) is None
+
+
+@pytest.mark.parametrize("kind", list(MaskKind))
+def test_masked_keeps_the_empty_string(kind: MaskKind) -> None:
+    assert masked(kind, "") == ""
+
+
+@pytest.mark.parametrize(
+    ("kind", "value", "expected"),
+    [
+        (MaskKind.TEXT, "Erika Mustermann", "***"),
+        (MaskKind.TEXT, " ", "***"),
+        (MaskKind.EMAIL, "erika.mustermann@example.org", "masked@masked.invalid"),
+        (MaskKind.DATE, date(1980, 5, 1), date(1900, 1, 1)),
+    ],
+)
+def test_masked_replaces_every_other_value_with_the_kinds_mask(
+    kind: MaskKind, value: object, expected: object
+) -> None:
+    assert masked(kind, value) == expected
+
+
+def test_mask_values_per_kind() -> None:
+    assert [mask_value(k) for k in MaskKind] == [MASKED_TEXT, MASKED_EMAIL, MASKED_DATE]
+
+
+def test_masked_email_is_on_a_reserved_top_level_domain() -> None:
+    assert MASKED_EMAIL.rsplit("@", 1)[1].endswith(".invalid")
+
+
+# --- the profile against the schema ---------------------------------------------------------
+
+
+def test_every_table_of_the_profile_exists() -> None:
+    assert set(MASK_PROFILE) <= set(TABLES)
+
+
+@pytest.mark.parametrize("field", all_fields(), ids=lambda f: f"{f.table}.{f.column}")
+def test_every_pii_column_of_the_profile_exists(field: PiiField) -> None:
+    assert field.column in _table(field.table).c
+
+
+def test_profile_has_no_duplicate_columns() -> None:
+    pairs = [(f.table, f.column) for f in all_fields()]
+
+    assert len(pairs) == len(set(pairs))
+
+
+@pytest.mark.parametrize("table", sorted(MASK_PROFILE))
+def test_every_profile_table_has_masked_at(table: str) -> None:
+    assert "masked_at" in _table(table).c
+
+
+@pytest.mark.parametrize("table", sorted(set(MASK_PROFILE) - {"customers"}))
+def test_every_profile_table_but_customers_points_at_its_customer(table: str) -> None:
+    column = _table(table).c["customer_id"]
+
+    assert [fk.target_fullname for fk in column.foreign_keys] == ["customers.id"]
+
+
+def test_customers_rows_are_their_own_customer() -> None:
+    assert [c.name for c in _table("customers").primary_key] == ["id"]
+
+
+@pytest.mark.parametrize(
+    "field",
+    [f for f in all_fields() if f.kind is MaskKind.DATE],
+    ids=lambda f: f"{f.table}.{f.column}",
+)
+def test_date_fields_are_date_columns(field: PiiField) -> None:
+    assert isinstance(_table(field.table).c[field.column].type, Date)
+
+
+@pytest.mark.parametrize(
+    "field",
+    [f for f in all_fields() if f.kind is not MaskKind.DATE],
+    ids=lambda f: f"{f.table}.{f.column}",
+)
+def test_mask_value_fits_the_column(field: PiiField) -> None:
+    length = _string_length(field)
+    value = mask_value(field.kind)
+
+    assert isinstance(value, str)
+    assert length is None or len(value) <= length
+
+
+@pytest.mark.parametrize("kind", [MaskKind.TEXT, MaskKind.EMAIL])
+def test_mask_value_fits_the_narrowest_column_of_its_kind(kind: MaskKind) -> None:
+    lengths = [_string_length(f) for f in all_fields() if f.kind is kind]
+    narrowest = min(n for n in lengths if n is not None)
+
+    assert len(str(mask_value(kind))) <= narrowest
+
+
+def test_narrowest_text_column_is_the_card_expiry() -> None:
+    """Pins the figure the previous test relies on, so a narrower column is noticed."""
+    lengths = {
+        (f.table, f.column): _string_length(f) for f in all_fields() if f.kind is MaskKind.TEXT
+    }
+    narrowest = min(n for n in lengths.values() if n is not None)
+
+    assert narrowest == 10
+    assert sorted(k for k, n in lengths.items() if n == narrowest) == [
+        ("addresses", "card_exp"),
+        ("customers", "card_exp"),
+    ]
+
+
+def test_every_column_commented_as_pii_is_in_the_profile() -> None:
+    """A column whose comment says PII must be in the profile, or it would never be masked."""
+    profiled = {(f.table, f.column) for f in all_fields()}
+    commented = {
+        (table.name, column.name)
+        for table in TABLES.values()
+        for column in table.columns
+        if (column.comment or "").startswith("PII")
+    }
+
+    assert commented - profiled == set()
+
+
+def test_unbounded_pii_columns_are_text() -> None:
+    unbounded = [
+        f
+        for f in all_fields()
+        if f.kind is not MaskKind.DATE and isinstance(_table(f.table).c[f.column].type, Text)
+    ]
+
+    assert {(f.table, f.column) for f in unbounded} == {
+        ("customers", "note"),
+        ("customers", "history_note"),
+        ("addresses", "note"),
+        ("address_history", "old_value"),
+        ("customer_history", "text"),
+        ("orders", "gift_message"),
+        ("orders", "address_remarks"),
+        ("orders", "shop_note"),
+        ("invoices", "billing_address"),
+        ("credits", "billing_address"),
+    }
+
+
+def test_no_foreign_key_points_at_a_pii_column() -> None:
+    profiled = {(f.table, f.column) for f in all_fields()}
+    targets: set[tuple[str, str]] = set()
+    for table in TABLES.values():
+        for column in table.columns:
+            for fk in column.foreign_keys:
+                targets.add((fk.column.table.name, fk.column.name))
+
+    assert targets & profiled == set()
+
+
+# --- the snapshot ---------------------------------------------------------------------------
+
+ERIKA = {
+    "first_name": "Erika",
+    "last_name": "Mustermann",
+    "email": "erika.mustermann@example.org",
+    "birth_date": date(1980, 5, 1),
+    "country": "DE",  # not PII: not in the snapshot
+}
+BILLING = {"street": "Heidestraße", "house_nr": "17", "city": "Köln"}
+SHIPPING = {"street": "Lindenallee", "house_nr": "3a", "city": "Köln"}
+
+
+def _row(table: str, **values: str | None) -> dict[str, str | None]:
+    """A full snapshot row: every profile column of `table`, None unless given."""
+    row: dict[str, str | None] = {f.column: None for f in MASK_PROFILE[table]}
+    row.update(values)
+    return row
+
+
+def test_snapshot_row_holds_every_profile_column_and_only_those() -> None:
+    snap = CustomerSnapshot(customer_id=7, revision=3)
+
+    snap.add("customers", 7, ERIKA)
+
+    assert snap.rows == {
+        "customers": {
+            7: _row(
+                "customers",
+                first_name="Erika",
+                last_name="Mustermann",
+                email="erika.mustermann@example.org",
+                birth_date="1980-05-01",
+            )
+        }
+    }
+
+
+def test_same_data_gives_the_same_bytes_whatever_the_insertion_order() -> None:
+    one = CustomerSnapshot(customer_id=7, revision=3)
+    one.add("customers", 7, ERIKA)
+    one.add("addresses", 11, BILLING)
+    one.add("addresses", 12, SHIPPING)
+    other = CustomerSnapshot(customer_id=7, revision=3)
+    other.add("addresses", 12, dict(reversed(list(SHIPPING.items()))))
+    other.add("addresses", 11, dict(reversed(list(BILLING.items()))))
+    other.add("customers", 7, dict(reversed(list(ERIKA.items()))))
+
+    assert one.to_bytes() == other.to_bytes()
+
+
+def test_snapshot_bytes_are_compact_sorted_json() -> None:
+    snap = CustomerSnapshot(customer_id=7, revision=3)
+    snap.add("customer_history", 2, {"text": "Ruft abends an"})
+
+    assert snap.to_bytes() == (
+        b'{"customer_id":7,"format":1,"revision":3,'
+        b'"rows":{"customer_history":{"2":{"text":"Ruft abends an"}}}}'
+    )
+
+
+def test_snapshot_keeps_non_ascii_text_as_utf8() -> None:
+    snap = CustomerSnapshot(customer_id=7, revision=1)
+    snap.add("addresses", 11, BILLING)
+
+    assert "Heidestraße".encode() in snap.to_bytes()
+
+
+def test_different_revisions_give_different_bytes() -> None:
+    one = CustomerSnapshot(customer_id=7, revision=3)
+    other = CustomerSnapshot(customer_id=7, revision=4)
+
+    assert one.to_bytes() != other.to_bytes()
+
+
+def test_snapshot_round_trips_through_bytes() -> None:
+    snap = CustomerSnapshot(customer_id=7, revision=3)
+    snap.add("customers", 7, ERIKA)
+    snap.add("addresses", 11, BILLING)
+    snap.add("orders", 21, {"gift_message": "Alles Gute!"})
+
+    back = CustomerSnapshot.from_bytes(snap.to_bytes())
+
+    assert (back.customer_id, back.revision, back.rows) == (7, 3, snap.rows)
+    assert back.to_bytes() == snap.to_bytes()
+
+
+def test_snapshot_values_are_the_non_empty_strings() -> None:
+    snap = CustomerSnapshot(customer_id=7, revision=3)
+    snap.add("customers", 7, {**ERIKA, "company": ""})
+
+    assert sorted(snap.values()) == [
+        "1980-05-01",
+        "Erika",
+        "Mustermann",
+        "erika.mustermann@example.org",
+    ]
+
+
+def test_snapshot_of_an_unknown_format_is_refused() -> None:
+    data = b'{"customer_id":7,"format":2,"revision":3,"rows":{}}'
+
+    with pytest.raises(ValueError, match=r"^unknown archive snapshot format$"):
+        CustomerSnapshot.from_bytes(data)
+
+
+def test_snapshot_naming_an_unknown_table_is_refused() -> None:
+    data = b'{"customer_id":7,"format":1,"revision":3,"rows":{"shops":{"1":{"name":"x"}}}}'
+
+    with pytest.raises(ValueError, match=r"^archive snapshot names an unknown table$"):
+        CustomerSnapshot.from_bytes(data)
+
+
+def _snapshot(revision: int, rows: dict[str, dict[int, dict[str, str | None]]]) -> CustomerSnapshot:
+    return CustomerSnapshot(customer_id=7, revision=revision, rows=rows)
+
+
+def test_merge_takes_each_row_from_the_newest_copy_that_holds_it() -> None:
+    first = _snapshot(
+        1,
+        {
+            "customers": {7: _row("customers", first_name="Erika", email="old@example.org")},
+            "addresses": {11: _row("addresses", city="Bonn"), 12: _row("addresses", city="Köln")},
+        },
+    )
+    # address 11 was masked before revision 2 was archived, so revision 2 lacks it
+    second = _snapshot(
+        2,
+        {
+            "customers": {7: _row("customers", first_name="Erika", email="new@example.org")},
+            "addresses": {12: _row("addresses", city="Düsseldorf")},
+        },
+    )
+    third = _snapshot(3, {"orders": {21: _row("orders", gift_message="Alles Gute!")}})
+
+    expected = {
+        "customers": {7: _row("customers", first_name="Erika", email="new@example.org")},
+        "addresses": {
+            11: _row("addresses", city="Bonn"),
+            12: _row("addresses", city="Düsseldorf"),
+        },
+        "orders": {21: _row("orders", gift_message="Alles Gute!")},
+    }
+    assert merge_newest_first([first, second, third]) == expected
+    assert merge_newest_first([third, first, second]) == expected
+
+
+def test_merge_of_no_copies_is_empty() -> None:
+    assert merge_newest_first([]) == {}
+
+
+def test_decode_turns_dates_back_into_dates() -> None:
+    row = _row("customers", first_name="Erika", birth_date="1980-05-01")
+
+    decoded = decode("customers", row)
+
+    assert decoded["birth_date"] == date(1980, 5, 1)
+    assert decoded["first_name"] == "Erika"
+    assert decoded["email"] is None
+    assert set(decoded) == {f.column for f in MASK_PROFILE["customers"]}
+
+
+def test_decode_drops_columns_outside_the_profile() -> None:
+    assert decode("addresses", {"city": "Köln", "country": "DE", "kind": "billing"}) == {
+        "city": "Köln"
+    }
+
+
+def test_decode_keeps_a_missing_date_as_none() -> None:
+    assert decode("addresses", {"birth_date": None}) == {"birth_date": None}
+
+
+def test_snapshot_survives_add_decode_round_trip() -> None:
+    snap = CustomerSnapshot(customer_id=7, revision=1)
+    snap.add("customers", 7, ERIKA)
+
+    decoded = decode("customers", CustomerSnapshot.from_bytes(snap.to_bytes()).rows["customers"][7])
+
+    assert {k: v for k, v in decoded.items() if v is not None} == {
+        "first_name": "Erika",
+        "last_name": "Mustermann",
+        "email": "erika.mustermann@example.org",
+        "birth_date": date(1980, 5, 1),
+    }
