@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import date
+from typing import Any
 
 import pytest
 from sqlalchemy import Date, String, Table, Text
@@ -378,3 +379,24 @@ def test_snapshot_survives_add_decode_round_trip() -> None:
         "email": "erika.mustermann@example.org",
         "birth_date": date(1980, 5, 1),
     }
+
+
+def test_every_import_field_limit_fits_the_columns_it_is_stored_in() -> None:
+    from shelflife.adapters.db.tables import Address, Customer
+    from shelflife.domain.records import ADDRESS_KEYS, CUSTOMER_KEYS, FIELD_MAX_LENGTH, PAYMENT_KEYS
+
+    targets: list[tuple[type[Any], str]] = [
+        (Customer, k) for k in CUSTOMER_KEYS if k != "birth_date"
+    ]
+    targets += [(Address, k) for k in (*ADDRESS_KEYS, *PAYMENT_KEYS)]
+    targets += [(Customer, k) for k in PAYMENT_KEYS if hasattr(Customer, k)]
+    too_long = []
+    for model, key in targets:
+        length = getattr(model.__table__.c[key].type, "length", None)
+        if length is not None and FIELD_MAX_LENGTH.get(key, 10**9) > length:
+            too_long.append(f"{model.__tablename__}.{key}")
+    assert too_long == []
+    # Joined values (first + " " + last) fit the name columns too.
+    assert getattr(Customer.__table__.c["name"].type, "length", None) == (
+        FIELD_MAX_LENGTH["first_name"] + 1 + FIELD_MAX_LENGTH["last_name"]
+    )

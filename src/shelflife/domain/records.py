@@ -44,6 +44,33 @@ ADDRESS_KEYS = (
 PAYMENT_KEYS = ("card_type", "card_name", "card_nr", "card_exp", "account", "account_name", "iban")
 ORDER_TEXT_KEYS = ("gift_message", "address_remarks", "shop_note")
 MAX_TEXT = 2000
+FIELD_MAX_LENGTH: dict[str, int] = {
+    "customer_nr_external": 100,
+    "salutation": 30,
+    "first_name": 100,
+    "last_name": 100,
+    "name2": 200,
+    "company": 200,
+    "street": 200,
+    "house_nr": 20,
+    "zip": 20,
+    "city": 100,
+    "state": 100,
+    "country": 100,
+    "email": 254,
+    "phone": 50,
+    "fax": 50,
+    "card_type": 30,
+    "card_name": 100,
+    "card_nr": 40,
+    "card_exp": 10,
+    "account": 40,
+    "account_name": 100,
+    "iban": 34,
+}
+"""Longest value each import field may carry: the width of the column it is stored in, so a
+value that does not fit is refused by line and field instead of failing (PostgreSQL) or being
+stored unchecked (SQLite). Free-text fields not listed here are capped at MAX_TEXT."""
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)  # placeholder only used when parsing already failed
 
 
@@ -186,7 +213,7 @@ class _Parser:
         return value
 
     def texts(self, obj: dict[str, Any], keys: tuple[str, ...], path: str) -> dict[str, str | None]:
-        return {k: self.text(obj, k, path) for k in keys}
+        return {k: self.text(obj, k, path, max_len=FIELD_MAX_LENGTH.get(k, MAX_TEXT)) for k in keys}
 
     def listing(self, obj: dict[str, Any], key: str) -> list[Any]:
         value = obj.get(key)
@@ -226,7 +253,9 @@ def parse_record(obj: object) -> OrderRecord | ManualDocumentRecord:
     cancelled_at = p.instant(obj, "cancelled_at", "")
     cust = p.mapping(obj, "customer", "", CUSTOMER_KEYS)
     customer: dict[str, str | date | None] = {
-        k: p.text(cust, k, "customer.") for k in CUSTOMER_KEYS if k != "birth_date"
+        k: p.text(cust, k, "customer.", max_len=FIELD_MAX_LENGTH.get(k, MAX_TEXT))
+        for k in CUSTOMER_KEYS
+        if k != "birth_date"
     }
     customer["birth_date"] = p.day(cust, "birth_date", "customer.")
     billing = p.texts(

@@ -268,7 +268,8 @@ def mask_customers(conn: Connection, ids: Sequence[int], now: datetime, event: s
             update(Customer)
             .where(Customer.id.in_(ids), _archive_current())
             .values(
-                masked_at=func.coalesce(Customer.masked_at, now),
+                # typed bind: a bare datetime skips UtcDateTime, and SQLite stored local time
+                masked_at=func.coalesce(Customer.masked_at, literal(now, Customer.masked_at.type)),
                 retrieved_at=None,
                 identity_digest=None,
                 **_mask_assignments("customers"),

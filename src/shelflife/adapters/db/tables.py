@@ -111,7 +111,7 @@ class Customer(Base):
     salutation: Mapped[str | None] = pii(30)
     first_name: Mapped[str | None] = pii(100, "PII: SFirstName")
     last_name: Mapped[str | None] = pii(100, "PII: SLastName")
-    name: Mapped[str | None] = pii(200, "PII: SName")
+    name: Mapped[str | None] = pii(201, "PII: SName (first and last name joined)")
     name2: Mapped[str | None] = pii(200, "PII: SName2")
     company: Mapped[str | None] = pii(200)
     address: Mapped[str | None] = pii(300, "PII: SAddress")
@@ -161,7 +161,7 @@ class Customer(Base):
 class Order(Base):
     __tablename__ = "orders"
     __table_args__ = (
-        UniqueConstraint("shop_id", "order_nr_external", name="number"),
+        UniqueConstraint("shop_id", "order_nr_external", name="uq_orders_number"),
         Index("ix_orders_customer", "customer_id"),
     )
 
@@ -209,7 +209,7 @@ class Address(Base):
     order_id: Mapped[int] = mapped_column(ForeignKey("orders.id"))
     kind: Mapped[str] = mapped_column(String(10))
     salutation: Mapped[str | None] = pii(30, "PII: Anrede")
-    name: Mapped[str | None] = pii(200, "PII: Name")
+    name: Mapped[str | None] = pii(201, "PII: Name (first and last name joined)")
     name2: Mapped[str | None] = pii(200, "PII: Name2")
     first_name: Mapped[str | None] = pii(100, "PII: FirstName")
     last_name: Mapped[str | None] = pii(100, "PII: LastName")
@@ -276,7 +276,7 @@ class CustomerHistory(Base):
 class Invoice(Base):
     __tablename__ = "invoices"
     __table_args__ = (
-        UniqueConstraint("shop_id", "invoice_nr", name="number"),
+        UniqueConstraint("shop_id", "invoice_nr", name="uq_invoices_number"),
         Index("ix_invoices_customer", "customer_id"),
     )
 
@@ -289,7 +289,7 @@ class Invoice(Base):
     invoice_nr: Mapped[str] = mapped_column(String(64))
     created_at: Mapped[datetime]
     total: Mapped[Decimal]
-    billing_name: Mapped[str | None] = pii(200)
+    billing_name: Mapped[str | None] = pii(201, "PII: billing name as printed")
     billing_address: Mapped[str | None] = pii(None)
     masked_at: Mapped[datetime | None]
 
@@ -297,7 +297,7 @@ class Invoice(Base):
 class Credit(Base):
     __tablename__ = "credits"
     __table_args__ = (
-        UniqueConstraint("shop_id", "credit_nr", name="number"),
+        UniqueConstraint("shop_id", "credit_nr", name="uq_credits_number"),
         Index("ix_credits_customer", "customer_id"),
     )
 
@@ -311,7 +311,7 @@ class Credit(Base):
     credit_nr: Mapped[str] = mapped_column(String(64))
     created_at: Mapped[datetime]
     total: Mapped[Decimal]
-    billing_name: Mapped[str | None] = pii(200)
+    billing_name: Mapped[str | None] = pii(201, "PII: billing name as printed")
     billing_address: Mapped[str | None] = pii(None)
     masked_at: Mapped[datetime | None]
 

@@ -1,8 +1,8 @@
-"""initial schema
+"""initial
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-11-29 04:19:29.860372
+Create Date: 2026-11-29
 """
 
 from __future__ import annotations
@@ -93,7 +93,12 @@ def upgrade() -> None:
         sa.Column("salutation", sa.String(length=30), nullable=True, comment="PII"),
         sa.Column("first_name", sa.String(length=100), nullable=True, comment="PII: SFirstName"),
         sa.Column("last_name", sa.String(length=100), nullable=True, comment="PII: SLastName"),
-        sa.Column("name", sa.String(length=200), nullable=True, comment="PII: SName"),
+        sa.Column(
+            "name",
+            sa.String(length=201),
+            nullable=True,
+            comment="PII: SName (first and last name joined)",
+        ),
         sa.Column("name2", sa.String(length=200), nullable=True, comment="PII: SName2"),
         sa.Column("company", sa.String(length=200), nullable=True, comment="PII"),
         sa.Column("address", sa.String(length=300), nullable=True, comment="PII: SAddress"),
@@ -255,7 +260,7 @@ def upgrade() -> None:
         ),
         sa.ForeignKeyConstraint(["shop_id"], ["shops.id"], name=op.f("fk_orders_shop_id_shops")),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_orders")),
-        sa.UniqueConstraint("shop_id", "order_nr_external", name="number"),
+        sa.UniqueConstraint("shop_id", "order_nr_external", name="uq_orders_number"),
     )
     with op.batch_alter_table("orders", schema=None) as batch_op:
         batch_op.create_index("ix_orders_customer", ["customer_id"], unique=False)
@@ -267,7 +272,12 @@ def upgrade() -> None:
         sa.Column("order_id", sa.Integer(), nullable=False),
         sa.Column("kind", sa.String(length=10), nullable=False),
         sa.Column("salutation", sa.String(length=30), nullable=True, comment="PII: Anrede"),
-        sa.Column("name", sa.String(length=200), nullable=True, comment="PII: Name"),
+        sa.Column(
+            "name",
+            sa.String(length=201),
+            nullable=True,
+            comment="PII: Name (first and last name joined)",
+        ),
         sa.Column("name2", sa.String(length=200), nullable=True, comment="PII: Name2"),
         sa.Column("first_name", sa.String(length=100), nullable=True, comment="PII: FirstName"),
         sa.Column("last_name", sa.String(length=100), nullable=True, comment="PII: LastName"),
@@ -361,7 +371,12 @@ def upgrade() -> None:
             "created_at", shelflife.adapters.db.types.UtcDateTime(timezone=True), nullable=False
         ),
         sa.Column("total", sa.Numeric(precision=12, scale=2), nullable=False),
-        sa.Column("billing_name", sa.String(length=200), nullable=True, comment="PII"),
+        sa.Column(
+            "billing_name",
+            sa.String(length=201),
+            nullable=True,
+            comment="PII: billing name as printed",
+        ),
         sa.Column("billing_address", sa.Text(), nullable=True, comment="PII"),
         sa.Column(
             "masked_at", shelflife.adapters.db.types.UtcDateTime(timezone=True), nullable=True
@@ -374,7 +389,7 @@ def upgrade() -> None:
         ),
         sa.ForeignKeyConstraint(["shop_id"], ["shops.id"], name=op.f("fk_invoices_shop_id_shops")),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_invoices")),
-        sa.UniqueConstraint("shop_id", "invoice_nr", name="number"),
+        sa.UniqueConstraint("shop_id", "invoice_nr", name="uq_invoices_number"),
     )
     with op.batch_alter_table("invoices", schema=None) as batch_op:
         batch_op.create_index("ix_invoices_customer", ["customer_id"], unique=False)
@@ -437,7 +452,12 @@ def upgrade() -> None:
             "created_at", shelflife.adapters.db.types.UtcDateTime(timezone=True), nullable=False
         ),
         sa.Column("total", sa.Numeric(precision=12, scale=2), nullable=False),
-        sa.Column("billing_name", sa.String(length=200), nullable=True, comment="PII"),
+        sa.Column(
+            "billing_name",
+            sa.String(length=201),
+            nullable=True,
+            comment="PII: billing name as printed",
+        ),
         sa.Column("billing_address", sa.Text(), nullable=True, comment="PII"),
         sa.Column(
             "masked_at", shelflife.adapters.db.types.UtcDateTime(timezone=True), nullable=True
@@ -453,7 +473,7 @@ def upgrade() -> None:
         ),
         sa.ForeignKeyConstraint(["shop_id"], ["shops.id"], name=op.f("fk_credits_shop_id_shops")),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_credits")),
-        sa.UniqueConstraint("shop_id", "credit_nr", name="number"),
+        sa.UniqueConstraint("shop_id", "credit_nr", name="uq_credits_number"),
     )
     with op.batch_alter_table("credits", schema=None) as batch_op:
         batch_op.create_index("ix_credits_customer", ["customer_id"], unique=False)

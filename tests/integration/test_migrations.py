@@ -1,0 +1,60 @@
+"""The Alembic migrations build exactly the schema the models describe, on both databases."""
+
+from __future__ import annotations
+
+from alembic.autogenerate import compare_metadata
+from alembic.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy import inspect
+
+from shelflife.adapters.db.engine import (
+    SCHEMA_HEAD,
+    alembic_config,
+    make_engine,
+    schema_is_current,
+    upgrade_schema,
+)
+from shelflife.adapters.db.tables import Base
+
+
+def test_migrations_match_the_models(database_url: str) -> None:
+    engine = make_engine(database_url)
+    try:
+        upgrade_schema(engine)
+        with engine.connect() as conn:
+            differences = compare_metadata(MigrationContext.configure(conn), Base.metadata)
+        assert differences == []
+    finally:
+        engine.dispose()
+
+
+def test_schema_head_constant_is_alembics_head(sqlite_url: str) -> None:
+    engine = make_engine(sqlite_url)
+    try:
+        assert ScriptDirectory.from_config(alembic_config(engine)).get_current_head() == SCHEMA_HEAD
+    finally:
+        engine.dispose()
+
+
+def test_upgrade_is_idempotent_and_reports_current(database_url: str) -> None:
+    engine = make_engine(database_url)
+    try:
+        assert schema_is_current(engine) is False
+        upgrade_schema(engine)
+        upgrade_schema(engine)
+        assert schema_is_current(engine) is True
+        tables = set(inspect(engine).get_table_names())
+        assert set(Base.metadata.tables) <= tables
+    finally:
+        engine.dispose()
+
+
+def test_sqlite_connections_use_wal_foreign_keys_and_secure_delete(sqlite_url: str) -> None:
+    engine = make_engine(sqlite_url)
+    try:
+        with engine.connect() as conn:
+            assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
+            assert conn.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1
+            assert conn.exec_driver_sql("PRAGMA secure_delete").scalar() == 1
+    finally:
+        engine.dispose()
