@@ -100,7 +100,7 @@ def retrieved(at: datetime, *, archived_revision: int | None = 2) -> CustomerFac
 # --- the cut-off instants -------------------------------------------------------------------
 
 
-def test_cutoffs_are_local_midnights_29_and_30_days_back_and_retry_is_24_hours() -> None:
+def test_cutoffs_are_local_midnights_29_and_30_days_back_and_retry_is_today() -> None:
     cut = Cutoffs.for_shop(AS_OF, BERLIN)
 
     assert cut == Cutoffs(
@@ -108,7 +108,7 @@ def test_cutoffs_are_local_midnights_29_and_30_days_back_and_retry_is_24_hours()
         archive_before=ARCHIVE_CUT,
         mask_before=MASK_CUT,
         remask_before=MASK_CUT,
-        retry_failed_before=datetime(2026, 4, 14, 0, 0, tzinfo=UTC),
+        retry_failed_before=datetime(2026, 4, 14, 22, 0, tzinfo=UTC),  # 00:00 CEST today
     )
 
 
@@ -140,7 +140,7 @@ def test_cutoffs_depend_only_on_the_local_date_of_the_run(as_of: datetime) -> No
         MASK_CUT,
         MASK_CUT,
     )
-    assert cut.retry_failed_before == as_of - timedelta(hours=24)
+    assert cut.retry_failed_before == datetime(2026, 4, 14, 22, 0, tzinfo=UTC)
 
 
 # --- archive at 29 days ---------------------------------------------------------------------
@@ -172,23 +172,28 @@ def test_masked_buyer_is_not_archived_again() -> None:
     assert needs_archive(masked, CUT) is False
 
 
-# --- retry 24 hours after a failure ---------------------------------------------------------
+# --- retry one calendar day after a failure ------------------------------------------------
+
+TODAY_STARTS = datetime(2026, 4, 14, 22, 0, tzinfo=UTC)
+"""Local midnight (CEST) that starts the run's day, 2026-04-15."""
 
 
-def test_failed_archive_is_retried_25_hours_later() -> None:
-    failed = buyer(shipped(LONG_AGO), archive_failed_at=AS_OF - 25 * HOUR)
+def test_archive_failed_an_hour_before_local_midnight_is_retried_today() -> None:
+    failed = buyer(shipped(LONG_AGO), archive_failed_at=TODAY_STARTS - HOUR)
 
     assert (needs_archive(failed, CUT), is_retry(failed, CUT)) == (True, True)
 
 
-def test_failed_archive_is_not_retried_23_hours_later() -> None:
-    failed = buyer(shipped(LONG_AGO), archive_failed_at=AS_OF - 23 * HOUR)
+def test_archive_failed_an_hour_after_local_midnight_waits_for_tomorrow() -> None:
+    failed = buyer(shipped(LONG_AGO), archive_failed_at=TODAY_STARTS + HOUR)
 
     assert (needs_archive(failed, CUT), is_retry(failed, CUT)) == (False, False)
 
 
-def test_failed_archive_is_retried_exactly_one_day_later() -> None:
-    failed = buyer(shipped(LONG_AGO), archive_failed_at=AS_OF - 24 * HOUR)
+def test_last_nights_failure_is_retried_by_a_run_that_starts_a_minute_earlier() -> None:
+    failed = buyer(
+        shipped(LONG_AGO), archive_failed_at=AS_OF - timedelta(hours=24) + timedelta(minutes=1)
+    )
 
     assert is_retry(failed, CUT) is True
 
@@ -522,11 +527,11 @@ _MASKED_AT = LONG_AGO + timedelta(days=31)
             id="ready-for-archiving",
         ),
         pytest.param(
-            buyer(shipped(LONG_AGO), archive_failed_at=AS_OF - 23 * HOUR),
+            buyer(shipped(LONG_AGO), archive_failed_at=AS_OF - HOUR),
             shipped(LONG_AGO),
             True,
             RetentionState.ARCHIVE_FAILED,
-            id="archive-failed-23-hours-ago",
+            id="archive-failed-earlier-today",
         ),
         pytest.param(
             buyer(shipped(LONG_AGO), archive_failed_at=AS_OF - 25 * HOUR),
@@ -704,7 +709,8 @@ def test_shop_in_another_zone_gets_its_own_cutoff_instant_for_the_same_run() -> 
     assert berlin.archive_before == datetime(2026, 3, 17, 23, 0, tzinfo=UTC)
     assert los_angeles.archive_before == datetime(2026, 3, 18, 7, 0, tzinfo=UTC)
     assert los_angeles.mask_before == datetime(2026, 3, 17, 7, 0, tzinfo=UTC)
-    assert los_angeles.retry_failed_before == berlin.retry_failed_before
+    assert los_angeles.retry_failed_before == datetime(2026, 4, 15, 7, 0, tzinfo=UTC)
+    assert berlin.retry_failed_before == datetime(2026, 4, 14, 22, 0, tzinfo=UTC)
 
 
 def test_same_shipment_is_due_in_los_angeles_but_not_yet_in_berlin() -> None:

@@ -20,8 +20,11 @@ MASK_AFTER_DAYS = 30
 REMASK_AFTER_DAYS = 30
 """Retrieved PII is masked again this many calendar days after retrieval."""
 
-RETRY_ARCHIVE_AFTER = timedelta(days=1)
-"""A failed archive becomes "ready for archiving" again after one day."""
+RETRY_ARCHIVE_AFTER_DAYS = 1
+"""A failed archive becomes "ready for archiving" again one calendar day later.
+
+Calendar days, not 24 hours: the nightly run that starts a minute earlier than last night's
+must still retry, or the buyer would be masked a day late."""
 
 DEFAULT_TIME_ZONE = "Europe/Berlin"
 DEFAULT_AMAZON_ORDER_PATTERN = r"^\d{3}-\d{7}-\d{7}$"
@@ -70,6 +73,13 @@ def age_cutoff(as_of: datetime, days: int, zone: ZoneInfo) -> datetime:
     return start_of_local_day(today - timedelta(days=days - 1), zone)
 
 
+def retry_at(failed_at: datetime, zone: ZoneInfo) -> datetime:
+    """The first instant at which a failed archive is "ready for archiving" again."""
+    return start_of_local_day(
+        local_date(failed_at, zone) + timedelta(days=RETRY_ARCHIVE_AFTER_DAYS), zone
+    )
+
+
 def due_on(event: datetime, days: int, zone: ZoneInfo) -> date:
     """The local calendar day on which an event becomes `days` days old."""
     return local_date(event, zone) + timedelta(days=days)
@@ -92,7 +102,7 @@ class Cutoffs:
             archive_before=age_cutoff(as_of, ARCHIVE_AFTER_DAYS, zone),
             mask_before=age_cutoff(as_of, MASK_AFTER_DAYS, zone),
             remask_before=age_cutoff(as_of, REMASK_AFTER_DAYS, zone),
-            retry_failed_before=as_of - RETRY_ARCHIVE_AFTER,
+            retry_failed_before=age_cutoff(as_of, RETRY_ARCHIVE_AFTER_DAYS, zone),
         )
 
 

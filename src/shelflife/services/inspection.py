@@ -27,13 +27,13 @@ from shelflife.domain.policy import (
     ARCHIVE_AFTER_DAYS,
     MASK_AFTER_DAYS,
     REMASK_AFTER_DAYS,
-    RETRY_ARCHIVE_AFTER,
     Cutoffs,
     OrderFacts,
     compliance_reasons,
     due_on,
     order_state,
     overdue,
+    retry_at,
 )
 
 
@@ -113,7 +113,7 @@ def show_order(
         "archived_at": _json(customer.archived_at),
         "archive_current": facts.archive_is_current,
         "archive_failed_at": _json(customer.archive_failed_at),
-        "archive_retry_at": _json(customer.archive_failed_at + RETRY_ARCHIVE_AFTER)
+        "archive_retry_at": _json(retry_at(customer.archive_failed_at, zone))
         if customer.archive_failed_at
         else None,
         "masked_at": _json(
