@@ -6,6 +6,7 @@ missing key leaves the database exactly as it was.
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -27,6 +28,8 @@ from shelflife.bootstrap import App
 from shelflife.domain.errors import InvalidInput, NotRetrievable
 from shelflife.domain.policy import validate_retrieval_reason
 from shelflife.domain.snapshot import CustomerSnapshot, decode, merge_newest_first
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -54,8 +57,8 @@ def retrieve_order(
     now = as_of or app.clock.now()
     with app.engine.begin() as conn:
         order = find_order(conn, order_nr, shop)
-        customer = conn.execute(
-            select(Customer.__table__).where(Customer.id == order.customer_id)
+        customer = conn.execute(  # locked: a concurrent re-mask waits for this retrieval
+            select(Customer.__table__).where(Customer.id == order.customer_id).with_for_update()
         ).one()
         if not order.is_amazon:
             raise NotRetrievable(
@@ -96,6 +99,8 @@ def retrieve_order(
                 text=reason,
             )
         )
+    # The reason is free text typed by a person and may name the buyer: it is not logged.
+    log.info("order %s retrieved by %s (%d records restored)", order_nr, user, restored)
     return RetrievalResult(order_nr, restored, now)
 
 

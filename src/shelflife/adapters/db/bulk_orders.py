@@ -62,10 +62,12 @@ def create_orders(writer: OrderWriter, records: Sequence[OrderRecord]) -> None:
     for shop_id in set(shop_ids):
         wanted = {d for s, d in zip(shop_ids, digests, strict=True) if s == shop_id and d}
         if wanted:
+            # Locked on PostgreSQL until commit: a buyer masked meanwhile has lost its digest,
+            # drops out of this result and gets a fresh record instead of unmasked new PII.
             rows = conn.execute(
-                select(Customer.id, Customer.channel, Customer.identity_digest).where(
-                    Customer.shop_id == shop_id, Customer.identity_digest.in_(wanted)
-                )
+                select(Customer.id, Customer.channel, Customer.identity_digest)
+                .where(Customer.shop_id == shop_id, Customer.identity_digest.in_(wanted))
+                .with_for_update()
             )
             known.update({(shop_id, r.channel, r.identity_digest): r.id for r in rows})
     latest: dict[tuple[int, str, str], int] = {}  # buyer key -> index of its newest record

@@ -94,17 +94,28 @@ class OrderWriter:
 
     def apply(self, rec: OrderRecord) -> Outcome:
         shop = self.shop(rec.shop)
-        existing = self.conn.execute(
+        query = (
             select(
                 Order.id, Order.customer_id, Order.masked_at, Order.is_amazon, Customer.retrieved_at
             )
             .join(Customer, Customer.id == Order.customer_id)
             .where(Order.shop_id == shop.id, Order.order_nr_external == rec.order_nr_external)
-        ).first()
+        )
+        existing = self.conn.execute(query).first()
         if existing is None:
             self._create(rec, shop)
             return Outcome.CREATED
+        if self.lock_customer(existing.customer_id):
+            existing = self.conn.execute(query).one()  # re-read: a mask may have just committed
         return self._update(rec, shop, existing)
+
+    def lock_customer(self, customer_id: int) -> bool:
+        """Hold the buyer's row until commit so that a concurrent mask cannot interleave with
+        this change. SQLite needs nothing: BEGIN IMMEDIATE already serialises writers."""
+        if self.conn.dialect.name != "postgresql":
+            return False
+        self.conn.execute(select(Customer.id).where(Customer.id == customer_id).with_for_update())
+        return True
 
     def _create(self, rec: OrderRecord, shop: ShopInfo) -> None:
         is_amazon = is_amazon_order_number(rec.order_nr_external, shop.pattern)
@@ -163,12 +174,15 @@ class OrderWriter:
             digest = self.identity_digest(f"{channel}|{key.strip().lower()}")
         values = _customer_values(rec)
         if digest is not None:
+            # FOR UPDATE on PostgreSQL: a buyer masked meanwhile loses its digest and drops out.
             row = self.conn.execute(
-                select(Customer.__table__).where(
+                select(Customer.__table__)
+                .where(
                     Customer.shop_id == shop_id,
                     Customer.channel == channel,
                     Customer.identity_digest == digest,
                 )
+                .with_for_update()
             ).first()
             if row is not None:
                 current = row
@@ -444,6 +458,12 @@ class OrderWriter:
             raise InvalidInput(
                 f"customer_of_order: no order {rec.customer_of_order!r} in shop {rec.shop!r}"
             )
+        if self.lock_customer(row.customer_id):
+            row = self.conn.execute(
+                select(Order.customer_id, Customer.masked_at, Customer.retrieved_at)
+                .join(Customer, Customer.id == Order.customer_id)
+                .where(Order.shop_id == shop.id, Order.order_nr_external == rec.customer_of_order)
+            ).one()
         table = Invoice if rec.kind == "manual_invoice" else Credit
         number_col = Invoice.invoice_nr if table is Invoice else Credit.credit_nr
         exists = self.conn.execute(
