@@ -68,6 +68,7 @@ def build_app(
 def initialise(settings: Settings) -> list[str]:
     """Create or upgrade home, schema, archive folder and master key. Idempotent."""
     done: list[str] = []
+    archive_from_url(settings.resolved_archive_url)  # refuse a bad URL before writing anything
     settings.home.mkdir(parents=True, exist_ok=True, mode=0o700)
     config = settings.home / CONFIG_FILE
     stored = settings.stored()

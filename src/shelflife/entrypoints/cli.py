@@ -7,6 +7,7 @@ shown: errors print one line that says what was wrong and what to do.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import sys
 from collections.abc import Callable, Iterator
@@ -20,10 +21,11 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 from rich.table import Table
 
+from shelflife.adapters.archive.store import archive_from_url
 from shelflife.bootstrap import App, build_app, initialise
 from shelflife.config import load_settings
 from shelflife.domain.clock import FixedClock, ensure_aware
-from shelflife.domain.errors import InvalidInput, ShelflifeError
+from shelflife.domain.errors import InvalidInput, NotInitialised, ShelflifeError
 
 app = typer.Typer(
     name="shelflife",
@@ -31,11 +33,18 @@ app = typer.Typer(
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     add_completion=False,
+    rich_markup_mode="markdown",  # joins a docstring paragraph's lines in --help
 )
 feature_app = typer.Typer(
-    help="Switch archiving and masking on or off for a shop.", no_args_is_help=True
+    help="Switch archiving and masking on or off for a shop.",
+    no_args_is_help=True,
+    rich_markup_mode="markdown",
 )
-shop_app = typer.Typer(help="List shops and change their retention settings.", no_args_is_help=True)
+shop_app = typer.Typer(
+    help="List shops and change their retention settings.",
+    no_args_is_help=True,
+    rich_markup_mode="markdown",
+)
 app.add_typer(feature_app, name="feature")
 app.add_typer(shop_app, name="shop")
 
@@ -55,6 +64,20 @@ AsOfOpt = Annotated[
 ShopOpt = Annotated[
     str | None, typer.Option("--shop", help="Shop, when an order number exists in several shops.")
 ]
+
+
+@app.callback()
+def _root(
+    verbose: Annotated[
+        bool, typer.Option("--verbose", "-v", help="Log progress to stderr (never PII).")
+    ] = False,
+) -> None:
+    """Keep marketplace buyers' personal data exactly as long as allowed."""
+    logging.basicConfig(
+        level=logging.INFO if verbose else logging.WARNING,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
 
 
 def _fail(message: str, code: int) -> None:
@@ -97,7 +120,13 @@ def _instant(value: str | None, option: str) -> datetime | None:
 
 
 def _with_app(home: Path | None, action: Callable[[App], T], as_of: datetime | None = None) -> T:
-    application = build_app(load_settings(home), FixedClock(as_of) if as_of else None)
+    settings = load_settings(home)
+    if not settings.home.is_dir():  # checked first: opening SQLite would create files here
+        raise NotInitialised(
+            f"no shelflife home folder at {settings.home}; run `shelflife init` "
+            "(or point SHELFLIFE_HOME / --home at the existing one)"
+        )
+    application = build_app(settings, FixedClock(as_of) if as_of else None)
     try:
         return action(application)
     finally:
@@ -115,8 +144,10 @@ def init(home: HomeOpt = None) -> None:
     Safe to run again: existing data and keys are kept.
     """
     with _errors():
-        for line in initialise(load_settings(home)):
-            out.print(f"[green]ok[/] {line}", highlight=False)
+        settings = load_settings(home)
+        archive_from_url(settings.resolved_archive_url)  # refuse it before config.json keeps it
+        for line in initialise(settings):
+            out.print(f"[green]ok[/] {line}", highlight=False, soft_wrap=True)
 
 
 @app.command("import")
@@ -150,10 +181,11 @@ def import_(
             out.print(
                 f"created {report.created}, updated {report.updated}, unchanged "
                 f"{report.unchanged}, personal data ignored on masked orders "
-                f"{report.pii_ignored_masked}, refused {report.lines_refused}"
+                f"{report.pii_ignored_masked}, refused {report.lines_refused}",
+                soft_wrap=True,
             )
             for p in report.notices:
-                out.print(f"  line {p.line}: {p.message}", highlight=False)
+                out.print(f"  line {p.line}: {p.message}", highlight=False, soft_wrap=True)
             for p in report.refused:
                 err.print(f"  line {p.line}: {p.message}", highlight=False, soft_wrap=True)
         if report.refused:
@@ -262,6 +294,7 @@ def retrieve(
                 f"order {order_nr} retrieved ({result.restored_rows} records restored, "
                 "read-only, masked again in 30 days)",
                 highlight=False,
+                soft_wrap=True,
             )
 
 
@@ -339,7 +372,7 @@ def compliance(as_of: AsOfOpt = None, home: HomeOpt = None, as_json: JsonOpt = F
         elif rows:
             table = Table(title=f"{len(rows)} buyer(s) past the 30-day limit")
             for col in ("shop", "customer", "orders", "oldest shipment", "reasons"):
-                table.add_column(col)
+                table.add_column(col, overflow="fold")  # never cut an order number short
             for r in rows:
                 table.add_row(
                     r.shop,
@@ -433,8 +466,12 @@ def demo(
         "demo-home"
     ),
     fresh: Annotated[bool, typer.Option("--fresh", help="Delete the folder first.")] = False,
-    customers: Annotated[int, typer.Option("--customers", min=10, max=100_000)] = 400,
-    nights: Annotated[int, typer.Option("--nights", min=31, max=400)] = 90,
+    customers: Annotated[
+        int, typer.Option("--customers", min=10, max=100_000, help="Fake buyers to generate.")
+    ] = 400,
+    nights: Annotated[
+        int, typer.Option("--nights", min=31, max=400, help="Nights to simulate.")
+    ] = 90,
 ) -> None:
     """Generate realistic fake orders, enable retention and simulate nights of runs."""
     from shelflife.services.demo import run_demo

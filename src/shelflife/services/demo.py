@@ -129,7 +129,7 @@ def _simulate(
         "overdue",
     ):
         table.add_column(col, justify="right")
-    enabled = False
+    enabled: set[str] = set()
     for night in range(1, nights + 1):
         day = (DEMO_START + timedelta(days=night)).date()
         moment = datetime.combine(day, time(2, 0), tzinfo=berlin).astimezone(UTC)
@@ -145,10 +145,9 @@ def _simulate(
                 seen[key] = line
                 changed.append(line)
         report = import_lines(app, changed)
-        if not enabled:
-            for shop in shops:
-                set_feature(app, shop, True, "demo")
-            enabled = True
+        for shop in {json.loads(line)["shop"] for line in changed} - enabled:
+            set_feature(app, shop, True, "demo")  # on from a shop's first night: a backlog
+            enabled.add(shop)
         outage.down = night == OUTAGE_NIGHT
         result = run_retention(app, moment)
         outage.down = False

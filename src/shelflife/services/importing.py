@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
@@ -22,6 +23,9 @@ from shelflife.domain.records import (
 )
 
 Record = OrderRecord | ManualDocumentRecord
+
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -73,7 +77,7 @@ def import_lines(app: App, lines: Iterable[str], batch_size: int | None = None) 
             if not raw.strip():
                 continue
             try:
-                record = parse_record(json.loads(raw))
+                record = parse_record(json.loads(raw.rstrip("\r\n")))
             except json.JSONDecodeError as exc:
                 report.refused.append(
                     LineProblem(number, f"invalid JSON at column {exc.colno}: {exc.msg}")
@@ -93,6 +97,16 @@ def import_lines(app: App, lines: Iterable[str], batch_size: int | None = None) 
                 _flush(conn, writer, batch, report)
                 batch, keys = [], set()
         _flush(conn, writer, batch, report)
+    # Parse errors are found before database refusals of the same batch: report in line order.
+    report.refused.sort(key=lambda p: p.line)
+    report.notices.sort(key=lambda p: p.line)
+    log.info(
+        "import: %d created, %d updated, %d unchanged, %d refused",
+        report.created,
+        report.updated,
+        report.unchanged,
+        report.lines_refused,
+    )
     return report
 
 

@@ -8,6 +8,7 @@ loses at most one batch of work, and a rerun picks up where it stopped.
 from __future__ import annotations
 
 import hashlib
+import logging
 import secrets
 import time
 from collections.abc import Callable, Sequence
@@ -27,6 +28,8 @@ from shelflife.bootstrap import App
 from shelflife.domain.errors import ArchiveCorrupt, ArchiveUnavailable, KeyUnavailable
 from shelflife.domain.policy import Cutoffs
 from shelflife.domain.snapshot import CustomerSnapshot
+
+log = logging.getLogger(__name__)
 
 Progress = Callable[[str, int, int], None]
 """Called as (step, done, total) so a terminal can draw a bar; the service prints nothing."""
@@ -78,6 +81,16 @@ def run_retention(app: App, as_of: datetime | None = None, progress: Progress = 
     if report.masked or report.remasked:
         sql.reclaim_space(app.engine, list(PII_TABLES))
     report.duration_seconds = round(time.monotonic() - started, 3)
+    log.info(
+        "run as of %s: archived %d, failed %d, retried %d, masked %d, remasked %d in %.1f s",
+        report.as_of,
+        report.archived,
+        report.archive_failed,
+        report.retried,
+        report.masked,
+        report.remasked,
+        report.duration_seconds,
+    )
     with app.engine.begin() as conn:
         conn.execute(
             update(RetentionRun)
@@ -118,6 +131,9 @@ def _archive_step(
             sql.record_failed(conn, failed, cutoffs.as_of)
         report.archived += len(done)
         report.archive_failed += len(failed)
+        for cid, why in failed:  # ids and library-free reasons only: never PII
+            log.warning("archive of customer %d failed, retried in 24 h: %s", cid, why)
+        log.info("archive batch: %d archived, %d failed", len(done), len(failed))
         after = ids[-1]
         handled += len(ids)
         progress("archive", handled, max(total, handled))
