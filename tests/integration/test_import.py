@@ -1,0 +1,395 @@
+"""Import on SQLite and PostgreSQL: Amazon identification, buyer identity, re-import rules,
+bad lines, and manual documents."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import func, select
+
+from shelflife.adapters.db.tables import (
+    Address,
+    AddressHistory,
+    Credit,
+    Customer,
+    Invoice,
+    Order,
+)
+from shelflife.bootstrap import App
+from shelflife.domain.masking import MASKED_TEXT
+from shelflife.services.importing import ImportReport, LineProblem, import_lines
+from shelflife.services.pipeline import run_retention
+from shelflife.services.retrieval import retrieve_order
+from shelflife.services.shops import configure_shop, set_feature
+from tests.support.builders import T0, days, iso, lines, make_app, order, pii_strings
+
+AMAZON_NR = "302-1234567-1234567"
+MASKED_NOTICE = "order is masked: personal data in this line was ignored, status updated"
+RETRIEVED_REFUSAL = (
+    "order was retrieved and is read-only: personal data changes refused "
+    "(status fields were updated)"
+)
+
+
+@pytest.fixture
+def app(database_url: str, tmp_path: Path) -> Iterator[App]:
+    application, _clock = make_app(database_url, tmp_path / "home")
+    yield application
+    application.close()
+
+
+def _import(app: App, *orders: dict[str, Any]) -> ImportReport:
+    return import_lines(app, lines(*orders))
+
+
+def _order_row(app: App, nr: str) -> Any:
+    with app.engine.connect() as conn:
+        return conn.execute(select(Order.__table__).where(Order.order_nr_external == nr)).one()
+
+
+def _customer_row(app: App, nr: str) -> Any:
+    with app.engine.connect() as conn:
+        return conn.execute(
+            select(Customer.__table__)
+            .join(Order, Order.customer_id == Customer.id)
+            .where(Order.order_nr_external == nr)
+        ).one()
+
+
+def _count(app: App, model: type[Any]) -> int:
+    with app.engine.connect() as conn:
+        return int(conn.execute(select(func.count()).select_from(model)).scalar_one())
+
+
+def _buyer(nr: str, **customer: Any) -> dict[str, Any]:
+    """An order whose customer section is replaced by `customer` merged onto the default."""
+    base = order(nr, shipped_at=T0)
+    base["customer"] = {**base["customer"], **customer}
+    return base
+
+
+def _mask(app: App, nr: str = AMAZON_NR) -> None:
+    """Import a shipped order, enable retention and run past day 30, so the order is masked."""
+    _import(app, order(nr, shipped_at=T0))
+    set_feature(app, "main", True, "ops")
+    report = run_retention(app, T0 + days(31))
+    assert (report.archived, report.masked) == (1, 1)
+
+
+# -- Amazon identification --------------------------------------------------------------------
+
+
+def test_default_pattern_identifies_amazon_orders_by_their_number(app: App) -> None:
+    report = _import(
+        app, order(AMAZON_NR), order("SHOP-100001"), order("302-1234567-123456", suffix="-x")
+    )
+
+    assert report.created == 3
+    assert _order_row(app, AMAZON_NR).is_amazon is True
+    assert _order_row(app, "SHOP-100001").is_amazon is False
+    assert _order_row(app, "302-1234567-123456").is_amazon is False
+    assert _customer_row(app, AMAZON_NR).channel == "amazon"
+    assert _customer_row(app, "SHOP-100001").channel == "shop"
+
+
+def test_shop_pattern_decides_for_orders_imported_after_it_changed(app: App) -> None:
+    _import(app, order("SHOP-100001"))
+    configure_shop(app, "main", None, r"^AMZ-\d{6}$")
+
+    _import(app, order("AMZ-000042", suffix="-a"), order("302-7654321-7654321", suffix="-b"))
+
+    assert _order_row(app, "AMZ-000042").is_amazon is True
+    assert _order_row(app, "302-7654321-7654321").is_amazon is False
+
+
+def test_amazon_flag_never_changes_on_reimport(app: App) -> None:
+    _import(app, order(AMAZON_NR), order("AMZ-000042", suffix="-a"))
+    configure_shop(app, "main", None, r"^AMZ-\d{6}$")
+
+    report = _import(
+        app,
+        order(AMAZON_NR, shipped_at=T0 + days(1)),
+        order("AMZ-000042", shipped_at=T0 + days(1), suffix="-a"),
+    )
+
+    assert report.updated == 2
+    assert _order_row(app, AMAZON_NR).is_amazon is True
+    assert _order_row(app, "AMZ-000042").is_amazon is False
+
+
+# -- buyer identity ---------------------------------------------------------------------------
+
+
+def test_same_customer_number_is_one_buyer_whatever_the_other_data(app: App) -> None:
+    _import(
+        app,
+        _buyer(AMAZON_NR, email="erika@example.org"),
+        _buyer("303-1234567-1234567", email="e.m@example.net", first_name="Eri"),
+    )
+
+    assert _customer_row(app, AMAZON_NR).id == _customer_row(app, "303-1234567-1234567").id
+    assert _count(app, Customer) == 1
+
+
+def test_without_customer_number_the_email_identifies_the_buyer(app: App) -> None:
+    _import(
+        app,
+        _buyer(AMAZON_NR, customer_nr_external=None, email="erika.m@example.org"),
+        _buyer("303-1234567-1234567", customer_nr_external=None, email="Erika.M@Example.org"),
+        _buyer("304-1234567-1234567", customer_nr_external=None, email="max.m@example.org"),
+    )
+
+    first = _customer_row(app, AMAZON_NR).id
+    assert _customer_row(app, "303-1234567-1234567").id == first
+    assert _customer_row(app, "304-1234567-1234567").id != first
+    assert _count(app, Customer) == 2
+
+
+def test_amazon_buyer_and_shop_buyer_with_identical_data_are_separate_records(app: App) -> None:
+    _import(app, order(AMAZON_NR), order("SHOP-100001"))
+
+    amazon, shop = _customer_row(app, AMAZON_NR), _customer_row(app, "SHOP-100001")
+    assert amazon.id != shop.id
+    assert (amazon.channel, shop.channel) == ("amazon", "shop")
+    assert (amazon.email, shop.email) == (shop.email, "erika.mustermann@example.org")
+
+
+# -- re-import --------------------------------------------------------------------------------
+
+
+def test_reimport_of_active_order_replaces_pii_and_keeps_old_address_values(app: App) -> None:
+    original = order(AMAZON_NR)
+    _import(app, original)
+    changed = order(AMAZON_NR)
+    changed["billing_address"] = {
+        **original["billing_address"],
+        "street": "Rosenweg",
+        "house_nr": "5",
+    }
+    changed["customer"] = {**original["customer"], "phone": "+49 228 9876543"}
+
+    report = _import(app, changed)
+
+    assert (report.created, report.updated) == (0, 1)
+    customer = _customer_row(app, AMAZON_NR)
+    assert (customer.street, customer.house_nr, customer.address) == ("Rosenweg", "5", "Rosenweg 5")
+    assert customer.phone == "+49 228 9876543"
+    assert customer.pii_revision == 2
+    with app.engine.connect() as conn:
+        billing = conn.execute(
+            select(Address.street, Address.house_nr).where(Address.kind == "billing")
+        ).one()
+        history = set(conn.execute(select(AddressHistory.field, AddressHistory.old_value)).all())
+    assert tuple(billing) == ("Rosenweg", "5")
+    assert history == {
+        ("street", "Heidestraße"),
+        ("house_nr", "17"),
+        ("address", "Heidestraße 17"),
+    }
+    assert _count(app, Order) == 1
+
+
+def test_reimport_of_identical_line_changes_nothing(app: App) -> None:
+    _import(app, order(AMAZON_NR))
+
+    report = _import(app, order(AMAZON_NR))
+
+    assert (report.created, report.updated, report.unchanged) == (0, 0, 1)
+    assert _customer_row(app, AMAZON_NR).pii_revision == 1
+
+
+def test_reimport_of_masked_order_ignores_pii_but_updates_status_and_invoices(app: App) -> None:
+    _mask(app)
+    before = _customer_row(app, AMAZON_NR)
+    again = order(AMAZON_NR, shipped_at=T0 + days(1), invoiced_at=T0 + days(40), suffix="-neu")
+
+    report = _import(app, again)
+
+    assert report.pii_ignored_masked == 1
+    assert report.notices == [LineProblem(1, MASKED_NOTICE)]
+    assert report.refused == []
+    after = _customer_row(app, AMAZON_NR)
+    assert after._asdict() == before._asdict()
+    assert after.first_name == MASKED_TEXT
+    row = _order_row(app, AMAZON_NR)
+    assert row.shipped_at == T0 + days(1)
+    assert row.gift_message == MASKED_TEXT
+    with app.engine.connect() as conn:
+        invoice = conn.execute(select(Invoice.__table__)).one()
+    assert invoice.invoice_nr == f"RE-{AMAZON_NR}"
+    assert invoice.created_at == T0 + days(40)
+    assert invoice.billing_name == MASKED_TEXT
+    assert invoice.masked_at is not None
+
+
+def test_reimport_changing_pii_of_retrieved_order_is_refused_but_status_updates(
+    app: App,
+) -> None:
+    _mask(app)
+    retrieve_order(app, AMAZON_NR, "Rücksendung", "anna", T0 + days(35))
+    again = order(AMAZON_NR, shipped_at=T0 + days(1), suffix="-neu")
+
+    report = _import(app, again)
+
+    assert report.refused == [LineProblem(1, RETRIEVED_REFUSAL)]
+    assert (report.updated, report.pii_ignored_masked) == (0, 0)
+    customer = _customer_row(app, AMAZON_NR)
+    assert (customer.first_name, customer.email) == ("Erika", "erika.mustermann@example.org")
+    assert _order_row(app, AMAZON_NR).shipped_at == T0 + days(1)
+    assert _order_row(app, AMAZON_NR).gift_message == "Alles Gute zum Geburtstag, Max!"
+
+
+# -- bad lines --------------------------------------------------------------------------------
+
+
+def test_bad_lines_are_reported_by_number_and_good_lines_are_imported(app: App) -> None:
+    missing = order("303-1234567-1234567", suffix="-m")
+    del missing["ordered_at"]
+    bad_date = order("304-1234567-1234567", suffix="-d")
+    bad_date["shipped_at"] = "2026-13-01T09:00:00Z"
+    batch = [
+        *lines(order(AMAZON_NR)),
+        "{not json",
+        *lines(missing, bad_date),
+        *lines(order("305-1234567-1234567", suffix="-g")),
+    ]
+
+    report = import_lines(app, batch)
+
+    assert report.created == 2
+    assert report.refused == [
+        LineProblem(
+            2, "invalid JSON at column 2: Expecting property name enclosed in double quotes"
+        ),
+        LineProblem(3, "ordered_at: is required"),
+        LineProblem(
+            4,
+            "shipped_at: not an ISO 8601 timestamp with offset (e.g. 2026-01-01T09:00:00+01:00)",
+        ),
+    ]
+    with app.engine.connect() as conn:
+        numbers = set(conn.execute(select(Order.order_nr_external)).scalars())
+    assert numbers == {AMAZON_NR, "305-1234567-1234567"}
+    assert _count(app, Customer) == 2
+
+
+def test_line_refused_while_writing_leaves_nothing_behind(app: App) -> None:
+    first = order(AMAZON_NR, invoiced_at=T0)
+    clash = order("303-1234567-1234567", suffix="-c")
+    clash["invoices"] = first["invoices"]  # this invoice number already belongs to order 1
+
+    report = _import(app, first, clash, order("304-1234567-1234567", suffix="-ok"))
+
+    assert report.created == 2
+    assert [p.line for p in report.refused] == [2]
+    assert (_count(app, Order), _count(app, Customer)) == (2, 2)
+    assert (_count(app, Address), _count(app, Invoice)) == (4, 1)
+    with app.engine.connect() as conn:
+        names = set(conn.execute(select(Customer.first_name)).scalars())
+    assert names == {"Erika", "Erika-ok"}
+
+
+def test_value_longer_than_its_column_is_refused_by_line_number(app: App) -> None:
+    too_long = order("303-1234567-1234567", suffix="-x")
+    too_long["payment"]["card_exp"] = "12/2029 (Ablauf)"  # the column holds 10 characters
+
+    report = _import(app, order(AMAZON_NR), too_long, order("304-1234567-1234567", suffix="-y"))
+
+    assert report.created == 2
+    assert [p.line for p in report.refused] == [2]
+    assert "payment.card_exp" in report.refused[0].message
+    assert _count(app, Order) == 2
+
+
+def test_error_messages_name_fields_never_pii_values(app: App) -> None:
+    _import(app, order(AMAZON_NR, invoiced_at=T0))
+    leaky_date = order("303-1234567-1234567", suffix="-k")
+    leaky_date["shipped_at"] = "erika.mustermann@example.org"
+    leaky_date["customer"]["birth_date"] = "Mustermann"
+    long_name = order("304-1234567-1234567", suffix="-n")
+    long_name["customer"]["last_name"] = "Mustermann-" * 200
+    clash = order("305-1234567-1234567", suffix="-c", invoiced_at=T0)
+    clash["invoices"] = [{"invoice_nr": f"RE-{AMAZON_NR}", "created_at": iso(T0), "total": "1"}]
+    cut_json = json.dumps(order("306-1234567-1234567"), ensure_ascii=False)[:300]
+    manual = {
+        "type": "manual_credit",
+        "shop": "main",
+        "customer_of_order": "999-0000000-0000000",
+        "credit_nr": "GS-1",
+        "created_at": "Heidestraße 17",
+        "total": "5.00",
+    }
+
+    report = import_lines(app, [*lines(leaky_date, long_name, clash), cut_json, json.dumps(manual)])
+
+    assert sorted(p.line for p in report.refused) == [1, 2, 3, 4, 5]
+    secrets = {
+        s
+        for s in pii_strings(order(AMAZON_NR)) | pii_strings(leaky_date) | pii_strings(long_name)
+        if len(s) >= 6
+    } | {"Mustermann", "Heidestraße"}
+    leaks = [(p.line, s) for p in report.refused for s in secrets if s in p.message]
+    assert leaks == []
+
+
+# -- manual documents -------------------------------------------------------------------------
+
+
+def test_manual_invoice_and_credit_attach_to_the_buyer_without_an_order(app: App) -> None:
+    _import(app, order(AMAZON_NR))
+    manual = [
+        {
+            "type": "manual_invoice",
+            "shop": "main",
+            "customer_of_order": AMAZON_NR,
+            "invoice_nr": "MR-1",
+            "created_at": iso(T0 + days(2)),
+            "total": "12.50",
+        },
+        {
+            "type": "manual_credit",
+            "shop": "main",
+            "customer_of_order": AMAZON_NR,
+            "credit_nr": "GS-1",
+            "created_at": iso(T0 + days(3)),
+            "total": "5.00",
+        },
+    ]
+
+    report = import_lines(app, [json.dumps(m) for m in manual])
+
+    assert (report.created, report.refused) == (2, [])
+    buyer = _customer_row(app, AMAZON_NR).id
+    with app.engine.connect() as conn:
+        invoice = conn.execute(select(Invoice.__table__)).one()
+        credit = conn.execute(select(Credit.__table__)).one()
+    for doc in (invoice, credit):
+        assert (doc.customer_id, doc.order_id) == (buyer, None)
+        assert doc.billing_name == "Erika Mustermann"
+        assert doc.billing_address == "Heidestraße 17\n51147 Köln"
+    assert (invoice.invoice_nr, str(invoice.total)) == ("MR-1", "12.50")
+    assert (credit.credit_nr, str(credit.total)) == ("GS-1", "5.00")
+    assert _customer_row(app, AMAZON_NR).pii_revision == 3
+
+
+def test_manual_document_for_unknown_order_is_refused(app: App) -> None:
+    _import(app, order(AMAZON_NR))
+    manual = {
+        "type": "manual_invoice",
+        "shop": "main",
+        "customer_of_order": "999-0000000-0000000",
+        "invoice_nr": "MR-1",
+        "created_at": iso(T0),
+        "total": "1.00",
+    }
+
+    report = import_lines(app, [json.dumps(manual)])
+
+    assert report.refused == [
+        LineProblem(1, "customer_of_order: no order '999-0000000-0000000' in shop 'main'")
+    ]
+    assert _count(app, Invoice) == 0

@@ -1,0 +1,142 @@
+"""Builders shared by the tests: an App on a given database, and import lines with fake PII."""
+
+from __future__ import annotations
+
+import copy
+import json
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from shelflife.bootstrap import App, build_app, initialise
+from shelflife.config import Settings
+from shelflife.domain.clock import FixedClock
+
+T0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
+"""A Monday well away from DST changes; tests move from here."""
+
+
+def make_app(database_url: str, home: Path, now: datetime = T0) -> tuple[App, FixedClock]:
+    """Initialise a home folder on `database_url` and build the app with a fixed clock."""
+    settings = Settings(home=home, database_url=database_url)
+    initialise(settings)
+    clock = FixedClock(now)
+    return build_app(settings, clock), clock
+
+
+def iso(moment: datetime | None) -> str | None:
+    return None if moment is None else moment.isoformat()
+
+
+_BASE: dict[str, Any] = {
+    "shop": "main",
+    "customer": {
+        "customer_nr_external": "A1B2C3D4E5F6G7",
+        "salutation": "Frau",
+        "first_name": "Erika",
+        "last_name": "Mustermann",
+        "company": "Musterfirma GmbH",
+        "email": "erika.mustermann@example.org",
+        "phone": "+49 221 1234567",
+        "fax": "+49 221 1234568",
+        "birth_date": "1980-05-01",
+        "note": "Bitte klingeln",
+    },
+    "billing_address": {
+        "salutation": "Frau",
+        "first_name": "Erika",
+        "last_name": "Mustermann",
+        "name2": "c/o Hausverwaltung Beispiel",
+        "company": "Musterfirma GmbH",
+        "street": "Heidestraße",
+        "house_nr": "17",
+        "zip": "51147",
+        "city": "Köln",
+        "state": "NRW",
+        "country": "DE",
+        "phone": "+49 221 7654321",
+        "email": "rechnung.mustermann@example.org",
+    },
+    "shipping_address": {
+        "first_name": "Max",
+        "last_name": "Mustermann",
+        "street": "Lindenallee",
+        "house_nr": "3a",
+        "zip": "50667",
+        "city": "Köln",
+        "country": "DE",
+    },
+    "payment": {
+        "card_type": "VISA",
+        "card_name": "Erika Mustermann",
+        "card_nr": "4111111111111111",
+        "card_exp": "12/29",
+        "account": "0123456789",
+        "account_name": "Erika Mustermann",
+        "iban": "DE02120300000000202051",
+    },
+    "gift_message": "Alles Gute zum Geburtstag, Max!",
+    "address_remarks": "Hinterhaus, 2. Stock",
+    "shop_note": "Stammkundin, sehr freundlich",
+    "items": [{"sku": "BK-1", "title": "Notizbuch", "qty": 2, "price": "9.99"}],
+}
+
+
+UNSUFFIXED = ("birth_date", "country", "card_exp")
+"""Kept as they are: a date, a tax field, and a 10-character column a suffix would overflow."""
+
+
+def order(
+    nr: str = "302-1234567-1234567",
+    *,
+    ordered_at: datetime = T0,
+    shipped_at: datetime | None = None,
+    cancelled_at: datetime | None = None,
+    invoiced_at: datetime | None = None,
+    suffix: str = "",
+    **overrides: Any,
+) -> dict[str, Any]:
+    """A complete order with distinctive fake PII. `suffix` is appended to every PII string so
+    that several buyers in one test have different values; `invoiced_at` adds one invoice."""
+    data = copy.deepcopy(_BASE)
+    if suffix:
+        for section in ("customer", "billing_address", "shipping_address", "payment"):
+            data[section] = {
+                k: (v + suffix if isinstance(v, str) and k not in UNSUFFIXED else v)
+                for k, v in data[section].items()
+            }
+        for key in ("gift_message", "address_remarks", "shop_note"):
+            data[key] = data[key] + suffix
+    data.update(
+        order_nr_external=nr,
+        ordered_at=iso(ordered_at),
+        shipped_at=iso(shipped_at),
+        cancelled_at=iso(cancelled_at),
+    )
+    if invoiced_at is not None:
+        data["invoices"] = [
+            {"invoice_nr": f"RE-{nr}", "created_at": iso(invoiced_at), "total": "19.98"}
+        ]
+    data.update(overrides)
+    return data
+
+
+def lines(*orders: dict[str, Any]) -> list[str]:
+    return [json.dumps(o, ensure_ascii=False) for o in orders]
+
+
+def pii_strings(o: dict[str, Any]) -> set[str]:
+    """Every PII string in an order built by `order` (what must vanish after masking)."""
+    found: set[str] = set()
+    for section in ("customer", "billing_address", "shipping_address", "payment"):
+        for k, v in (o.get(section) or {}).items():
+            if isinstance(v, str) and v and k not in ("country", "card_type", "salutation"):
+                found.add(v)
+    for key in ("gift_message", "address_remarks", "shop_note"):
+        if o.get(key):
+            found.add(o[key])
+    return found
+
+
+def days(n: float) -> timedelta:
+    return timedelta(days=n)
