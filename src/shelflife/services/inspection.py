@@ -116,9 +116,8 @@ def show_order(
         "archive_retry_at": _json(retry_at(customer.archive_failed_at, zone))
         if customer.archive_failed_at
         else None,
-        "masked_at": _json(
-            order.masked_at or customer.masked_at if facts.masked_at else order.masked_at
-        ),
+        # A retrieved order's rows are unmasked again; it still shows when it was masked.
+        "masked_at": _json(order.masked_at or customer.masked_at),
         "retrieved_at": _json(customer.retrieved_at),
         "remask_due": _json(due_on(customer.retrieved_at, REMASK_AFTER_DAYS, zone))
         if customer.retrieved_at
