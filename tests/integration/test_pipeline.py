@@ -36,7 +36,7 @@ from shelflife.domain.snapshot import CustomerSnapshot
 from shelflife.entrypoints import cli
 from shelflife.services.importing import import_lines
 from shelflife.services.inspection import show_order
-from shelflife.services.pipeline import RunReport, run_retention
+from shelflife.services.pipeline import RunReport, object_key_prefix, run_retention
 from shelflife.services.retrieval import retrieve_order
 from shelflife.services.shops import configure_shop, set_feature, ship_order
 from tests.support.builders import T0, days, iso, lines, make_app, order, pii_strings
@@ -245,7 +245,7 @@ def test_archive_copy_decrypts_to_the_buyers_current_pii(app: App) -> None:
     assert plaintext == expected.to_bytes()
     assert stored.revision == buyer.pii_revision == buyer.archived_revision
     assert stored.ciphertext_sha256 == hashlib.sha256(blob).hexdigest()
-    assert stored.object_key.startswith(f"customers/{buyer.id}/r{buyer.pii_revision:06d}-")
+    assert stored.object_key.startswith(f"{object_key_prefix(buyer.id)}r{buyer.pii_revision:06d}-")
     snap = CustomerSnapshot.from_bytes(plaintext)
     assert pii_strings(imported) <= set(snap.values())
     assert snap.rows["customers"][buyer.id]["email"] == "erika.mustermann@example.org"
@@ -345,7 +345,7 @@ def test_one_buyers_archive_failure_does_not_stop_the_others(app: App) -> None:
     buyers = _buyers(3)
     _start(app, *buyers)
     nrs = [b["order_nr_external"] for b in buyers]
-    app.archive = FailingPut(app.archive, only=f"customers/{_customer(app, nrs[1]).id}/")
+    app.archive = FailingPut(app.archive, only=object_key_prefix(_customer(app, nrs[1]).id))
 
     assert _run(app, T0 + days(31)) == _only(archived=2, archive_failed=1, masked=2)
 

@@ -16,7 +16,7 @@ from shelflife.bootstrap import App
 from shelflife.domain.errors import ArchiveUnavailable, UnknownOrder
 from shelflife.services.importing import import_lines
 from shelflife.services.inspection import ComplianceRow, compliance_report, show_order
-from shelflife.services.pipeline import run_retention
+from shelflife.services.pipeline import object_key_prefix, run_retention
 from shelflife.services.retrieval import retrieve_order
 from shelflife.services.shops import set_feature
 from tests.support.builders import T0, days, lines, make_app, order
@@ -202,7 +202,7 @@ def test_compliance_lists_exactly_the_overdue_buyers_with_their_reasons(app: App
     )
     as_of = T0 + days(31)
     failing = _customer_id(app, "301-0000000-0000001")
-    app.archive = FailingPut(app.archive, only=f"customers/{failing}/")
+    app.archive = FailingPut(app.archive, only=object_key_prefix(failing))
     report = run_retention(app, as_of)
     assert (report.archived, report.archive_failed, report.masked) == (3, 1, 1)
 

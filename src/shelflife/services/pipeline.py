@@ -159,6 +159,13 @@ def archive_customers(
     return done, failed
 
 
+def object_key_prefix(customer_id: int) -> str:
+    """Where a buyer's copies live. A folder per thousand buyers keeps folders small at a
+    million buyers; the random suffix added to each key makes every write a new object, as
+    write-once (Object Lock) storage requires."""
+    return f"customers/{customer_id // 1000:06d}/{customer_id}-"
+
+
 def _archive_one(
     app: App, key_row: sql.ArchiveKeyRow, snap: CustomerSnapshot
 ) -> dict[str, Any] | tuple[int, str]:
@@ -174,7 +181,7 @@ def _archive_one(
             fresh = None
         plaintext = snap.to_bytes()
         blob = seal(data_key, wrapped, cid, snap.revision, plaintext)
-        object_key = f"customers/{cid}/r{snap.revision:06d}-{secrets.token_hex(4)}.slf"
+        object_key = f"{object_key_prefix(cid)}r{snap.revision:06d}-{secrets.token_hex(4)}.slf"
         app.archive.put(object_key, blob)
         if open_sealed(app.archive.get(object_key), app.keys) != plaintext:
             raise ArchiveCorrupt("read-back of the archive copy differs from what was written")

@@ -42,7 +42,10 @@ class LocalFolderArchive:
     def put(self, key: str, data: bytes) -> None:
         path = self._path(key)
         try:
-            path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+            if not path.parent.is_dir():
+                path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+                for folder in path.parent.relative_to(self.root).parents:
+                    _fsync_dir(self.root / folder)  # the new folders' own entries
             fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
             try:
                 with os.fdopen(fd, "wb") as handle:
@@ -51,6 +54,7 @@ class LocalFolderArchive:
                     os.fsync(handle.fileno())
                 os.chmod(tmp, 0o600)
                 os.replace(tmp, path)
+                _fsync_dir(path.parent)  # the rename itself must survive a crash
             finally:
                 if os.path.exists(tmp):
                     os.unlink(tmp)
@@ -71,6 +75,14 @@ class LocalFolderArchive:
 
     def describe(self) -> str:
         return self.root.resolve().as_uri()
+
+
+def _fsync_dir(folder: Path) -> None:
+    fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def archive_from_url(url: str) -> LocalFolderArchive:
