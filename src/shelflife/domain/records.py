@@ -152,6 +152,9 @@ class _Parser:
         if required and not value.strip():
             self.problems.append(f"{where}: must not be empty")
             return None
+        if "\x00" in value:
+            self.problems.append(f"{where}: must not contain NUL characters")
+            return None
         if len(value) > max_len:
             self.problems.append(f"{where}: longer than {max_len} characters")
             return None

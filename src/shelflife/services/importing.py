@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import Connection
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import DataError, IntegrityError
 
 from shelflife.adapters.db.bulk_orders import create_orders, existing_orders
 from shelflife.adapters.db.order_writer import OrderWriter, Outcome
@@ -124,7 +124,7 @@ def _flush(
             create_orders(writer, new)
             savepoint.commit()
             bulk_done = True
-        except IntegrityError:
+        except (IntegrityError, DataError):
             savepoint.rollback()
             writer.shops.clear()
             bulk_done = False
@@ -163,6 +163,14 @@ def _apply_one(
                 "conflicts with stored data (an invoice or credit number already "
                 "belongs to another order of this shop)",
             )
+        )
+        return
+    except DataError:
+        # A value the database cannot store; the database's message would quote it.
+        savepoint.rollback()
+        writer.shops.clear()
+        report.refused.append(
+            LineProblem(number, "a value cannot be stored by the database (check encodings)")
         )
         return
     _count(report, number, outcome)

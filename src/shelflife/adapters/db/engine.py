@@ -7,6 +7,9 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Engine, create_engine, event, inspect, text
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
+
+from shelflife.domain.errors import InvalidInput, ShelflifeError
 
 if TYPE_CHECKING:
     from alembic.config import Config
@@ -20,11 +23,29 @@ def make_engine(url: str) -> Engine:
     `secure_delete` makes SQLite overwrite freed content with zeros, so masked values do not
     linger in free pages of the file.
     """
-    parsed = make_url(url)
-    if parsed.get_backend_name() == "sqlite":
+    try:
+        parsed = make_url(url)
+    except ArgumentError:
+        raise InvalidInput(
+            "SHELFLIFE_DATABASE_URL: not a database URL; use sqlite:///PATH or "
+            "postgresql+psycopg://USER@HOST/NAME"
+        ) from None
+    backend = parsed.get_backend_name()
+    if backend not in ("sqlite", "postgresql"):
+        raise InvalidInput(
+            f"SHELFLIFE_DATABASE_URL: {backend!r} is not supported; use SQLite or PostgreSQL"
+        )
+    if backend == "sqlite":
         if parsed.database and parsed.database != ":memory:":
-            Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
-        engine = create_engine(url, connect_args={"timeout": 30})
+            folder = Path(parsed.database).parent
+            try:
+                folder.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise ShelflifeError(
+                    f"cannot create the database folder {folder}: {exc.strerror}"
+                ) from None
+        # hide_parameters: SQL logs and database errors must never carry buyers' data.
+        engine = create_engine(url, connect_args={"timeout": 30}, hide_parameters=True)
 
         @event.listens_for(engine, "connect")
         def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
@@ -44,7 +65,7 @@ def make_engine(url: str) -> Engine:
         return engine
     if parsed.get_backend_name() == "postgresql" and parsed.drivername == "postgresql":
         url = parsed.set(drivername="postgresql+psycopg").render_as_string(hide_password=False)
-    return create_engine(url, pool_pre_ping=True)
+    return create_engine(url, pool_pre_ping=True, hide_parameters=True)
 
 
 def alembic_config(engine: Engine) -> Config:
