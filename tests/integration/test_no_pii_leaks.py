@@ -29,6 +29,7 @@ from shelflife.services.pipeline import run_retention
 from shelflife.services.retrieval import retrieve_order
 from shelflife.services.shops import set_feature
 from tests.support.builders import T0, days, lines, make_app, order, pii_strings
+from tests.support.fakes import UnreachableArchive
 
 BUYERS = 4
 MASK_AS_OF = T0 + days(31)
@@ -146,19 +147,6 @@ def test_masked_pii_is_in_no_table_value(database_url: str, tmp_path: Path) -> N
 
 
 # -- logs and error messages ---------------------------------------------------------------------
-
-
-class UnreachableArchive:
-    """Hand-written fake: an archive store that cannot be reached at all."""
-
-    def put(self, key: str, data: bytes) -> None:
-        raise ArchiveUnavailable("archive unreachable (test fake)")
-
-    def get(self, key: str) -> bytes:
-        raise ArchiveUnavailable("archive unreachable (test fake)")
-
-    def describe(self) -> str:
-        return "unreachable://test"
 
 
 def bad_lines() -> list[str]:

@@ -30,7 +30,6 @@ from shelflife.adapters.db.tables import (
 from shelflife.adapters.keys.envelope import open_sealed
 from shelflife.bootstrap import App
 from shelflife.domain.clock import FixedClock
-from shelflife.domain.errors import ArchiveUnavailable
 from shelflife.domain.masking import MASK_PROFILE, MASKED_TEXT, all_fields, mask_value
 from shelflife.domain.snapshot import CustomerSnapshot
 from shelflife.entrypoints import cli
@@ -40,6 +39,7 @@ from shelflife.services.pipeline import RunReport, object_key_prefix, run_retent
 from shelflife.services.retrieval import retrieve_order
 from shelflife.services.shops import configure_shop, set_feature, ship_order
 from tests.support.builders import T0, days, iso, lines, make_app, order, pii_strings
+from tests.support.fakes import AlteredGet, FailingPut
 
 NR = "302-1234567-1234567"
 COUNTS = ("archived", "archive_failed", "retried", "masked", "remasked")
@@ -48,42 +48,6 @@ PiiDump = dict[tuple[str, int, str], object]
 
 class Killed(BaseException):
     """Stands in for the process being killed (SIGKILL, power loss) at an awkward moment."""
-
-
-class FailingPut:
-    """An archive that is down for writes: for every buyer, or only for keys under `only`."""
-
-    def __init__(self, real: Any, only: str | None = None) -> None:
-        self.real, self.only = real, only
-
-    def put(self, key: str, data: bytes) -> None:
-        if self.only is None or key.startswith(self.only):
-            raise ArchiveUnavailable("archive offline (test double)")
-        self.real.put(key, data)
-
-    def get(self, key: str) -> bytes:
-        data: bytes = self.real.get(key)
-        return data
-
-    def describe(self) -> str:
-        return "failing test double"
-
-
-class AlteredGet:
-    """An archive that stores but reads back different bytes (silent corruption)."""
-
-    def __init__(self, real: Any) -> None:
-        self.real = real
-
-    def put(self, key: str, data: bytes) -> None:
-        self.real.put(key, data)
-
-    def get(self, key: str) -> bytes:
-        data: bytes = self.real.get(key)
-        return data[:-1] + bytes([data[-1] ^ 1])
-
-    def describe(self) -> str:
-        return "corrupting test double"
 
 
 class KilledOnGet:

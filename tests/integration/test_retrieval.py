@@ -29,6 +29,7 @@ from shelflife.services.pipeline import run_retention
 from shelflife.services.retrieval import retrieve_order
 from shelflife.services.shops import set_feature
 from tests.support.builders import T0, days, iso, make_app, order
+from tests.support.fakes import UnreachableArchive
 
 NR = "302-1234567-1234567"
 OTHER_NR = "303-7654321-7654321"
@@ -44,19 +45,6 @@ PII_PARTS = (
     "credits",
 )
 Dump = dict[str, list[tuple[Any, ...]]]
-
-
-class UnreadableArchive:
-    """An archive that cannot be reached for reading (network down)."""
-
-    def put(self, key: str, data: bytes) -> None:
-        raise ArchiveUnavailable("archive unreachable (test double)")
-
-    def get(self, key: str) -> bytes:
-        raise ArchiveUnavailable("archive unreachable (test double)")
-
-    def describe(self) -> str:
-        return "unreachable test double"
 
 
 @pytest.fixture
@@ -228,7 +216,7 @@ def test_retrieved_order_shows_as_retrieved_and_read_only(app: App) -> None:
 def test_unreachable_archive_fails_and_changes_nothing(app: App) -> None:
     _masked(app, order(NR, shipped_at=T0))
     before = _dump(app)
-    app.archive = UnreadableArchive()
+    app.archive = UnreachableArchive()
 
     with pytest.raises(ArchiveUnavailable):
         retrieve_order(app, NR, "Rücksendung", "anna", RETRIEVED_AT)

@@ -13,36 +13,18 @@ from sqlalchemy import select
 
 from shelflife.adapters.db.tables import Order
 from shelflife.bootstrap import App
-from shelflife.domain.errors import ArchiveUnavailable, UnknownOrder
+from shelflife.domain.errors import UnknownOrder
 from shelflife.services.importing import import_lines
 from shelflife.services.inspection import ComplianceRow, compliance_report, show_order
 from shelflife.services.pipeline import object_key_prefix, run_retention
 from shelflife.services.retrieval import retrieve_order
 from shelflife.services.shops import set_feature
 from tests.support.builders import T0, days, lines, make_app, order
+from tests.support.fakes import FailingPut
 
 NR = "302-1234567-1234567"
 NOT_ARCHIVED = "no verified archive of the current data yet"
 YOUNG_ORDER = "order shipped less than 30 days ago"
-
-
-class FailingPut:
-    """An archive that refuses writes, for every buyer or only for keys under `only`."""
-
-    def __init__(self, real: Any, only: str | None = None) -> None:
-        self.real, self.only = real, only
-
-    def put(self, key: str, data: bytes) -> None:
-        if self.only is None or key.startswith(self.only):
-            raise ArchiveUnavailable("archive offline (test double)")
-        self.real.put(key, data)
-
-    def get(self, key: str) -> bytes:
-        data: bytes = self.real.get(key)
-        return data
-
-    def describe(self) -> str:
-        return "failing test double"
 
 
 @pytest.fixture

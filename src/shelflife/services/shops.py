@@ -9,9 +9,10 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from sqlalchemy import insert, select, update
 
+from shelflife.adapters.db.reading import find_order
 from shelflife.adapters.db.tables import Order, Shop, ShopFeatureChange
 from shelflife.bootstrap import App
-from shelflife.domain.errors import InvalidInput, UnknownOrder, UnknownShop
+from shelflife.domain.errors import InvalidInput, UnknownShop
 
 
 @dataclass(frozen=True)
@@ -76,16 +77,7 @@ def configure_shop(app: App, shop: str, time_zone: str | None, amazon_pattern: s
 
 def ship_order(app: App, order_nr: str, at: datetime, shop: str | None = None) -> None:
     with app.engine.begin() as conn:
-        query = select(Order.id, Order.ordered_at).where(Order.order_nr_external == order_nr)
-        if shop is not None:
-            query = query.join(Shop, Shop.id == Order.shop_id).where(Shop.name == shop)
-        rows = conn.execute(query).all()
-        if not rows:
-            raise UnknownOrder(order_nr)
-        if len(rows) > 1:
-            raise InvalidInput(f"order number {order_nr!r} exists in several shops; give --shop")
-        if at < rows[0].ordered_at:
+        order = find_order(conn, order_nr, shop)
+        if at < order.ordered_at:
             raise InvalidInput("--at: the shipping time is before the order time")
-        conn.execute(
-            update(Order).where(Order.id == rows[0].id).values(shipped_at=at, updated_at=at)
-        )
+        conn.execute(update(Order).where(Order.id == order.id).values(shipped_at=at, updated_at=at))

@@ -28,6 +28,8 @@ from shelflife.domain.errors import InvalidInput
 from shelflife.domain.masking import MASK_PROFILE, masked
 from shelflife.domain.policy import DEFAULT_AMAZON_ORDER_PATTERN, DEFAULT_TIME_ZONE
 from shelflife.domain.records import (
+    ADDRESS_KEYS,
+    PAYMENT_KEYS,
     Document,
     ManualDocumentRecord,
     OrderRecord,
@@ -527,41 +529,12 @@ def _customer_values(rec: OrderRecord) -> dict[str, Any]:
 def _address_values(rec: OrderRecord, kind: str) -> dict[str, Any]:
     a = rec.billing_address if kind == "billing" else rec.shipping_address
     values: dict[str, Any] = dict.fromkeys(ADDRESS_PII)
-    values |= {
-        k: a.get(k)
-        for k in (
-            "salutation",
-            "first_name",
-            "last_name",
-            "name2",
-            "company",
-            "street",
-            "house_nr",
-            "zip",
-            "city",
-            "state",
-            "country",
-            "phone",
-            "email",
-        )
-    }
+    values |= {k: a.get(k) for k in ADDRESS_KEYS}
     values["name"] = full_name(a.get("first_name"), a.get("last_name"))
     values["address"] = address_line(a.get("street"), a.get("house_nr"))
     if kind == "billing":
-        values.update(
-            {
-                k: rec.payment.get(k)
-                for k in (
-                    "card_type",
-                    "card_name",
-                    "card_nr",
-                    "card_exp",
-                    "account",
-                    "account_name",
-                    "iban",
-                )
-            }
-        )
+        # The order's payment lives on its billing address, as the spec's ACard* fields do.
+        values |= {k: rec.payment.get(k) for k in PAYMENT_KEYS}
         values["birth_date"] = rec.customer.get("birth_date")
     return values
 
