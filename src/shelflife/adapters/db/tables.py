@@ -93,7 +93,7 @@ class Customer(Base):
         CheckConstraint(
             "retrieved_at IS NULL OR masked_at IS NOT NULL", name="retrieved_was_masked"
         ),
-        UniqueConstraint("shop_id", "channel", "identity_digest", name="identity"),
+        UniqueConstraint("shop_id", "channel", "identity_digest", name="uq_customers_identity"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -200,7 +200,7 @@ class Address(Base):
     __tablename__ = "addresses"
     __table_args__ = (
         CheckConstraint("kind IN ('billing', 'shipping')", name="kind"),
-        UniqueConstraint("order_id", "kind", name="one_per_kind"),
+        UniqueConstraint("order_id", "kind", name="uq_addresses_one_per_kind"),
         Index("ix_addresses_customer", "customer_id"),
     )
 
@@ -320,7 +320,9 @@ class ArchiveCopy(Base):
     """One encrypted, read-back-verified snapshot of a buyer's PII in the archive store."""
 
     __tablename__ = "archive_copies"
-    __table_args__ = (UniqueConstraint("customer_id", "revision", name="revision"),)
+    __table_args__ = (
+        UniqueConstraint("customer_id", "revision", name="uq_archive_copies_revision"),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     customer_id: Mapped[int] = mapped_column(ForeignKey("customers.id"))

@@ -182,7 +182,7 @@ def upgrade() -> None:
         ),
         sa.ForeignKeyConstraint(["shop_id"], ["shops.id"], name=op.f("fk_customers_shop_id_shops")),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_customers")),
-        sa.UniqueConstraint("shop_id", "channel", "identity_digest", name="identity"),
+        sa.UniqueConstraint("shop_id", "channel", "identity_digest", name="uq_customers_identity"),
     )
     op.create_table(
         "shop_feature_changes",
@@ -220,7 +220,7 @@ def upgrade() -> None:
             ["customer_id"], ["customers.id"], name=op.f("fk_archive_copies_customer_id_customers")
         ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_archive_copies")),
-        sa.UniqueConstraint("customer_id", "revision", name="revision"),
+        sa.UniqueConstraint("customer_id", "revision", name="uq_archive_copies_revision"),
     )
     op.create_table(
         "orders",
@@ -321,7 +321,7 @@ def upgrade() -> None:
             ["order_id"], ["orders.id"], name=op.f("fk_addresses_order_id_orders")
         ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_addresses")),
-        sa.UniqueConstraint("order_id", "kind", name="one_per_kind"),
+        sa.UniqueConstraint("order_id", "kind", name="uq_addresses_one_per_kind"),
     )
     with op.batch_alter_table("addresses", schema=None) as batch_op:
         batch_op.create_index("ix_addresses_customer", ["customer_id"], unique=False)

@@ -1,0 +1,90 @@
+"""Several `shelflife run` workers on one database claim buyers with row locks, never twice."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+import pytest
+from sqlalchemy import func, select
+
+from shelflife.adapters.db.tables import ArchiveCopy, Customer
+from shelflife.bootstrap import App, build_app
+from shelflife.config import Settings
+from shelflife.domain.clock import FixedClock
+from shelflife.services.importing import import_lines
+from shelflife.services.pipeline import RunReport, run_retention
+from shelflife.services.shops import set_feature
+from tests.support.builders import T0, days, lines, make_app, order
+
+BUYERS = 24
+
+
+def _amazon_number(i: int) -> str:
+    return f"302-{i:07d}-{i:07d}"
+
+
+def _second_worker(first: App) -> App:
+    """Another process's view of the same installation: its own engine and connections."""
+    settings = Settings(
+        home=first.settings.home,
+        database_url=first.settings.database_url,
+        batch_size=first.settings.batch_size,
+    )
+    return build_app(settings, FixedClock(T0))
+
+
+@pytest.mark.postgres
+def test_two_workers_in_parallel_archive_and_mask_every_buyer_exactly_once(
+    request: pytest.FixtureRequest, tmp_path: Path
+) -> None:
+    """SKIP LOCKED hands each batch to one worker; SQLite serialises writers anyway, so the
+    claim only matters (and is only tested) on PostgreSQL."""
+    cluster = request.getfixturevalue("postgres_cluster")
+    url = cluster.create_database("parallel_workers")
+    first, _clock = make_app(url, tmp_path / "home")
+    first.settings.batch_size = 3
+    second = _second_worker(first)
+    try:
+        orders = [
+            order(
+                _amazon_number(i),
+                shipped_at=T0,
+                suffix=f"-{i}",
+                customer={"customer_nr_external": f"A{i:013d}"},
+            )
+            for i in range(1, BUYERS + 1)
+        ]
+        assert import_lines(first, lines(*orders)).refused == []
+        set_feature(first, "main", True, "ops")
+
+        reports: dict[str, RunReport] = {}
+        start = threading.Barrier(2)
+
+        def work(name: str, app: App) -> None:
+            start.wait()
+            reports[name] = run_retention(app, T0 + days(31))
+
+        threads = [
+            threading.Thread(target=work, args=(n, a))
+            for n, a in (("first", first), ("second", second))
+        ]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(timeout=120)
+
+        assert set(reports) == {"first", "second"}
+        assert sum(r.archived for r in reports.values()) == BUYERS
+        assert sum(r.masked for r in reports.values()) == BUYERS
+        assert sum(r.archive_failed for r in reports.values()) == 0
+        with first.engine.connect() as conn:
+            copies = conn.execute(select(func.count()).select_from(ArchiveCopy)).scalar_one()
+            unmasked = conn.execute(
+                select(func.count()).select_from(Customer).where(Customer.masked_at.is_(None))
+            ).scalar_one()
+        assert (copies, unmasked) == (BUYERS, 0)
+    finally:
+        second.close()
+        first.close()
+        cluster.drop_database("parallel_workers")
