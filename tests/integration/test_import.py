@@ -226,6 +226,24 @@ def test_reimport_of_masked_order_ignores_pii_but_updates_status_and_invoices(ap
     assert invoice.masked_at is not None
 
 
+def test_masked_buyers_next_order_starts_a_new_customer_record(app: App) -> None:
+    """A masked record is sealed: new PII never lands on it, or it would stay unmasked."""
+    _mask(app)
+    masked_buyer = _customer_row(app, AMAZON_NR)
+
+    report = _import(app, order("302-7654321-7654321", ordered_at=T0 + days(40)))
+
+    assert report.created == 1
+    fresh = _customer_row(app, "302-7654321-7654321")
+    assert fresh.id != masked_buyer.id
+    assert (fresh.first_name, fresh.masked_at, fresh.identity_digest is not None) == (
+        "Erika",
+        None,
+        True,
+    )
+    assert _customer_row(app, AMAZON_NR)._asdict() == masked_buyer._asdict()
+
+
 def test_reimport_changing_pii_of_retrieved_order_is_refused_but_status_updates(
     app: App,
 ) -> None:
