@@ -273,47 +273,42 @@ class CustomerHistory(Base):
     masked_at: Mapped[datetime | None]
 
 
-class Invoice(Base):
+class _AccountingDocument:
+    """Columns an invoice and a credit note share: who, which order, when, how much, and the
+    billing name and address as printed, which are PII."""
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    shop_id: Mapped[int] = mapped_column(ForeignKey("shops.id"))
+    customer_id: Mapped[int] = mapped_column(ForeignKey("customers.id"))
+    order_id: Mapped[int | None] = mapped_column(
+        ForeignKey("orders.id"), index=True, comment="NULL for a manual document"
+    )
+    created_at: Mapped[datetime]
+    total: Mapped[Decimal]
+    billing_name: Mapped[str | None] = pii(201, "PII: billing name as printed")
+    billing_address: Mapped[str | None] = pii(None)
+    masked_at: Mapped[datetime | None]
+
+
+class Invoice(_AccountingDocument, Base):
     __tablename__ = "invoices"
     __table_args__ = (
         UniqueConstraint("shop_id", "invoice_nr", name="uq_invoices_number"),
         Index("ix_invoices_customer", "customer_id"),
     )
 
-    id: Mapped[int] = mapped_column(primary_key=True)
-    shop_id: Mapped[int] = mapped_column(ForeignKey("shops.id"))
-    customer_id: Mapped[int] = mapped_column(ForeignKey("customers.id"))
-    order_id: Mapped[int | None] = mapped_column(
-        ForeignKey("orders.id"), index=True, comment="NULL for a manual invoice"
-    )
     invoice_nr: Mapped[str] = mapped_column(String(64))
-    created_at: Mapped[datetime]
-    total: Mapped[Decimal]
-    billing_name: Mapped[str | None] = pii(201, "PII: billing name as printed")
-    billing_address: Mapped[str | None] = pii(None)
-    masked_at: Mapped[datetime | None]
 
 
-class Credit(Base):
+class Credit(_AccountingDocument, Base):
     __tablename__ = "credits"
     __table_args__ = (
         UniqueConstraint("shop_id", "credit_nr", name="uq_credits_number"),
         Index("ix_credits_customer", "customer_id"),
     )
 
-    id: Mapped[int] = mapped_column(primary_key=True)
-    shop_id: Mapped[int] = mapped_column(ForeignKey("shops.id"))
-    customer_id: Mapped[int] = mapped_column(ForeignKey("customers.id"))
-    order_id: Mapped[int | None] = mapped_column(
-        ForeignKey("orders.id"), index=True, comment="NULL for a manual credit"
-    )
     invoice_id: Mapped[int | None] = mapped_column(ForeignKey("invoices.id"))
     credit_nr: Mapped[str] = mapped_column(String(64))
-    created_at: Mapped[datetime]
-    total: Mapped[Decimal]
-    billing_name: Mapped[str | None] = pii(201, "PII: billing name as printed")
-    billing_address: Mapped[str | None] = pii(None)
-    masked_at: Mapped[datetime | None]
 
 
 class ArchiveCopy(Base):

@@ -362,11 +362,11 @@ def upgrade() -> None:
 
     op.create_table(
         "invoices",
+        sa.Column("invoice_nr", sa.String(length=64), nullable=False),
         sa.Column("id", sa.Integer(), nullable=False),
         sa.Column("shop_id", sa.Integer(), nullable=False),
         sa.Column("customer_id", sa.Integer(), nullable=False),
-        sa.Column("order_id", sa.Integer(), nullable=True, comment="NULL for a manual invoice"),
-        sa.Column("invoice_nr", sa.String(length=64), nullable=False),
+        sa.Column("order_id", sa.Integer(), nullable=True, comment="NULL for a manual document"),
         sa.Column(
             "created_at", shelflife.adapters.db.types.UtcDateTime(timezone=True), nullable=False
         ),
@@ -442,12 +442,12 @@ def upgrade() -> None:
 
     op.create_table(
         "credits",
+        sa.Column("invoice_id", sa.Integer(), nullable=True),
+        sa.Column("credit_nr", sa.String(length=64), nullable=False),
         sa.Column("id", sa.Integer(), nullable=False),
         sa.Column("shop_id", sa.Integer(), nullable=False),
         sa.Column("customer_id", sa.Integer(), nullable=False),
-        sa.Column("order_id", sa.Integer(), nullable=True, comment="NULL for a manual credit"),
-        sa.Column("invoice_id", sa.Integer(), nullable=True),
-        sa.Column("credit_nr", sa.String(length=64), nullable=False),
+        sa.Column("order_id", sa.Integer(), nullable=True, comment="NULL for a manual document"),
         sa.Column(
             "created_at", shelflife.adapters.db.types.UtcDateTime(timezone=True), nullable=False
         ),
