@@ -8,7 +8,10 @@ retry shows, and at the end one order is retrieved as customer service would.
 from __future__ import annotations
 
 import json
+import logging
 import shutil
+import sys
+from collections import Counter
 from datetime import UTC, datetime, time, timedelta
 from pathlib import Path
 from typing import Any
@@ -88,21 +91,27 @@ def run_demo(home: Path, *, fresh: bool, customers: int, nights: int, console: C
     app = build_app(settings, clock)
     outage = _OutageArchive(app.archive)
     app.archive = outage
+    quiet = logging.getLogger("shelflife")
+    level = quiet.level
+    quiet.setLevel(logging.ERROR)  # the simulated outage's warnings are in the table already
     try:
         import_lines(app, [])  # loads the key once so that a bad key fails before the loop
         _simulate(app, clock, outage, orders, shops, nights, console)
-        _retrieve_one(app, clock, console)
+        _explain_overdue(app, clock, console)
+        retrieved = _retrieve_one(app, clock, console)
     finally:
+        quiet.setLevel(level)
         app.close()
+    exe = sys.argv[0] if Path(sys.argv[0]).name == "shelflife" else "shelflife"
     console.print("\n[bold]What to look at next[/]")
     for cmd in (
-        "shelflife --help",
-        f"SHELFLIFE_HOME={home} shelflife shop list",
-        f"SHELFLIFE_HOME={home} shelflife compliance",
-        f"SHELFLIFE_HOME={home} shelflife show <order number from above> --json",
-        f"ls -R {home}/archive | head   # encrypted snapshots, one per buyer and revision",
+        f"{exe} --help",
+        f"SHELFLIFE_HOME={home} {exe} shop list",
+        f"SHELFLIFE_HOME={home} {exe} compliance",
+        f"SHELFLIFE_HOME={home} {exe} show {retrieved or '<order number>'}",
+        f"find {home}/archive -type f | head   # sealed copies, one per buyer and revision",
     ):
-        console.print(f"  {cmd}", highlight=False)
+        console.print(f"  {cmd}", highlight=False, soft_wrap=True)
 
 
 def _simulate(
@@ -116,7 +125,11 @@ def _simulate(
 ) -> None:
     berlin = ZoneInfo("Europe/Berlin")
     seen: dict[str, str] = {}
-    table = Table(title=f"{nights} simulated nights ({len(orders)} orders, {', '.join(shops)})")
+    table = Table(
+        title=f"{nights} simulated nights ({len(orders)} orders, shops {', '.join(shops)})",
+        box=None,
+        pad_edge=False,
+    )
     for col in (
         "night",
         "date",
@@ -128,7 +141,7 @@ def _simulate(
         "remasked",
         "overdue",
     ):
-        table.add_column(col, justify="right")
+        table.add_column(col, justify="right", min_width=len(col), no_wrap=True)
     enabled: set[str] = set()
     for night in range(1, nights + 1):
         day = (DEMO_START + timedelta(days=night)).date()
@@ -154,7 +167,7 @@ def _simulate(
         overdue = len(compliance_report(app, moment))
         table.add_row(
             str(night),
-            day.isoformat(),
+            day.strftime("%m-%d"),
             str(report.created + report.updated),
             str(result.archived),
             str(result.archive_failed),
@@ -166,7 +179,16 @@ def _simulate(
     console.print(table)
 
 
-def _retrieve_one(app: App, clock: FixedClock, console: Console) -> None:
+def _explain_overdue(app: App, clock: FixedClock, console: Console) -> None:
+    """Buyers still past 30 days at the end, grouped by why: what `compliance` reports."""
+    reasons = Counter(r for row in compliance_report(app, clock.instant) for r in row.reasons)
+    if reasons:
+        console.print("Still overdue at the end, and why (see `shelflife compliance`):")
+        for reason, count in reasons.most_common():
+            console.print(f"  {count:>4}  {reason}", highlight=False)
+
+
+def _retrieve_one(app: App, clock: FixedClock, console: Console) -> str | None:
     with app.engine.connect() as conn:
         order_nr = conn.execute(
             select(Order.order_nr_external)
@@ -176,7 +198,7 @@ def _retrieve_one(app: App, clock: FixedClock, console: Console) -> None:
         ).scalar()
     if order_nr is None:
         console.print("no order was masked; run the demo with more --nights")
-        return
+        return None
     clock.instant = clock.instant + timedelta(hours=8)
     retrieve_order(app, order_nr, "Demo: buyer returned an item", "demo-agent")
     data = show_order(app, order_nr)
@@ -191,3 +213,4 @@ def _retrieve_one(app: App, clock: FixedClock, console: Console) -> None:
     )
     for h in data["customer_history"][-1:]:
         console.print(f"  history: {h['event']} by {h['user_name']}: {h['text']}", highlight=False)
+    return str(order_nr)

@@ -132,7 +132,7 @@ def _archive_step(
         report.archived += len(done)
         report.archive_failed += len(failed)
         for cid, why in failed:  # ids and library-free reasons only: never PII
-            log.warning("archive of customer %d failed, retried in 24 h: %s", cid, why)
+            log.warning("archive of customer %d failed, retried the next day: %s", cid, why)
         log.info("archive batch: %d archived, %d failed", len(done), len(failed))
         after = ids[-1]
         handled += len(ids)
