@@ -51,6 +51,7 @@ from shelflife.domain import policy
 from shelflife.domain.clock import FixedClock
 from shelflife.domain.errors import ArchiveUnavailable, NotRetrievable
 from shelflife.domain.policy import CustomerFacts, Cutoffs, OrderFacts
+from shelflife.domain.records import ADDRESS_KEYS, CUSTOMER_KEYS, PAYMENT_KEYS
 from shelflife.domain.snapshot import CustomerSnapshot, Row, merge_newest_first
 from shelflife.services.importing import import_lines
 from shelflife.services.pipeline import run_retention
@@ -361,54 +362,13 @@ def apply_operation(
 
 
 CUSTOMER_ROW: dict[str, tuple[str, str]] = {
-    **{
-        k: ("customer", k)
-        for k in (
-            "customer_nr_external",
-            "salutation",
-            "first_name",
-            "last_name",
-            "company",
-            "email",
-            "phone",
-            "fax",
-            "birth_date",
-            "note",
-        )
-    },
+    **{k: ("customer", k) for k in CUSTOMER_KEYS},
     **{k: ("billing_address", k) for k in ("name2", "street", "house_nr", "zip", "city", "state")},
     **{k: ("payment", k) for k in ("card_name", "card_nr", "card_exp", "account", "account_name")},
 }
 BILLING_ROW: dict[str, tuple[str, str]] = {
-    **{
-        k: ("billing_address", k)
-        for k in (
-            "salutation",
-            "first_name",
-            "last_name",
-            "name2",
-            "company",
-            "street",
-            "house_nr",
-            "zip",
-            "city",
-            "state",
-            "phone",
-            "email",
-        )
-    },
-    **{
-        k: ("payment", k)
-        for k in (
-            "card_type",
-            "card_name",
-            "card_nr",
-            "card_exp",
-            "account",
-            "account_name",
-            "iban",
-        )
-    },
+    **{k: ("billing_address", k) for k in ADDRESS_KEYS if k != "country"},
+    **{k: ("payment", k) for k in PAYMENT_KEYS},
     "birth_date": ("customer", "birth_date"),
 }
 SHIPPING_ROW: dict[str, tuple[str, str]] = {

@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 
+from shelflife.domain import records
 from shelflife.sample_data import SampleSpec, generate_orders, write_jsonl
 
 START = datetime(2026, 1, 1, tzinfo=UTC)
@@ -46,34 +47,10 @@ ORDER_KEYS = {
     "invoices",
     "credits",
 }
-CUSTOMER_KEYS = {
-    "customer_nr_external",
-    "salutation",
-    "first_name",
-    "last_name",
-    "company",
-    "email",
-    "phone",
-    "fax",
-    "birth_date",
-    "note",
-}
-ADDRESS_KEYS = {
-    "salutation",
-    "first_name",
-    "last_name",
-    "name2",
-    "company",
-    "street",
-    "house_nr",
-    "zip",
-    "city",
-    "state",
-    "country",
-    "phone",
-    "email",
-}
-PAYMENT_KEYS = {"card_type", "card_name", "card_nr", "card_exp", "account", "account_name", "iban"}
+# The generator must speak exactly the import format that the parser accepts.
+CUSTOMER_KEYS = set(records.CUSTOMER_KEYS)
+ADDRESS_KEYS = set(records.ADDRESS_KEYS)
+PAYMENT_KEYS = set(records.PAYMENT_KEYS)
 
 Order = dict[str, Any]
 
