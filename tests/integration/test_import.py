@@ -4,11 +4,8 @@ bad lines, and manual documents."""
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
-import pytest
 from sqlalchemy import func, select
 
 from shelflife.adapters.db.tables import (
@@ -25,7 +22,7 @@ from shelflife.services.importing import ImportReport, LineProblem, import_lines
 from shelflife.services.pipeline import run_retention
 from shelflife.services.retrieval import retrieve_order
 from shelflife.services.shops import configure_shop, set_feature
-from tests.support.builders import T0, days, iso, lines, make_app, order, pii_strings
+from tests.support.builders import T0, days, iso, lines, order, pii_strings
 
 AMAZON_NR = "302-1234567-1234567"
 MASKED_NOTICE = "order is masked: personal data in this line was ignored, status updated"
@@ -33,13 +30,6 @@ RETRIEVED_REFUSAL = (
     "order was retrieved and is read-only: personal data changes refused "
     "(status fields were updated)"
 )
-
-
-@pytest.fixture
-def app(database_url: str, tmp_path: Path) -> Iterator[App]:
-    application, _clock = make_app(database_url, tmp_path / "home")
-    yield application
-    application.close()
 
 
 def _import(app: App, *orders: dict[str, Any]) -> ImportReport:

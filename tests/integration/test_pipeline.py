@@ -7,7 +7,6 @@ import copy
 import hashlib
 import json
 import threading
-from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -38,7 +37,7 @@ from shelflife.services.inspection import show_order
 from shelflife.services.pipeline import RunReport, object_key_prefix, run_retention
 from shelflife.services.retrieval import retrieve_order
 from shelflife.services.shops import configure_shop, set_feature, ship_order
-from tests.support.builders import T0, days, iso, lines, make_app, order, pii_strings
+from tests.support.builders import T0, days, iso, lines, order, pii_strings
 from tests.support.fakes import AlteredGet, FailingPut
 
 NR = "302-1234567-1234567"
@@ -74,13 +73,6 @@ class KilledOnGet:
 
     def describe(self) -> str:
         return "dying test double"
-
-
-@pytest.fixture
-def app(database_url: str, tmp_path: Path) -> Iterator[App]:
-    application, _clock = make_app(database_url, tmp_path / "home")
-    yield application
-    application.close()
 
 
 def _start(app: App, *orders: dict[str, Any], enable: bool = True) -> None:

@@ -4,9 +4,7 @@ and that a failed retrieval changes nothing."""
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from datetime import datetime
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -28,7 +26,7 @@ from shelflife.services.inspection import show_order
 from shelflife.services.pipeline import run_retention
 from shelflife.services.retrieval import retrieve_order
 from shelflife.services.shops import set_feature
-from tests.support.builders import T0, days, iso, make_app, order
+from tests.support.builders import T0, days, iso, order
 from tests.support.fakes import UnreachableArchive
 
 NR = "302-1234567-1234567"
@@ -45,13 +43,6 @@ PII_PARTS = (
     "credits",
 )
 Dump = dict[str, list[tuple[Any, ...]]]
-
-
-@pytest.fixture
-def app(database_url: str, tmp_path: Path) -> Iterator[App]:
-    application, _clock = make_app(database_url, tmp_path / "home")
-    yield application
-    application.close()
 
 
 def _import(app: App, *records: dict[str, Any]) -> None:

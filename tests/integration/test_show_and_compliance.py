@@ -3,9 +3,7 @@ dates, and exactly the overdue buyers with the reasons they are not masked."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import datetime
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -19,19 +17,12 @@ from shelflife.services.inspection import ComplianceRow, compliance_report, show
 from shelflife.services.pipeline import object_key_prefix, run_retention
 from shelflife.services.retrieval import retrieve_order
 from shelflife.services.shops import set_feature
-from tests.support.builders import T0, days, lines, make_app, order
+from tests.support.builders import T0, days, lines, order
 from tests.support.fakes import FailingPut
 
 NR = "302-1234567-1234567"
 NOT_ARCHIVED = "no verified archive of the current data yet"
 YOUNG_ORDER = "order shipped less than 30 days ago"
-
-
-@pytest.fixture
-def app(database_url: str, tmp_path: Path) -> Iterator[App]:
-    application, _clock = make_app(database_url, tmp_path / "home")
-    yield application
-    application.close()
 
 
 def _start(app: App, *orders: dict[str, Any]) -> None:
