@@ -126,7 +126,7 @@ def _archive_step(
             if not ids:
                 break
             report.retried += sql.count_retries(conn, ids)
-            done, failed = archive_customers(app, conn, ids, cutoffs.as_of)
+            done, failed = archive_customers(app, conn, ids)
             sql.record_archived(conn, done, cutoffs.as_of)
             sql.record_failed(conn, failed, cutoffs.as_of)
         report.archived += len(done)
@@ -140,7 +140,7 @@ def _archive_step(
 
 
 def archive_customers(
-    app: App, conn: Connection, ids: Sequence[int], now: datetime
+    app: App, conn: Connection, ids: Sequence[int]
 ) -> tuple[list[dict[str, Any]], list[tuple[int, str]]]:
     """Seal, write, read back, decrypt and compare each buyer's snapshot.
 

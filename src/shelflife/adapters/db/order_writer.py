@@ -25,7 +25,7 @@ from shelflife.adapters.db.tables import (
     Shop,
 )
 from shelflife.domain.errors import InvalidInput
-from shelflife.domain.masking import MASK_PROFILE, masked
+from shelflife.domain.masking import MASK_PROFILE
 from shelflife.domain.policy import DEFAULT_AMAZON_ORDER_PATTERN, DEFAULT_TIME_ZONE
 from shelflife.domain.records import (
     ADDRESS_KEYS,
@@ -561,8 +561,3 @@ def _text(value: object) -> str | None:
     if value is None:
         return None
     return value.isoformat() if isinstance(value, date) else str(value)
-
-
-def masked_row(table: str, row: Mapping[str, object]) -> dict[str, object]:
-    """Pure-Python masking of one row; the SQL in `retention` must agree with this."""
-    return {f.column: masked(f.kind, row.get(f.column)) for f in MASK_PROFILE[table]}
