@@ -13,7 +13,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import func, select
 from typer.testing import CliRunner
 
 from shelflife.adapters.db import retention
@@ -24,11 +24,13 @@ from shelflife.adapters.db.tables import (
     Customer,
     CustomerHistory,
     Order,
+    RetentionRun,
     ShopFeatureChange,
 )
 from shelflife.adapters.keys.envelope import open_sealed
-from shelflife.bootstrap import App
+from shelflife.bootstrap import App, build_app
 from shelflife.domain.clock import FixedClock
+from shelflife.domain.errors import KeyUnavailable
 from shelflife.domain.masking import MASK_PROFILE, MASKED_TEXT, all_fields, mask_value
 from shelflife.domain.snapshot import CustomerSnapshot
 from shelflife.entrypoints import cli
@@ -517,3 +519,18 @@ def test_batches_smaller_than_the_work_still_process_every_buyer(app: App) -> No
     assert _run(app, T0 + days(31)) == _only(archived=5, masked=5)
 
     assert _unmasked_rows(app) == {"customer_history": 5}
+
+
+def test_run_without_the_master_key_fails_before_touching_anything(app: App) -> None:
+    _start(app, order(NR, shipped_at=T0))
+    app.key_path.unlink()
+    fresh = build_app(app.settings, FixedClock(T0))
+    try:
+        with pytest.raises(KeyUnavailable, match="master key file"):
+            run_retention(fresh, T0 + days(31))
+        with fresh.engine.connect() as conn:
+            runs = conn.execute(select(func.count()).select_from(RetentionRun)).scalar_one()
+    finally:
+        fresh.close()
+    assert runs == 0
+    assert (_customer(app).archived_revision, _customer(app).masked_at) == (None, None)

@@ -58,15 +58,16 @@ def run_retention(app: App, as_of: datetime | None = None, progress: Progress = 
     started = time.monotonic()
     now = as_of or app.clock.now()
     report = RunReport(as_of=now.isoformat())
-    with app.engine.begin() as conn:
+    with app.engine.connect() as conn:
         enabled = sql.shops(conn, enabled_only=True)
+    if enabled:
+        _ = app.keys  # fail the whole run early and clearly when the master key is missing
+    with app.engine.begin() as conn:
         run_id = conn.execute(
             insert(RetentionRun)
             .values(as_of=now, started_at=app.clock.now())
             .returning(RetentionRun.id)
         ).scalar_one()
-    if enabled:
-        _ = app.keys  # fail the whole run early and clearly when the master key is missing
     batch = app.settings.batch_size
     for shop in enabled:
         report.shops += 1
