@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from hypothesis import given, settings
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from shelflife.domain.records import ManualDocumentRecord, OrderRecord, RecordError, parse_record
@@ -34,13 +34,13 @@ def _parses_or_explains(obj: Any) -> None:
         assert all(isinstance(p, str) and ": " in p for p in problems)
 
 
-@settings(max_examples=300)
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(json_values)
 def test_any_json_value_parses_or_is_refused_with_reasons(value: Any) -> None:
     _parses_or_explains(value)
 
 
-@settings(max_examples=300)
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.dictionaries(st.sampled_from(FIELDS), json_values, max_size=8))
 def test_a_valid_order_with_fields_replaced_by_junk_parses_or_is_refused(
     junk: dict[str, Any],
@@ -48,7 +48,7 @@ def test_a_valid_order_with_fields_replaced_by_junk_parses_or_is_refused(
     _parses_or_explains({**order(shipped_at=None), **junk})
 
 
-@settings(max_examples=200)
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
     st.sampled_from(["customer", "billing_address", "shipping_address", "payment"]),
     st.dictionaries(st.text(max_size=15), json_values, max_size=5),
