@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import bindparam, insert, select, update
+from sqlalchemy import Connection, bindparam, insert, select, update
 
 from shelflife.adapters.db.order_writer import (
     ORDER_TEXTS,
@@ -20,6 +20,9 @@ from shelflife.adapters.db.order_writer import (
 )
 from shelflife.adapters.db.tables import Address, Credit, Customer, Invoice, Order, OrderItem
 from shelflife.domain.records import OrderRecord, is_amazon_order_number
+
+BuyerKey = tuple[int, str, str] | int
+"""(shop id, channel, identity digest); a buyer without one is keyed by its line's index."""
 
 
 def existing_orders(writer: OrderWriter, records: Sequence[OrderRecord]) -> set[tuple[str, str]]:
@@ -58,7 +61,7 @@ def create_orders(writer: OrderWriter, records: Sequence[OrderRecord]) -> None:
     values = [_customer_values(r) for r in records]
 
     # Buyers: find known ones with one query per shop, create the rest in one INSERT.
-    known: dict[tuple[int, str, str], int] = {}
+    known: dict[BuyerKey, int] = {}
     for shop_id in set(shop_ids):
         wanted = {d for s, d in zip(shop_ids, digests, strict=True) if s == shop_id and d}
         if wanted:
@@ -87,9 +90,9 @@ def create_orders(writer: OrderWriter, records: Sequence[OrderRecord]) -> None:
             [{"b_id": cid, **{f"b_{c}": values[i][c] for c in columns}} for cid, i in to_update],
         )
     new_rows: list[dict[str, Any]] = []
-    new_keys: list[tuple[int, str, str] | int] = []
+    new_keys: list[BuyerKey] = []
     for i, (s, ch, d) in enumerate(zip(shop_ids, channels, digests, strict=True)):
-        key: tuple[int, str, str] | int = (s, ch, d) if d is not None else i
+        key: BuyerKey = (s, ch, d) if d is not None else i
         if d is not None and (key in known or latest[(s, ch, d)] != i):
             continue
         new_keys.append(key)
@@ -103,42 +106,32 @@ def create_orders(writer: OrderWriter, records: Sequence[OrderRecord]) -> None:
                 **values[i],
             }
         )
-    customer_of: dict[tuple[int, str, str] | int, int] = dict(known)  # type: ignore[arg-type]
+    customer_of: dict[BuyerKey, int] = dict(known)
     if new_rows:
-        ids = (
-            conn.execute(
-                insert(Customer).returning(Customer.id, sort_by_parameter_order=True), new_rows
-            )
-            .scalars()
-            .all()
-        )
-        customer_of.update(zip(new_keys, ids, strict=True))
+        customer_of.update(zip(new_keys, _insert_ids(conn, Customer, new_rows), strict=True))
     customer_ids = [
         customer_of[(s, ch, d) if d is not None else i]
         for i, (s, ch, d) in enumerate(zip(shop_ids, channels, digests, strict=True))
     ]
 
-    order_ids = (
-        conn.execute(
-            insert(Order).returning(Order.id, sort_by_parameter_order=True),
-            [
-                {
-                    "shop_id": s,
-                    "customer_id": c,
-                    "order_nr_external": r.order_nr_external,
-                    "is_amazon": ch == "amazon",
-                    "ordered_at": r.ordered_at,
-                    "shipped_at": r.shipped_at,
-                    "cancelled_at": r.cancelled_at,
-                    "created_at": now,
-                    "updated_at": now,
-                    **{k: r.texts.get(k) for k in ORDER_TEXTS},
-                }
-                for r, s, c, ch in zip(records, shop_ids, customer_ids, channels, strict=True)
-            ],
-        )
-        .scalars()
-        .all()
+    order_ids = _insert_ids(
+        conn,
+        Order,
+        [
+            {
+                "shop_id": s,
+                "customer_id": c,
+                "order_nr_external": r.order_nr_external,
+                "is_amazon": ch == "amazon",
+                "ordered_at": r.ordered_at,
+                "shipped_at": r.shipped_at,
+                "cancelled_at": r.cancelled_at,
+                "created_at": now,
+                "updated_at": now,
+                **{k: r.texts.get(k) for k in ORDER_TEXTS},
+            }
+            for r, s, c, ch in zip(records, shop_ids, customer_ids, channels, strict=True)
+        ],
     )
 
     addresses: list[dict[str, Any]] = []
@@ -183,15 +176,9 @@ def create_orders(writer: OrderWriter, records: Sequence[OrderRecord]) -> None:
         conn.execute(insert(OrderItem), items)
     invoice_ids: dict[tuple[int, str], int] = {}
     if invoices:
-        ids = (
-            conn.execute(
-                insert(Invoice).returning(Invoice.id, sort_by_parameter_order=True), invoices
-            )
-            .scalars()
-            .all()
-        )
         invoice_ids = {
-            (i["shop_id"], i["invoice_nr"]): n for i, n in zip(invoices, ids, strict=True)
+            (i["shop_id"], i["invoice_nr"]): n
+            for i, n in zip(invoices, _insert_ids(conn, Invoice, invoices), strict=True)
         }
     credits: list[dict[str, Any]] = [
         {
@@ -229,6 +216,12 @@ def create_orders(writer: OrderWriter, records: Sequence[OrderRecord]) -> None:
                 (int(cr["shop_id"]), str(cr.pop("invoice_nr") or ""))
             )
         conn.execute(insert(Credit), credits)
+
+
+def _insert_ids(conn: Connection, model: type[Any], rows: list[dict[str, Any]]) -> list[int]:
+    """One multi-row INSERT; the new ids come back in the order of `rows`."""
+    result = conn.execute(insert(model).returning(model.id, sort_by_parameter_order=True), rows)
+    return list(result.scalars().all())
 
 
 def _identity(writer: OrderWriter, rec: OrderRecord, channel: str) -> str | None:
