@@ -610,33 +610,58 @@ def test_shipment_at_23_30_local_is_masked_a_night_before_one_at_00_30() -> None
     assert can_mask(early_next_day, night_31) is True
 
 
-def test_archive_cutoff_on_the_spring_dst_day_is_the_winter_time_midnight() -> None:
-    cut = Cutoffs.for_shop(datetime(2026, 4, 26, 2, 0, tzinfo=BERLIN), BERLIN)
-    midnight = datetime(2026, 3, 28, 23, 0, tzinfo=UTC)  # 2026-03-29 00:00 CET
+DST_SWITCHES = [
+    pytest.param(
+        # run day, midnight starting the switch day, midnight of the day after, its length
+        datetime(2026, 4, 26, 2, 0, tzinfo=BERLIN),
+        datetime(2026, 3, 28, 23, 0, tzinfo=UTC),  # 2026-03-29 00:00 CET
+        datetime(2026, 3, 29, 22, 0, tzinfo=UTC),  # 2026-03-30 00:00 CEST
+        timedelta(hours=23),
+        id="spring",
+    ),
+    pytest.param(
+        datetime(2026, 11, 22, 2, 0, tzinfo=BERLIN),
+        datetime(2026, 10, 24, 22, 0, tzinfo=UTC),  # 2026-10-25 00:00 CEST
+        datetime(2026, 10, 25, 23, 0, tzinfo=UTC),  # 2026-10-26 00:00 CET
+        timedelta(hours=25),
+        id="autumn",
+    ),
+]
 
-    assert cut.archive_before == midnight
-    assert needs_archive(buyer(shipped(midnight - HOUR)), cut) is True
-    assert needs_archive(buyer(shipped(midnight + HOUR)), cut) is False
+
+@pytest.mark.parametrize(("run", "switch_day", "day_after", "length"), DST_SWITCHES)
+def test_archive_cutoff_on_a_dst_switch_day_is_that_days_local_midnight(
+    run: datetime, switch_day: datetime, day_after: datetime, length: timedelta
+) -> None:
+    cut = Cutoffs.for_shop(run, BERLIN)
+
+    assert cut.archive_before == switch_day
+    assert needs_archive(buyer(shipped(switch_day - HOUR)), cut) is True
+    assert needs_archive(buyer(shipped(switch_day + HOUR)), cut) is False
 
 
-def test_archive_cutoff_after_the_spring_dst_day_is_the_summer_time_midnight() -> None:
-    before = Cutoffs.for_shop(datetime(2026, 4, 26, 2, 0, tzinfo=BERLIN), BERLIN)
-    cut = Cutoffs.for_shop(datetime(2026, 4, 27, 2, 0, tzinfo=BERLIN), BERLIN)
-    midnight = datetime(2026, 3, 29, 22, 0, tzinfo=UTC)  # 2026-03-30 00:00 CEST
+@pytest.mark.parametrize(("run", "switch_day", "day_after", "length"), DST_SWITCHES)
+def test_archive_cutoff_after_a_dst_switch_moves_by_the_switch_days_length(
+    run: datetime, switch_day: datetime, day_after: datetime, length: timedelta
+) -> None:
+    before = Cutoffs.for_shop(run, BERLIN)
+    cut = Cutoffs.for_shop(run + timedelta(days=1), BERLIN)
 
-    assert cut.archive_before == midnight
-    assert cut.archive_before - before.archive_before == timedelta(hours=23)
-    assert needs_archive(buyer(shipped(midnight - HOUR)), cut) is True
-    assert needs_archive(buyer(shipped(midnight + HOUR)), cut) is False
+    assert cut.archive_before == day_after
+    assert cut.archive_before - before.archive_before == length
+    assert needs_archive(buyer(shipped(day_after - HOUR)), cut) is True
+    assert needs_archive(buyer(shipped(day_after + HOUR)), cut) is False
 
 
-def test_mask_cutoff_after_the_spring_dst_day_is_the_summer_time_midnight() -> None:
-    cut = Cutoffs.for_shop(datetime(2026, 4, 28, 2, 0, tzinfo=BERLIN), BERLIN)
-    midnight = datetime(2026, 3, 29, 22, 0, tzinfo=UTC)  # 2026-03-30 00:00 CEST
+@pytest.mark.parametrize(("run", "switch_day", "day_after", "length"), DST_SWITCHES)
+def test_mask_cutoff_after_a_dst_switch_is_the_next_local_midnight(
+    run: datetime, switch_day: datetime, day_after: datetime, length: timedelta
+) -> None:
+    cut = Cutoffs.for_shop(run + timedelta(days=2), BERLIN)
 
-    assert cut.mask_before == midnight
-    assert can_mask(archived(shipped(midnight - HOUR)), cut) is True
-    assert can_mask(archived(shipped(midnight + HOUR)), cut) is False
+    assert cut.mask_before == day_after
+    assert can_mask(archived(shipped(day_after - HOUR)), cut) is True
+    assert can_mask(archived(shipped(day_after + HOUR)), cut) is False
 
 
 def test_run_just_after_local_midnight_in_summer_time_uses_the_local_date() -> None:
@@ -646,35 +671,6 @@ def test_run_just_after_local_midnight_in_summer_time_uses_the_local_date() -> N
     cut = Cutoffs.for_shop(as_of, BERLIN)
 
     assert cut.archive_before == datetime(2026, 3, 29, 22, 0, tzinfo=UTC)
-
-
-def test_archive_cutoff_on_the_autumn_dst_day_is_the_summer_time_midnight() -> None:
-    cut = Cutoffs.for_shop(datetime(2026, 11, 22, 2, 0, tzinfo=BERLIN), BERLIN)
-    midnight = datetime(2026, 10, 24, 22, 0, tzinfo=UTC)  # 2026-10-25 00:00 CEST
-
-    assert cut.archive_before == midnight
-    assert needs_archive(buyer(shipped(midnight - HOUR)), cut) is True
-    assert needs_archive(buyer(shipped(midnight + HOUR)), cut) is False
-
-
-def test_archive_cutoff_after_the_autumn_dst_day_is_the_winter_time_midnight() -> None:
-    before = Cutoffs.for_shop(datetime(2026, 11, 22, 2, 0, tzinfo=BERLIN), BERLIN)
-    cut = Cutoffs.for_shop(datetime(2026, 11, 23, 2, 0, tzinfo=BERLIN), BERLIN)
-    midnight = datetime(2026, 10, 25, 23, 0, tzinfo=UTC)  # 2026-10-26 00:00 CET
-
-    assert cut.archive_before == midnight
-    assert cut.archive_before - before.archive_before == timedelta(hours=25)
-    assert needs_archive(buyer(shipped(midnight - HOUR)), cut) is True
-    assert needs_archive(buyer(shipped(midnight + HOUR)), cut) is False
-
-
-def test_mask_cutoff_after_the_autumn_dst_day_is_the_winter_time_midnight() -> None:
-    cut = Cutoffs.for_shop(datetime(2026, 11, 24, 2, 0, tzinfo=BERLIN), BERLIN)
-    midnight = datetime(2026, 10, 25, 23, 0, tzinfo=UTC)  # 2026-10-26 00:00 CET
-
-    assert cut.mask_before == midnight
-    assert can_mask(archived(shipped(midnight - HOUR)), cut) is True
-    assert can_mask(archived(shipped(midnight + HOUR)), cut) is False
 
 
 def _days(first: date, last: date) -> list[date]:
