@@ -20,6 +20,7 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 from rich.table import Table
+from rich.text import Text
 
 from shelflife.adapters.archive.store import archive_from_url
 from shelflife.bootstrap import App, build_app, initialise
@@ -48,8 +49,10 @@ shop_app = typer.Typer(
 app.add_typer(feature_app, name="feature")
 app.add_typer(shop_app, name="shop")
 
-out = Console()
-err = Console(stderr=True)
+# Markup and emoji codes are off: order numbers, names and reasons are data, and a value like
+# "[/x]" or ":smile:" must print as itself, never be parsed. Styles are applied with Text.
+out = Console(markup=False, emoji=False, highlight=False)
+err = Console(stderr=True, markup=False, emoji=False, highlight=False)
 T = TypeVar("T")
 
 HomeOpt = Annotated[
@@ -81,7 +84,7 @@ def _root(
 
 
 def _fail(message: str, code: int) -> None:
-    err.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+    err.print(Text.assemble(("error: ", "bold red"), message), soft_wrap=True)
     raise typer.Exit(code)
 
 
@@ -147,7 +150,7 @@ def init(home: HomeOpt = None) -> None:
         settings = load_settings(home)
         archive_from_url(settings.resolved_archive_url)  # refuse it before config.json keeps it
         for line in initialise(settings):
-            out.print(f"[green]ok[/] {line}", highlight=False, soft_wrap=True)
+            out.print(Text.assemble(("ok ", "green"), line), soft_wrap=True)
 
 
 @app.command("import")
@@ -317,8 +320,11 @@ def show(
             return
         r = data["retention"]
         out.print(
-            f"[bold]{data['order_nr_external']}[/] ({data['shop']}) state [bold]{r['state']}[/]",
-            highlight=False,
+            Text.assemble(
+                (data["order_nr_external"], "bold"),
+                f" ({data['shop']}) state ",
+                (r["state"], "bold"),
+            )
         )
         for key in (
             "archive_due",

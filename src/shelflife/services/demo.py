@@ -19,6 +19,7 @@ from zoneinfo import ZoneInfo
 
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 from sqlalchemy import select
 
 from shelflife.adapters.archive.store import ArchiveStore
@@ -83,7 +84,7 @@ def run_demo(home: Path, *, fresh: bool, customers: int, nights: int, console: C
         shutil.rmtree(home)
     settings = Settings(home=home)
     for line in initialise(settings):
-        console.print(f"[green]ok[/] {line}", highlight=False)
+        console.print(Text.assemble(("ok ", "green"), line))
     spec = SampleSpec(customers=customers, start=DEMO_START, days=ORDER_DAYS, seed=7)
     orders = list(generate_orders(spec))
     shops = sorted({str(o["shop"]) for o in orders})
@@ -103,7 +104,7 @@ def run_demo(home: Path, *, fresh: bool, customers: int, nights: int, console: C
         quiet.setLevel(level)
         app.close()
     exe = sys.argv[0] if Path(sys.argv[0]).name == "shelflife" else "shelflife"
-    console.print("\n[bold]What to look at next[/]")
+    console.print(Text("\nWhat to look at next", style="bold"))
     for cmd in (
         f"{exe} --help",
         f"SHELFLIFE_HOME={home} {exe} shop list",
@@ -204,7 +205,7 @@ def _retrieve_one(app: App, clock: FixedClock, console: Console) -> str | None:
     data = show_order(app, order_nr)
     r = data["retention"]
     console.print(
-        f"\nRetrieved order [bold]{order_nr}[/]: state {r['state']}, read-only, "
+        f"\nRetrieved order {order_nr}: state {r['state']}, read-only, "
         f"masked again on {r['remask_due']}",
         highlight=False,
     )

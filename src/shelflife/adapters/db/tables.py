@@ -156,6 +156,11 @@ class Customer(Base):
     retrieved_at: Mapped[datetime | None] = mapped_column(
         comment="Last retrieval; read-only and masked again 30 days later"
     )
+    pii_sources: Mapped[str | None] = mapped_column(
+        Text,
+        comment="JSON: which order (ordered_at and number) each group of buyer fields came "
+        "from, so that merging orders' customer blocks does not depend on import order; not PII",
+    )
 
 
 class Order(Base):
@@ -342,6 +347,41 @@ class RetentionRun(Base):
     retried: Mapped[int] = mapped_column(Integer, default=0)
     masked: Mapped[int] = mapped_column(Integer, default=0)
     remasked: Mapped[int] = mapped_column(Integer, default=0)
+    shops: Mapped[int] = mapped_column(
+        Integer, default=0, server_default="0", comment="Shops with the feature enabled"
+    )
+    mask_refused: Mapped[int] = mapped_column(
+        Integer,
+        default=0,
+        server_default="0",
+        comment="Buyers due for masking whose archive key does not open with the loaded key",
+    )
+    error: Mapped[str | None] = mapped_column(
+        String(300), comment="Why the run stopped early (never PII); NULL when it completed"
+    )
+
+
+class Installation(Base):
+    """The installation's key lineage: the one master key its data is sealed under, and the
+    buyer-identity key. A single row, written by `shelflife init`.
+
+    Recording the key id lets every command refuse a different key file before it writes
+    anything; the identity key is its own random key (wrapped by the master key), so that a
+    master-key rotation re-wraps it instead of splitting returning buyers from their records.
+    """
+
+    __tablename__ = "installation"
+    __table_args__ = (CheckConstraint("id = 1", name="singleton"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    master_key_id: Mapped[str] = mapped_column(
+        String(64), comment="Id of the master key every data key and archive copy is sealed under"
+    )
+    identity_key_wrapped: Mapped[bytes] = mapped_column(
+        LargeBinary, comment="HMAC key of buyer identity digests, wrapped by the master key"
+    )
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
 
 
 PII_TABLES: dict[str, type[Any]] = {
