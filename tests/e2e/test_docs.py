@@ -208,20 +208,31 @@ def _cli_sections() -> dict[str, str]:
 
 
 def test_the_command_tree_is_what_these_tests_expect() -> None:
-    assert sorted(_leaf_commands()) == [
-        "shelflife compliance",
-        "shelflife demo",
-        "shelflife feature disable",
-        "shelflife feature enable",
-        "shelflife import",
-        "shelflife init",
-        "shelflife retrieve",
-        "shelflife run",
-        "shelflife ship",
-        "shelflife shop list",
-        "shelflife shop set",
-        "shelflife show",
-    ]
+    assert sorted(_leaf_commands()) == sorted(
+        [
+            "shelflife compliance",
+            "shelflife demo",
+            "shelflife feature disable",
+            "shelflife feature enable",
+            "shelflife import",
+            "shelflife init",
+            "shelflife retrieve",
+            "shelflife run",
+            "shelflife ship",
+            "shelflife shop list",
+            "shelflife shop set",
+            "shelflife show",
+            "shelflife token create",
+            "shelflife token revoke",
+            "shelflife user add",
+            "shelflife user disable",
+            "shelflife user list",
+            "shelflife user passwd",
+            "shelflife user unlock",
+            "shelflife audit list",
+            "shelflife audit verify",
+        ]
+    )
 
 
 def test_cli_doc_has_one_section_per_command() -> None:

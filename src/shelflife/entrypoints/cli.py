@@ -46,8 +46,26 @@ shop_app = typer.Typer(
     no_args_is_help=True,
     rich_markup_mode="markdown",
 )
+user_app = typer.Typer(
+    help="Staff accounts for the web app and the API.",
+    no_args_is_help=True,
+    rich_markup_mode="markdown",
+)
+token_app = typer.Typer(
+    help="API tokens (Authorization: Bearer TOKEN).",
+    no_args_is_help=True,
+    rich_markup_mode="markdown",
+)
+audit_app = typer.Typer(
+    help="The tamper-evident audit log.",
+    no_args_is_help=True,
+    rich_markup_mode="markdown",
+)
 app.add_typer(feature_app, name="feature")
 app.add_typer(shop_app, name="shop")
+app.add_typer(user_app, name="user")
+app.add_typer(token_app, name="token")
+app.add_typer(audit_app, name="audit")
 
 # Markup and emoji codes are off: order numbers, names and reasons are data, and a value like
 # "[/x]" or ":smile:" must print as itself, never be parsed. Styles are applied with Text.
@@ -484,6 +502,225 @@ def demo(
 
     with _errors():
         run_demo(home, fresh=fresh, customers=customers, nights=nights, console=out)
+
+
+PasswordStdinOpt = Annotated[
+    bool,
+    typer.Option(
+        "--password-stdin",
+        help="Read the password from the first line of standard input (never an argument).",
+    ),
+]
+
+
+def _operator() -> str:
+    """Who runs a command line: the operating-system user, recorded in the audit log."""
+    import getpass
+
+    try:
+        return f"{getpass.getuser()} (cli)"
+    except (KeyError, OSError):
+        return "operator (cli)"
+
+
+def _password_from_stdin(given: bool) -> str:
+    if not given:
+        raise InvalidInput("give the password on standard input with --password-stdin")
+    line = sys.stdin.readline()
+    return line[:-1] if line.endswith("\n") else line
+
+
+@user_app.command("add")
+def user_add(
+    name: Annotated[str, typer.Argument(help="Login name.")],
+    role: Annotated[str, typer.Option("--role", help="agent, admin or support.")],
+    password_stdin: PasswordStdinOpt = False,
+    home: HomeOpt = None,
+) -> None:
+    """Add a staff account. Passwords have at least 12 characters and are stored as argon2 hashes.
+
+    Roles: **agent** finds, views and retrieves orders; **admin** also sees the dashboard, audit
+    log, runs and users; **support** switches the feature per shop and sees counts, never
+    personal data.
+    """
+    from shelflife.services.accounts import add_user
+
+    with _errors():
+        password = _password_from_stdin(password_stdin)
+        _with_app(home, lambda a: add_user(a, name, role, password, _operator()))
+        out.print(f"user {name} added", soft_wrap=True)
+
+
+@user_app.command("list")
+def user_list(home: HomeOpt = None, as_json: JsonOpt = False) -> None:
+    """List staff accounts with role, state and number of active API tokens."""
+    from shelflife.services.accounts import list_users
+
+    with _errors():
+        users = _with_app(home, list_users)
+        rows = [
+            {
+                "name": u.name,
+                "role": u.role,
+                "state": "disabled" if u.disabled_at else "locked" if u.locked_at else "active",
+                "created_at": u.created_at.isoformat(),
+                "failed_logins": u.failed_logins,
+                "active_tokens": u.active_tokens,
+            }
+            for u in users
+        ]
+        if as_json:
+            _print_json(rows)
+            return
+        table = Table()
+        for col in ("user", "role", "state", "failed logins", "tokens"):
+            table.add_column(col)
+        for r in rows:
+            table.add_row(
+                str(r["name"]),
+                str(r["role"]),
+                str(r["state"]),
+                str(r["failed_logins"]),
+                str(r["active_tokens"]),
+            )
+        out.print(table)
+
+
+@user_app.command("disable")
+def user_disable(
+    name: Annotated[str, typer.Argument(help="Login name.")], home: HomeOpt = None
+) -> None:
+    """Disable an account for good and revoke its API tokens."""
+    from shelflife.services.accounts import disable_user
+
+    with _errors():
+        changed = _with_app(home, lambda a: disable_user(a, name, _operator()))
+        out.print(f"user {name} disabled" + ("" if changed else " (already)"), soft_wrap=True)
+
+
+@user_app.command("passwd")
+def user_passwd(
+    name: Annotated[str, typer.Argument(help="Login name.")],
+    password_stdin: PasswordStdinOpt = False,
+    home: HomeOpt = None,
+) -> None:
+    """Set a new password (none of the last 10 may be reused); this also unlocks the account."""
+    from shelflife.services.accounts import change_password
+
+    with _errors():
+        password = _password_from_stdin(password_stdin)
+        _with_app(home, lambda a: change_password(a, name, password, _operator()))
+        out.print(f"password of {name} changed", soft_wrap=True)
+
+
+@user_app.command("unlock")
+def user_unlock(
+    name: Annotated[str, typer.Argument(help="Login name.")], home: HomeOpt = None
+) -> None:
+    """Unlock an account locked after 10 failed logins in a row."""
+    from shelflife.services.accounts import unlock_user
+
+    with _errors():
+        changed = _with_app(home, lambda a: unlock_user(a, name, _operator()))
+        out.print(f"user {name} unlocked" + ("" if changed else " (was not locked)"))
+
+
+@token_app.command("create")
+def token_create(
+    name: Annotated[str, typer.Argument(help="The user the token acts as.")],
+    home: HomeOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Create an API token for a user and print it once; only its hash is stored."""
+    from shelflife.services.accounts import create_token
+
+    with _errors():
+        created = _with_app(home, lambda a: create_token(a, name, _operator()))
+        if as_json:
+            _print_json({"token": created.token, "id": created.id, "user": created.user})
+        else:
+            out.print(created.token)
+            err.print(
+                f"token {created.id} for {created.user}: shown once, store it now; "
+                f"revoke it with `shelflife token revoke {created.id}`",
+                soft_wrap=True,
+            )
+
+
+@token_app.command("revoke")
+def token_revoke(
+    token_id: Annotated[int, typer.Argument(help="The token's id, as printed at creation.")],
+    home: HomeOpt = None,
+) -> None:
+    """Revoke an API token; requests with it are refused from now on."""
+    from shelflife.services.accounts import revoke_token
+
+    with _errors():
+        owner = _with_app(home, lambda a: revoke_token(a, token_id, _operator()))
+        out.print(f"token {token_id} of {owner} revoked", soft_wrap=True)
+
+
+@audit_app.command("verify")
+def audit_verify(home: HomeOpt = None, as_json: JsonOpt = False) -> None:
+    """Check that no audit entry was changed, inserted or removed; exit 1 where it breaks."""
+    from shelflife.services.audit import verify_audit_log
+
+    with _errors():
+        check = _with_app(home, verify_audit_log)
+        if as_json:
+            _print_json(check.__dict__)
+        elif check.intact:
+            out.print(f"audit log intact: {check.checked} entries checked")
+        else:
+            err.print(
+                f"audit log broken at entry {check.broken_at}: {check.reason} "
+                f"({check.checked} entries before it are intact)",
+                soft_wrap=True,
+            )
+        if not check.intact:
+            raise typer.Exit(1)
+
+
+@audit_app.command("list")
+def audit_list(
+    limit: Annotated[int, typer.Option("--limit", min=1, max=10_000, help="Newest N.")] = 50,
+    home: HomeOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Show the newest audit entries: who did what, when, to which order, user or shop."""
+    from shelflife.services.audit import recent_entries
+
+    with _errors():
+        entries = _with_app(home, lambda a: recent_entries(a, limit))
+        rows = [
+            {
+                "seq": e.seq,
+                "at": e.at.isoformat(),
+                "actor": e.actor,
+                "action": e.action,
+                "subject": e.subject,
+                "detail": dict(e.detail),
+            }
+            for e in entries
+        ]
+        if as_json:
+            _print_json(rows)
+            return
+        table = Table()
+        for col in ("seq", "at", "actor", "action", "subject", "detail"):
+            table.add_column(col, overflow="fold")
+        for r in rows:
+            detail = r["detail"]
+            assert isinstance(detail, dict)
+            table.add_row(
+                str(r["seq"]),
+                str(r["at"]),
+                str(r["actor"]),
+                str(r["action"]),
+                str(r["subject"] or ""),
+                ", ".join(f"{k}={v}" for k, v in detail.items()),
+            )
+        out.print(table)
 
 
 def main() -> None:

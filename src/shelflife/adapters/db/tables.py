@@ -394,3 +394,67 @@ PII_TABLES: dict[str, type[Any]] = {
     "invoices": Invoice,
     "credits": Credit,
 }
+
+
+class User(Base):
+    """A member of staff who signs in to the web app or calls the API; never a buyer."""
+
+    __tablename__ = "users"
+    __table_args__ = (
+        CheckConstraint("role IN ('agent', 'admin', 'support')", name="role"),
+        CheckConstraint("failed_logins >= 0", name="failed_logins_not_negative"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(100), unique=True, comment="Login name")
+    role: Mapped[str] = mapped_column(String(10), comment="agent, admin or support")
+    password_hash: Mapped[str] = mapped_column(String(200), comment="argon2id hash")
+    failed_logins: Mapped[int] = mapped_column(
+        Integer, default=0, comment="Failed logins in a row; the account locks at 10"
+    )
+    locked_at: Mapped[datetime | None] = mapped_column(
+        comment="Locked after too many failed logins, until an admin unlocks it"
+    )
+    disabled_at: Mapped[datetime | None]
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+
+
+class PasswordHistory(Base):
+    """Hashes of each user's recent passwords, so that none of the last ten is chosen again."""
+
+    __tablename__ = "password_history"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"), index=True)
+    password_hash: Mapped[str] = mapped_column(String(200))
+    created_at: Mapped[datetime]
+
+
+class ApiToken(Base):
+    """A bearer token for the API. Only its SHA-256 is stored; the token is shown once."""
+
+    __tablename__ = "api_tokens"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"), index=True)
+    token_sha256: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[datetime]
+    last_used_at: Mapped[datetime | None]
+    revoked_at: Mapped[datetime | None]
+
+
+class AuditLogEntry(Base):
+    """The append-only, hash-chained audit log (see domain/audit.py); holds no buyer PII
+    except a retrieval's reason, which is the point of the entry."""
+
+    __tablename__ = "audit_log"
+
+    seq: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    at: Mapped[datetime]
+    actor: Mapped[str] = mapped_column(String(100), comment="User name, or the process")
+    action: Mapped[str] = mapped_column(String(50), comment="What happened, e.g. user.added")
+    subject: Mapped[str | None] = mapped_column(String(200), comment="Order, user or shop")
+    detail: Mapped[str] = mapped_column(Text, comment="JSON object of the entry's details")
+    previous_hash: Mapped[str] = mapped_column(String(64))
+    hash: Mapped[str] = mapped_column(String(64))
