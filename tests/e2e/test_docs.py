@@ -221,6 +221,7 @@ def test_the_command_tree_is_what_these_tests_expect() -> None:
             "shelflife ship",
             "shelflife shop list",
             "shelflife shop set",
+            "shelflife serve",
             "shelflife show",
             "shelflife token create",
             "shelflife token revoke",

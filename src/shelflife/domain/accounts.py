@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from shelflife.domain.access import Role
 from shelflife.domain.errors import InvalidInput
@@ -18,6 +18,12 @@ PASSWORD_HISTORY = 10
 
 LOCK_AFTER_FAILED_LOGINS = 10
 """Failed logins in a row after which the account locks until an admin unlocks it."""
+
+SESSION_IDLE_TIMEOUT = timedelta(hours=2)
+"""A browser left alone this long must sign in again: agents see personal data."""
+
+SESSION_MAX_AGE = timedelta(hours=12)
+"""No session outlives a working day, however active."""
 
 _USER_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._@-]{0,99}")
 

@@ -44,6 +44,13 @@ class Unavailable(ShelflifeError):
     http_status = 503
 
 
+class NotAuthenticated(ShelflifeError):
+    """No valid session or token came with the request; HTTP 401."""
+
+    exit_code = 1
+    http_status = 401
+
+
 class Forbidden(ShelflifeError):
     """The caller may not do this; exit code 1, HTTP 403."""
 

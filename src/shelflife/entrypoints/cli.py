@@ -504,6 +504,42 @@ def demo(
         run_demo(home, fresh=fresh, customers=customers, nights=nights, console=out)
 
 
+@app.command()
+def serve(
+    host: Annotated[str, typer.Option("--host", help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option("--port", min=1, max=65535, help="TCP port.")] = 8000,
+    home: HomeOpt = None,
+) -> None:
+    """Serve the customer-service web app and the REST API (under /api/v1).
+
+    Listens on 127.0.0.1 by default; put it behind a TLS-terminating proxy to serve others
+    (cookies are then marked Secure). Users come from `shelflife user add`.
+    """
+    import uvicorn
+
+    from shelflife.entrypoints.web.app import create_web_app
+
+    with _errors():
+        settings = load_settings(home)
+        if not settings.home.is_dir():
+            raise NotInitialised(
+                f"no shelflife home folder at {settings.home}; run `shelflife init`"
+            )
+        application = build_app(settings)
+        try:
+            err.print(f"serving on http://{host}:{port} (Ctrl-C stops)", soft_wrap=True)
+            uvicorn.run(
+                create_web_app(application),
+                host=host,
+                port=port,
+                proxy_headers=True,
+                log_level="warning",
+                server_header=False,
+            )
+        finally:
+            application.close()
+
+
 PasswordStdinOpt = Annotated[
     bool,
     typer.Option(

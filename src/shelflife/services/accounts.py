@@ -14,6 +14,7 @@ from sqlalchemy import Connection
 from shelflife.adapters.auth.secrets import (
     hash_password,
     new_api_token,
+    new_session_token,
     password_matches,
     token_sha256,
 )
@@ -23,12 +24,20 @@ from shelflife.bootstrap import App
 from shelflife.domain.access import Role, parse_role
 from shelflife.domain.accounts import (
     LOCK_AFTER_FAILED_LOGINS,
+    SESSION_IDLE_TIMEOUT,
+    SESSION_MAX_AGE,
     Account,
     UserView,
     validate_new_password,
     validate_user_name,
 )
-from shelflife.domain.errors import Conflict, Forbidden, InvalidInput, NotFound
+from shelflife.domain.errors import (
+    Conflict,
+    Forbidden,
+    InvalidInput,
+    NotAuthenticated,
+    NotFound,
+)
 
 log = logging.getLogger(__name__)
 
@@ -58,6 +67,7 @@ def disable_user(app: App, name: str, actor: str) -> bool:
             return False
         sql.update_user(conn, user.id, disabled_at=now, updated_at=now)
         sql.revoke_user_tokens(conn, user.id, now)
+        sql.end_user_sessions(conn, user.id, now)
         audit_log.append(conn, now, actor, "user.disabled", name)
     return True
 
@@ -75,6 +85,7 @@ def change_password(app: App, name: str, password: str, actor: str) -> None:
     with app.engine.begin() as conn:
         user = sql.find_user(conn, name, lock=True)
         sql.set_password(conn, user.id, digest, now)
+        sql.end_user_sessions(conn, user.id, now)
         audit_log.append(conn, now, actor, "user.password_changed", name)
 
 
@@ -186,3 +197,54 @@ def account_for_token(app: App, token: str) -> Account:
             raise Forbidden("the API token is unknown, revoked or belongs to a disabled user")
         sql.touch_token(conn, row.token_id, now)
         return Account(row.id, row.name, Role(row.role))
+
+
+@dataclass(frozen=True)
+class SessionTicket:
+    """What the browser gets at sign-in: the cookie value and the form token."""
+
+    token: str
+    csrf_token: str
+
+
+@dataclass(frozen=True)
+class SignedIn:
+    account: Account
+    csrf_token: str
+
+
+def start_session(app: App, account: Account) -> SessionTicket:
+    token, csrf = new_session_token(), new_session_token()
+    with app.engine.begin() as conn:
+        sql.add_session(conn, account.id, token_sha256(token), csrf, app.clock.now())
+    return SessionTicket(token, csrf)
+
+
+def session_account(app: App, token: str) -> SignedIn:
+    """The signed-in user of a session cookie; NotAuthenticated when it is unknown, ended,
+    idle too long, too old, or its user was disabled or locked meanwhile."""
+    now = app.clock.now()
+    with app.engine.begin() as conn:
+        row = sql.live_session(conn, token_sha256(token))
+        if row is None:
+            raise NotAuthenticated("not signed in, or the session has ended")
+        expired = (
+            now - row.last_seen_at >= SESSION_IDLE_TIMEOUT
+            or now - row.session_created_at >= SESSION_MAX_AGE
+        )
+        if expired or row.disabled_at is not None or row.locked_at is not None:
+            sql.end_session(conn, row.session_id, now)
+            raise NotAuthenticated("the session has ended; sign in again")
+        sql.touch_session(conn, row.session_id, now)
+        return SignedIn(Account(row.id, row.name, Role(row.role)), row.csrf_token)
+
+
+def end_session(app: App, token: str) -> None:
+    """Log out: the session cannot be used again, even with a copied cookie."""
+    now = app.clock.now()
+    with app.engine.begin() as conn:
+        row = sql.live_session(conn, token_sha256(token))
+        if row is None:
+            return
+        sql.end_session(conn, row.session_id, now)
+        audit_log.append(conn, now, row.name, "logout", None)

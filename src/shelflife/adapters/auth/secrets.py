@@ -33,3 +33,7 @@ def new_api_token() -> str:
 
 def token_sha256(token: str) -> str:
     return hashlib.sha256(token.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+def new_session_token() -> str:
+    return secrets.token_urlsafe(32)

@@ -7,7 +7,7 @@ from typing import Any
 
 from sqlalchemy import Connection, delete, func, insert, select, update
 
-from shelflife.adapters.db.tables import ApiToken, PasswordHistory, User
+from shelflife.adapters.db.tables import ApiToken, PasswordHistory, User, WebSession
 from shelflife.domain.accounts import PASSWORD_HISTORY, UserView
 from shelflife.domain.errors import Conflict, NotFound
 
@@ -143,3 +143,52 @@ def token_owner(conn: Connection, digest: str) -> Any:
 
 def touch_token(conn: Connection, token_id: int, now: datetime) -> None:
     conn.execute(update(ApiToken).where(ApiToken.id == token_id).values(last_used_at=now))
+
+
+def add_session(
+    conn: Connection, user_id: int, digest: str, csrf_token: str, now: datetime
+) -> None:
+    conn.execute(
+        insert(WebSession).values(
+            user_id=user_id,
+            token_sha256=digest,
+            csrf_token=csrf_token,
+            created_at=now,
+            last_seen_at=now,
+        )
+    )
+
+
+def live_session(conn: Connection, digest: str) -> Any:
+    """The open session with this token digest, with its user's columns, or None."""
+    return conn.execute(
+        select(
+            WebSession.id.label("session_id"),
+            WebSession.csrf_token,
+            WebSession.created_at.label("session_created_at"),
+            WebSession.last_seen_at,
+            User.__table__,
+        )
+        .join(User, User.id == WebSession.user_id)
+        .where(WebSession.token_sha256 == digest, WebSession.ended_at.is_(None))
+    ).first()
+
+
+def touch_session(conn: Connection, session_id: int, now: datetime) -> None:
+    conn.execute(update(WebSession).where(WebSession.id == session_id).values(last_seen_at=now))
+
+
+def end_session(conn: Connection, session_id: int, now: datetime) -> None:
+    conn.execute(
+        update(WebSession)
+        .where(WebSession.id == session_id, WebSession.ended_at.is_(None))
+        .values(ended_at=now)
+    )
+
+
+def end_user_sessions(conn: Connection, user_id: int, now: datetime) -> None:
+    conn.execute(
+        update(WebSession)
+        .where(WebSession.user_id == user_id, WebSession.ended_at.is_(None))
+        .values(ended_at=now)
+    )

@@ -1,4 +1,4 @@
-"""users, API tokens, password history, audit log
+"""users, API tokens, password history, web sessions, audit log
 
 Revision ID: 0003
 Revises: 0002
@@ -77,6 +77,24 @@ def upgrade() -> None:
     )
     op.create_index(op.f("ix_api_tokens_user_id"), "api_tokens", ["user_id"], unique=False)
     op.create_table(
+        "web_sessions",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("user_id", sa.Integer(), nullable=False),
+        sa.Column("token_sha256", sa.String(length=64), nullable=False),
+        sa.Column(
+            "csrf_token", sa.String(length=64), nullable=False, comment="Sent back with every form"
+        ),
+        sa.Column("created_at", _UTC, nullable=False),
+        sa.Column("last_seen_at", _UTC, nullable=False),
+        sa.Column("ended_at", _UTC, nullable=True, comment="Logged out or expired"),
+        sa.ForeignKeyConstraint(
+            ["user_id"], ["users.id"], name=op.f("fk_web_sessions_user_id_users")
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_web_sessions")),
+        sa.UniqueConstraint("token_sha256", name=op.f("uq_web_sessions_token_sha256")),
+    )
+    op.create_index(op.f("ix_web_sessions_user_id"), "web_sessions", ["user_id"], unique=False)
+    op.create_table(
         "audit_log",
         sa.Column("seq", sa.Integer(), autoincrement=False, nullable=False),
         sa.Column("at", _UTC, nullable=False),
@@ -101,6 +119,8 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     op.drop_table("audit_log")
+    op.drop_index(op.f("ix_web_sessions_user_id"), table_name="web_sessions")
+    op.drop_table("web_sessions")
     op.drop_index(op.f("ix_api_tokens_user_id"), table_name="api_tokens")
     op.drop_table("api_tokens")
     op.drop_index(op.f("ix_password_history_user_id"), table_name="password_history")

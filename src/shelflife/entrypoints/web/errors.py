@@ -1,0 +1,62 @@
+"""Errors as answers: RFC 9457 problem details for the API, readable pages for people.
+
+Library messages never reach a response (they can carry SQL parameters, i.e. PII); only our
+own errors' messages do, and those name no PII by construction.
+"""
+
+from __future__ import annotations
+
+import logging
+from http import HTTPStatus
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException
+
+from shelflife.domain.errors import ShelflifeError
+
+log = logging.getLogger(__name__)
+
+PROBLEM_JSON = "application/problem+json"
+
+
+def problem(status: int, detail: str, extra: dict[str, object] | None = None) -> JSONResponse:
+    body: dict[str, object] = {
+        "type": "about:blank",
+        "title": HTTPStatus(status).phrase,
+        "status": status,
+        "detail": detail,
+    }
+    body.update(extra or {})
+    headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
+    return JSONResponse(body, status_code=status, media_type=PROBLEM_JSON, headers=headers)
+
+
+def _where(loc: tuple[object, ...]) -> str:
+    return ".".join(str(part) for part in loc if part not in ("body", "query", "path"))
+
+
+def install_problem_handlers(api: FastAPI) -> None:
+    @api.exception_handler(ShelflifeError)
+    async def _ours(_request: Request, exc: ShelflifeError) -> JSONResponse:
+        return problem(exc.http_status, str(exc))
+
+    @api.exception_handler(RequestValidationError)
+    async def _invalid(_request: Request, exc: RequestValidationError) -> JSONResponse:
+        # Pydantic's messages are ours to show, but never the input value (it may be PII).
+        errors = [
+            {"field": _where(tuple(e.get("loc", ()))), "problem": str(e.get("msg", "invalid"))}
+            for e in exc.errors()
+        ]
+        detail = "; ".join(f"{e['field'] or 'body'}: {e['problem']}" for e in errors)
+        return problem(422, detail or "the request is not valid", {"errors": errors})
+
+    @api.exception_handler(HTTPException)
+    async def _http(_request: Request, exc: HTTPException) -> JSONResponse:
+        return problem(exc.status_code, str(exc.detail))
+
+    @api.exception_handler(Exception)
+    async def _unexpected(_request: Request, exc: Exception) -> JSONResponse:
+        log.error("unexpected %s in an API request", type(exc).__name__)
+        return problem(500, f"unexpected {type(exc).__name__}; nothing was half-written")
