@@ -8,6 +8,7 @@ token; the login form, before there is a session, uses a double-submit cookie.
 from __future__ import annotations
 
 import secrets
+from collections.abc import Callable
 from typing import Annotated
 
 from fastapi import Depends, Request, Response
@@ -83,6 +84,21 @@ def api_account(request: Request, app: AppDep) -> Account:
 ApiAccount = Annotated[Account, Depends(api_account)]
 
 
-def allowed(account: Account, permission: Permission) -> Account:
-    require(account.role, permission)
-    return account
+def page_permission(permission: Permission) -> Callable[[SignedIn], SignedIn]:
+    """A dependency: the signed-in user, if their role grants `permission` (else 403 page)."""
+
+    def dependency(signed_in: PageUser) -> SignedIn:
+        require(signed_in.account.role, permission)
+        return signed_in
+
+    return dependency
+
+
+def api_permission(permission: Permission) -> Callable[[Account], Account]:
+    """A dependency: the token's user, if their role grants `permission` (else 403)."""
+
+    def dependency(account: ApiAccount) -> Account:
+        require(account.role, permission)
+        return account
+
+    return dependency
