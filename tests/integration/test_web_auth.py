@@ -162,3 +162,13 @@ def test_the_openapi_document_is_served(client: TestClient) -> None:
     document = client.get("/api/v1/openapi.json").json()
     assert document["info"]["title"] == "shelflife API"
     assert {"/health", "/me"} <= set(document["paths"])
+
+
+def test_the_api_docs_page_lists_the_operations_without_outside_scripts(
+    client: TestClient,
+) -> None:
+    page = client.get("/api/v1/docs")
+    assert page.status_code == 200
+    assert "<code>GET</code>" in page.text
+    assert "<code>/api/v1/health</code>" in page.text
+    assert "https://" not in page.text  # nothing loaded from elsewhere

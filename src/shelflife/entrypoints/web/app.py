@@ -16,7 +16,7 @@ from starlette.middleware.base import BaseHTTPMiddleware, RequestResponseEndpoin
 from shelflife.bootstrap import App
 from shelflife.domain.errors import ShelflifeError
 from shelflife.entrypoints.web import pages_admin, pages_auth
-from shelflife.entrypoints.web.errors import install_problem_handlers
+from shelflife.entrypoints.web.errors import api_reference, install_problem_handlers
 from shelflife.entrypoints.web.rendering import HERE, render
 from shelflife.entrypoints.web.security import ApiAccount, LoginRequired
 
@@ -77,11 +77,16 @@ def _create_api(application: App) -> FastAPI:
         "problem details. Authenticate with `Authorization: Bearer TOKEN` "
         "(`shelflife token create USER`).",
         openapi_url="/openapi.json",
-        docs_url="/docs",
+        docs_url=None,  # the stock page loads its scripts from a CDN; ours is self-contained
         redoc_url=None,
     )
     api.state.shelflife = application
     install_problem_handlers(api)
+
+    @api.get("/docs", include_in_schema=False)
+    def docs(request: Request) -> Response:
+        """The API described for people, rendered from the same OpenAPI document."""
+        return render(request, "api_docs.html", None, {"api": api_reference(api.openapi())})
 
     @api.get("/health", tags=["health"])
     def health() -> dict[str, str]:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 from http import HTTPStatus
+from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -60,3 +61,36 @@ def install_problem_handlers(api: FastAPI) -> None:
     async def _unexpected(_request: Request, exc: Exception) -> JSONResponse:
         log.error("unexpected %s in an API request", type(exc).__name__)
         return problem(500, f"unexpected {type(exc).__name__}; nothing was half-written")
+
+
+def api_reference(document: dict[str, Any]) -> dict[str, Any]:
+    """The parts of an OpenAPI document a person reads: each operation with its parameters,
+    request body schema name and response codes, in path order."""
+    operations = []
+    for path, item in sorted(document.get("paths", {}).items()):
+        for method, op in item.items():
+            operations.append(
+                {
+                    "method": method.upper(),
+                    "path": "/api/v1" + path,
+                    "summary": op.get("summary", ""),
+                    "description": op.get("description", ""),
+                    "parameters": [
+                        {
+                            "name": prm.get("name"),
+                            "in": prm.get("in"),
+                            "required": prm.get("required", False),
+                        }
+                        for prm in op.get("parameters", [])
+                    ],
+                    "responses": sorted(op.get("responses", {})),
+                    "secured": bool(op.get("security")),
+                }
+            )
+    info = document.get("info", {})
+    return {
+        "title": info.get("title", ""),
+        "version": info.get("version", ""),
+        "description": info.get("description", ""),
+        "operations": operations,
+    }
