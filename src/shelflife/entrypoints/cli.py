@@ -144,13 +144,27 @@ def _print_json(data: Any) -> None:
 def init(home: HomeOpt = None) -> None:
     """Create or upgrade the home folder, database schema, archive folder and master key.
 
-    Safe to run again: existing data and keys are kept.
+    Safe to run again: existing data and keys are kept. Never creates a master key for a
+    database that already uses one, and refuses a key file other than the recorded one.
     """
     with _errors():
         settings = load_settings(home)
         archive_from_url(settings.resolved_archive_url)  # refuse it before config.json keeps it
-        for line in initialise(settings):
+        report = initialise(settings)
+        for line in report.done:
             out.print(Text.assemble(("ok ", "green"), line), soft_wrap=True)
+        for line in report.warnings:
+            err.print(Text.assemble(("warning: ", "bold yellow"), line), soft_wrap=True)
+        if report.created_key_id is not None:
+            out.print(
+                Text(
+                    f"Back up {settings.resolved_master_key_file} now (key id "
+                    f"{report.created_key_id}), apart from the database and archive backups: "
+                    "without it the archive cannot be read.",
+                    style="bold yellow",
+                ),
+                soft_wrap=True,
+            )
 
 
 @app.command("import")
@@ -259,6 +273,16 @@ def run(as_of: AsOfOpt = None, home: HomeOpt = None, as_json: JsonOpt = False) -
             out.print(table)
             if report.shops == 0:
                 out.print("no shop has the feature enabled; see `shelflife feature enable`")
+            if report.mask_refused:
+                err.print(
+                    Text.assemble(
+                        ("warning: ", "bold yellow"),
+                        f"{report.mask_refused} buyer(s) due for masking were not masked: their "
+                        "archive data key does not open with the loaded master key (see "
+                        "docs/operations.md, key lineage)",
+                    ),
+                    soft_wrap=True,
+                )
 
 
 @app.command()

@@ -55,6 +55,7 @@ def retrieve_order(
     if not user or len(user) > 100:
         raise InvalidInput("--user: give the name of the person retrieving (1 to 100 characters)")
     now = as_of or app.clock.now()
+    keys = app.keys  # checked against the recorded key before the transaction takes its lock
     with app.engine.begin() as conn:
         order = find_order(conn, order_nr, shop)
         customer = conn.execute(  # locked: a concurrent re-mask waits for this retrieval
@@ -79,7 +80,7 @@ def retrieve_order(
             raise NotRetrievable(f"order {order_nr!r} has no archive copy to retrieve from")
         # Read and decrypt every copy first: any failure here changes nothing.
         snapshots = [
-            CustomerSnapshot.from_bytes(open_sealed(app.archive.get(c.object_key), app.keys))
+            CustomerSnapshot.from_bytes(open_sealed(app.archive.get(c.object_key), keys))
             for c in copies
         ]
         merged = merge_newest_first(snapshots)
