@@ -13,6 +13,7 @@ import pytest
 from shelflife.adapters.archive.store import LocalFolderArchive, archive_from_url
 from shelflife.adapters.keys.envelope import (
     new_data_key,
+    open_copy,
     open_sealed,
     read_header,
     seal,
@@ -508,6 +509,67 @@ def test_legacy_identity_key_is_the_old_derivation_from_the_master_key() -> None
     ).derive(KEY_A)
 
     assert LocalKeyProvider("mk-aaaa0001", KEY_A).legacy_identity_key() == expected
+
+
+# --- the recorded copy ----------------------------------------------------------------------
+
+
+def _open_recorded(blob: bytes, customer_id: int = 7, revision: int = 3, sha: str = "") -> bytes:
+    return open_copy(
+        blob,
+        provider(),
+        object_key="customers/000000/7-r000003-abcd.slf",
+        customer_id=customer_id,
+        revision=revision,
+        ciphertext_sha256=sha or hashlib.sha256(blob).hexdigest(),
+    )
+
+
+def test_recorded_copy_opens_to_its_plaintext() -> None:
+    plaintext = snapshot_plaintext()
+
+    assert _open_recorded(sealed(provider(), plaintext)) == plaintext
+
+
+def test_another_buyers_object_in_a_copys_place_does_not_belong_to_this_buyer() -> None:
+    foreign = sealed(provider(), snapshot_plaintext(), customer_id=8)
+
+    with pytest.raises(ArchiveCorrupt) as info:
+        _open_recorded(foreign, customer_id=7)
+
+    assert str(info.value) == (
+        "archive copy customers/000000/7-r000003-abcd.slf does not belong to this buyer; "
+        "nothing was changed (check the archive store for a replaced object)"
+    )
+
+
+def test_an_object_of_another_revision_is_not_the_recorded_copy() -> None:
+    with pytest.raises(ArchiveCorrupt) as info:
+        _open_recorded(sealed(provider(), snapshot_plaintext()), revision=4)
+
+    assert str(info.value) == (
+        "archive copy customers/000000/7-r000003-abcd.slf is not the recorded one; "
+        "nothing was changed (check the archive store for a replaced object)"
+    )
+
+
+def test_an_object_whose_digest_differs_from_the_recorded_one_is_not_the_recorded_copy() -> None:
+    """Same buyer and revision, but not the bytes verified when the copy was written."""
+    keys, plaintext = provider(), snapshot_plaintext()
+    recorded, other = sealed(keys, plaintext), sealed(keys, plaintext)
+
+    with pytest.raises(ArchiveCorrupt, match=r"is not the recorded one; nothing was changed"):
+        _open_recorded(other, sha=hashlib.sha256(recorded).hexdigest())
+
+
+def test_header_relabelled_to_another_revision_does_not_open() -> None:
+    """The header is AES-GCM associated data: editing its revision breaks authentication."""
+    blob = sealed(provider(), snapshot_plaintext())
+    relabelled = blob.replace(b'"revision": 3', b'"revision": 4')
+    assert relabelled != blob
+
+    with pytest.raises(ArchiveCorrupt, match=r"^archive object failed authentication"):
+        open_sealed(relabelled, provider())
 
 
 # --- the local archive folder ---------------------------------------------------------------

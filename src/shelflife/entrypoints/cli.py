@@ -25,7 +25,7 @@ from rich.text import Text
 from shelflife.adapters.archive.store import archive_from_url
 from shelflife.bootstrap import App, build_app, initialise
 from shelflife.config import load_settings
-from shelflife.domain.clock import FixedClock, ensure_aware
+from shelflife.domain.clock import ensure_aware
 from shelflife.domain.errors import InvalidInput, NotInitialised, ShelflifeError
 
 app = typer.Typer(
@@ -122,14 +122,16 @@ def _instant(value: str | None, option: str) -> datetime | None:
         ) from None
 
 
-def _with_app(home: Path | None, action: Callable[[App], T], as_of: datetime | None = None) -> T:
+def _with_app(home: Path | None, action: Callable[[App], T]) -> T:
+    """Run `action` on the app. Its clock is always the real one: an `--as-of` instant is
+    passed to the service explicitly, so "now" stays now (run times, retrieval limits)."""
     settings = load_settings(home)
     if not settings.home.is_dir():  # checked first: opening SQLite would create files here
         raise NotInitialised(
             f"no shelflife home folder at {settings.home}; run `shelflife init` "
             "(or point SHELFLIFE_HOME / --home at the existing one)"
         )
-    application = build_app(settings, FixedClock(as_of) if as_of else None)
+    application = build_app(settings)
     try:
         return action(application)
     finally:
@@ -238,7 +240,7 @@ def run(as_of: AsOfOpt = None, home: HomeOpt = None, as_json: JsonOpt = False) -
     with _errors():
         when = _instant(as_of, "--as-of")
         if as_json or not out.is_terminal:
-            report = _with_app(home, lambda a: run_retention(a, when), when)
+            report = _with_app(home, lambda a: run_retention(a, when))
         else:
             columns = (TextColumn("{task.description:<9}"), BarColumn(), MofNCompleteColumn())
             with Progress(*columns, console=out, transient=True) as bar:
@@ -249,7 +251,7 @@ def run(as_of: AsOfOpt = None, home: HomeOpt = None, as_json: JsonOpt = False) -
                         tasks[step] = bar.add_task(step, total=total)
                     bar.update(tasks[step], completed=done, total=total)
 
-                report = _with_app(home, lambda a: run_retention(a, when, progress), when)
+                report = _with_app(home, lambda a: run_retention(a, when, progress))
         if as_json:
             _print_json(report.as_dict())
         else:
@@ -305,9 +307,7 @@ def retrieve(
 
     with _errors():
         when = _instant(as_of, "--as-of")
-        result = _with_app(
-            home, lambda a: retrieve_order(a, order_nr, reason, user, when, shop), when
-        )
+        result = _with_app(home, lambda a: retrieve_order(a, order_nr, reason, user, when, shop))
         if as_json:
             _print_json(
                 {
@@ -338,7 +338,7 @@ def show(
 
     with _errors():
         when = _instant(as_of, "--as-of")
-        data = _with_app(home, lambda a: show_order(a, order_nr, when, shop), when)
+        data = _with_app(home, lambda a: show_order(a, order_nr, when, shop))
         if as_json:
             _print_json(data)
             return
@@ -396,7 +396,7 @@ def compliance(as_of: AsOfOpt = None, home: HomeOpt = None, as_json: JsonOpt = F
 
     with _errors():
         when = _instant(as_of, "--as-of")
-        rows = _with_app(home, lambda a: compliance_report(a, when), when)
+        rows = _with_app(home, lambda a: compliance_report(a, when))
         if as_json:
             _print_json({"overdue": len(rows), "customers": [r.__dict__ for r in rows]})
         elif rows:
