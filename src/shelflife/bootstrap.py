@@ -3,18 +3,40 @@
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+import os
+import secrets
+import tempfile
+from dataclasses import dataclass, field
 from pathlib import Path
 
-from sqlalchemy import Engine
+from sqlalchemy import Connection, Engine
 from sqlalchemy.exc import OperationalError
 
 from shelflife.adapters.archive.store import ArchiveStore, LocalFolderArchive, archive_from_url
-from shelflife.adapters.db.engine import make_engine, schema_is_current, upgrade_schema
-from shelflife.adapters.keys.master_key import LocalKeyProvider
+from shelflife.adapters.db.engine import (
+    make_engine,
+    make_sqlite_files_private,
+    schema_is_current,
+    upgrade_schema,
+)
+from shelflife.adapters.db.installation import (
+    InstallationRow,
+    KeyReferences,
+    key_references,
+    read_installation,
+    record_installation,
+    sample_data_key,
+)
+from shelflife.adapters.keys.master_key import LocalKeyProvider, WrappedKey
 from shelflife.config import CONFIG_FILE, Settings
 from shelflife.domain.clock import Clock, SystemClock
-from shelflife.domain.errors import NotInitialised, ShelflifeError
+from shelflife.domain.errors import (
+    ArchiveCorrupt,
+    KeyUnavailable,
+    NotInitialised,
+    ShelflifeError,
+    Unavailable,
+)
 
 
 @dataclass
@@ -30,9 +52,21 @@ class App:
 
     @property
     def keys(self) -> LocalKeyProvider:
-        """Loaded lazily: `show` and `import` work even while the key file is offline."""
+        """The master key, checked against the one this database records, with the buyer-
+        identity key it wraps. Every command that seals, opens, digests or wraps gets its keys
+        here, so none can use another key than the installation's. Loaded lazily: `show` works
+        while the key file is offline."""
         if self._keys is None:
-            self._keys = LocalKeyProvider.from_file(self.key_path)
+            with self.engine.connect() as conn:
+                recorded = read_installation(conn)
+            if recorded is None:
+                raise NotInitialised(
+                    "this database records no master key yet; run `shelflife init`"
+                )
+            if not self.key_path.exists():
+                raise KeyUnavailable(_missing_key_message(self.key_path, recorded.master_key_id))
+            master = LocalKeyProvider.from_file(self.key_path)
+            self._keys = _join_lineage(master, recorded, self.key_path)
         return self._keys
 
     def close(self) -> None:
@@ -65,38 +99,165 @@ def build_app(
     )
 
 
-def initialise(settings: Settings) -> list[str]:
-    """Create or upgrade home, schema, archive folder and master key. Idempotent."""
-    done: list[str] = []
+@dataclass
+class InitReport:
+    """What `init` did, line by line; `created_key_id` is set when it created the master key,
+    which must then be backed up at once."""
+
+    done: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    created_key_id: str | None = None
+
+
+def initialise(settings: Settings, clock: Clock | None = None) -> InitReport:
+    """Create or upgrade home, schema, archive folder and master key. Idempotent.
+
+    Never creates a master key for a database that already depends on one, and never accepts
+    a key file other than the one the database records. `config.json` is written last, so a
+    failed init leaves none behind.
+    """
+    report = InitReport()
     archive_from_url(settings.resolved_archive_url)  # refuse a bad URL before writing anything
-    settings.home.mkdir(parents=True, exist_ok=True, mode=0o700)
-    config = settings.home / CONFIG_FILE
-    stored = settings.stored()
-    if stored or not config.exists():
-        existing = json.loads(config.read_text()) if config.exists() else {}
-        existing.update(stored)
-        config.write_text(json.dumps(existing, indent=2, sort_keys=True) + "\n")
-    app = build_app(settings, require_schema=False)
     try:
+        settings.home.mkdir(parents=True, exist_ok=True, mode=0o700)
+        settings.home.chmod(0o700)  # also when it existed: it holds the database and the key
+    except OSError as exc:
+        raise ShelflifeError(
+            f"cannot create the home folder {settings.home}: {exc.strerror}"
+        ) from None
+    app = build_app(settings, clock, require_schema=False)
+    try:
+        make_sqlite_files_private(settings.resolved_database_url)
         try:
             upgrade_schema(app.engine)
         except OperationalError:
             raise ShelflifeError(
                 "cannot connect to the database; check SHELFLIFE_DATABASE_URL"
             ) from None
-        done.append(f"database schema is current ({_safe_url(settings)})")
+        make_sqlite_files_private(settings.resolved_database_url)
+        report.done.append(f"database schema is current ({_safe_url(settings)})")
         if isinstance(app.archive, LocalFolderArchive):
             app.archive.ensure()
-        done.append(f"archive at {app.archive.describe()}")
-        if app.key_path.exists():
-            LocalKeyProvider.from_file(app.key_path)
-            done.append(f"master key {app.key_path} (kept)")
-        else:
-            LocalKeyProvider.create_file(app.key_path)
-            done.append(f"master key {app.key_path} (created, mode 0600)")
+        report.done.append(f"archive at {app.archive.describe()}")
+        with app.engine.begin() as conn:
+            _establish_key_lineage(app, conn, report)
     finally:
         app.close()
-    return done
+    _write_config(settings)
+    return report
+
+
+def _establish_key_lineage(app: App, conn: Connection, report: InitReport) -> None:
+    """Record the master key in the database, or check the key file against the recorded one."""
+    path = app.key_path
+    recorded = read_installation(conn)
+    references = key_references(conn)
+    if not path.exists():
+        if recorded is not None or references.any:
+            key_id = recorded.master_key_id if recorded else _named_key(references)
+            raise KeyUnavailable(
+                _missing_key_message(path, key_id)
+                + "; a new key is not created, because the existing archive could never be "
+                "read with it"
+            )
+        key_id = LocalKeyProvider.create_file(path)
+        master = LocalKeyProvider.from_file(path)
+        record_installation(
+            conn, key_id, master.wrap(secrets.token_bytes(32)).blob, app.clock.now()
+        )
+        report.created_key_id = key_id
+        report.done.append(f"master key {path} (created, mode 0600, key id {key_id})")
+        return
+    master = LocalKeyProvider.from_file(path)
+    if recorded is not None:
+        _join_lineage(master, recorded, path)
+        report.done.append(f"master key {path} (kept, key id {master.key_id})")
+        return
+    # A database from before key lineage was recorded (or one that never had data).
+    if references.data_keys and master.key_id not in references.data_keys:
+        raise KeyUnavailable(_wrong_key_message(path, master.key_id, _named_key(references)))
+    sample = sample_data_key(conn, master.key_id)
+    if sample is not None:
+        _join_lineage(master, InstallationRow(master.key_id, sample), path)
+    identity_key = (
+        master.legacy_identity_key()  # the digests already stored were made with it
+        if references.identity_digests
+        else secrets.token_bytes(32)
+    )
+    record_installation(conn, master.key_id, master.wrap(identity_key).blob, app.clock.now())
+    report.done.append(f"master key {path} (kept, key id {master.key_id}, now recorded)")
+    others = {k: n for k, n in references.data_keys.items() if k != master.key_id}
+    if others:
+        report.warnings.append(
+            f"{sum(others.values())} buyer(s) have archive data keys sealed under other master "
+            f"keys ({', '.join(sorted(others))}); with this key they are not masked (each run "
+            "counts them as mask_refused) and their archive copies cannot be renewed"
+        )
+
+
+def _join_lineage(
+    master: LocalKeyProvider, recorded: InstallationRow, path: Path
+) -> LocalKeyProvider:
+    """The loaded master key must be the recorded one and open the identity key it wraps."""
+    if master.key_id != recorded.master_key_id:
+        raise KeyUnavailable(_wrong_key_message(path, master.key_id, recorded.master_key_id))
+    try:
+        identity_key = master.unwrap(
+            WrappedKey(recorded.master_key_id, recorded.identity_key_wrapped)
+        )
+    except ArchiveCorrupt:
+        raise KeyUnavailable(
+            f"master key file {path} has this installation's key id {master.key_id} but other "
+            "key bytes (it does not open the keys this database holds); restore the right file "
+            "from its backup"
+        ) from None
+    return master.with_identity_key(identity_key)
+
+
+def _named_key(references: KeyReferences) -> str:
+    if not references.data_keys:
+        return "an unknown master key (the database holds identity digests or archive copies)"
+    return ", ".join(sorted(references.data_keys))
+
+
+def _missing_key_message(path: Path, key_id: str) -> str:
+    return (
+        f"master key file {path} is missing, and this database's data is sealed under master "
+        f"key {key_id}; restore the file from its backup (or set SHELFLIFE_MASTER_KEY_FILE to "
+        "where it is)"
+    )
+
+
+def _wrong_key_message(path: Path, loaded: str, recorded: str) -> str:
+    return (
+        f"master key file {path} holds key {loaded}, but this database's data is sealed under "
+        f"master key {recorded}; restore that key from its backup (or set "
+        "SHELFLIFE_MASTER_KEY_FILE to it)"
+    )
+
+
+def _write_config(settings: Settings) -> None:
+    """Store the explicitly given settings in config.json atomically (mode 0600: a database
+    URL can hold a password)."""
+    config = settings.home / CONFIG_FILE
+    stored = settings.stored()
+    if not stored and config.exists():
+        return
+    existing = json.loads(config.read_text()) if config.exists() else {}
+    existing.update(stored)
+    try:
+        fd, tmp = tempfile.mkstemp(dir=settings.home, prefix=".config-")
+        try:
+            with os.fdopen(fd, "w") as handle:
+                handle.write(json.dumps(existing, indent=2, sort_keys=True) + "\n")
+                handle.flush()
+                os.fsync(handle.fileno())
+            os.replace(tmp, config)
+        finally:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
+    except OSError as exc:
+        raise Unavailable(f"cannot write {config}: {exc.strerror}") from None
 
 
 def _safe_url(settings: Settings) -> str:

@@ -116,11 +116,16 @@ def test_init_is_idempotent_and_keeps_a_private_master_key(cli: Cli) -> None:
     first = cli.ok("init")
     key_file = cli.home / "master.key"
     key = key_file.read_bytes()
+    key_id = json.loads(key)["key_id"]
 
     second = cli.ok("init")
 
-    assert f"master key {key_file} (created, mode 0600)" in first.stdout
-    assert f"master key {key_file} (kept)" in second.stdout
+    assert first.stdout.splitlines()[2:] == [
+        f"ok master key {key_file} (created, mode 0600, key id {key_id})",
+        f"Back up {key_file} now (key id {key_id}), apart from the database and archive "
+        "backups: without it the archive cannot be read.",
+    ]
+    assert second.stdout.splitlines()[2:] == [f"ok master key {key_file} (kept, key id {key_id})"]
     assert key_file.read_bytes() == key
     assert stat.S_IMODE(key_file.stat().st_mode) == 0o600
     assert stat.S_IMODE(cli.home.stat().st_mode) == 0o700
@@ -171,8 +176,9 @@ def test_environment_overrides_the_database_url_stored_by_init(cli: Cli, tmp_pat
     assert json.loads((cli.home / "config.json").read_text()) == {"database_url": stored_url}
     other_home = tmp_path / "other-home"
     assert cli("init", "--home", str(other_home)).exit_code == 0
+    other_key = cli.env(master_key_file=str(other_home / "master.key"))  # the database's key
 
-    imported = cli("import", "-", input=_stdin(order()))
+    imported = cli("import", "-", input=_stdin(order()), env=other_key)
     from_env = cli("show", NR, "--json")
     from_config = cli("show", NR, env=cli.env(database_url=None))
 
@@ -565,14 +571,16 @@ def test_retrieve_without_the_master_key_exits_1_and_changes_nothing(ready: Cli)
     _masked(ready)
     before = ready.show()
     key_file = ready.home / "master.key"
+    key_id = json.loads(key_file.read_text())["key_id"]
     key_file.rename(ready.home / "master.key.away")
 
     result = ready("retrieve", NR, "--reason", "return", "--user", "anna")
 
     assert (result.exit_code, result.stderr) == (
         1,
-        f"error: master key file {key_file} does not exist; run `shelflife init` or set "
-        "SHELFLIFE_MASTER_KEY_FILE\n",
+        f"error: master key file {key_file} is missing, and this database's data is sealed "
+        f"under master key {key_id}; restore the file from its backup (or set "
+        "SHELFLIFE_MASTER_KEY_FILE to where it is)\n",
     )
     assert ready.show() == before
 

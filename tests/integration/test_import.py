@@ -22,7 +22,7 @@ from shelflife.services.importing import ImportReport, LineProblem, import_lines
 from shelflife.services.pipeline import run_retention
 from shelflife.services.retrieval import retrieve_order
 from shelflife.services.shops import configure_shop, set_feature
-from tests.support.builders import T0, days, iso, lines, order, pii_strings
+from tests.support.builders import T0, at, days, iso, lines, order, pii_strings
 
 AMAZON_NR = "302-1234567-1234567"
 MASKED_NOTICE = "order is masked: personal data in this line was ignored, status updated"
@@ -238,7 +238,7 @@ def test_reimport_changing_pii_of_retrieved_order_is_refused_but_status_updates(
     app: App,
 ) -> None:
     _mask(app)
-    retrieve_order(app, AMAZON_NR, "Rücksendung", "anna", T0 + days(35))
+    retrieve_order(at(app, T0 + days(35)), AMAZON_NR, "Rücksendung", "anna", T0 + days(35))
     again = order(AMAZON_NR, shipped_at=T0 + days(1), suffix="-neu")
 
     report = _import(app, again)

@@ -39,7 +39,7 @@ from shelflife.services.inspection import show_order
 from shelflife.services.pipeline import RunReport, object_key_prefix, run_retention
 from shelflife.services.retrieval import retrieve_order
 from shelflife.services.shops import configure_shop, set_feature, ship_order
-from tests.support.builders import T0, days, iso, lines, order, pii_strings
+from tests.support.builders import T0, at, days, iso, lines, order, pii_strings
 from tests.support.fakes import AlteredGet, FailingPut
 
 NR = "302-1234567-1234567"
@@ -319,7 +319,7 @@ def test_open_order_of_the_buyer_blocks_masking(app: App) -> None:
     assert _run(app, T0 + days(31)) == _only(archived=1)
     assert _customer(app).masked_at is None
 
-    ship_order(app, "303-1234567-1234567", T0 + days(2))
+    ship_order(at(app, T0 + days(31)), "303-1234567-1234567", T0 + days(2))
     assert _run(app, T0 + days(32)) == _only(masked=1)
 
 
@@ -469,7 +469,7 @@ def test_json_output_reports_each_count_as_an_integer(
 def _masked_then_retrieved(app: App, retrieved_at: datetime) -> None:
     _start(app, order(NR, shipped_at=T0))
     assert _run(app, T0 + days(31)) == _only(archived=1, masked=1)
-    retrieve_order(app, NR, "Rücksendung", "anna", retrieved_at)
+    retrieve_order(at(app, retrieved_at), NR, "Rücksendung", "anna", retrieved_at)
 
 
 def test_retrieved_data_is_masked_again_30_days_after_retrieval(app: App) -> None:

@@ -3,30 +3,37 @@ and that a failed retrieval changes nothing."""
 
 from __future__ import annotations
 
+import hashlib
 import json
-from datetime import datetime
+import shutil
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import insert, select, update
 
-from shelflife.adapters.db.tables import Base
+from shelflife.adapters.db.tables import ArchiveCopy, Base, Customer, Order
+from shelflife.adapters.keys.envelope import new_data_key, open_sealed, seal
 from shelflife.bootstrap import App, build_app
 from shelflife.domain.clock import FixedClock
 from shelflife.domain.errors import (
+    ArchiveCorrupt,
     ArchiveUnavailable,
     InvalidInput,
     KeyUnavailable,
     NotRetrievable,
     UnknownOrder,
 )
-from shelflife.domain.masking import MASKED_TEXT
+from shelflife.domain.masking import MASKED_DATE, MASKED_EMAIL, MASKED_TEXT
+from shelflife.domain.policy import MAX_CLOCK_SKEW
+from shelflife.domain.snapshot import CustomerSnapshot
 from shelflife.services.importing import import_lines
 from shelflife.services.inspection import show_order
 from shelflife.services.pipeline import run_retention
 from shelflife.services.retrieval import retrieve_order
 from shelflife.services.shops import set_feature
-from tests.support.builders import T0, days, iso, order
+from tests.support.builders import T0, at, days, iso, order
 from tests.support.fakes import UnreachableArchive
 
 NR = "302-1234567-1234567"
@@ -112,7 +119,7 @@ def test_reason_outside_1_to_50_characters_is_refused_and_changes_nothing(
     before = _dump(app)
 
     with pytest.raises(InvalidInput) as refused:
-        retrieve_order(app, NR, reason, "anna", RETRIEVED_AT)
+        retrieve_order(at(app, RETRIEVED_AT), NR, reason, "anna", RETRIEVED_AT)
 
     assert str(refused.value) == message
     assert _dump(app) == before
@@ -121,7 +128,7 @@ def test_reason_outside_1_to_50_characters_is_refused_and_changes_nothing(
 def test_reason_of_50_characters_is_stored_in_the_customer_history(app: App) -> None:
     _masked(app, order(NR, shipped_at=T0))
 
-    retrieve_order(app, NR, "x" * 50, "anna", RETRIEVED_AT)
+    retrieve_order(at(app, RETRIEVED_AT), NR, "x" * 50, "anna", RETRIEVED_AT)
 
     history = show_order(app, NR, RETRIEVED_AT)["customer_history"]
     assert history[-1]["text"] == "x" * 50
@@ -141,7 +148,7 @@ def test_restores_order_pii_with_its_invoices_credits_and_manual_documents(app: 
     assert _run(app, MASKED_AT) == (1, 1, 0)
     assert show_order(app, NR, MASKED_AT)["customer"]["first_name"] == MASKED_TEXT
 
-    result = retrieve_order(app, NR, "Rücksendung", "anna", RETRIEVED_AT)
+    result = retrieve_order(at(app, RETRIEVED_AT), NR, "Rücksendung", "anna", RETRIEVED_AT)
 
     restored = show_order(app, NR, RETRIEVED_AT)
     assert _pii_view(restored) == original
@@ -159,7 +166,7 @@ def test_restores_order_pii_with_its_invoices_credits_and_manual_documents(app: 
 def test_other_orders_of_the_buyer_stay_masked(app: App) -> None:
     _masked(app, order(NR, shipped_at=T0), order(OTHER_NR, shipped_at=T0))
 
-    retrieve_order(app, NR, "Rücksendung", "anna", RETRIEVED_AT)
+    retrieve_order(at(app, RETRIEVED_AT), NR, "Rücksendung", "anna", RETRIEVED_AT)
 
     other = show_order(app, OTHER_NR, RETRIEVED_AT)
     assert other["retention"]["state"] == "masked"
@@ -171,7 +178,7 @@ def test_other_orders_of_the_buyer_stay_masked(app: App) -> None:
 def test_retrieval_is_recorded_with_time_user_and_reason(app: App) -> None:
     _masked(app, order(NR, shipped_at=T0))
 
-    retrieve_order(app, NR, "  Rücksendung  ", "anna", RETRIEVED_AT)
+    retrieve_order(at(app, RETRIEVED_AT), NR, "  Rücksendung  ", "anna", RETRIEVED_AT)
 
     assert show_order(app, NR, RETRIEVED_AT)["customer_history"] == [
         {
@@ -192,7 +199,7 @@ def test_retrieval_is_recorded_with_time_user_and_reason(app: App) -> None:
 def test_retrieved_order_shows_as_retrieved_and_read_only(app: App) -> None:
     _masked(app, order(NR, shipped_at=T0))
 
-    retrieve_order(app, NR, "Rücksendung", "anna", RETRIEVED_AT)
+    retrieve_order(at(app, RETRIEVED_AT), NR, "Rücksendung", "anna", RETRIEVED_AT)
 
     retention = show_order(app, NR, RETRIEVED_AT)["retention"]
     assert retention["state"] == "retrieved"
@@ -210,7 +217,7 @@ def test_unreachable_archive_fails_and_changes_nothing(app: App) -> None:
     app.archive = UnreachableArchive()
 
     with pytest.raises(ArchiveUnavailable):
-        retrieve_order(app, NR, "Rücksendung", "anna", RETRIEVED_AT)
+        retrieve_order(at(app, RETRIEVED_AT), NR, "Rücksendung", "anna", RETRIEVED_AT)
 
     assert _dump(app) == before
 
@@ -258,7 +265,7 @@ def test_orders_that_are_not_masked_amazon_orders_are_not_retrievable(
     before = _dump(app)
 
     with pytest.raises(NotRetrievable) as refused:
-        retrieve_order(app, nr, "Rücksendung", "anna", RETRIEVED_AT)
+        retrieve_order(at(app, RETRIEVED_AT), nr, "Rücksendung", "anna", RETRIEVED_AT)
 
     assert str(refused.value) == message
     assert _dump(app) == before
@@ -266,7 +273,7 @@ def test_orders_that_are_not_masked_amazon_orders_are_not_retrievable(
 
 def test_unknown_order_is_reported(app: App) -> None:
     with pytest.raises(UnknownOrder):
-        retrieve_order(app, NR, "Rücksendung", "anna", RETRIEVED_AT)
+        retrieve_order(at(app, RETRIEVED_AT), NR, "Rücksendung", "anna", RETRIEVED_AT)
 
 
 # -- several copies ---------------------------------------------------------------------------
@@ -283,13 +290,13 @@ def test_second_retrieval_merges_copies_and_returns_the_latest_values(app: App) 
     moved["billing_address"]["city"] = "Bonn-Beuel"
     _import(app, moved)
     assert _run(app, T0 + days(30)) == (1, 1, 0)  # copy 2: city Bonn-Beuel, then masked
-    retrieve_order(app, NR, "Grund eins", "anna", RETRIEVED_AT)
+    retrieve_order(at(app, RETRIEVED_AT), NR, "Grund eins", "anna", RETRIEVED_AT)
     assert show_order(app, NR, RETRIEVED_AT)["customer"]["city"] == "Bonn-Beuel"
     assert _run(app, RETRIEVED_AT + days(1)) == (1, 0, 0)  # copy 3: without the other order
     assert _run(app, RETRIEVED_AT + days(30)) == (0, 0, 1)
     second_at = RETRIEVED_AT + days(40)
 
-    retrieve_order(app, OTHER_NR, "Grund zwei", "ben", second_at)
+    retrieve_order(at(app, second_at), OTHER_NR, "Grund zwei", "ben", second_at)
 
     shown = show_order(app, OTHER_NR, second_at)
     assert shown["customer"]["city"] == "Bonn-Beuel"
@@ -305,3 +312,254 @@ def test_second_retrieval_merges_copies_and_returns_the_latest_values(app: App) 
         ("retrieved", "Grund zwei"),
     ]
     assert show_order(app, NR, second_at)["gift_message"] == MASKED_TEXT
+
+
+# -- only the buyer's own, recorded copy is restored ------------------------------------------
+
+
+def _copies(app: App, nr: str) -> list[Any]:
+    with app.engine.connect() as conn:
+        return list(
+            conn.execute(
+                select(ArchiveCopy.__table__)
+                .join(Order, Order.customer_id == ArchiveCopy.customer_id)
+                .where(Order.order_nr_external == nr)
+                .order_by(ArchiveCopy.revision)
+            )
+        )
+
+
+def _object_path(app: App, object_key: str) -> Path:
+    return app.settings.home / "archive" / object_key
+
+
+def test_another_buyers_object_in_place_of_the_copy_is_refused_and_changes_nothing(
+    app: App,
+) -> None:
+    """Observed: retrieval exited 0 with "0 records restored", marked A retrieved, and the
+    next run archived the `***` placeholders as a newer copy that shadowed the genuine one."""
+    _import(app, order(NR, shipped_at=T0), order(OTHER_NR, shipped_at=T0, suffix="-b"))
+    set_feature(app, "main", True, "ops")
+    assert _run(app, MASKED_AT) == (2, 2, 0)
+    (copy_a,), (copy_b,) = _copies(app, NR), _copies(app, OTHER_NR)
+    shutil.copyfile(_object_path(app, copy_b.object_key), _object_path(app, copy_a.object_key))
+    before = _dump(app)
+
+    with pytest.raises(ArchiveCorrupt) as refused:
+        retrieve_order(at(app, RETRIEVED_AT), NR, "Rücksendung", "anna", RETRIEVED_AT)
+
+    assert str(refused.value) == (
+        f"archive copy {copy_a.object_key} does not belong to this buyer; nothing was changed "
+        "(check the archive store for a replaced object)"
+    )
+    assert refused.value.exit_code == 1
+    assert _dump(app) == before
+    assert _run(app, RETRIEVED_AT + days(1)) == (0, 0, 0)
+    assert _dump(app)["archive_copies"] == before["archive_copies"]
+
+
+def test_an_older_copy_of_the_buyer_in_place_of_the_newest_is_refused(app: App) -> None:
+    _import(app, order(NR, shipped_at=T0))
+    set_feature(app, "main", True, "ops")
+    assert _run(app, T0 + days(29)) == (1, 0, 0)
+    moved = order(NR, shipped_at=T0)
+    moved["billing_address"]["city"] = "Bonn-Beuel"
+    _import(app, moved)
+    assert _run(app, MASKED_AT) == (1, 1, 0)
+    first, second = _copies(app, NR)
+    shutil.copyfile(_object_path(app, first.object_key), _object_path(app, second.object_key))
+    before = _dump(app)
+
+    with pytest.raises(ArchiveCorrupt) as refused:
+        retrieve_order(at(app, RETRIEVED_AT), NR, "Rücksendung", "anna", RETRIEVED_AT)
+
+    assert str(refused.value) == (
+        f"archive copy {second.object_key} is not the recorded one; nothing was changed "
+        "(check the archive store for a replaced object)"
+    )
+    assert _dump(app) == before
+
+
+def test_a_recorded_copy_that_restores_no_record_is_a_failure_and_changes_nothing(
+    app: App,
+) -> None:
+    """Zero records restored is never a retrieval: here a copy of the right buyer and
+    revision (and recorded digest) that holds none of the order's rows."""
+    _masked(app, order(NR, shipped_at=T0))
+    (copy,) = _copies(app, NR)
+    keys = app.keys
+    data_key = new_data_key()
+    empty = CustomerSnapshot(copy.customer_id, copy.revision).to_bytes()
+    blob = seal(data_key, keys.wrap(data_key), copy.customer_id, copy.revision, empty)
+    _object_path(app, copy.object_key).write_bytes(blob)
+    with app.engine.begin() as conn:
+        conn.execute(
+            update(ArchiveCopy)
+            .where(ArchiveCopy.id == copy.id)
+            .values(ciphertext_sha256=hashlib.sha256(blob).hexdigest())
+        )
+    before = _dump(app)
+
+    with pytest.raises(ArchiveCorrupt) as refused:
+        retrieve_order(at(app, RETRIEVED_AT), NR, "Rücksendung", "anna", RETRIEVED_AT)
+
+    assert str(refused.value) == (
+        f"the archive copies of order {NR!r}'s buyer hold none of its records; nothing was changed"
+    )
+    assert _dump(app) == before
+
+
+def _placeholders(snapshot: CustomerSnapshot) -> list[tuple[str, int, str]]:
+    return [
+        (table, row_id, column)
+        for table, rows in snapshot.rows.items()
+        for row_id, row in rows.items()
+        for column, value in row.items()
+        if value in (MASKED_TEXT, MASKED_EMAIL, MASKED_DATE.isoformat())
+    ]
+
+
+def test_copy_taken_after_a_zero_restore_holds_no_placeholders_and_the_genuine_values_return(
+    app: App,
+) -> None:
+    """The state the foreign-object retrieval used to leave (buyer marked retrieved, its rows
+    still masked) must not let the placeholders into the archive as the buyer's data."""
+    original = order(NR, shipped_at=T0)
+    _masked(app, original)
+    buyer = _copies(app, NR)[0].customer_id
+    with app.engine.begin() as conn:  # what the old retrieval wrote after restoring nothing
+        conn.execute(
+            update(Customer)
+            .where(Customer.id == buyer)
+            .values(retrieved_at=RETRIEVED_AT, pii_revision=Customer.pii_revision + 1)
+        )
+
+    assert _run(app, RETRIEVED_AT + days(1)) == (1, 0, 0)
+    newest = _copies(app, NR)[-1]
+    snapshot = CustomerSnapshot.from_bytes(
+        open_sealed(app.archive.get(newest.object_key), app.keys)
+    )
+    assert _placeholders(snapshot) == []
+    assert _run(app, RETRIEVED_AT + days(31)) == (0, 0, 1)
+    later = RETRIEVED_AT + days(40)
+    retrieve_order(at(app, later), NR, "Rücksendung", "anna", later)
+
+    shown = show_order(app, NR, later)
+    assert (shown["customer"]["first_name"], shown["customer"]["email"]) == (
+        original["customer"]["first_name"],
+        original["customer"]["email"],
+    )
+    assert shown["customer"]["birth_date"] == original["customer"]["birth_date"]
+    assert shown["gift_message"] == original["gift_message"]
+
+
+def test_a_partially_restored_row_is_archived_without_its_placeholders(app: App) -> None:
+    """A row restored from a copy that lacks some of its columns keeps the placeholders in
+    those columns; the next copy leaves them out and retrieval still finds the values."""
+    original = order(NR, shipped_at=T0)
+    _masked(app, original)
+    (copy,) = _copies(app, NR)
+    keys = app.keys
+    snapshot = CustomerSnapshot.from_bytes(open_sealed(app.archive.get(copy.object_key), keys))
+    del snapshot.rows["customers"][copy.customer_id]["phone"]
+    snapshot.revision = 2
+    data_key = new_data_key()
+    blob = seal(data_key, keys.wrap(data_key), copy.customer_id, 2, snapshot.to_bytes())
+    app.archive.put("customers/partial.slf", blob)
+    with app.engine.begin() as conn:  # a newer copy that lacks the phone number
+        conn.execute(
+            insert(ArchiveCopy).values(
+                customer_id=copy.customer_id,
+                revision=2,
+                object_key="customers/partial.slf",
+                ciphertext_sha256=hashlib.sha256(blob).hexdigest(),
+                created_at=MASKED_AT,
+                verified_at=MASKED_AT,
+            )
+        )
+        conn.execute(
+            update(Customer)
+            .where(Customer.id == copy.customer_id)
+            .values(pii_revision=2, archived_revision=2)
+        )
+
+    retrieve_order(at(app, RETRIEVED_AT), NR, "Rücksendung", "anna", RETRIEVED_AT)
+
+    shown = show_order(app, NR, RETRIEVED_AT)
+    assert shown["customer"]["phone"] == original["customer"]["phone"]  # from the older copy
+    assert _run(app, RETRIEVED_AT + days(1)) == (1, 0, 0)
+    newest = _copies(app, NR)[-1]
+    assert (
+        _placeholders(
+            CustomerSnapshot.from_bytes(open_sealed(app.archive.get(newest.object_key), keys))
+        )
+        == []
+    )
+
+
+# -- when a retrieval may be dated --------------------------------------------------------------
+
+JUST_TOO_LATE = RETRIEVED_AT + MAX_CLOCK_SKEW + timedelta(seconds=1)
+
+
+@pytest.mark.parametrize(
+    ("as_of", "message"),
+    [
+        pytest.param(
+            JUST_TOO_LATE,
+            f"the retrieval time {JUST_TOO_LATE.isoformat()} is in the future (now is "
+            f"{RETRIEVED_AT.isoformat()}); give an instant that has happened",
+            id="future",
+        ),
+        pytest.param(
+            datetime(2099, 1, 1, tzinfo=UTC),
+            f"the retrieval time 2099-01-01T00:00:00+00:00 is in the future (now is "
+            f"{RETRIEVED_AT.isoformat()}); give an instant that has happened",
+            id="2099",
+        ),
+        pytest.param(
+            MASKED_AT - timedelta(seconds=1),
+            f"the retrieval time {(MASKED_AT - timedelta(seconds=1)).isoformat()} is before the "
+            f"buyer was masked ({MASKED_AT.isoformat()}); a retrieval is dated between the "
+            "buyer's masking and now",
+            id="before-masking",
+        ),
+    ],
+)
+def test_retrieval_dated_outside_masking_and_now_is_refused_and_changes_nothing(
+    app: App, as_of: datetime, message: str
+) -> None:
+    """Observed: a retrieval dated in 2099 made the restored PII permanent (re-mask due in
+    2099, invisible to compliance)."""
+    _masked(app, order(NR, shipped_at=T0))
+    before = _dump(app)
+
+    with pytest.raises(InvalidInput) as refused:
+        retrieve_order(at(app, RETRIEVED_AT), NR, "Rücksendung", "anna", as_of)
+
+    assert str(refused.value) == message
+    assert refused.value.exit_code == 2
+    assert _dump(app) == before
+
+
+@pytest.mark.parametrize(
+    "as_of",
+    [MASKED_AT, RETRIEVED_AT - days(1), RETRIEVED_AT + MAX_CLOCK_SKEW],
+    ids=["at-masking", "yesterday", "within-clock-skew"],
+)
+def test_retrieval_dated_between_masking_and_now_is_accepted(app: App, as_of: datetime) -> None:
+    _masked(app, order(NR, shipped_at=T0))
+
+    result = retrieve_order(at(app, RETRIEVED_AT), NR, "Rücksendung", "anna", as_of)
+
+    assert (result.retrieved_at, result.restored_rows) == (as_of, 4)
+
+
+def test_retrieval_after_a_remask_is_dated_after_the_remask(app: App) -> None:
+    _masked(app, order(NR, shipped_at=T0))
+    retrieve_order(at(app, RETRIEVED_AT), NR, "eins", "anna", RETRIEVED_AT)
+    remasked_at = RETRIEVED_AT + days(31)
+    assert _run(app, remasked_at) == (1, 0, 1)
+
+    with pytest.raises(InvalidInput, match=r"is before the buyer was masked"):
+        retrieve_order(at(app, remasked_at + days(1)), NR, "zwei", "anna", remasked_at - days(1))

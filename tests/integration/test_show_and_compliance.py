@@ -17,7 +17,7 @@ from shelflife.services.inspection import ComplianceRow, compliance_report, show
 from shelflife.services.pipeline import object_key_prefix, run_retention
 from shelflife.services.retrieval import retrieve_order
 from shelflife.services.shops import set_feature
-from tests.support.builders import T0, days, lines, order
+from tests.support.builders import T0, at, days, lines, order
 from tests.support.fakes import FailingPut
 
 NR = "302-1234567-1234567"
@@ -134,7 +134,7 @@ def test_retrieved_order_shows_retrieved_read_only_with_the_remask_date(app: App
     _start(app, order(NR, shipped_at=T0))
     masked_at, retrieved_at = T0 + days(30), T0 + days(35)
     run_retention(app, masked_at)
-    retrieve_order(app, NR, "Rücksendung", "anna", retrieved_at)
+    retrieve_order(at(app, retrieved_at), NR, "Rücksendung", "anna", retrieved_at)
 
     assert _shown(app, retrieved_at) == _retention(
         state="retrieved",

@@ -24,6 +24,14 @@ def make_app(database_url: str, home: Path, now: datetime = T0) -> tuple[App, Fi
     return build_app(settings, clock), clock
 
 
+def at(app: App, moment: datetime) -> App:
+    """Move a test app's fixed clock to `moment` and return the app: services refuse instants
+    later than their clock's now (a retrieval or shipment dated in the future)."""
+    assert isinstance(app.clock, FixedClock)
+    app.clock.instant = moment
+    return app
+
+
 def iso(moment: datetime | None) -> str | None:
     return None if moment is None else moment.isoformat()
 

@@ -11,7 +11,13 @@ from pathlib import Path
 import pytest
 
 from shelflife.adapters.archive.store import LocalFolderArchive, archive_from_url
-from shelflife.adapters.keys.envelope import new_data_key, open_sealed, read_header, seal
+from shelflife.adapters.keys.envelope import (
+    new_data_key,
+    open_copy,
+    open_sealed,
+    read_header,
+    seal,
+)
 from shelflife.adapters.keys.master_key import LocalKeyProvider, WrappedKey
 from shelflife.domain.errors import (
     ArchiveCorrupt,
@@ -27,8 +33,19 @@ KEY_B = bytes(range(1, 33))
 DATA_KEY = bytes(range(100, 132))
 
 
-def provider(key_id: str = "mk-aaaa0001", key: bytes = KEY_A) -> LocalKeyProvider:
-    return LocalKeyProvider(key_id, key)
+IDENTITY_KEY = bytes(range(200, 232))
+
+
+def provider(
+    key_id: str = "mk-aaaa0001", key: bytes = KEY_A, identity_key: bytes = IDENTITY_KEY
+) -> LocalKeyProvider:
+    return LocalKeyProvider(key_id, key, identity_key)
+
+
+def write_private(path: Path, content: bytes) -> None:
+    """A key file as `init` leaves it: readable and writable by its owner only."""
+    path.write_bytes(content)
+    path.chmod(0o600)
 
 
 def mode(path: Path) -> int:
@@ -129,8 +146,8 @@ def test_missing_key_file_names_the_path_and_what_to_do(tmp_path: Path) -> None:
         LocalKeyProvider.from_file(path)
 
     assert str(info.value) == (
-        f"master key file {path} does not exist; run `shelflife init` or set "
-        "SHELFLIFE_MASTER_KEY_FILE"
+        f"master key file {path} does not exist; restore it from its backup (or set "
+        "SHELFLIFE_MASTER_KEY_FILE to where it is)"
     )
     assert_clean(info.value)
 
@@ -162,7 +179,7 @@ def test_missing_key_file_names_the_path_and_what_to_do(tmp_path: Path) -> None:
 )
 def test_garbage_key_file_is_refused_with_its_path(tmp_path: Path, content: bytes) -> None:
     path = tmp_path / "master.key"
-    path.write_bytes(content)
+    write_private(path, content)
 
     with pytest.raises(KeyUnavailable) as info:
         LocalKeyProvider.from_file(path)
@@ -176,7 +193,9 @@ def test_key_file_with_a_key_of_the_wrong_size_is_refused_with_its_path(
     tmp_path: Path, key: bytes
 ) -> None:
     path = tmp_path / "master.key"
-    path.write_text(json.dumps({"key_id": "mk-1", "key": base64.b64encode(key).decode()}))
+    write_private(
+        path, json.dumps({"key_id": "mk-1", "key": base64.b64encode(key).decode()}).encode()
+    )
 
     with pytest.raises(KeyUnavailable) as info:
         LocalKeyProvider.from_file(path)
@@ -191,6 +210,35 @@ def test_key_file_path_that_is_a_folder_is_refused_with_its_path(tmp_path: Path)
 
     assert str(info.value) == f"cannot read master key file {tmp_path}: Is a directory"
     assert_clean(info.value)
+
+
+@pytest.mark.parametrize(
+    "file_mode", [0o640, 0o604, 0o620, 0o602, 0o644, 0o666], ids=lambda m: f"{m:04o}"
+)
+def test_key_file_that_group_or_others_can_read_or_write_is_refused_with_chmod_600(
+    tmp_path: Path, file_mode: int
+) -> None:
+    path = tmp_path / "master.key"
+    LocalKeyProvider.create_file(path)
+    path.chmod(file_mode)
+
+    with pytest.raises(KeyUnavailable) as info:
+        LocalKeyProvider.from_file(path)
+
+    assert str(info.value) == (
+        f"master key file {path} can be read or written by other users (mode "
+        f"{file_mode:04o}); run `chmod 600 {path}`"
+    )
+    assert_clean(info.value)
+
+
+@pytest.mark.parametrize("file_mode", [0o600, 0o400, 0o700], ids=lambda m: f"{m:04o}")
+def test_key_file_private_to_its_owner_is_accepted(tmp_path: Path, file_mode: int) -> None:
+    path = tmp_path / "master.key"
+    key_id = LocalKeyProvider.create_file(path)
+    path.chmod(file_mode)
+
+    assert LocalKeyProvider.from_file(path).key_id == key_id
 
 
 def test_provider_refuses_a_key_of_the_wrong_size() -> None:
@@ -411,21 +459,24 @@ def test_object_of_another_format_is_corrupt() -> None:
 # --- identity digests -----------------------------------------------------------------------
 
 
-def test_identity_digest_is_stable_for_the_same_key() -> None:
+def test_identity_digest_depends_on_the_identity_key_not_the_master_key() -> None:
+    """A new master key re-wraps the identity key; returning buyers are still recognised."""
     text = "amazon|erika.mustermann@example.org"
 
     one = provider("mk-aaaa0001", KEY_A).identity_digest(text)
-    again = provider("mk-other", KEY_A).identity_digest(text)
+    rotated = provider("mk-bbbb0002", KEY_B).identity_digest(text)
 
-    assert one == again
+    assert one == rotated
     assert len(one) == 64
     assert int(one, 16) >= 0
 
 
-def test_identity_digest_differs_between_keys() -> None:
+def test_identity_digest_differs_between_identity_keys() -> None:
     text = "amazon|erika.mustermann@example.org"
 
-    assert provider(key=KEY_A).identity_digest(text) != provider(key=KEY_B).identity_digest(text)
+    assert provider(identity_key=KEY_A).identity_digest(text) != provider(
+        identity_key=KEY_B
+    ).identity_digest(text)
 
 
 def test_identity_digest_differs_between_texts() -> None:
@@ -440,6 +491,85 @@ def test_identity_digest_is_keyed_not_a_plain_hash() -> None:
     text = "amazon|erika.mustermann@example.org"
 
     assert provider().identity_digest(text) != hashlib.sha256(text.encode()).hexdigest()
+
+
+def test_identity_digest_without_an_identity_key_is_refused() -> None:
+    with pytest.raises(KeyUnavailable, match=r"^the buyer-identity key is not loaded"):
+        LocalKeyProvider("mk-aaaa0001", KEY_A).identity_digest("amazon|a@example.org")
+
+
+def test_legacy_identity_key_is_the_old_derivation_from_the_master_key() -> None:
+    """Installations from before the identity key was recorded digested with HKDF-SHA256 of
+    the master key (no salt, info "shelflife buyer identity"); `init` carries it over."""
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+
+    expected = HKDF(
+        algorithm=hashes.SHA256(), length=32, salt=None, info=b"shelflife buyer identity"
+    ).derive(KEY_A)
+
+    assert LocalKeyProvider("mk-aaaa0001", KEY_A).legacy_identity_key() == expected
+
+
+# --- the recorded copy ----------------------------------------------------------------------
+
+
+def _open_recorded(blob: bytes, customer_id: int = 7, revision: int = 3, sha: str = "") -> bytes:
+    return open_copy(
+        blob,
+        provider(),
+        object_key="customers/000000/7-r000003-abcd.slf",
+        customer_id=customer_id,
+        revision=revision,
+        ciphertext_sha256=sha or hashlib.sha256(blob).hexdigest(),
+    )
+
+
+def test_recorded_copy_opens_to_its_plaintext() -> None:
+    plaintext = snapshot_plaintext()
+
+    assert _open_recorded(sealed(provider(), plaintext)) == plaintext
+
+
+def test_another_buyers_object_in_a_copys_place_does_not_belong_to_this_buyer() -> None:
+    foreign = sealed(provider(), snapshot_plaintext(), customer_id=8)
+
+    with pytest.raises(ArchiveCorrupt) as info:
+        _open_recorded(foreign, customer_id=7)
+
+    assert str(info.value) == (
+        "archive copy customers/000000/7-r000003-abcd.slf does not belong to this buyer; "
+        "nothing was changed (check the archive store for a replaced object)"
+    )
+
+
+def test_an_object_of_another_revision_is_not_the_recorded_copy() -> None:
+    with pytest.raises(ArchiveCorrupt) as info:
+        _open_recorded(sealed(provider(), snapshot_plaintext()), revision=4)
+
+    assert str(info.value) == (
+        "archive copy customers/000000/7-r000003-abcd.slf is not the recorded one; "
+        "nothing was changed (check the archive store for a replaced object)"
+    )
+
+
+def test_an_object_whose_digest_differs_from_the_recorded_one_is_not_the_recorded_copy() -> None:
+    """Same buyer and revision, but not the bytes verified when the copy was written."""
+    keys, plaintext = provider(), snapshot_plaintext()
+    recorded, other = sealed(keys, plaintext), sealed(keys, plaintext)
+
+    with pytest.raises(ArchiveCorrupt, match=r"is not the recorded one; nothing was changed"):
+        _open_recorded(other, sha=hashlib.sha256(recorded).hexdigest())
+
+
+def test_header_relabelled_to_another_revision_does_not_open() -> None:
+    """The header is AES-GCM associated data: editing its revision breaks authentication."""
+    blob = sealed(provider(), snapshot_plaintext())
+    relabelled = blob.replace(b'"revision": 3', b'"revision": 4')
+    assert relabelled != blob
+
+    with pytest.raises(ArchiveCorrupt, match=r"^archive object failed authentication"):
+        open_sealed(relabelled, provider())
 
 
 # --- the local archive folder ---------------------------------------------------------------

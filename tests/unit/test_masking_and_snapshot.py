@@ -17,6 +17,7 @@ from shelflife.domain.masking import (
     MaskKind,
     PiiField,
     all_fields,
+    is_placeholder,
     mask_value,
     masked,
 )
@@ -294,6 +295,61 @@ def test_snapshot_values_are_the_non_empty_strings() -> None:
     ]
 
 
+def test_snapshot_leaves_mask_placeholders_out() -> None:
+    """A row that still holds placeholders (a partial restore) is archived without them."""
+    snap = CustomerSnapshot(customer_id=7, revision=3)
+
+    snap.add(
+        "customers",
+        7,
+        {
+            "first_name": "Erika",
+            "last_name": MASKED_TEXT,
+            "email": MASKED_EMAIL,
+            "birth_date": MASKED_DATE,
+            "phone": None,
+        },
+    )
+
+    row = snap.rows["customers"][7]
+    assert (row["first_name"], row["phone"]) == ("Erika", None)
+    assert {"last_name", "email", "birth_date"} & set(row) == set()
+    for placeholder in (MASKED_TEXT, MASKED_EMAIL, MASKED_DATE.isoformat()):
+        assert placeholder.encode() not in snap.to_bytes()
+
+
+def test_snapshot_read_from_a_copy_holding_placeholders_drops_them() -> None:
+    """Copies written before placeholders were left out are read as if they lacked them."""
+    data = (
+        b'{"customer_id":7,"format":1,"revision":3,"rows":{"customers":{"7":'
+        b'{"birth_date":"1900-01-01","email":"masked@masked.invalid","first_name":"***",'
+        b'"phone":"0221","fax":null}}}}'
+    )
+
+    assert CustomerSnapshot.from_bytes(data).rows == {
+        "customers": {7: {"phone": "0221", "fax": None}}
+    }
+
+
+@pytest.mark.parametrize(
+    ("kind", "value", "expected"),
+    [
+        (MaskKind.TEXT, MASKED_TEXT, True),
+        (MaskKind.TEXT, "****", False),
+        (MaskKind.TEXT, None, False),
+        (MaskKind.EMAIL, MASKED_EMAIL, True),
+        (MaskKind.EMAIL, MASKED_TEXT, False),
+        (MaskKind.DATE, MASKED_DATE, True),
+        (MaskKind.DATE, "1900-01-01", True),
+        (MaskKind.DATE, date(1900, 1, 2), False),
+    ],
+)
+def test_placeholders_are_the_mask_value_of_their_kind(
+    kind: MaskKind, value: object, expected: bool
+) -> None:
+    assert is_placeholder(kind, value) is expected
+
+
 def test_snapshot_of_an_unknown_format_is_refused() -> None:
     data = b'{"customer_id":7,"format":2,"revision":3,"rows":{}}'
 
@@ -340,6 +396,27 @@ def test_merge_takes_each_row_from_the_newest_copy_that_holds_it() -> None:
     }
     assert merge_newest_first([first, second, third]) == expected
     assert merge_newest_first([third, first, second]) == expected
+
+
+def test_merge_keeps_an_older_copys_value_for_a_column_a_newer_copy_lacks() -> None:
+    """A newer copy taken while a row held placeholders lacks those columns; it must not
+    erase the genuine values an older copy holds."""
+    older = _snapshot(1, {"customers": {7: _row("customers", first_name="Erika", phone="0221")}})
+    newer = _snapshot(2, {"customers": {7: {"first_name": "Erika-Maria", "fax": None}}})
+
+    merged = merge_newest_first([newer, older])
+
+    assert merged == {
+        "customers": {7: _row("customers", first_name="Erika-Maria", phone="0221", fax=None)}
+    }
+
+
+def test_merge_keeps_a_newer_copys_empty_value() -> None:
+    """None is a known value (the field was emptied), not a missing column."""
+    older = _snapshot(1, {"customers": {7: _row("customers", phone="0221")}})
+    newer = _snapshot(2, {"customers": {7: _row("customers")}})
+
+    assert merge_newest_first([older, newer])["customers"][7]["phone"] is None
 
 
 def test_merge_of_no_copies_is_empty() -> None:

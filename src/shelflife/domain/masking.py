@@ -34,6 +34,15 @@ def mask_value(kind: MaskKind) -> str | date:
     return MASKED_TEXT
 
 
+def is_placeholder(kind: MaskKind, value: object) -> bool:
+    """Whether a value is what masking wrote for its kind (a date also as ISO text): a
+    placeholder, never a buyer's data, so it is neither archived nor restored."""
+    placeholder = mask_value(kind)
+    if isinstance(placeholder, date):
+        return value == placeholder or value == placeholder.isoformat()
+    return value == placeholder
+
+
 def masked(kind: MaskKind, current: object) -> object:
     """Empty fields stay empty; every other value is replaced by the kind's mask value."""
     if current is None or current == "":

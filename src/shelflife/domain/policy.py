@@ -11,6 +11,8 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
+from shelflife.domain.errors import InvalidInput
+
 ARCHIVE_AFTER_DAYS = 29
 """Archive the PII of an order shipped this many calendar days ago (one day before masking)."""
 
@@ -25,6 +27,11 @@ RETRY_ARCHIVE_AFTER_DAYS = 1
 
 Calendar days, not 24 hours: the nightly run that starts a minute earlier than last night's
 must still retry, or the buyer would be masked a day late."""
+
+MAX_CLOCK_SKEW = timedelta(minutes=5)
+"""How far past this machine's "now" a given instant may lie (clocks of the machines that
+report shipments or run commands disagree a little). Anything later is in the future: a
+retrieval dated in 2099 would keep restored PII unmasked until then."""
 
 DEFAULT_TIME_ZONE = "Europe/Berlin"
 DEFAULT_AMAZON_ORDER_PATTERN = r"^\d{3}-\d{7}-\d{7}$"
@@ -270,3 +277,24 @@ def validate_retrieval_reason(reason: str) -> str:
             f"{MAX_RETRIEVAL_REASON_LENGTH} are allowed"
         )
     return cleaned
+
+
+def check_not_in_future(what: str, instant: datetime, now: datetime) -> None:
+    """Refuse an instant later than now (beyond the allowed clock skew)."""
+    if instant > now + MAX_CLOCK_SKEW:
+        raise InvalidInput(
+            f"the {what} {instant.isoformat()} is in the future (now is {now.isoformat()}); "
+            "give an instant that has happened"
+        )
+
+
+def check_retrieval_time(at: datetime, last_masked_at: datetime, now: datetime) -> None:
+    """A retrieval is dated between the buyer's (latest) masking and now: earlier, its data
+    was not masked yet; later, the re-mask 30 days after it would be postponed at will."""
+    if at < last_masked_at:
+        raise InvalidInput(
+            f"the retrieval time {at.isoformat()} is before the buyer was masked "
+            f"({last_masked_at.isoformat()}); a retrieval is dated between the buyer's "
+            "masking and now"
+        )
+    check_not_in_future("retrieval time", at, now)

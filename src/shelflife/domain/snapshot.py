@@ -1,7 +1,9 @@
 """The archive snapshot of one buyer: every unmasked PII value, keyed by table and row.
 
-A snapshot holds only rows that were unmasked when it was taken. Masked rows were captured by an
-earlier copy, so retrieval merges all verified copies, newest first, row by row.
+A snapshot holds only rows that were unmasked when it was taken, and of those only columns that
+hold data: a mask placeholder (`***`, `masked@masked.invalid`, `1900-01-01`) left in a row is
+not the buyer's data and is left out. Masked rows and left-out columns were captured by an
+earlier copy, so retrieval merges all verified copies, newest first, column by column.
 """
 
 from __future__ import annotations
@@ -12,10 +14,11 @@ from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
 
-from shelflife.domain.masking import MASK_PROFILE, MaskKind
+from shelflife.domain.masking import MASK_PROFILE, MaskKind, is_placeholder
 
 Row = dict[str, str | None]
-"""Column -> value; dates are ISO strings so that the encoding is canonical."""
+"""Column -> value; dates are ISO strings so that the encoding is canonical. A column that is
+missing is unknown to this copy (None is a known empty value)."""
 
 FORMAT_VERSION = 1
 
@@ -28,7 +31,9 @@ class CustomerSnapshot:
 
     def add(self, table: str, row_id: int, values: Mapping[str, object]) -> None:
         self.rows.setdefault(table, {})[row_id] = {
-            f.column: _encode(values.get(f.column)) for f in MASK_PROFILE[table]
+            f.column: _encode(values.get(f.column))
+            for f in MASK_PROFILE[table]
+            if not is_placeholder(f.kind, values.get(f.column))
         }
 
     def to_bytes(self) -> bytes:
@@ -53,7 +58,8 @@ class CustomerSnapshot:
         for table, rows in body["rows"].items():
             if table not in MASK_PROFILE:
                 raise ValueError("archive snapshot names an unknown table")
-            snap.rows[table] = {int(k): dict(v) for k, v in rows.items()}
+            # Copies written before placeholders were left out may hold them: drop them here.
+            snap.rows[table] = {int(k): _known(table, v) for k, v in rows.items()}
         return snap
 
     def values(self) -> Iterable[str]:
@@ -64,13 +70,16 @@ class CustomerSnapshot:
 
 
 def merge_newest_first(copies: Iterable[CustomerSnapshot]) -> dict[str, dict[int, Row]]:
-    """Latest known values of every row: the newest copy that holds a row wins for that row."""
+    """Latest known value of every column of every row: the newest copy that holds a column
+    wins for that column; a newer copy without it does not erase an older copy's value."""
     merged: dict[str, dict[int, Row]] = {}
     for snap in sorted(copies, key=lambda s: s.revision, reverse=True):
         for table, rows in snap.rows.items():
             target = merged.setdefault(table, {})
             for row_id, row in rows.items():
-                target.setdefault(row_id, row)
+                known = target.setdefault(row_id, {})
+                for column, value in row.items():
+                    known.setdefault(column, value)
     return merged
 
 
@@ -86,6 +95,15 @@ def decode(table: str, row: Row) -> dict[str, object]:
         else:
             out[column] = value
     return out
+
+
+def _known(table: str, row: Mapping[str, Any]) -> Row:
+    kinds = {f.column: f.kind for f in MASK_PROFILE[table]}
+    return {
+        column: value
+        for column, value in row.items()
+        if column not in kinds or not is_placeholder(kinds[column], value)
+    }
 
 
 def _encode(value: object) -> str | None:

@@ -25,7 +25,7 @@ from rich.text import Text
 from shelflife.adapters.archive.store import archive_from_url
 from shelflife.bootstrap import App, build_app, initialise
 from shelflife.config import load_settings
-from shelflife.domain.clock import FixedClock, ensure_aware
+from shelflife.domain.clock import ensure_aware
 from shelflife.domain.errors import InvalidInput, NotInitialised, ShelflifeError
 
 app = typer.Typer(
@@ -140,14 +140,16 @@ def _instant(value: str | None, option: str) -> datetime | None:
         ) from None
 
 
-def _with_app(home: Path | None, action: Callable[[App], T], as_of: datetime | None = None) -> T:
+def _with_app(home: Path | None, action: Callable[[App], T]) -> T:
+    """Run `action` on the app. Its clock is always the real one: an `--as-of` instant is
+    passed to the service explicitly, so "now" stays now (run times, retrieval limits)."""
     settings = load_settings(home)
     if not settings.home.is_dir():  # checked first: opening SQLite would create files here
         raise NotInitialised(
             f"no shelflife home folder at {settings.home}; run `shelflife init` "
             "(or point SHELFLIFE_HOME / --home at the existing one)"
         )
-    application = build_app(settings, FixedClock(as_of) if as_of else None)
+    application = build_app(settings)
     try:
         return action(application)
     finally:
@@ -162,13 +164,27 @@ def _print_json(data: Any) -> None:
 def init(home: HomeOpt = None) -> None:
     """Create or upgrade the home folder, database schema, archive folder and master key.
 
-    Safe to run again: existing data and keys are kept.
+    Safe to run again: existing data and keys are kept. Never creates a master key for a
+    database that already uses one, and refuses a key file other than the recorded one.
     """
     with _errors():
         settings = load_settings(home)
         archive_from_url(settings.resolved_archive_url)  # refuse it before config.json keeps it
-        for line in initialise(settings):
+        report = initialise(settings)
+        for line in report.done:
             out.print(Text.assemble(("ok ", "green"), line), soft_wrap=True)
+        for line in report.warnings:
+            err.print(Text.assemble(("warning: ", "bold yellow"), line), soft_wrap=True)
+        if report.created_key_id is not None:
+            out.print(
+                Text(
+                    f"Back up {settings.resolved_master_key_file} now (key id "
+                    f"{report.created_key_id}), apart from the database and archive backups: "
+                    "without it the archive cannot be read.",
+                    style="bold yellow",
+                ),
+                soft_wrap=True,
+            )
 
 
 @app.command("import")
@@ -242,7 +258,7 @@ def run(as_of: AsOfOpt = None, home: HomeOpt = None, as_json: JsonOpt = False) -
     with _errors():
         when = _instant(as_of, "--as-of")
         if as_json or not out.is_terminal:
-            report = _with_app(home, lambda a: run_retention(a, when), when)
+            report = _with_app(home, lambda a: run_retention(a, when))
         else:
             columns = (TextColumn("{task.description:<9}"), BarColumn(), MofNCompleteColumn())
             with Progress(*columns, console=out, transient=True) as bar:
@@ -253,7 +269,7 @@ def run(as_of: AsOfOpt = None, home: HomeOpt = None, as_json: JsonOpt = False) -
                         tasks[step] = bar.add_task(step, total=total)
                     bar.update(tasks[step], completed=done, total=total)
 
-                report = _with_app(home, lambda a: run_retention(a, when, progress), when)
+                report = _with_app(home, lambda a: run_retention(a, when, progress))
         if as_json:
             _print_json(report.as_dict())
         else:
@@ -277,6 +293,16 @@ def run(as_of: AsOfOpt = None, home: HomeOpt = None, as_json: JsonOpt = False) -
             out.print(table)
             if report.shops == 0:
                 out.print("no shop has the feature enabled; see `shelflife feature enable`")
+            if report.mask_refused:
+                err.print(
+                    Text.assemble(
+                        ("warning: ", "bold yellow"),
+                        f"{report.mask_refused} buyer(s) due for masking were not masked: their "
+                        "archive data key does not open with the loaded master key (see "
+                        "docs/operations.md, key lineage)",
+                    ),
+                    soft_wrap=True,
+                )
 
 
 @app.command()
@@ -299,9 +325,7 @@ def retrieve(
 
     with _errors():
         when = _instant(as_of, "--as-of")
-        result = _with_app(
-            home, lambda a: retrieve_order(a, order_nr, reason, user, when, shop), when
-        )
+        result = _with_app(home, lambda a: retrieve_order(a, order_nr, reason, user, when, shop))
         if as_json:
             _print_json(
                 {
@@ -332,7 +356,7 @@ def show(
 
     with _errors():
         when = _instant(as_of, "--as-of")
-        data = _with_app(home, lambda a: show_order(a, order_nr, when, shop), when)
+        data = _with_app(home, lambda a: show_order(a, order_nr, when, shop))
         if as_json:
             _print_json(data)
             return
@@ -390,7 +414,7 @@ def compliance(as_of: AsOfOpt = None, home: HomeOpt = None, as_json: JsonOpt = F
 
     with _errors():
         when = _instant(as_of, "--as-of")
-        rows = _with_app(home, lambda a: compliance_report(a, when), when)
+        rows = _with_app(home, lambda a: compliance_report(a, when))
         if as_json:
             _print_json({"overdue": len(rows), "customers": [r.__dict__ for r in rows]})
         elif rows:

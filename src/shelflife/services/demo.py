@@ -83,7 +83,7 @@ def run_demo(home: Path, *, fresh: bool, customers: int, nights: int, console: C
     if fresh and home.exists():
         shutil.rmtree(home)
     settings = Settings(home=home)
-    for line in initialise(settings):
+    for line in initialise(settings).done:
         console.print(Text.assemble(("ok ", "green"), line))
     spec = SampleSpec(customers=customers, start=DEMO_START, days=ORDER_DAYS, seed=7)
     orders = list(generate_orders(spec))

@@ -43,6 +43,7 @@ class RunReport:
     retried: int = 0
     masked: int = 0
     remasked: int = 0
+    mask_refused: int = 0
     shops: int = 0
     duration_seconds: float = 0.0
 
@@ -73,12 +74,22 @@ def run_retention(app: App, as_of: datetime | None = None, progress: Progress = 
         report.shops += 1
         cutoffs = Cutoffs.for_shop(now, ZoneInfo(shop.time_zone))
         _archive_step(app, shop.id, cutoffs, batch, report, progress)
-        report.masked += _mask_step(
-            app, sql.mask_due_condition(shop.id, cutoffs), now, "masked", batch, progress
+        key_id = app.keys.key_id
+        masked, refused = _mask_step(
+            app, sql.mask_due_condition(shop.id, cutoffs, key_id), now, "masked", batch, progress
         )
-        report.remasked += _mask_step(
-            app, sql.remask_due_condition(shop.id, cutoffs), now, "remasked", batch, progress
+        report.masked += masked
+        report.mask_refused += refused + _refused_by_key_id(app, shop.id, cutoffs, "masked")
+        remasked, refused = _mask_step(
+            app,
+            sql.remask_due_condition(shop.id, cutoffs, key_id),
+            now,
+            "remasked",
+            batch,
+            progress,
         )
+        report.remasked += remasked
+        report.mask_refused += refused + _refused_by_key_id(app, shop.id, cutoffs, "remasked")
     if report.masked or report.remasked:
         sql.reclaim_space(app.engine, list(PII_TABLES))
     report.duration_seconds = round(time.monotonic() - started, 3)
@@ -103,6 +114,7 @@ def run_retention(app: App, as_of: datetime | None = None, progress: Progress = 
                 retried=report.retried,
                 masked=report.masked,
                 remasked=report.remasked,
+                mask_refused=report.mask_refused,
             )
         )
     return report
@@ -200,17 +212,68 @@ def _archive_one(
 
 def _mask_step(
     app: App, condition: Any, now: datetime, event: str, batch: int, progress: Progress
-) -> int:
+) -> tuple[int, int]:
+    """Mask the buyers due, batch by batch; returns (masked, refused). A buyer is masked only
+    when the loaded master key opens its data key, i.e. its verified copy can be read."""
     with app.engine.connect() as conn:
         total = _count(conn, condition)
     after, masked, handled = 0, 0, 0
+    refused: list[int] = []
     while True:
         with app.engine.begin() as conn:
             ids = sql.select_batch(conn, condition, after, batch)
             if not ids:
                 break
-            masked += sql.mask_customers(conn, ids, now, event)
+            openable, closed = _split_by_key(app, conn, ids)
+            masked += sql.mask_customers(conn, openable, now, event)
+        refused += closed
         after = ids[-1]
         handled += len(ids)
         progress(event, handled, max(total, handled))
-    return masked
+    if refused:
+        _log_refused(app, event, len(refused), refused)
+    return masked, len(refused)
+
+
+def _split_by_key(app: App, conn: Connection, ids: Sequence[int]) -> tuple[list[int], list[int]]:
+    """Unwrap each buyer's data key with the loaded master key (one query for the batch)."""
+    rows = sql.archive_keys(conn, ids)
+    openable: list[int] = []
+    closed: list[int] = []
+    for cid in ids:
+        row = rows[cid]
+        try:
+            if row.data_key_wrapped is None or row.data_key_master_id is None:
+                raise KeyUnavailable("no data key")
+            app.keys.unwrap(WrappedKey(row.data_key_master_id, row.data_key_wrapped))
+        except (KeyUnavailable, ArchiveCorrupt):
+            closed.append(cid)
+        else:
+            openable.append(cid)
+    return openable, closed
+
+
+def _refused_by_key_id(app: App, shop_id: int, cutoffs: Cutoffs, event: str) -> int:
+    """Buyers due whose data key is sealed under another master key: the SQL selection leaves
+    them out; they are counted and logged so that the operator sees them."""
+    condition = sql.mask_refused_condition(
+        shop_id, cutoffs, app.keys.key_id, remask=event == "remasked"
+    )
+    with app.engine.connect() as conn:
+        first = sql.first_customer_ids(conn, condition, 10)
+        count = _count(conn, condition) if first else 0
+    if count:
+        _log_refused(app, event, count, first)
+    return count
+
+
+def _log_refused(app: App, event: str, count: int, ids: Sequence[int]) -> None:
+    """One warning per step: how many, and the first customer ids (ids are not PII)."""
+    log.warning(
+        "%d buyer(s) due to be %s were not: their archive data key does not open with the "
+        "loaded master key %s (first customer ids: %s)",
+        count,
+        event,
+        app.keys.key_id,
+        ", ".join(str(cid) for cid in ids[:10]),
+    )

@@ -1,7 +1,8 @@
 """Retrieval: restore one masked order's PII from the archive, read-only, for 30 days.
 
-Everything is read and decrypted before anything is written, so an unreachable archive or a
-missing key leaves the database exactly as it was.
+Everything is read, checked against the recorded copies and decrypted before anything is
+written, so an unreachable archive, a missing key or a foreign object leaves the database
+exactly as it was. Restoring nothing is a failure, not a retrieval.
 """
 
 from __future__ import annotations
@@ -9,9 +10,11 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import Connection, insert, or_, select, update
+from sqlalchemy import Connection, func, insert, or_, select, update
 
+from shelflife.adapters.archive.store import ArchiveStore
 from shelflife.adapters.db.reading import find_order
 from shelflife.adapters.db.tables import (
     PII_TABLES,
@@ -23,10 +26,11 @@ from shelflife.adapters.db.tables import (
     CustomerHistory,
     Invoice,
 )
-from shelflife.adapters.keys.envelope import open_sealed
+from shelflife.adapters.keys.envelope import open_copy
+from shelflife.adapters.keys.master_key import LocalKeyProvider
 from shelflife.bootstrap import App
-from shelflife.domain.errors import InvalidInput, NotRetrievable
-from shelflife.domain.policy import validate_retrieval_reason
+from shelflife.domain.errors import ArchiveCorrupt, InvalidInput, NotRetrievable
+from shelflife.domain.policy import check_retrieval_time, validate_retrieval_reason
 from shelflife.domain.snapshot import CustomerSnapshot, decode, merge_newest_first
 
 log = logging.getLogger(__name__)
@@ -54,7 +58,9 @@ def retrieve_order(
     user = user.strip()
     if not user or len(user) > 100:
         raise InvalidInput("--user: give the name of the person retrieving (1 to 100 characters)")
-    now = as_of or app.clock.now()
+    real_now = app.clock.now()
+    now = as_of or real_now
+    keys = app.keys  # checked against the recorded key before the transaction takes its lock
     with app.engine.begin() as conn:
         order = find_order(conn, order_nr, shop)
         customer = conn.execute(  # locked: a concurrent re-mask waits for this retrieval
@@ -68,22 +74,25 @@ def retrieve_order(
             raise NotRetrievable(
                 f"order {order_nr!r} is not masked; its data is in the database already"
             )
+        check_retrieval_time(now, _last_masked_at(conn, customer), real_now)
         copies = list(
             conn.execute(
-                select(ArchiveCopy.object_key, ArchiveCopy.revision)
+                select(ArchiveCopy.object_key, ArchiveCopy.revision, ArchiveCopy.ciphertext_sha256)
                 .where(ArchiveCopy.customer_id == customer.id)
                 .order_by(ArchiveCopy.revision.desc())
             )
         )
         if not copies:
             raise NotRetrievable(f"order {order_nr!r} has no archive copy to retrieve from")
-        # Read and decrypt every copy first: any failure here changes nothing.
-        snapshots = [
-            CustomerSnapshot.from_bytes(open_sealed(app.archive.get(c.object_key), app.keys))
-            for c in copies
-        ]
+        # Read, check and decrypt every copy first: any failure here changes nothing.
+        snapshots = [_open_copy(app.archive, keys, c, customer.id) for c in copies]
         merged = merge_newest_first(snapshots)
         restored = _restore(conn, merged, customer.id, order.id)
+        if restored == 0:  # the transaction is rolled back: nothing is marked retrieved
+            raise ArchiveCorrupt(
+                f"the archive copies of order {order_nr!r}'s buyer hold none of its records; "
+                "nothing was changed"
+            )
         conn.execute(
             update(Customer)
             .where(Customer.id == customer.id)
@@ -102,6 +111,44 @@ def retrieve_order(
     # The reason is free text typed by a person and may name the buyer: it is not logged.
     log.info("order %s retrieved by %s (%d records restored)", order_nr, user, restored)
     return RetrievalResult(order_nr, restored, now)
+
+
+def _last_masked_at(conn: Connection, customer: Any) -> datetime:
+    """The buyer's latest masking: the first one, or the last re-masking after a retrieval."""
+    remasked = conn.execute(
+        select(func.max(CustomerHistory.recorded_at)).where(
+            CustomerHistory.customer_id == customer.id, CustomerHistory.event == "remasked"
+        )
+    ).scalar()
+    masked: datetime = customer.masked_at
+    return max(masked, remasked) if remasked is not None else masked
+
+
+def _open_copy(
+    archive: ArchiveStore, keys: LocalKeyProvider, copy: Any, customer_id: int
+) -> CustomerSnapshot:
+    """One recorded copy, checked to be this buyer's and this revision's, decrypted."""
+    plaintext = open_copy(
+        archive.get(copy.object_key),
+        keys,
+        object_key=copy.object_key,
+        customer_id=customer_id,
+        revision=copy.revision,
+        ciphertext_sha256=copy.ciphertext_sha256,
+    )
+    try:
+        snapshot = CustomerSnapshot.from_bytes(plaintext)
+    except (ValueError, KeyError, TypeError, AttributeError):
+        raise ArchiveCorrupt(f"archive copy {copy.object_key} holds no readable snapshot") from None
+    if snapshot.customer_id != customer_id:
+        raise ArchiveCorrupt(
+            f"archive copy {copy.object_key} does not belong to this buyer; nothing was changed"
+        )
+    if snapshot.revision != copy.revision:
+        raise ArchiveCorrupt(
+            f"archive copy {copy.object_key} is not the recorded one; nothing was changed"
+        )
+    return snapshot
 
 
 def _restore(
@@ -150,6 +197,8 @@ def _restore(
         model = PII_TABLES[table]
         for row_id in sorted(row_ids & set(merged.get(table, {}))):
             values = decode(table, merged[table][row_id])
+            if not values:  # no copy knows any of its columns: it stays masked
+                continue
             if model is not Customer:
                 values["masked_at"] = None
             conn.execute(update(model).where(model.id == row_id).values(**values))

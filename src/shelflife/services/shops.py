@@ -13,6 +13,7 @@ from shelflife.adapters.db.reading import find_order
 from shelflife.adapters.db.tables import Order, Shop, ShopFeatureChange
 from shelflife.bootstrap import App
 from shelflife.domain.errors import InvalidInput, UnknownShop
+from shelflife.domain.policy import check_not_in_future
 
 
 @dataclass(frozen=True)
@@ -32,7 +33,9 @@ def list_shops(app: App) -> list[ShopView]:
 
 
 def set_feature(app: App, shop: str, enabled: bool, user: str) -> bool:
-    """Switch retention for a shop and record who did it; returns whether anything changed."""
+    """Switch retention for a shop and record who did it; returns whether anything changed.
+
+    Recorded at the clock's now, never at a given instant: the record says when it happened."""
     with app.engine.begin() as conn:
         row = conn.execute(select(Shop.id, Shop.retention_enabled).where(Shop.name == shop)).first()
         if row is None:
@@ -76,6 +79,8 @@ def configure_shop(app: App, shop: str, time_zone: str | None, amazon_pattern: s
 
 
 def ship_order(app: App, order_nr: str, at: datetime, shop: str | None = None) -> None:
+    """Record a shipment that has happened: a future one would start the 30 days late."""
+    check_not_in_future("shipping time", at, app.clock.now())
     with app.engine.begin() as conn:
         order = find_order(conn, order_nr, shop)
         if at < order.ordered_at:

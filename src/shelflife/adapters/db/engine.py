@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -95,3 +96,32 @@ def schema_is_current(engine: Engine) -> bool:
     with engine.connect() as conn:
         current = conn.execute(text("SELECT version_num FROM alembic_version")).scalar()
     return current == SCHEMA_HEAD
+
+
+def sqlite_file(url: str) -> Path | None:
+    """The database file of a SQLite URL; None for PostgreSQL or an in-memory database."""
+    parsed = make_url(url)
+    if parsed.get_backend_name() != "sqlite" or parsed.database in (None, "", ":memory:"):
+        return None
+    return Path(parsed.database)
+
+
+def make_sqlite_files_private(url: str) -> None:
+    """Create the SQLite database file readable by its owner only (when it is missing), and
+    make it and its -wal and -shm files mode 0600: they hold buyers' PII until masking.
+
+    SQLite gives the -wal and -shm files it creates later the database file's mode.
+    """
+    path = sqlite_file(url)
+    if path is None:
+        return
+    try:
+        if not path.exists():
+            os.close(os.open(path, os.O_WRONLY | os.O_CREAT, 0o600))
+        for file in (path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")):
+            if file.exists():
+                file.chmod(0o600)
+    except OSError as exc:
+        raise ShelflifeError(
+            f"cannot make the database file {path} private: {exc.strerror}"
+        ) from None

@@ -101,8 +101,7 @@ def archive_due_condition(shop_id: int, c: Cutoffs) -> ColumnElement[bool]:
     )
 
 
-def mask_due_condition(shop_id: int, c: Cutoffs) -> ColumnElement[bool]:
-    """SQL twin of `policy.can_mask`."""
+def _mask_due_any_key(shop_id: int, c: Cutoffs) -> ColumnElement[bool]:
     return and_(
         Customer.shop_id == shop_id,
         Customer.channel == "amazon",
@@ -118,14 +117,33 @@ def mask_due_condition(shop_id: int, c: Cutoffs) -> ColumnElement[bool]:
     )
 
 
-def remask_due_condition(shop_id: int, c: Cutoffs) -> ColumnElement[bool]:
-    """SQL twin of `policy.can_remask`."""
+def _remask_due_any_key(shop_id: int, c: Cutoffs) -> ColumnElement[bool]:
     return and_(
         Customer.shop_id == shop_id,
         Customer.retrieved_at.is_not(None),
         Customer.retrieved_at < c.remask_before,
         _archive_current(),
     )
+
+
+def mask_due_condition(shop_id: int, c: Cutoffs, master_key_id: str) -> ColumnElement[bool]:
+    """SQL twin of `policy.can_mask`, for buyers whose archive data key is sealed under the
+    master key loaded now: a copy the loaded key cannot open is no copy to mask against."""
+    return and_(_mask_due_any_key(shop_id, c), Customer.data_key_master_id == master_key_id)
+
+
+def remask_due_condition(shop_id: int, c: Cutoffs, master_key_id: str) -> ColumnElement[bool]:
+    """SQL twin of `policy.can_remask`, restricted like `mask_due_condition`."""
+    return and_(_remask_due_any_key(shop_id, c), Customer.data_key_master_id == master_key_id)
+
+
+def mask_refused_condition(
+    shop_id: int, c: Cutoffs, master_key_id: str, *, remask: bool = False
+) -> ColumnElement[bool]:
+    """Buyers due for (re-)masking whose data key is sealed under another master key (or
+    none): they are not masked, and the run counts them."""
+    due = _remask_due_any_key(shop_id, c) if remask else _mask_due_any_key(shop_id, c)
+    return and_(due, Customer.data_key_master_id.is_distinct_from(master_key_id))
 
 
 def select_batch(
@@ -141,6 +159,12 @@ def select_batch(
     )
     if conn.dialect.name == "postgresql":
         query = query.with_for_update(skip_locked=True)
+    return list(conn.execute(query).scalars())
+
+
+def first_customer_ids(conn: Connection, condition: ColumnElement[bool], limit: int) -> list[int]:
+    """The lowest buyer ids matching a condition, without locking them: for log lines."""
+    query = select(Customer.id).where(condition).order_by(Customer.id).limit(limit)
     return list(conn.execute(query).scalars())
 
 

@@ -1,12 +1,16 @@
 """Envelope encryption of archive objects: AES-256-GCM with a per-buyer data key.
 
 Object layout: b"SLF1", 4-byte header length, JSON header (no PII), 12-byte nonce, ciphertext.
-The header is authenticated as associated data, so it cannot be swapped between objects.
+The header (customer id, revision, master key id, wrapped data key) is authenticated as AES-GCM
+associated data, so it cannot be relabelled; `open_copy` also checks it, and the object's
+SHA-256, against what the database recorded for the copy, so a valid object of another buyer
+or revision put in its place is refused too.
 """
 
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
 import secrets
 import struct
@@ -76,3 +80,28 @@ def open_sealed(blob: bytes, keys: LocalKeyProvider, data_key: bytes | None = No
         raise ArchiveCorrupt(
             "archive object failed authentication (damaged or wrong key)"
         ) from None
+
+
+def open_copy(
+    blob: bytes,
+    keys: LocalKeyProvider,
+    *,
+    object_key: str,
+    customer_id: int,
+    revision: int,
+    ciphertext_sha256: str,
+) -> bytes:
+    """Decrypt an archive object only if it is the copy the database recorded: this buyer's,
+    this revision, the very bytes verified when it was written."""
+    header = read_header(blob)[0]
+    if header.get("customer_id") != customer_id:
+        raise ArchiveCorrupt(
+            f"archive copy {object_key} does not belong to this buyer; nothing was changed "
+            "(check the archive store for a replaced object)"
+        )
+    if header.get("revision") != revision or hashlib.sha256(blob).hexdigest() != ciphertext_sha256:
+        raise ArchiveCorrupt(
+            f"archive copy {object_key} is not the recorded one; nothing was changed "
+            "(check the archive store for a replaced object)"
+        )
+    return open_sealed(blob, keys)

@@ -1,6 +1,8 @@
 """The master key file: a 256-bit key that wraps every buyer's archive data key.
 
-Kept outside the database so that a stolen database dump alone cannot open the archive.
+Kept outside the database so that a stolen database dump alone cannot open the archive. The
+database records which key that is (`installation.master_key_id`), and holds the buyer-identity
+key wrapped by it; `bootstrap.App.keys` joins the two.
 """
 
 from __future__ import annotations
@@ -9,10 +11,11 @@ import base64
 import json
 import os
 import secrets
+import stat
 from dataclasses import dataclass
 from pathlib import Path
 
-from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives import hashes, hmac
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
@@ -28,27 +31,50 @@ class WrappedKey:
 class LocalKeyProvider:
     """Wraps data keys with a master key held in a local file (mode 0600).
 
-    A KMS-backed provider offers the same three methods; the rest of shelflife does not care.
+    A KMS-backed provider offers the same three methods (wrap, unwrap, identity_digest); the
+    rest of shelflife does not care. The identity key is not derived from the master key: it is
+    the installation's own key, stored wrapped, so that a new master key re-wraps it instead of
+    changing every buyer's digest.
     """
 
-    def __init__(self, key_id: str, key: bytes) -> None:
+    def __init__(self, key_id: str, key: bytes, identity_key: bytes | None = None) -> None:
         if len(key) != 32:
             raise KeyUnavailable("the master key must be 32 bytes (AES-256)")
+        if identity_key is not None and len(identity_key) != 32:
+            raise KeyUnavailable("the buyer-identity key must be 32 bytes")
         self.key_id = key_id
+        self._key = key
         self._aead = AESGCM(key)
-        self._identity_key = HKDF(
+        self._identity_key = identity_key
+
+    def with_identity_key(self, identity_key: bytes) -> LocalKeyProvider:
+        """The same master key, able to digest buyer identities with the installation's key."""
+        return LocalKeyProvider(self.key_id, self._key, identity_key)
+
+    def legacy_identity_key(self) -> bytes:
+        """The identity key installations used before it had its own: derived from the master
+        key's bytes. Kept only so that `init` can carry such an installation's digests over."""
+        return HKDF(
             algorithm=hashes.SHA256(), length=32, salt=None, info=b"shelflife buyer identity"
-        ).derive(key)
+        ).derive(self._key)
 
     @classmethod
     def from_file(cls, path: Path) -> LocalKeyProvider:
+        """Load the key; a file that group or others may read or write is refused, because
+        whoever can read it can open the whole archive."""
         try:
+            mode = path.stat().st_mode
+            if stat.S_ISREG(mode) and stat.S_IMODE(mode) & 0o066:
+                raise KeyUnavailable(
+                    f"master key file {path} can be read or written by other users "
+                    f"(mode {stat.S_IMODE(mode):04o}); run `chmod 600 {path}`"
+                )
             body = json.loads(path.read_text())
             key_id, key = str(body["key_id"]), base64.b64decode(body["key"], validate=True)
         except FileNotFoundError:
             raise KeyUnavailable(
-                f"master key file {path} does not exist; run `shelflife init` or set "
-                "SHELFLIFE_MASTER_KEY_FILE"
+                f"master key file {path} does not exist; restore it from its backup (or set "
+                "SHELFLIFE_MASTER_KEY_FILE to where it is)"
             ) from None
         except PermissionError:
             raise KeyUnavailable(f"master key file {path} is not readable") from None
@@ -61,8 +87,8 @@ class LocalKeyProvider:
         return cls(key_id, key)
 
     @staticmethod
-    def create_file(path: Path) -> None:
-        """Write a new random key; never overwrites an existing file."""
+    def create_file(path: Path) -> str:
+        """Write a new random key and return its id; never overwrites an existing file."""
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
@@ -82,6 +108,9 @@ class LocalKeyProvider:
             raise KeyUnavailable(f"cannot create master key file {path}: {exc.strerror}") from None
         with os.fdopen(fd, "w") as handle:
             json.dump(body, handle)
+            handle.flush()
+            os.fsync(handle.fileno())
+        return body["key_id"]
 
     def wrap(self, data_key: bytes) -> WrappedKey:
         nonce = secrets.token_bytes(12)
@@ -100,8 +129,11 @@ class LocalKeyProvider:
 
     def identity_digest(self, text: str) -> str:
         """Keyed hash that finds a buyer again without storing their e-mail in an index."""
-        from cryptography.hazmat.primitives import hmac
-
+        if self._identity_key is None:
+            raise KeyUnavailable(
+                "the buyer-identity key is not loaded; it is read from the database with the "
+                "master key"
+            )
         mac = hmac.HMAC(self._identity_key, hashes.SHA256())
         mac.update(text.encode())
         return mac.finalize().hex()
