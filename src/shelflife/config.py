@@ -29,6 +29,12 @@ class Settings(BaseSettings):
     archive_workers: int = Field(
         default=8, ge=1, le=64, description="Archive copies written in parallel per batch"
     )
+    retrieval_alert_per_hour: int = Field(
+        default=30,
+        ge=1,
+        le=10_000,
+        description="Retrievals by one user within an hour above which an alert is raised",
+    )
 
     @property
     def resolved_database_url(self) -> str:

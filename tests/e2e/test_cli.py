@@ -551,7 +551,7 @@ def test_retrieve_refuses_a_51_character_reason_and_changes_nothing(ready: Cli) 
 
     assert (result.exit_code, result.stderr) == (
         2,
-        "error: --reason: the reason has 51 characters; at most 50 are allowed\n",
+        "error: reason: the reason has 51 characters; at most 50 are allowed\n",
     )
     assert ready.show() == before
 

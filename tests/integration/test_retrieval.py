@@ -103,11 +103,11 @@ def _dump(app: App) -> Dump:
 @pytest.mark.parametrize(
     ("reason", "message"),
     [
-        pytest.param("", "--reason: a reason is required (1 to 50 characters)", id="empty"),
-        pytest.param("   ", "--reason: a reason is required (1 to 50 characters)", id="blank"),
+        pytest.param("", "reason: a reason is required (1 to 50 characters)", id="empty"),
+        pytest.param("   ", "reason: a reason is required (1 to 50 characters)", id="blank"),
         pytest.param(
             "x" * 51,
-            "--reason: the reason has 51 characters; at most 50 are allowed",
+            "reason: the reason has 51 characters; at most 50 are allowed",
             id="51-chars",
         ),
     ],

@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Connection, func, insert, or_, select, update
 
 from shelflife.adapters.archive.store import ArchiveStore
+from shelflife.adapters.db import audit_log
 from shelflife.adapters.db.reading import find_order
 from shelflife.adapters.db.tables import (
     PII_TABLES,
@@ -54,10 +55,10 @@ def retrieve_order(
     try:
         reason = validate_retrieval_reason(reason)
     except ValueError as exc:
-        raise InvalidInput(f"--reason: {exc}") from None
+        raise InvalidInput(f"reason: {exc}") from None
     user = user.strip()
     if not user or len(user) > 100:
-        raise InvalidInput("--user: give the name of the person retrieving (1 to 100 characters)")
+        raise InvalidInput("user: give the name of the person retrieving (1 to 100 characters)")
     real_now = app.clock.now()
     now = as_of or real_now
     keys = app.keys  # checked against the recorded key before the transaction takes its lock
@@ -108,9 +109,39 @@ def retrieve_order(
                 text=reason,
             )
         )
+        # The audit entry outlives the re-mask that masks the history's copy of the reason.
+        audit_log.append(
+            conn,
+            real_now,
+            user,
+            RETRIEVED,
+            order_nr,
+            {"shop_id": order.shop_id, "reason": reason, "restored": restored},
+        )
+        _alert_on_retrieval_rate(conn, user, real_now, app.settings.retrieval_alert_per_hour)
     # The reason is free text typed by a person and may name the buyer: it is not logged.
     log.info("order %s retrieved by %s (%d records restored)", order_nr, user, restored)
     return RetrievalResult(order_nr, restored, now)
+
+
+RETRIEVED = "order.retrieved"
+RATE_ALERT = "alert.retrieval_rate"
+
+
+def _alert_on_retrieval_rate(conn: Connection, user: str, now: datetime, limit: int) -> None:
+    """More retrievals in an hour than one person plausibly needs may be data harvesting:
+    alert once, when the count first passes the limit (audit log, dashboard, log)."""
+    count = audit_log.count_actions(conn, user, RETRIEVED, now - timedelta(hours=1))
+    if count == limit + 1:
+        audit_log.append(
+            conn,
+            now,
+            "shelflife",
+            RATE_ALERT,
+            user,
+            {"retrievals_last_hour": count, "limit": limit},
+        )
+        log.warning("user %s retrieved %d orders within an hour (limit %d)", user, count, limit)
 
 
 def _last_masked_at(conn: Connection, customer: Any) -> datetime:

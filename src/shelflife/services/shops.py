@@ -9,6 +9,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from sqlalchemy import insert, select, update
 
+from shelflife.adapters.db import audit_log
 from shelflife.adapters.db.reading import find_order
 from shelflife.adapters.db.tables import Order, Shop, ShopFeatureChange
 from shelflife.bootstrap import App
@@ -48,6 +49,9 @@ def set_feature(app: App, shop: str, enabled: bool, user: str) -> bool:
             insert(ShopFeatureChange).values(
                 shop_id=row.id, enabled=enabled, changed_at=now, changed_by=user
             )
+        )
+        audit_log.append(
+            conn, now, user, "feature.enabled" if enabled else "feature.disabled", shop
         )
         return True
 

@@ -104,3 +104,15 @@ def purge_anchor(conn: Connection) -> str | None:
 
 def count(conn: Connection) -> int:
     return int(conn.execute(select(func.count()).select_from(AuditLogEntry)).scalar_one())
+
+
+def count_actions(conn: Connection, actor: str, action: str, since: datetime) -> int:
+    return int(
+        conn.execute(
+            select(func.count()).where(
+                AuditLogEntry.actor == actor,
+                AuditLogEntry.action == action,
+                AuditLogEntry.at >= since,
+            )
+        ).scalar_one()
+    )
