@@ -6,7 +6,6 @@ shown: errors print one line that says what was wrong and what to do.
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import sys
@@ -18,18 +17,48 @@ from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
 import typer
-from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 from rich.table import Table
-from rich.text import Text
+from typer.core import TyperGroup
 
 from shelflife.adapters.archive.store import archive_from_url
 from shelflife.bootstrap import App, build_app, initialise
 from shelflife.config import load_settings
 from shelflife.domain.clock import FixedClock, ensure_aware
 from shelflife.domain.errors import InvalidInput, NotInitialised, ShelflifeError
+from shelflife.entrypoints.terminal import (
+    DataConsole,
+    PrintableFormatter,
+    json_document,
+    printable,
+    styled,
+)
+
+
+class _CommandTree(TyperGroup):
+    """The root command group. Click's usage errors quote what was typed ("No such option: …",
+    "Got unexpected extra argument(s) (…)"): they reach the terminal printable, like data."""
+
+    def parse_args(self, ctx: Any, args: list[str]) -> list[str]:
+        with _printable_usage_errors():
+            return super().parse_args(ctx, args)
+
+    def invoke(self, ctx: Any) -> Any:
+        with _printable_usage_errors():  # sub-commands parse their arguments in here
+            return super().invoke(ctx)
+
+
+@contextmanager
+def _printable_usage_errors() -> Iterator[None]:
+    try:
+        yield
+    except typer.TyperException as exc:
+        exc.message = printable(exc.message)
+        raise
+
 
 app = typer.Typer(
+    cls=_CommandTree,
     name="shelflife",
     help="Keep marketplace buyers' personal data exactly as long as allowed.",
     no_args_is_help=True,
@@ -50,15 +79,34 @@ shop_app = typer.Typer(
 app.add_typer(feature_app, name="feature")
 app.add_typer(shop_app, name="shop")
 
-# Markup and emoji codes are off: order numbers, names and reasons are data, and a value like
-# "[/x]" or ":smile:" must print as itself, never be parsed. Styles are applied with Text.
-out = Console(markup=False, emoji=False, highlight=False)
-err = Console(stderr=True, markup=False, emoji=False, highlight=False)
+# Order numbers, names and reasons are data: a value like "[/x]" or ":smile:" prints as itself,
+# and ESC or a carriage return in it is shown escaped (see terminal.py). Styles come from
+# `styled`, never from markup strings.
+out = DataConsole()
+err = DataConsole(stderr=True)
 T = TypeVar("T")
+
+
+def _text(value: str | None) -> str | None:
+    """Refuse what is not text: a NUL, or bytes that are not UTF-8 (the operating system hands
+    them over as lone surrogates, which no database can store)."""
+    if value is not None and ("\x00" in value or any(0xD800 <= ord(c) <= 0xDFFF for c in value)):
+        raise typer.BadParameter("contains a NUL character or bytes that are not UTF-8 text")
+    return value
+
+
+def _path(value: Path | None) -> Path | None:
+    """A file name may hold any bytes but NUL."""
+    if value is not None and "\x00" in str(value):
+        raise typer.BadParameter("contains a NUL character")
+    return value
+
 
 HomeOpt = Annotated[
     Path | None,
-    typer.Option("--home", help="Home folder (default $SHELFLIFE_HOME or ./.shelflife)."),
+    typer.Option(
+        "--home", help="Home folder (default $SHELFLIFE_HOME or ./.shelflife).", callback=_path
+    ),
 ]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON document.")]
 AsOfOpt = Annotated[
@@ -66,7 +114,10 @@ AsOfOpt = Annotated[
     typer.Option("--as-of", help="ISO 8601 instant with offset to act as of (default: now)."),
 ]
 ShopOpt = Annotated[
-    str | None, typer.Option("--shop", help="Shop, when an order number exists in several shops.")
+    str | None,
+    typer.Option(
+        "--shop", help="Shop, when an order number exists in several shops.", callback=_text
+    ),
 ]
 
 
@@ -89,15 +140,13 @@ def _root(
     ] = False,
 ) -> None:
     """Keep marketplace buyers' personal data exactly as long as allowed."""
-    logging.basicConfig(
-        level=logging.INFO if verbose else logging.WARNING,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(PrintableFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING, handlers=[handler])
 
 
 def _fail(message: str, code: int) -> None:
-    err.print(Text.assemble(("error: ", "bold red"), message), soft_wrap=True)
+    err.print(styled(("error: ", "bold red"), message))
     raise typer.Exit(code)
 
 
@@ -150,7 +199,7 @@ def _with_app(home: Path | None, action: Callable[[App], T], as_of: datetime | N
 
 
 def _print_json(data: Any) -> None:
-    sys.stdout.write(json.dumps(data, indent=2, ensure_ascii=False, default=str) + "\n")
+    sys.stdout.write(json_document(data) + "\n")
 
 
 @app.command()
@@ -163,7 +212,7 @@ def init(home: HomeOpt = None) -> None:
         settings = load_settings(home)
         archive_from_url(settings.resolved_archive_url)  # refuse it before config.json keeps it
         for line in initialise(settings):
-            out.print(Text.assemble(("ok ", "green"), line), soft_wrap=True)
+            out.print(styled(("ok ", "green"), line))
 
 
 @app.command("import")
@@ -210,7 +259,7 @@ def import_(
 
 @app.command()
 def ship(
-    order_nr: Annotated[str, typer.Argument(help="External order number.")],
+    order_nr: Annotated[str, typer.Argument(help="External order number.", callback=_text)],
     at: Annotated[str, typer.Option("--at", help="When it shipped (ISO 8601 with offset).")],
     shop: ShopOpt = None,
     home: HomeOpt = None,
@@ -276,11 +325,18 @@ def run(as_of: AsOfOpt = None, home: HomeOpt = None, as_json: JsonOpt = False) -
 
 @app.command()
 def retrieve(
-    order_nr: Annotated[str, typer.Argument(help="External order number of a masked order.")],
-    reason: Annotated[
-        str, typer.Option("--reason", help="Why (1-50 characters); stored in the customer history.")
+    order_nr: Annotated[
+        str, typer.Argument(help="External order number of a masked order.", callback=_text)
     ],
-    user: Annotated[str, typer.Option("--user", help="Who is retrieving.")],
+    reason: Annotated[
+        str,
+        typer.Option(
+            "--reason",
+            help="Why (1-50 characters); stored in the customer history.",
+            callback=_text,
+        ),
+    ],
+    user: Annotated[str, typer.Option("--user", help="Who is retrieving.", callback=_text)],
     as_of: AsOfOpt = None,
     shop: ShopOpt = None,
     home: HomeOpt = None,
@@ -316,7 +372,7 @@ def retrieve(
 
 @app.command()
 def show(
-    order_nr: Annotated[str, typer.Argument(help="External order number.")],
+    order_nr: Annotated[str, typer.Argument(help="External order number.", callback=_text)],
     as_of: AsOfOpt = None,
     shop: ShopOpt = None,
     home: HomeOpt = None,
@@ -333,7 +389,7 @@ def show(
             return
         r = data["retention"]
         out.print(
-            Text.assemble(
+            styled(
                 (data["order_nr_external"], "bold"),
                 f" ({data['shop']}) state ",
                 (r["state"], "bold"),
@@ -409,8 +465,10 @@ def compliance(as_of: AsOfOpt = None, home: HomeOpt = None, as_json: JsonOpt = F
 
 @feature_app.command("enable")
 def feature_enable(
-    shop: Annotated[str, typer.Option("--shop", help="Shop name.")],
-    user: Annotated[str, typer.Option("--user", help="Who switched it.")] = "operator",
+    shop: Annotated[str, typer.Option("--shop", help="Shop name.", callback=_text)],
+    user: Annotated[
+        str, typer.Option("--user", help="Who switched it.", callback=_text)
+    ] = "operator",
     home: HomeOpt = None,
 ) -> None:
     """Enable archiving and masking for a shop (off by default). The change is recorded."""
@@ -419,8 +477,10 @@ def feature_enable(
 
 @feature_app.command("disable")
 def feature_disable(
-    shop: Annotated[str, typer.Option("--shop", help="Shop name.")],
-    user: Annotated[str, typer.Option("--user", help="Who switched it.")] = "operator",
+    shop: Annotated[str, typer.Option("--shop", help="Shop name.", callback=_text)],
+    user: Annotated[
+        str, typer.Option("--user", help="Who switched it.", callback=_text)
+    ] = "operator",
     home: HomeOpt = None,
 ) -> None:
     """Disable archiving and masking for a shop. The change is recorded."""
@@ -463,11 +523,17 @@ def shop_list(home: HomeOpt = None, as_json: JsonOpt = False) -> None:
 
 @shop_app.command("set")
 def shop_set(
-    shop: Annotated[str, typer.Argument(help="Shop name.")],
-    time_zone: Annotated[str | None, typer.Option("--time-zone", help="IANA zone.")] = None,
+    shop: Annotated[str, typer.Argument(help="Shop name.", callback=_text)],
+    time_zone: Annotated[
+        str | None, typer.Option("--time-zone", help="IANA zone.", callback=_text)
+    ] = None,
     amazon_pattern: Annotated[
         str | None,
-        typer.Option("--amazon-pattern", help="Regex for Amazon order numbers (future imports)."),
+        typer.Option(
+            "--amazon-pattern",
+            help="Regex for Amazon order numbers (future imports).",
+            callback=_text,
+        ),
     ] = None,
     home: HomeOpt = None,
 ) -> None:
@@ -481,9 +547,9 @@ def shop_set(
 
 @app.command()
 def demo(
-    home: Annotated[Path, typer.Option("--home", help="Folder for the demo's data.")] = Path(
-        "demo-home"
-    ),
+    home: Annotated[
+        Path, typer.Option("--home", help="Folder for the demo's data.", callback=_path)
+    ] = Path("demo-home"),
     fresh: Annotated[bool, typer.Option("--fresh", help="Delete the folder first.")] = False,
     customers: Annotated[
         int, typer.Option("--customers", min=10, max=100_000, help="Fake buyers to generate.")

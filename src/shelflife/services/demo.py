@@ -80,11 +80,13 @@ def _ts(value: str) -> datetime:
 
 
 def run_demo(home: Path, *, fresh: bool, customers: int, nights: int, console: Console) -> None:
+    """The tour, printed to `console`: the CLI's data console, which prints strings (data
+    included) as themselves with terminal controls escaped; so every line is its own print."""
     if fresh and home.exists():
         shutil.rmtree(home)
     settings = Settings(home=home)
     for line in initialise(settings):
-        console.print(Text.assemble(("ok ", "green"), line))
+        console.print(Text("ok", style="green"), line)
     spec = SampleSpec(customers=customers, start=DEMO_START, days=ORDER_DAYS, seed=7)
     orders = list(generate_orders(spec))
     shops = sorted({str(o["shop"]) for o in orders})
@@ -104,7 +106,8 @@ def run_demo(home: Path, *, fresh: bool, customers: int, nights: int, console: C
         quiet.setLevel(level)
         app.close()
     exe = sys.argv[0] if Path(sys.argv[0]).name == "shelflife" else "shelflife"
-    console.print(Text("\nWhat to look at next", style="bold"))
+    console.print()
+    console.print(Text("What to look at next", style="bold"))
     for cmd in (
         f"{exe} --help",
         f"SHELFLIFE_HOME={home} {exe} shop list",
@@ -112,7 +115,7 @@ def run_demo(home: Path, *, fresh: bool, customers: int, nights: int, console: C
         f"SHELFLIFE_HOME={home} {exe} show {retrieved or '<order number>'}",
         f"find {home}/archive -type f | head   # sealed copies, one per buyer and revision",
     ):
-        console.print(f"  {cmd}", highlight=False, soft_wrap=True)
+        console.print(f"  {cmd}")
 
 
 def _simulate(
@@ -186,7 +189,7 @@ def _explain_overdue(app: App, clock: FixedClock, console: Console) -> None:
     if reasons:
         console.print("Still overdue at the end, and why (see `shelflife compliance`):")
         for reason, count in reasons.most_common():
-            console.print(f"  {count:>4}  {reason}", highlight=False)
+            console.print(f"  {count:>4}  {reason}")
 
 
 def _retrieve_one(app: App, clock: FixedClock, console: Console) -> str | None:
@@ -204,14 +207,12 @@ def _retrieve_one(app: App, clock: FixedClock, console: Console) -> str | None:
     retrieve_order(app, order_nr, "Demo: buyer returned an item", "demo-agent")
     data = show_order(app, order_nr)
     r = data["retention"]
+    console.print()
     console.print(
-        f"\nRetrieved order {order_nr}: state {r['state']}, read-only, "
-        f"masked again on {r['remask_due']}",
-        highlight=False,
+        f"Retrieved order {order_nr}: state {r['state']}, read-only, "
+        f"masked again on {r['remask_due']}"
     )
-    console.print(
-        f"  customer: {data['customer']['name']}, {data['customer']['city']}", highlight=False
-    )
+    console.print(f"  customer: {data['customer']['name']}, {data['customer']['city']}")
     for h in data["customer_history"][-1:]:
-        console.print(f"  history: {h['event']} by {h['user_name']}: {h['text']}", highlight=False)
+        console.print(f"  history: {h['event']} by {h['user_name']}: {h['text']}")
     return str(order_nr)
