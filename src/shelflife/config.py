@@ -87,6 +87,20 @@ def load_settings(home: Path | None = None) -> Settings:
     return _validated({**given, "home": base.home, **merged}, config=path)
 
 
+def settings_for_folder(home: Path) -> Settings:
+    """Settings that keep the database, archive and key inside `home`, whatever the
+    environment says: for the demo, which must never touch an installation's real data."""
+    folder = home.resolve()
+    return _validated(
+        {
+            "home": home,
+            "database_url": f"sqlite:///{folder / 'shelflife.db'}",
+            "archive_url": (folder / "archive").as_uri(),
+            "master_key_file": folder / "master.key",
+        }
+    )
+
+
 def overriding_variables() -> list[str]:
     """The variables set now that override what `config.json` holds."""
     return [

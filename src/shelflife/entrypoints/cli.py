@@ -23,7 +23,7 @@ from typer.core import TyperGroup
 
 from shelflife.adapters.archive.store import archive_from_url
 from shelflife.bootstrap import App, build_app, initialise
-from shelflife.config import load_settings
+from shelflife.config import load_settings, overriding_variables
 from shelflife.domain.clock import FixedClock, ensure_aware
 from shelflife.domain.errors import InvalidInput, NotInitialised, ShelflifeError
 from shelflife.entrypoints.terminal import (
@@ -548,9 +548,12 @@ def shop_set(
 @app.command()
 def demo(
     home: Annotated[
-        Path, typer.Option("--home", help="Folder for the demo's data.", callback=_path)
+        Path,
+        typer.Option("--home", help="A new or empty folder, or one the demo made.", callback=_path),
     ] = Path("demo-home"),
-    fresh: Annotated[bool, typer.Option("--fresh", help="Delete the folder first.")] = False,
+    fresh: Annotated[
+        bool, typer.Option("--fresh", help="Start over: delete a folder the demo made first.")
+    ] = False,
     customers: Annotated[
         int, typer.Option("--customers", min=10, max=100_000, help="Fake buyers to generate.")
     ] = 400,
@@ -558,11 +561,22 @@ def demo(
         int, typer.Option("--nights", min=31, max=400, help="Nights to simulate.")
     ] = 90,
 ) -> None:
-    """Generate realistic fake orders, enable retention and simulate nights of runs."""
+    """Generate realistic fake orders, enable retention and simulate nights of runs.
+
+    Works only in a new or empty folder, or one it made itself (it writes a `.shelflife-demo`
+    file there first); any other folder is refused untouched, so real data is never used.
+    """
     from shelflife.services.demo import run_demo
 
     with _errors():
-        run_demo(home, fresh=fresh, customers=customers, nights=nights, console=out)
+        run_demo(
+            home,
+            fresh=fresh,
+            customers=customers,
+            nights=nights,
+            console=out,
+            overriding=overriding_variables(),
+        )
 
 
 def main() -> None:
