@@ -131,6 +131,18 @@ def test_demo_refuses_a_file_in_place_of_the_folder(tmp_path: Path, fresh: bool)
     assert home.read_text() == "not a folder\n"
 
 
+def test_demo_with_a_bad_setting_writes_nothing(tmp_path: Path) -> None:
+    home = tmp_path / "demo"
+
+    result = _cli("demo", "--home", str(home), *SMALL, env=_env(SHELFLIFE_BATCH_SIZE="0"))
+
+    assert (result.exit_code, result.stderr) == (
+        2,
+        "error: SHELFLIFE_BATCH_SIZE: must be a whole number from 1 to 100000\n",
+    )
+    assert not home.exists()
+
+
 def test_demo_never_uses_the_database_archive_or_key_named_in_the_environment(
     database_url: str, tmp_path: Path
 ) -> None:

@@ -103,8 +103,8 @@ def run_demo(
     `overriding`: SHELFLIFE_* variables set in the caller's environment that would make the
     suggested commands look elsewhere than at the demo's folder.
     """
+    settings = settings_for_folder(home)  # a bad setting stops the demo before it writes
     claim_folder(home, fresh=fresh)
-    settings = settings_for_folder(home)
     for line in initialise(settings):
         console.print(Text("ok", style="green"), line)
     spec = SampleSpec(customers=customers, start=DEMO_START, days=ORDER_DAYS, seed=7)
