@@ -95,18 +95,9 @@ def _text(value: str | None) -> str | None:
     return value
 
 
-def _path(value: Path | None) -> Path | None:
-    """A file name may hold any bytes but NUL."""
-    if value is not None and "\x00" in str(value):
-        raise typer.BadParameter("contains a NUL character")
-    return value
-
-
 HomeOpt = Annotated[
     Path | None,
-    typer.Option(
-        "--home", help="Home folder (default $SHELFLIFE_HOME or ./.shelflife).", callback=_path
-    ),
+    typer.Option("--home", help="Home folder (default $SHELFLIFE_HOME or ./.shelflife)."),
 ]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON document.")]
 AsOfOpt = Annotated[
@@ -549,7 +540,7 @@ def shop_set(
 def demo(
     home: Annotated[
         Path,
-        typer.Option("--home", help="A new or empty folder, or one the demo made.", callback=_path),
+        typer.Option("--home", help="A new or empty folder, or one the demo made."),
     ] = Path("demo-home"),
     fresh: Annotated[
         bool, typer.Option("--fresh", help="Start over: delete a folder the demo made first.")
