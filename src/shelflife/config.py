@@ -8,8 +8,10 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
+from typing import Any
 
-from pydantic import Field
+from annotated_types import Ge, Le
+from pydantic import Field, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from shelflife.domain.errors import InvalidInput
@@ -19,7 +21,10 @@ STORED_KEYS = ("database_url", "archive_url", "master_key_file")
 
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="SHELFLIFE_", extra="ignore")
+    # An empty variable counts as unset (SHELFLIFE_HOME= would otherwise mean the current folder).
+    model_config = SettingsConfigDict(
+        env_prefix="SHELFLIFE_", extra="ignore", env_ignore_empty=True
+    )
 
     home: Path = Field(default=Path(".shelflife"), description="Home folder of shelflife's data")
     database_url: str | None = Field(default=None, description="SQLAlchemy URL; default SQLite")
@@ -59,8 +64,18 @@ class Settings(BaseSettings):
 
 
 def load_settings(home: Path | None = None) -> Settings:
-    """Build settings; `home` (from --home) wins over SHELFLIFE_HOME."""
-    base = Settings() if home is None else Settings(home=home)
+    """Build settings; `home` (from --home) wins over SHELFLIFE_HOME.
+
+    A bad value stops here with `InvalidInput` naming the variable or `config.json` key and
+    what it allows, never the value (a database URL can hold a password).
+    """
+    given: dict[str, Any] = {} if home is None else {"home": home}
+    base = _validated(given)
+    if base.home.exists() and not base.home.is_dir():
+        raise InvalidInput(
+            f"home folder {base.home} exists but is not a folder; set SHELFLIFE_HOME or --home "
+            "to a folder"
+        )
     path = base.home / CONFIG_FILE
     if not path.exists():
         return base
@@ -72,10 +87,68 @@ def load_settings(home: Path | None = None) -> Settings:
         ) from None
     if not isinstance(stored, dict):
         raise InvalidInput(f"{path}: must hold a JSON object")
-    merged = {k: v for k, v in stored.items() if k in STORED_KEYS}
-    for key in STORED_KEYS:
-        if os.environ.get(f"SHELFLIFE_{key.upper()}"):
-            merged.pop(key, None)
-    return base.model_copy(
-        update={k: (Path(v) if k == "master_key_file" else v) for k, v in merged.items()}
+    merged = {k: v for k, v in stored.items() if k in STORED_KEYS and v is not None}
+    for key in overriding_variables():
+        merged.pop(key.removeprefix("SHELFLIFE_").lower(), None)
+    return _validated({**given, "home": base.home, **merged}, config=path)
+
+
+def settings_for_folder(home: Path) -> Settings:
+    """Settings that keep the database, archive and key inside `home`, whatever the
+    environment says: for the demo, which must never touch an installation's real data."""
+    folder = home.resolve()
+    return _validated(
+        {
+            "home": home,
+            "database_url": f"sqlite:///{folder / 'shelflife.db'}",
+            "archive_url": (folder / "archive").as_uri(),
+            "master_key_file": folder / "master.key",
+        }
     )
+
+
+def overriding_variables() -> list[str]:
+    """The variables set now that override what `config.json` holds."""
+    return [
+        f"SHELFLIFE_{key.upper()}"
+        for key in STORED_KEYS
+        if os.environ.get(f"SHELFLIFE_{key.upper()}")
+    ]
+
+
+def allowed_values(name: str) -> str:
+    """What setting `name` accepts, in words: the second half of its error message."""
+    field = Settings.model_fields[name]
+    if field.annotation is int:
+        low = next(m.ge for m in field.metadata if isinstance(m, Ge))
+        high = next(m.le for m in field.metadata if isinstance(m, Le))
+        return f"must be a whole number from {low} to {high}"
+    return f"must be {_ALLOWED[name]}"
+
+
+_ALLOWED = {
+    "home": "the path of a folder",
+    "database_url": (
+        "a database URL as text: sqlite:///PATH or postgresql+psycopg://USER:PASSWORD@HOST/NAME"
+    ),
+    "archive_url": "a file:// URL with an absolute path, as text",
+    "master_key_file": "the path of the master key file, as text",
+}
+
+
+def _validated(values: dict[str, Any], config: Path | None = None) -> Settings:
+    """Settings from `values` over the environment, with pydantic's errors in our words.
+
+    With `config`, the stored keys in `values` came from that `config.json`."""
+    try:
+        return Settings(**values)
+    except ValidationError as exc:
+        names = dict.fromkeys(str(e["loc"][0]) for e in exc.errors(include_input=False))
+        raise InvalidInput(
+            "; ".join(
+                f"{config}: key {name!r} {allowed_values(name)}"
+                if config is not None and name in STORED_KEYS and name in values
+                else f"SHELFLIFE_{name.upper()}: {allowed_values(name)}"
+                for name in names
+            )
+        ) from None

@@ -363,7 +363,9 @@ def _make_legacy(app: App) -> None:
     _import(app, order(NR, shipped_at=T0), order("303-1234567-1234567", suffix="-b"))
     set_feature(app, "main", True, "ops")
     assert run_retention(app, ARCHIVE_NIGHT).archived == 1  # data keys exist, nobody masked
-    with app.engine.begin() as conn:  # what migration 0002 added, removed again
+    with app.engine.begin() as conn:  # what migrations 0002 and 0003 added, removed again
+        for table in ("audit_log", "web_sessions", "api_tokens", "password_history", "users"):
+            conn.exec_driver_sql(f"DROP TABLE {table}")
         conn.exec_driver_sql("DROP TABLE installation")
         conn.exec_driver_sql("ALTER TABLE customers DROP COLUMN pii_sources")
         for column in ("shops", "mask_refused", "error"):

@@ -6,29 +6,59 @@ shown: errors print one line that says what was wrong and what to do.
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import datetime
+from importlib.metadata import version as package_version
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
 import typer
-from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 from rich.table import Table
-from rich.text import Text
+from typer.core import TyperGroup
 
 from shelflife.adapters.archive.store import archive_from_url
 from shelflife.bootstrap import App, build_app, initialise
-from shelflife.config import load_settings
+from shelflife.config import load_settings, overriding_variables
 from shelflife.domain.clock import ensure_aware
 from shelflife.domain.errors import InvalidInput, NotInitialised, ShelflifeError
+from shelflife.entrypoints.terminal import (
+    DataConsole,
+    PrintableFormatter,
+    json_document,
+    printable,
+    styled,
+)
+
+
+class _CommandTree(TyperGroup):
+    """The root command group. Click's usage errors quote what was typed ("No such option: …",
+    "Got unexpected extra argument(s) (…)"): they reach the terminal printable, like data."""
+
+    def parse_args(self, ctx: Any, args: list[str]) -> list[str]:
+        with _printable_usage_errors():
+            return super().parse_args(ctx, args)
+
+    def invoke(self, ctx: Any) -> Any:
+        with _printable_usage_errors():  # sub-commands parse their arguments in here
+            return super().invoke(ctx)
+
+
+@contextmanager
+def _printable_usage_errors() -> Iterator[None]:
+    try:
+        yield
+    except typer.TyperException as exc:
+        exc.message = printable(exc.message)
+        raise
+
 
 app = typer.Typer(
+    cls=_CommandTree,
     name="shelflife",
     help="Keep marketplace buyers' personal data exactly as long as allowed.",
     no_args_is_help=True,
@@ -67,11 +97,21 @@ app.add_typer(user_app, name="user")
 app.add_typer(token_app, name="token")
 app.add_typer(audit_app, name="audit")
 
-# Markup and emoji codes are off: order numbers, names and reasons are data, and a value like
-# "[/x]" or ":smile:" must print as itself, never be parsed. Styles are applied with Text.
-out = Console(markup=False, emoji=False, highlight=False)
-err = Console(stderr=True, markup=False, emoji=False, highlight=False)
+# Order numbers, names and reasons are data: a value like "[/x]" or ":smile:" prints as itself,
+# and ESC or a carriage return in it is shown escaped (see terminal.py). Styles come from
+# `styled`, never from markup strings.
+out = DataConsole()
+err = DataConsole(stderr=True)
 T = TypeVar("T")
+
+
+def _text(value: str | None) -> str | None:
+    """Refuse what is not text: a NUL, or bytes that are not UTF-8 (the operating system hands
+    them over as lone surrogates, which no database can store)."""
+    if value is not None and ("\x00" in value or any(0xD800 <= ord(c) <= 0xDFFF for c in value)):
+        raise typer.BadParameter("contains a NUL character or bytes that are not UTF-8 text")
+    return value
+
 
 HomeOpt = Annotated[
     Path | None,
@@ -83,8 +123,17 @@ AsOfOpt = Annotated[
     typer.Option("--as-of", help="ISO 8601 instant with offset to act as of (default: now)."),
 ]
 ShopOpt = Annotated[
-    str | None, typer.Option("--shop", help="Shop, when an order number exists in several shops.")
+    str | None,
+    typer.Option(
+        "--shop", help="Shop, when an order number exists in several shops.", callback=_text
+    ),
 ]
+
+
+def _print_version(wanted: bool) -> None:
+    if wanted:
+        out.print(f"shelflife {package_version('shelflife')}")
+        raise typer.Exit()
 
 
 @app.callback()
@@ -92,17 +141,21 @@ def _root(
     verbose: Annotated[
         bool, typer.Option("--verbose", "-v", help="Log progress to stderr (never PII).")
     ] = False,
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version", callback=_print_version, is_eager=True, help="Print the version and exit."
+        ),
+    ] = False,
 ) -> None:
     """Keep marketplace buyers' personal data exactly as long as allowed."""
-    logging.basicConfig(
-        level=logging.INFO if verbose else logging.WARNING,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(PrintableFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING, handlers=[handler])
 
 
 def _fail(message: str, code: int) -> None:
-    err.print(Text.assemble(("error: ", "bold red"), message), soft_wrap=True)
+    err.print(styled(("error: ", "bold red"), message))
     raise typer.Exit(code)
 
 
@@ -157,7 +210,7 @@ def _with_app(home: Path | None, action: Callable[[App], T]) -> T:
 
 
 def _print_json(data: Any) -> None:
-    sys.stdout.write(json.dumps(data, indent=2, ensure_ascii=False, default=str) + "\n")
+    sys.stdout.write(json_document(data) + "\n")
 
 
 @app.command()
@@ -172,18 +225,19 @@ def init(home: HomeOpt = None) -> None:
         archive_from_url(settings.resolved_archive_url)  # refuse it before config.json keeps it
         report = initialise(settings)
         for line in report.done:
-            out.print(Text.assemble(("ok ", "green"), line), soft_wrap=True)
+            out.print(styled(("ok ", "green"), line))
         for line in report.warnings:
-            err.print(Text.assemble(("warning: ", "bold yellow"), line), soft_wrap=True)
+            err.print(styled(("warning: ", "bold yellow"), line))
         if report.created_key_id is not None:
             out.print(
-                Text(
-                    f"Back up {settings.resolved_master_key_file} now (key id "
-                    f"{report.created_key_id}), apart from the database and archive backups: "
-                    "without it the archive cannot be read.",
-                    style="bold yellow",
-                ),
-                soft_wrap=True,
+                styled(
+                    (
+                        f"Back up {settings.resolved_master_key_file} now (key id "
+                        f"{report.created_key_id}), apart from the database and archive "
+                        "backups: without it the archive cannot be read.",
+                        "bold yellow",
+                    )
+                )
             )
 
 
@@ -231,7 +285,7 @@ def import_(
 
 @app.command()
 def ship(
-    order_nr: Annotated[str, typer.Argument(help="External order number.")],
+    order_nr: Annotated[str, typer.Argument(help="External order number.", callback=_text)],
     at: Annotated[str, typer.Option("--at", help="When it shipped (ISO 8601 with offset).")],
     shop: ShopOpt = None,
     home: HomeOpt = None,
@@ -295,23 +349,29 @@ def run(as_of: AsOfOpt = None, home: HomeOpt = None, as_json: JsonOpt = False) -
                 out.print("no shop has the feature enabled; see `shelflife feature enable`")
             if report.mask_refused:
                 err.print(
-                    Text.assemble(
+                    styled(
                         ("warning: ", "bold yellow"),
                         f"{report.mask_refused} buyer(s) due for masking were not masked: their "
                         "archive data key does not open with the loaded master key (see "
                         "docs/operations.md, key lineage)",
-                    ),
-                    soft_wrap=True,
+                    )
                 )
 
 
 @app.command()
 def retrieve(
-    order_nr: Annotated[str, typer.Argument(help="External order number of a masked order.")],
-    reason: Annotated[
-        str, typer.Option("--reason", help="Why (1-50 characters); stored in the customer history.")
+    order_nr: Annotated[
+        str, typer.Argument(help="External order number of a masked order.", callback=_text)
     ],
-    user: Annotated[str, typer.Option("--user", help="Who is retrieving.")],
+    reason: Annotated[
+        str,
+        typer.Option(
+            "--reason",
+            help="Why (1-50 characters); stored in the customer history.",
+            callback=_text,
+        ),
+    ],
+    user: Annotated[str, typer.Option("--user", help="Who is retrieving.", callback=_text)],
     as_of: AsOfOpt = None,
     shop: ShopOpt = None,
     home: HomeOpt = None,
@@ -345,7 +405,7 @@ def retrieve(
 
 @app.command()
 def show(
-    order_nr: Annotated[str, typer.Argument(help="External order number.")],
+    order_nr: Annotated[str, typer.Argument(help="External order number.", callback=_text)],
     as_of: AsOfOpt = None,
     shop: ShopOpt = None,
     home: HomeOpt = None,
@@ -362,7 +422,7 @@ def show(
             return
         r = data["retention"]
         out.print(
-            Text.assemble(
+            styled(
                 (data["order_nr_external"], "bold"),
                 f" ({data['shop']}) state ",
                 (r["state"], "bold"),
@@ -438,8 +498,10 @@ def compliance(as_of: AsOfOpt = None, home: HomeOpt = None, as_json: JsonOpt = F
 
 @feature_app.command("enable")
 def feature_enable(
-    shop: Annotated[str, typer.Option("--shop", help="Shop name.")],
-    user: Annotated[str, typer.Option("--user", help="Who switched it.")] = "operator",
+    shop: Annotated[str, typer.Option("--shop", help="Shop name.", callback=_text)],
+    user: Annotated[
+        str, typer.Option("--user", help="Who switched it.", callback=_text)
+    ] = "operator",
     home: HomeOpt = None,
 ) -> None:
     """Enable archiving and masking for a shop (off by default). The change is recorded."""
@@ -448,8 +510,10 @@ def feature_enable(
 
 @feature_app.command("disable")
 def feature_disable(
-    shop: Annotated[str, typer.Option("--shop", help="Shop name.")],
-    user: Annotated[str, typer.Option("--user", help="Who switched it.")] = "operator",
+    shop: Annotated[str, typer.Option("--shop", help="Shop name.", callback=_text)],
+    user: Annotated[
+        str, typer.Option("--user", help="Who switched it.", callback=_text)
+    ] = "operator",
     home: HomeOpt = None,
 ) -> None:
     """Disable archiving and masking for a shop. The change is recorded."""
@@ -492,11 +556,17 @@ def shop_list(home: HomeOpt = None, as_json: JsonOpt = False) -> None:
 
 @shop_app.command("set")
 def shop_set(
-    shop: Annotated[str, typer.Argument(help="Shop name.")],
-    time_zone: Annotated[str | None, typer.Option("--time-zone", help="IANA zone.")] = None,
+    shop: Annotated[str, typer.Argument(help="Shop name.", callback=_text)],
+    time_zone: Annotated[
+        str | None, typer.Option("--time-zone", help="IANA zone.", callback=_text)
+    ] = None,
     amazon_pattern: Annotated[
         str | None,
-        typer.Option("--amazon-pattern", help="Regex for Amazon order numbers (future imports)."),
+        typer.Option(
+            "--amazon-pattern",
+            help="Regex for Amazon order numbers (future imports).",
+            callback=_text,
+        ),
     ] = None,
     home: HomeOpt = None,
 ) -> None:
@@ -510,10 +580,13 @@ def shop_set(
 
 @app.command()
 def demo(
-    home: Annotated[Path, typer.Option("--home", help="Folder for the demo's data.")] = Path(
-        "demo-home"
-    ),
-    fresh: Annotated[bool, typer.Option("--fresh", help="Delete the folder first.")] = False,
+    home: Annotated[
+        Path,
+        typer.Option("--home", help="A new or empty folder, or one the demo made."),
+    ] = Path("demo-home"),
+    fresh: Annotated[
+        bool, typer.Option("--fresh", help="Start over: delete a folder the demo made first.")
+    ] = False,
     customers: Annotated[
         int, typer.Option("--customers", min=10, max=100_000, help="Fake buyers to generate.")
     ] = 400,
@@ -521,11 +594,22 @@ def demo(
         int, typer.Option("--nights", min=31, max=400, help="Nights to simulate.")
     ] = 90,
 ) -> None:
-    """Generate realistic fake orders, enable retention and simulate nights of runs."""
+    """Generate realistic fake orders, enable retention and simulate nights of runs.
+
+    Works only in a new or empty folder, or one it made itself (it writes a `.shelflife-demo`
+    file there first); any other folder is refused untouched, so real data is never used.
+    """
     from shelflife.services.demo import run_demo
 
     with _errors():
-        run_demo(home, fresh=fresh, customers=customers, nights=nights, console=out)
+        run_demo(
+            home,
+            fresh=fresh,
+            customers=customers,
+            nights=nights,
+            console=out,
+            overriding=overriding_variables(),
+        )
 
 
 @app.command()

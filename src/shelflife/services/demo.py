@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import json
 import logging
+import shlex
 import shutil
 import sys
 from collections import Counter
+from collections.abc import Sequence
 from datetime import UTC, datetime, time, timedelta
 from pathlib import Path
 from typing import Any
@@ -25,9 +27,9 @@ from sqlalchemy import select
 from shelflife.adapters.archive.store import ArchiveStore
 from shelflife.adapters.db.tables import Order
 from shelflife.bootstrap import App, build_app, initialise
-from shelflife.config import Settings
+from shelflife.config import settings_for_folder
 from shelflife.domain.clock import FixedClock
-from shelflife.domain.errors import ArchiveUnavailable
+from shelflife.domain.errors import ArchiveUnavailable, Conflict
 from shelflife.sample_data import SampleSpec, generate_orders
 from shelflife.services.importing import import_lines
 from shelflife.services.inspection import compliance_report, show_order
@@ -36,6 +38,14 @@ from shelflife.services.retrieval import retrieve_order
 from shelflife.services.shops import set_feature
 
 DEMO_START = datetime(2026, 1, 1, tzinfo=UTC)
+DEMO_ZONE = ZoneInfo("Europe/Berlin")
+"""The shops' zone: each simulated night's run starts at 02:00 there."""
+MARKER = ".shelflife-demo"
+MARKER_TEXT = (
+    "Made by `shelflife demo`: this folder holds fake demo data only.\n"
+    "`shelflife demo --fresh` deletes it; the demo refuses every folder without this file that "
+    "is not empty.\n"
+)
 ORDER_DAYS = 45
 OUTAGE_NIGHT = 40
 """On this night the demo's archive is "unreachable", to show failure and next-day retry."""
@@ -79,12 +89,24 @@ def _ts(value: str) -> datetime:
     return datetime.fromisoformat(value)
 
 
-def run_demo(home: Path, *, fresh: bool, customers: int, nights: int, console: Console) -> None:
-    if fresh and home.exists():
-        shutil.rmtree(home)
-    settings = Settings(home=home)
+def run_demo(
+    home: Path,
+    *,
+    fresh: bool,
+    customers: int,
+    nights: int,
+    console: Console,
+    overriding: Sequence[str] = (),
+) -> None:
+    """The tour, printed to `console` (the CLI's data console, which shows data as itself).
+
+    `overriding`: SHELFLIFE_* variables set in the caller's environment that would make the
+    suggested commands look elsewhere than at the demo's folder.
+    """
+    settings = settings_for_folder(home)  # a bad setting stops the demo before it writes
+    claim_folder(home, fresh=fresh)
     for line in initialise(settings).done:
-        console.print(Text.assemble(("ok ", "green"), line))
+        console.print(Text("ok", style="green"), line)
     spec = SampleSpec(customers=customers, start=DEMO_START, days=ORDER_DAYS, seed=7)
     orders = list(generate_orders(spec))
     shops = sorted({str(o["shop"]) for o in orders})
@@ -98,21 +120,72 @@ def run_demo(home: Path, *, fresh: bool, customers: int, nights: int, console: C
     try:
         import_lines(app, [])  # loads the key once so that a bad key fails before the loop
         _simulate(app, clock, outage, orders, shops, nights, console)
-        _explain_overdue(app, clock, console)
         retrieved = _retrieve_one(app, clock, console)
+        _explain_overdue(app, clock, console)
     finally:
         quiet.setLevel(level)
         app.close()
-    exe = sys.argv[0] if Path(sys.argv[0]).name == "shelflife" else "shelflife"
-    console.print(Text("\nWhat to look at next", style="bold"))
-    for cmd in (
+    _suggest_next(home, clock.instant, retrieved, overriding, console)
+
+
+def claim_folder(home: Path, *, fresh: bool) -> None:
+    """Make `home` the demo's before anything is written: a new or empty folder gets the
+    marker first; a folder with the marker is reused (with `fresh`: deleted and made again).
+    Anything else may be a real installation and is refused untouched."""
+    folder = home.resolve()
+    if folder.exists() and not folder.is_dir():
+        raise Conflict(f"{home} is not a folder; the demo needs a new or empty folder")
+    if folder.is_dir() and not (folder / MARKER).is_file():
+        if any(folder.iterdir()):
+            raise Conflict(
+                f"{home} is not empty and was not made by the demo (it has no {MARKER} file); "
+                "the demo only uses a new or empty folder, so that it never touches real "
+                "data. Choose another folder"
+            )
+    elif folder.is_dir() and fresh:
+        shutil.rmtree(folder)
+    folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+    marker = folder / MARKER
+    if not marker.is_file():
+        marker.write_text(MARKER_TEXT, encoding="utf-8")
+
+
+def _suggest_next(
+    home: Path,
+    as_of: datetime,
+    retrieved: str | None,
+    overriding: Sequence[str],
+    console: Console,
+) -> None:
+    """Commands to paste, dated at the demo's last simulated moment so that they show what the
+    demo just described rather than today, months after its calendar."""
+    exe = shlex.quote(sys.argv[0] if Path(sys.argv[0]).name == "shelflife" else "shelflife")
+    when = as_of.astimezone(DEMO_ZONE).isoformat()
+    folder = shlex.quote(str(home))
+    console.print()
+    console.print(Text("What to look at next", style="bold"))
+    console.print(
+        f"The demo's calendar ended at {when}; these commands look at the data as of then "
+        "(without --as-of, a command acts as of now)."
+    )
+    if overriding:
+        console.print(
+            f"{' and '.join(overriding)} set in this environment would win over the demo "
+            "folder's settings: unset them before pasting these."
+        )
+    commands = [
         f"{exe} --help",
-        f"SHELFLIFE_HOME={home} {exe} shop list",
-        f"SHELFLIFE_HOME={home} {exe} compliance",
-        f"SHELFLIFE_HOME={home} {exe} show {retrieved or '<order number>'}",
-        f"find {home}/archive -type f | head   # sealed copies, one per buyer and revision",
-    ):
-        console.print(f"  {cmd}", highlight=False, soft_wrap=True)
+        f"{exe} shop list --home {folder}",
+        f"{exe} compliance --home {folder} --as-of {when}",
+    ]
+    if retrieved:
+        commands.append(f"{exe} show {shlex.quote(retrieved)} --home {folder} --as-of {when}")
+    commands.append(
+        f"find {shlex.quote(str(home / 'archive'))} -type f | head   "
+        "# sealed copies, one per buyer and revision"
+    )
+    for command in commands:
+        console.print(f"  {command}")
 
 
 def _simulate(
@@ -124,7 +197,6 @@ def _simulate(
     nights: int,
     console: Console,
 ) -> None:
-    berlin = ZoneInfo("Europe/Berlin")
     seen: dict[str, str] = {}
     table = Table(
         title=f"{nights} simulated nights ({len(orders)} orders, shops {', '.join(shops)})",
@@ -146,7 +218,7 @@ def _simulate(
     enabled: set[str] = set()
     for night in range(1, nights + 1):
         day = (DEMO_START + timedelta(days=night)).date()
-        moment = datetime.combine(day, time(2, 0), tzinfo=berlin).astimezone(UTC)
+        moment = datetime.combine(day, time(2, 0), tzinfo=DEMO_ZONE).astimezone(UTC)
         clock.instant = moment
         changed = []
         for order in orders:
@@ -186,7 +258,7 @@ def _explain_overdue(app: App, clock: FixedClock, console: Console) -> None:
     if reasons:
         console.print("Still overdue at the end, and why (see `shelflife compliance`):")
         for reason, count in reasons.most_common():
-            console.print(f"  {count:>4}  {reason}", highlight=False)
+            console.print(f"  {count:>4}  {reason}")
 
 
 def _retrieve_one(app: App, clock: FixedClock, console: Console) -> str | None:
@@ -204,14 +276,12 @@ def _retrieve_one(app: App, clock: FixedClock, console: Console) -> str | None:
     retrieve_order(app, order_nr, "Demo: buyer returned an item", "demo-agent")
     data = show_order(app, order_nr)
     r = data["retention"]
+    console.print()
     console.print(
-        f"\nRetrieved order {order_nr}: state {r['state']}, read-only, "
-        f"masked again on {r['remask_due']}",
-        highlight=False,
+        f"Retrieved order {order_nr}: state {r['state']}, read-only, "
+        f"masked again on {r['remask_due']}"
     )
-    console.print(
-        f"  customer: {data['customer']['name']}, {data['customer']['city']}", highlight=False
-    )
+    console.print(f"  customer: {data['customer']['name']}, {data['customer']['city']}")
     for h in data["customer_history"][-1:]:
-        console.print(f"  history: {h['event']} by {h['user_name']}: {h['text']}", highlight=False)
+        console.print(f"  history: {h['event']} by {h['user_name']}: {h['text']}")
     return str(order_nr)

@@ -32,7 +32,16 @@ class LocalFolderArchive:
         self.root = root
 
     def ensure(self) -> None:
-        self.root.mkdir(parents=True, exist_ok=True, mode=0o700)
+        try:
+            self.root.mkdir(parents=True, exist_ok=True, mode=0o700)
+        except (FileExistsError, NotADirectoryError):
+            raise InvalidInput(
+                f"SHELFLIFE_ARCHIVE_URL: {self.root} is not a folder; use a file:// URL of a folder"
+            ) from None
+        except OSError as exc:
+            raise ArchiveUnavailable(
+                f"cannot create the archive folder {self.root}: {exc.strerror}"
+            ) from None
 
     def _path(self, key: str) -> Path:
         if key.startswith("/") or ".." in key.split("/"):

@@ -26,7 +26,7 @@ def make_engine(url: str) -> Engine:
     """
     try:
         parsed = make_url(url)
-    except ArgumentError:
+    except (ArgumentError, ValueError):  # ValueError: a port that is not a number
         raise InvalidInput(
             "SHELFLIFE_DATABASE_URL: not a database URL; use sqlite:///PATH or "
             "postgresql+psycopg://USER@HOST/NAME"
