@@ -3,6 +3,7 @@ wins it, a missing value never erases one, and the result does not depend on imp
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, date, datetime, timedelta
 from functools import reduce
 from typing import Any
@@ -184,8 +185,19 @@ def test_provenance_round_trips_through_its_stored_form() -> None:
     assert sources_to_json({}) is None
 
 
+def test_provenance_is_stored_once_per_source_with_its_groups() -> None:
+    _, sources = _merge_all([OLD, NEW])
+    older = ["salutation", "first_name", "last_name", "company", "phone", "fax", "birth_date"]
+    newer = ["customer_nr_external", "email", "postal_address", "payment"]
+
+    assert json.loads(sources_to_json(sources) or "") == [
+        [1, *order_key(OLD), [*older, "note"]],
+        [1, *order_key(NEW), newer],
+    ]
+
+
 def test_unreadable_stored_provenance_counts_as_none() -> None:
-    for stored in (None, "", "{", "[]", '{"email": "x"}', '{"unknown": [1, "a", "b"]}'):
+    for stored in (None, "", "[", "{}", '[["x"]]', '[[1, "a", "b", ["unknown"]]]', '[[1, "a"]]'):
         assert sources_from_json(stored) == {}
 
 

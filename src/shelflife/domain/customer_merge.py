@@ -79,9 +79,10 @@ def order_key(rec: OrderRecord) -> SourceKey:
 def buyer_values(rec: OrderRecord) -> dict[str, Any]:
     """What one order says about its buyer: the `customer` block, falling back to the billing
     address for names, salutation, company, e-mail and phone; the postal address comes from the
-    billing address, payment from `payment`. Missing values are None."""
+    billing address, payment from `payment`. Missing values are None; `name` and `address` are
+    left to `merge_buyer`, which derives them from the merged values."""
     c, b, p = rec.customer, rec.billing_address, rec.payment
-    values: dict[str, Any] = {
+    return {
         "customer_nr_external": c.get("customer_nr_external"),
         "salutation": c.get("salutation") or b.get("salutation"),
         "first_name": c.get("first_name") or b.get("first_name"),
@@ -95,7 +96,6 @@ def buyer_values(rec: OrderRecord) -> dict[str, Any]:
         **{k: b.get(k) for k in POSTAL_FIELDS},
         **{k: p.get(k) for k in PAYMENT_FIELDS},
     }
-    return _derive(values)
 
 
 def merge_buyer(
@@ -137,10 +137,21 @@ def merge_buyer(
 
 
 def sources_to_json(sources: Mapping[str, Source]) -> str | None:
-    """The stored form of provenance (`customers.pii_sources`); None when there is none."""
-    if not sources:
+    """The stored form of provenance (`customers.pii_sources`); None when there is none.
+
+    Each source once, with the groups it gave: `[[1, "2026-03-02T09:00:00.000000+00:00",
+    "302-1234567-1234567", ["email", "postal_address", …]], …]`. Most buyers have one or two
+    sources, so this stays short (about 200 bytes) and cheap to write in the bulk path.
+    """
+    groups_of: dict[Source, list[str]] = {}
+    for group in GROUPS:
+        source = sources.get(group)
+        if source is not None:
+            groups_of.setdefault(source, []).append(group)
+    if not groups_of:
         return None
-    return json.dumps({g: list(s) for g, s in sorted(sources.items())}, separators=(",", ":"))
+    entries = [[*source, groups] for source, groups in sorted(groups_of.items())]
+    return json.dumps(entries, ensure_ascii=False, separators=(",", ":"))
 
 
 def sources_from_json(text: str | None) -> dict[str, Source]:
@@ -149,15 +160,17 @@ def sources_from_json(text: str | None) -> dict[str, Source]:
     if not text:
         return {}
     try:
-        data = json.loads(text)
+        entries = json.loads(text)
     except ValueError:
         return {}
-    if not isinstance(data, dict):
-        return {}
     found: dict[str, Source] = {}
-    for group, s in data.items():
-        if group in GROUPS and isinstance(s, list) and len(s) == 3 and isinstance(s[0], int):
-            found[group] = (s[0], str(s[1]), str(s[2]))
+    for entry in entries if isinstance(entries, list) else ():
+        if not (isinstance(entry, list) and len(entry) == 4 and isinstance(entry[0], int)):
+            continue
+        complete, ordered_at, order_nr, groups = entry
+        for group in groups if isinstance(groups, list) else ():
+            if group in GROUPS:
+                found[group] = (complete, str(ordered_at), str(order_nr))
     return found
 
 

@@ -169,7 +169,7 @@ class _Parser:
         if "\x00" in value:
             self.problems.append(f"{where}: must not contain NUL characters")
             return None
-        if not _encodable(value):
+        if not value.isascii() and not _encodable(value):
             self.problems.append(
                 f"{where}: contains an invalid character (an unpaired UTF-16 surrogate)"
             )
@@ -391,8 +391,6 @@ def _parse_manual(obj: dict[str, Any], kind: str) -> ManualDocumentRecord:
 
 def _encodable(value: str) -> bool:
     """False for text that cannot be stored or printed as UTF-8 (a JSON "\\ud800" escape)."""
-    if value.isascii():
-        return True
     try:
         value.encode("utf-8")
     except UnicodeEncodeError:
