@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import stat
 import subprocess
 import sys
@@ -22,12 +23,12 @@ from sqlalchemy import select
 from typer.testing import CliRunner, Result
 
 from shelflife.adapters.db.engine import make_engine
-from shelflife.adapters.db.tables import ShopFeatureChange
+from shelflife.adapters.db.tables import Order, ShopFeatureChange
 from shelflife.domain.masking import MASKED_EMAIL, MASKED_TEXT
 from shelflife.domain.policy import DEFAULT_AMAZON_ORDER_PATTERN
 from shelflife.entrypoints.cli import app
 from shelflife.services.demo import DEMO_START
-from tests.support.builders import T0, days, lines, order, pii_strings
+from tests.support.builders import T0, days, lines, malformed_lines, order, pii_strings
 
 NR = "302-1234567-1234567"
 NR2 = "302-7654321-7654321"
@@ -63,7 +64,10 @@ class Cli:
         return env
 
     def __call__(
-        self, *args: str, input: str | None = None, env: Mapping[str, str | None] | None = None
+        self,
+        *args: str,
+        input: str | bytes | None = None,
+        env: Mapping[str, str | None] | None = None,
     ) -> Result:
         result = CliRunner().invoke(app, list(args), input=input, env=env or self.env())
         assert "Traceback" not in result.output
@@ -76,7 +80,7 @@ class Cli:
         assert result.exit_code == 0, result.output
         return result
 
-    def json(self, *args: str, input: str | None = None, code: int = 0) -> Any:
+    def json(self, *args: str, input: str | bytes | None = None, code: int = 0) -> Any:
         result = self(*args, "--json", input=input)
         assert result.exit_code == code, result.output
         return json.loads(result.stdout)
@@ -213,6 +217,7 @@ def test_import_from_a_file_creates_orders_and_a_second_import_changes_nothing(
         "refused": 0,
         "problems": [],
         "notices": [],
+        "notice_summary": [],
     }
 
 
@@ -266,6 +271,86 @@ def test_import_points_at_the_column_where_a_truncated_line_ends(ready: Cli) -> 
     assert report["problems"] == [
         {"line": 1, "message": f"invalid JSON at column {len(truncated) + 1}: Expecting value"}
     ]
+
+
+def _stored_orders(cli: Cli) -> set[str]:
+    engine = make_engine(cli.database_url)
+    try:
+        with engine.connect() as conn:
+            return set(conn.execute(select(Order.order_nr_external)).scalars())
+    finally:
+        engine.dispose()
+
+
+def test_import_refuses_exactly_the_malformed_lines_of_a_mixed_file_and_stores_the_rest(
+    cli: Cli, tmp_path: Path
+) -> None:
+    """One line of each malformed kind between good lines, in batches of 4: before, invalid
+    UTF-8 ended the import mid-file without a report, and the other kinds ended it with
+    "unexpected …Error", dropping the good lines of the batch."""
+    small_batches = cli.env(batch_size="4")
+    assert cli("init", env=small_batches).exit_code == 0
+    raw, good, bad_at = b"", set(), []
+    for n, line in enumerate(malformed_lines().values()):
+        good.add(f"302-0000000-{n:07d}")
+        raw += lines(order(f"302-0000000-{n:07d}", suffix=f"-{n}"))[0].encode() + b"\n"
+        raw += line + b"\n"
+        bad_at.append(2 * n + 2)
+    raw += lines(order("302-9999999-9999999", suffix="-last"))[0].encode() + b"\n"
+    good.add("302-9999999-9999999")
+    path = tmp_path / "mixed.jsonl"
+    path.write_bytes(raw)
+
+    shown = cli("import", str(path), env=small_batches)
+    from_file = cli("import", str(path), "--json", env=small_batches)
+    from_stdin = cli("import", "-", "--json", input=raw, env=small_batches)
+
+    assert (shown.exit_code, from_file.exit_code, from_stdin.exit_code) == (2, 2, 2)
+    assert shown.stdout.startswith(f"created {len(good)}, updated 0, unchanged 0,")
+    assert [int(x) for x in re.findall(r"^  line (\d+): ", shown.stderr, re.M)] == bad_at
+    for result in (from_file, from_stdin):
+        report = json.loads(result.stdout)
+        assert [p["line"] for p in report["problems"]] == bad_at
+        assert (report["created"], report["unchanged"], report["refused"]) == (
+            0,
+            len(good),
+            len(bad_at),
+        )
+    assert _stored_orders(cli) == good
+
+
+def test_import_summarises_notices_by_kind_and_lists_them_with_verbose(ready: Cli) -> None:
+    imported = _masked(ready)
+    text = _stdin(imported, imported, imported)
+
+    summary = ready.ok("import", "-", input=text)
+    verbose = ready.ok("-v", "import", "-", input=text)
+
+    notice = "order is masked: personal data in this line was ignored, status updated"
+    counts = (
+        "created 0, updated 0, unchanged 0, personal data ignored on masked orders 3, refused 0"
+    )
+    assert summary.stdout == f"{counts}\nnotice (3 lines): {notice}\n"
+    assert verbose.stdout == (
+        f"{counts}\nnotice (3 lines): {notice}\n"
+        f"  line 1: {notice}\n  line 2: {notice}\n  line 3: {notice}\n"
+    )
+
+
+def test_import_prints_the_first_20_refused_lines_and_counts_the_rest(ready: Cli) -> None:
+    text = "{\n" * 25
+
+    shown = ready("import", "-", input=text)
+    verbose = ready("-v", "import", "-", input=text)
+
+    problem = "invalid JSON at column 2: Expecting property name enclosed in double quotes"
+    assert shown.exit_code == 2
+    assert shown.stderr == "".join(f"  line {n}: {problem}\n" for n in range(1, 21)) + (
+        "  … and 5 more refused lines (all of them with `shelflife -v import` or --json)\n"
+    )
+    assert [int(n) for n in re.findall(r"^  line (\d+): ", verbose.stderr, re.M)] == list(
+        range(1, 26)
+    )
 
 
 def test_import_of_a_missing_file_exits_2(ready: Cli, tmp_path: Path) -> None:

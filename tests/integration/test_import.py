@@ -3,14 +3,21 @@ bad lines, and manual documents."""
 
 from __future__ import annotations
 
+import copy
 import json
+from datetime import date
 from typing import Any
 
+import pytest
 from sqlalchemy import func, select
+from sqlalchemy.exc import OperationalError
 
+from shelflife.adapters.db import bulk_orders
+from shelflife.adapters.db.order_writer import OrderWriter, Outcome
 from shelflife.adapters.db.tables import (
     Address,
     AddressHistory,
+    ArchiveCopy,
     Credit,
     Customer,
     Invoice,
@@ -18,11 +25,23 @@ from shelflife.adapters.db.tables import (
 )
 from shelflife.bootstrap import App
 from shelflife.domain.masking import MASKED_TEXT
-from shelflife.services.importing import ImportReport, LineProblem, import_lines
+from shelflife.domain.records import OrderRecord, parse_line
+from shelflife.services import importing
+from shelflife.services.importing import ImportReport, LineNotice, LineProblem, import_lines
+from shelflife.services.inspection import show_order
 from shelflife.services.pipeline import run_retention
 from shelflife.services.retrieval import retrieve_order
-from shelflife.services.shops import configure_shop, set_feature
-from tests.support.builders import T0, at, days, iso, lines, order, pii_strings
+from shelflife.services.shops import configure_shop, set_feature, ship_order
+from tests.support.builders import (
+    T0,
+    at,
+    days,
+    iso,
+    lines,
+    malformed_lines,
+    order,
+    pii_strings,
+)
 
 AMAZON_NR = "302-1234567-1234567"
 MASKED_NOTICE = "order is masked: personal data in this line was ignored, status updated"
@@ -200,7 +219,8 @@ def test_reimport_of_masked_order_ignores_pii_but_updates_status_and_invoices(ap
     report = _import(app, again)
 
     assert report.pii_ignored_masked == 1
-    assert report.notices == [LineProblem(1, MASKED_NOTICE)]
+    assert report.notices == [LineNotice(1, "pii_ignored_masked")]
+    assert report.notices[0].message == MASKED_NOTICE
     assert report.refused == []
     after = _customer_row(app, AMAZON_NR)
     assert after._asdict() == before._asdict()
@@ -401,3 +421,366 @@ def test_manual_document_for_unknown_order_is_refused(app: App) -> None:
         LineProblem(1, "customer_of_order: no order '999-0000000-0000000' in shop 'main'")
     ]
     assert _count(app, Invoice) == 0
+
+
+# -- malformed lines: each refused alone ------------------------------------------------------
+
+
+def _stored_numbers(app: App) -> set[str]:
+    with app.engine.connect() as conn:
+        return set(conn.execute(select(Order.order_nr_external)).scalars())
+
+
+def test_each_malformed_line_is_refused_alone_and_the_good_lines_of_its_batch_are_stored(
+    app: App,
+) -> None:
+    bad = malformed_lines()
+    raw: list[bytes] = []
+    good: list[str] = []
+    bad_at: list[int] = []
+    for n, line in enumerate(bad.values()):
+        nr = f"302-0000000-{n:07d}"
+        good.append(nr)
+        raw.append(json.dumps(order(nr, suffix=f"-{n}"), ensure_ascii=False).encode() + b"\n")
+        raw.append(line + b"\r\n")
+        bad_at.append(len(raw))
+
+    report = import_lines(app, raw, batch_size=3)  # every batch mixes good and bad lines
+
+    assert [p.line for p in report.refused] == bad_at
+    assert (report.created, report.updated, report.unchanged) == (len(good), 0, 0)
+    assert _stored_numbers(app) == set(good)
+    messages = dict(zip(bad, (p.message for p in report.refused), strict=True))
+    assert messages == {
+        "invalid UTF-8": f"line: not valid UTF-8 (byte {bad['invalid UTF-8'].index(b'K') + 2}); "
+        "save the file as UTF-8",
+        "lone surrogate in a value": "customer.last_name: contains an invalid character "
+        "(an unpaired UTF-16 surrogate)",
+        "lone surrogate in a key": "billing_address: an unknown field",
+        "100k-deep nesting": "line: nested too deeply to be an order",
+        "year 0001 with an offset": "ordered_at: outside the accepted range "
+        "2000-01-01 to 2100-12-31 (UTC)",
+        "year 9999 with an offset": "shipped_at: outside the accepted range "
+        "2000-01-01 to 2100-12-31 (UTC)",
+        "year 9999 in UTC": "shipped_at: outside the accepted range 2000-01-01 to 2100-12-31 (UTC)",
+        "NUL in a value": "payment.card_name: must not contain NUL characters",
+        "wrong type": "customer: must be an object",
+        "huge integer": "line: a number in it has too many digits",
+        "huge price": "items[0].price: not a decimal amount like 19.99",
+        "not an object": "line: must be a JSON object",
+    }
+
+
+def test_a_line_that_is_not_utf8_late_in_a_file_costs_only_that_line(app: App) -> None:
+    """Line 31 of 40 in batches of 10 (as line 3001 in batches of 1000): the batches before and
+    after it are stored, and the line is named."""
+    raw = [
+        json.dumps(order(f"302-0000000-{n:07d}", suffix=f"-{n}"), ensure_ascii=False).encode()
+        for n in range(1, 41)
+    ]
+    raw[30] = raw[30].replace("Köln".encode(), b"K\xf6ln")
+
+    report = import_lines(app, raw, batch_size=10)
+
+    assert [p.line for p in report.refused] == [31]
+    assert report.created == 39
+    assert len(_stored_numbers(app)) == 39
+
+
+def test_an_unexpected_error_while_reading_a_line_refuses_only_that_line(
+    app: App, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def broken(raw: str | bytes) -> Any:
+        if "303-" in str(raw):
+            raise KeyError("erika.mustermann@example.org")
+        return parse_line(raw)
+
+    monkeypatch.setattr(importing, "parse_line", broken)
+
+    report = _import(app, order(AMAZON_NR), order("303-1234567-1234567", suffix="-x"))
+
+    assert report.refused == [LineProblem(2, "could not be read (unexpected KeyError)")]
+    assert _stored_numbers(app) == {AMAZON_NR}
+
+
+def test_a_database_error_on_one_line_refuses_only_that_line(
+    app: App, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Any database error (here one that is neither a conflict nor a bad value) is pinned on its
+    line by the per-line fallback; its message, which could quote PII, is never shown."""
+    failing = "303-1234567-1234567"
+    error = OperationalError(
+        "INSERT INTO customers …", {"email": "erika.mustermann@example.org"}, Exception("Erika")
+    )
+    bulk, per_line = bulk_orders.create_orders, OrderWriter.apply
+
+    def create_orders(writer: OrderWriter, records: Any) -> None:
+        if any(r.order_nr_external == failing for r in records):
+            raise error
+        bulk(writer, records)
+
+    def apply(self: OrderWriter, rec: OrderRecord) -> Outcome:
+        if rec.order_nr_external == failing:
+            raise error
+        return per_line(self, rec)
+
+    monkeypatch.setattr(importing, "create_orders", create_orders)
+    monkeypatch.setattr(OrderWriter, "apply", apply)
+
+    report = _import(
+        app,
+        order(AMAZON_NR),
+        order(failing, suffix="-x"),
+        order("304-1234567-1234567", suffix="-y"),
+    )
+
+    assert report.refused == [LineProblem(2, "the database refused this line (OperationalError)")]
+    assert report.created == 2
+    assert _stored_numbers(app) == {AMAZON_NR, "304-1234567-1234567"}
+
+
+def test_a_ship_date_in_year_9999_is_refused_and_the_order_stays_readable(app: App) -> None:
+    """Accepted, such a date made `show` of the order fail for good."""
+    _import(app, order(AMAZON_NR))
+    far = order(AMAZON_NR)
+    far["shipped_at"] = "9999-12-31T00:00:00+00:00"
+    new_far = order("303-1234567-1234567", suffix="-n")
+    new_far["shipped_at"] = "9999-12-31T23:59:59Z"
+
+    report = _import(app, far, new_far)
+
+    message = "shipped_at: outside the accepted range 2000-01-01 to 2100-12-31 (UTC)"
+    assert report.refused == [LineProblem(1, message), LineProblem(2, message)]
+    assert _stored_numbers(app) == {AMAZON_NR}
+    shown = show_order(app, AMAZON_NR, T0 + days(400))
+    assert (shown["shipped_at"], shown["retention"]["state"]) == (None, "active")
+
+
+# -- a recorded shipment or cancellation is never cleared -------------------------------------
+
+
+@pytest.mark.parametrize("how", ["null", "missing"])
+def test_a_shipment_recorded_by_ship_is_kept_when_a_reimport_has_no_shipped_at(
+    app: App, how: str
+) -> None:
+    line = order(AMAZON_NR)
+    _import(app, line)
+    ship_order(at(app, T0 + days(2)), AMAZON_NR, T0 + days(1))
+    if how == "missing":
+        del line["shipped_at"]
+
+    report = _import(app, line)
+
+    assert (report.updated, report.unchanged, report.refused) == (0, 1, [])
+    assert _order_row(app, AMAZON_NR).shipped_at == T0 + days(1)
+
+
+@pytest.mark.parametrize("how", ["null", "missing"])
+def test_an_imported_cancellation_is_kept_when_a_reimport_has_no_cancelled_at(
+    app: App, how: str
+) -> None:
+    _import(app, order(AMAZON_NR, cancelled_at=T0 + days(2)))
+    line = order(AMAZON_NR)
+    if how == "missing":
+        del line["cancelled_at"]
+
+    report = _import(app, line)
+
+    assert (report.updated, report.unchanged) == (0, 1)
+    assert _order_row(app, AMAZON_NR).cancelled_at == T0 + days(2)
+
+
+def test_a_different_shipping_time_replaces_the_recorded_one(app: App) -> None:
+    _import(app, order(AMAZON_NR))
+    ship_order(at(app, T0 + days(2)), AMAZON_NR, T0 + days(1))
+
+    report = _import(app, order(AMAZON_NR, shipped_at=T0 + days(3)))
+
+    assert report.updated == 1
+    assert _order_row(app, AMAZON_NR).shipped_at == T0 + days(3)
+
+
+def test_shipped_by_command_then_reimported_without_shipped_at_the_buyer_is_masked(
+    app: App,
+) -> None:
+    """The nightly export still says "not shipped": the shipment stands, and the buyer is
+    archived and masked 30 days after it."""
+    line = order(AMAZON_NR)
+    _import(app, line)
+    set_feature(app, "main", True, "ops")
+    ship_order(at(app, T0 + days(2)), AMAZON_NR, T0 + days(1))
+
+    for night in range(2, 33):
+        _import(app, line)
+        run_retention(app, T0 + days(night))
+
+    assert _order_row(app, AMAZON_NR).shipped_at == T0 + days(1)
+    assert _customer_row(app, AMAZON_NR).masked_at is not None
+    assert _customer_row(app, AMAZON_NR).first_name == MASKED_TEXT
+
+
+# -- identical re-imports change nothing ------------------------------------------------------
+
+OTHER_NR = "303-1234567-1234567"
+
+
+def _two_orders_of_one_buyer() -> list[dict[str, Any]]:
+    """Two shipped orders of one buyer (same customer number) whose customer blocks differ:
+    the older has a phone and no birth date, the newer a birth date, no phone and a new
+    address and e-mail."""
+    older = order(AMAZON_NR, shipped_at=T0)
+    older["customer"] = {**older["customer"], "birth_date": None}
+    newer = order(OTHER_NR, ordered_at=T0 + days(1), shipped_at=T0 + days(1), suffix="-neu")
+    newer["customer"] = {
+        **newer["customer"],
+        "customer_nr_external": older["customer"]["customer_nr_external"],
+        "phone": None,
+    }
+    newer["billing_address"]["phone"] = None
+    return [older, newer]
+
+
+def _archive_copies(app: App) -> int:
+    return _count(app, ArchiveCopy)
+
+
+def test_identical_reimport_changes_nothing_and_the_next_run_archives_nothing_new(
+    app: App,
+) -> None:
+    orders = _two_orders_of_one_buyer()
+    _import(app, *orders)
+    set_feature(app, "main", True, "ops")
+    assert run_retention(app, T0 + days(29)).archived == 1
+    revision = _customer_row(app, AMAZON_NR).pii_revision
+
+    for sequence in (orders, orders[::-1]):
+        report = _import(app, *sequence)
+
+        assert (report.created, report.updated, report.unchanged) == (0, 0, 2)
+        assert _customer_row(app, AMAZON_NR).pii_revision == revision
+    assert run_retention(app, T0 + days(29.5)).archived == 0
+    assert _archive_copies(app) == 1
+
+
+def test_the_buyer_keeps_each_value_from_the_newest_order_that_has_one(app: App) -> None:
+    older, newer = _two_orders_of_one_buyer()
+
+    for sequence in ([older, newer], [newer, older]):
+        _import(app, *sequence)
+        buyer = _customer_row(app, AMAZON_NR)
+
+        assert buyer.id == _customer_row(app, OTHER_NR).id
+        assert (buyer.phone, buyer.birth_date) == ("+49 221 1234567", date(1980, 5, 1))
+        assert (buyer.email, buyer.street, buyer.city) == (
+            "erika.mustermann@example.org-neu",
+            "Heidestraße-neu",
+            "Köln-neu",
+        )
+
+
+def test_identical_reimport_of_a_retrieved_buyers_orders_is_unchanged_not_refused(
+    app: App,
+) -> None:
+    orders = _two_orders_of_one_buyer()
+    _import(app, *orders)
+    set_feature(app, "main", True, "ops")
+    assert run_retention(app, T0 + days(40)).masked == 1
+    retrieve_order(at(app, T0 + days(41)), AMAZON_NR, "Rücksendung", "anna", T0 + days(41))
+    revision = _customer_row(app, AMAZON_NR).pii_revision
+
+    report = _import(app, *orders)
+
+    assert report.refused == []
+    assert (report.unchanged, report.pii_ignored_masked) == (1, 1)  # the other order is masked
+    assert [(n.line, n.kind) for n in report.notices] == [(2, "pii_ignored_masked")]
+    assert _customer_row(app, AMAZON_NR).pii_revision == revision
+
+
+def test_a_retrieved_orders_changed_pii_is_still_refused(app: App) -> None:
+    orders = _two_orders_of_one_buyer()
+    _import(app, *orders)
+    set_feature(app, "main", True, "ops")
+    run_retention(app, T0 + days(40))
+    retrieve_order(at(app, T0 + days(41)), OTHER_NR, "Rücksendung", "anna", T0 + days(41))
+    changed = copy.deepcopy(orders[1])
+    changed["customer"]["email"] = "anders@example.org"
+
+    report = _import(app, changed)
+
+    assert report.refused == [LineProblem(1, RETRIEVED_REFUSAL)]
+
+
+# -- an order's own addresses -----------------------------------------------------------------
+
+
+def _billing_row(app: App) -> Any:
+    with app.engine.connect() as conn:
+        return conn.execute(select(Address.__table__).where(Address.kind == "billing")).one()
+
+
+@pytest.mark.parametrize("how", ["missing", "null", "empty"])
+def test_a_reimport_without_billing_address_and_payment_keeps_the_stored_ones(
+    app: App, how: str
+) -> None:
+    _import(app, order(AMAZON_NR))
+    before = _billing_row(app)
+    line = order(AMAZON_NR)
+    for section in ("billing_address", "payment"):
+        if how == "missing":
+            del line[section]
+        else:
+            line[section] = None if how == "null" else {}
+    line["customer"]["birth_date"] = None
+
+    report = _import(app, line)
+
+    assert (report.updated, report.unchanged) == (0, 1)
+    assert _billing_row(app)._asdict() == before._asdict()
+    assert (before.street, before.card_nr, before.birth_date) == (
+        "Heidestraße",
+        "4111111111111111",
+        date(1980, 5, 1),
+    )
+
+
+def test_a_present_billing_address_replaces_the_stored_one_including_missing_keys(
+    app: App,
+) -> None:
+    _import(app, order(AMAZON_NR))
+    line = order(AMAZON_NR)
+    line["billing_address"] = {"street": "Rosenweg", "house_nr": "5", "city": "Bonn"}
+
+    report = _import(app, line)
+
+    assert report.updated == 1
+    billing = _billing_row(app)
+    assert (billing.street, billing.city, billing.zip, billing.name2, billing.address) == (
+        "Rosenweg",
+        "Bonn",
+        None,
+        None,
+        "Rosenweg 5",
+    )
+    assert billing.card_nr == "4111111111111111"  # the payment was given unchanged
+
+
+# -- notices ----------------------------------------------------------------------------------
+
+
+def test_notices_have_a_kind_and_are_summarised_by_kind(app: App) -> None:
+    _mask(app)
+
+    report = _import(app, order(AMAZON_NR, shipped_at=T0), order(AMAZON_NR, shipped_at=T0))
+
+    assert [(n.line, n.kind) for n in report.notices] == [
+        (1, "pii_ignored_masked"),
+        (2, "pii_ignored_masked"),
+    ]
+    assert report.notice_summary() == [
+        {"kind": "pii_ignored_masked", "lines": 2, "message": MASKED_NOTICE}
+    ]
+    assert report.as_dict()["notices"][1] == {
+        "line": 2,
+        "kind": "pii_ignored_masked",
+        "message": MASKED_NOTICE,
+    }

@@ -406,14 +406,14 @@ CLI_FAILURES: list[tuple[str, list[str], dict[str, str], int, str]] = [
         ["retrieve", NR, "--reason", "x" * 51, "--user", "anna", "--as-of", AS_OF],
         {},
         2,
-        "--reason",
+        "reason: ",
     ),
     (
         "reason blank",
         ["retrieve", NR, "--reason", "   ", "--user", "anna", "--as-of", AS_OF],
         {},
         2,
-        "--reason",
+        "reason: ",
     ),
 ]
 

@@ -281,7 +281,7 @@ def test_unknown_order_is_reported(app: App) -> None:
 
 def test_second_retrieval_merges_copies_and_returns_the_latest_values(app: App) -> None:
     first = order(NR, shipped_at=T0)
-    other = order(OTHER_NR, shipped_at=T0)
+    other = order(OTHER_NR, ordered_at=T0 - days(1), shipped_at=T0)  # older: NR's data wins
     other["shipping_address"] = {**other["shipping_address"], "street": "Birkenweg"}
     _import(app, first, other)
     set_feature(app, "main", True, "ops")

@@ -148,3 +148,46 @@ def pii_strings(o: dict[str, Any]) -> set[str]:
 
 def days(n: float) -> timedelta:
     return timedelta(days=n)
+
+
+def _bytes(data: dict[str, Any]) -> bytes:
+    """A line as an export writes it: ASCII with escapes, so lone surrogates survive."""
+    return json.dumps(data).encode()
+
+
+def malformed_lines() -> dict[str, bytes]:
+    """One line for each way a line can be broken, each an order with its own number."""
+
+    def bad(n: int, **changes: Any) -> dict[str, Any]:
+        data = order(f"399-0000000-{n:07d}", suffix=f"-bad{n}")
+        data.update(changes)
+        return data
+
+    surrogate_value = bad(2)
+    surrogate_value["customer"]["last_name"] = "Muster\ud800mann"
+    surrogate_key = bad(3)
+    surrogate_key["billing_address"]["\udc00strasse"] = "Heidestraße 17"
+    nul = bad(8)
+    nul["payment"]["card_name"] = "Erika\x00Mustermann"
+    return {
+        "invalid UTF-8": json.dumps(bad(1), ensure_ascii=False)
+        .encode()
+        .replace("Köln".encode(), "Köln".encode("latin-1")),
+        "lone surrogate in a value": _bytes(surrogate_value),
+        "lone surrogate in a key": _bytes(surrogate_key),
+        "100k-deep nesting": _bytes(bad(4))[:-1]
+        + b', "x": '
+        + b"[" * 100_000
+        + b"]" * 100_000
+        + b"}",
+        "year 0001 with an offset": _bytes(bad(5, ordered_at="0001-01-01T00:00:00+01:00")),
+        "year 9999 with an offset": _bytes(bad(6, shipped_at="9999-12-31T23:00:00-02:00")),
+        "year 9999 in UTC": _bytes(bad(7, shipped_at="9999-12-31T00:00:00Z")),
+        "NUL in a value": _bytes(nul),
+        "wrong type": _bytes(bad(9, customer=["Erika", "Mustermann"])),
+        "huge integer": _bytes(bad(10))[:-1] + b', "total": ' + b"9" * 5000 + b"}",
+        "huge price": _bytes(bad(11, items=[{"sku": "X", "title": "Y", "price": 0}])).replace(
+            b'"price": 0', b'"price": 1e400'
+        ),
+        "not an object": b'["399-0000000-0000012"]',
+    }

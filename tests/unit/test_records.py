@@ -167,6 +167,8 @@ def test_full_issue_format_line_is_parsed_into_an_order_record() -> None:
             Document("GS-1", datetime(2026, 1, 5, 7, 0, tzinfo=UTC), Decimal("9.99"), "RE-1"),
         ),
         has_shipping_address=True,
+        has_billing_address=True,
+        has_payment=True,
     )
 
 
@@ -188,7 +190,11 @@ def test_minimal_line_has_empty_sections_and_no_shipping_address() -> None:
     assert set(record.shipping_address.values()) == {None}
     assert set(record.payment.values()) == {None}
     assert (record.items, record.invoices, record.credits) == ((), (), ())
-    assert record.has_shipping_address is False
+    assert (record.has_shipping_address, record.has_billing_address, record.has_payment) == (
+        False,
+        False,
+        False,
+    )
 
 
 def test_order_number_is_trimmed() -> None:

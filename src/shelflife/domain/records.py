@@ -6,6 +6,7 @@ never the offending value (which may be PII).
 
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
@@ -71,6 +72,15 @@ FIELD_MAX_LENGTH: dict[str, int] = {
 """Longest value each import field may carry: the width of the column it is stored in, so a
 value that does not fit is refused by line and field instead of failing (PostgreSQL) or being
 stored unchecked (SQLite). Free-text fields not listed here are capped at MAX_TEXT."""
+EARLIEST_INSTANT = datetime(2000, 1, 1, tzinfo=UTC)
+LATEST_INSTANT = datetime(2100, 12, 31, 23, 59, 59, 999999, tzinfo=UTC)
+"""Timestamps outside 2000-01-01 to 2100-12-31 (UTC, inclusive) are typing or export errors. A
+year 9999 shipment would put its retention dates past what a date can hold and make the order
+unreadable for good; refusing the line says so while it can still be corrected."""
+RANGE_TEXT = "2000-01-01 to 2100-12-31 (UTC)"
+_SAFE_KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,39}")
+"""Unknown key names are shown in refusals only when they look like a field name: anything else
+could be a value (PII) or unprintable, and is described as "an unknown field"."""
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)  # placeholder only used when parsing already failed
 
 
@@ -116,6 +126,10 @@ class OrderRecord:
     invoices: tuple[Document, ...] = ()
     credits: tuple[Document, ...] = ()
     has_shipping_address: bool = False
+    has_billing_address: bool = False
+    has_payment: bool = False
+    """Whether the line carries these objects (non-empty): on a re-import, a missing object
+    keeps what is stored for the order, a present one replaces it."""
 
 
 @dataclass(frozen=True)
@@ -155,6 +169,11 @@ class _Parser:
         if "\x00" in value:
             self.problems.append(f"{where}: must not contain NUL characters")
             return None
+        if not value.isascii() and not _encodable(value):
+            self.problems.append(
+                f"{where}: contains an invalid character (an unpaired UTF-16 surrogate)"
+            )
+            return None
         if len(value) > max_len:
             self.problems.append(f"{where}: longer than {max_len} characters")
             return None
@@ -166,15 +185,21 @@ class _Parser:
         raw = self.text(obj, key, path, required=required, max_len=64)
         if raw is None:
             return None
+        instant: datetime | None
         try:
-            parsed = datetime.fromisoformat(raw.replace("Z", "+00:00"))
-            return ensure_aware(parsed)
+            instant = ensure_aware(datetime.fromisoformat(raw.replace("Z", "+00:00")))
         except ValueError:
             self.problems.append(
                 f"{path}{key}: not an ISO 8601 timestamp with offset "
                 "(e.g. 2026-01-01T09:00:00+01:00)"
             )
             return None
+        except OverflowError:  # year 1 or 9999 moved past the calendar's edge by its offset
+            instant = None
+        if instant is None or not EARLIEST_INSTANT <= instant <= LATEST_INSTANT:
+            self.problems.append(f"{path}{key}: outside the accepted range {RANGE_TEXT}")
+            return None
+        return instant
 
     def day(self, obj: dict[str, Any], key: str, path: str) -> date | None:
         raw = self.text(obj, key, path, max_len=10)
@@ -210,9 +235,9 @@ class _Parser:
         if not isinstance(value, dict):
             self.problems.append(f"{path}{key}: must be an object")
             return {}
-        unknown = sorted(set(value) - set(allowed))
+        unknown = set(value) - set(allowed)
         if unknown:
-            self.problems.append(f"{path}{key}: unknown field(s) {', '.join(unknown)}")
+            self.problems.append(f"{path}{key}: {_describe_unknown(unknown)}")
         return value
 
     def texts(self, obj: dict[str, Any], keys: tuple[str, ...], path: str) -> dict[str, str | None]:
@@ -239,6 +264,31 @@ class _Parser:
         return Document(number, created or _EPOCH, total, ref)
 
 
+def parse_line(raw: str | bytes) -> OrderRecord | ManualDocumentRecord:
+    """Decode and validate one line of an import file; raise RecordError saying what is wrong.
+
+    Bytes are decoded here, line by line, so that one line in another encoding is refused alone
+    instead of ending the file. Whatever the line holds (any nesting depth, any number size),
+    the outcome is a record or a RecordError whose message names no value.
+    """
+    if isinstance(raw, bytes):
+        try:
+            raw = raw.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise RecordError(
+                [f"line: not valid UTF-8 (byte {exc.start + 1}); save the file as UTF-8"]
+            ) from None
+    try:
+        obj = json.loads(raw)
+    except json.JSONDecodeError as exc:
+        raise RecordError([f"invalid JSON at column {exc.colno}: {exc.msg}"]) from None
+    except RecursionError:
+        raise RecordError(["line: nested too deeply to be an order"]) from None
+    except ValueError:  # an integer of more digits than Python converts (4,300)
+        raise RecordError(["line: a number in it has too many digits"]) from None
+    return parse_record(obj)
+
+
 def parse_record(obj: object) -> OrderRecord | ManualDocumentRecord:
     """Validate one decoded JSON line; raise RecordError listing every problem found."""
     if not isinstance(obj, dict):
@@ -261,12 +311,12 @@ def parse_record(obj: object) -> OrderRecord | ManualDocumentRecord:
         if k != "birth_date"
     }
     customer["birth_date"] = p.day(cust, "birth_date", "customer.")
-    billing = p.texts(
-        p.mapping(obj, "billing_address", "", ADDRESS_KEYS), ADDRESS_KEYS, "billing_address."
-    )
+    billing_raw = p.mapping(obj, "billing_address", "", ADDRESS_KEYS)
+    billing = p.texts(billing_raw, ADDRESS_KEYS, "billing_address.")
     shipping_raw = p.mapping(obj, "shipping_address", "", ADDRESS_KEYS)
     shipping = p.texts(shipping_raw, ADDRESS_KEYS, "shipping_address.")
-    payment = p.texts(p.mapping(obj, "payment", "", PAYMENT_KEYS), PAYMENT_KEYS, "payment.")
+    payment_raw = p.mapping(obj, "payment", "", PAYMENT_KEYS)
+    payment = p.texts(payment_raw, PAYMENT_KEYS, "payment.")
     texts = p.texts(obj, ORDER_TEXT_KEYS, "")
     items = []
     for i, raw in enumerate(p.listing(obj, "items")):
@@ -314,6 +364,8 @@ def parse_record(obj: object) -> OrderRecord | ManualDocumentRecord:
         invoices=tuple(invoices),
         credits=tuple(credits),
         has_shipping_address=bool(shipping_raw),
+        has_billing_address=bool(billing_raw),
+        has_payment=bool(payment_raw),
     )
 
 
@@ -335,6 +387,26 @@ def _parse_manual(obj: dict[str, Any], kind: str) -> ManualDocumentRecord:
     if shop is None or order is None:  # pragma: no cover - reported above
         raise RecordError(["line: required fields missing"])
     return ManualDocumentRecord(kind, shop, order.strip(), doc)
+
+
+def _encodable(value: str) -> bool:
+    """False for text that cannot be stored or printed as UTF-8 (a JSON "\\ud800" escape)."""
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _describe_unknown(keys: set[object]) -> str:
+    shown = sorted(k for k in keys if isinstance(k, str) and _SAFE_KEY.fullmatch(k))
+    hidden = len(keys) - len(shown)
+    parts = [f"unknown field(s) {', '.join(shown)}"] if shown else []
+    if hidden == 1:
+        parts.append("an unknown field")
+    elif hidden > 1:
+        parts.append(f"{hidden} unknown fields")
+    return " and ".join(parts)
 
 
 def is_amazon_order_number(order_nr: str, pattern: str) -> bool:

@@ -241,8 +241,13 @@ def init(home: HomeOpt = None) -> None:
             )
 
 
+REFUSED_SHOWN = 20
+"""Refused lines printed without --verbose; the rest are counted, and all are in --json."""
+
+
 @app.command("import")
 def import_(
+    ctx: typer.Context,
     path: Annotated[str, typer.Argument(help="JSON Lines file of orders, or - for stdin.")],
     home: HomeOpt = None,
     as_json: JsonOpt = False,
@@ -250,22 +255,24 @@ def import_(
     """Import orders (one JSON object per line). Amazon orders are identified here.
 
     Good lines are imported even when others are refused; refused lines are listed by line
-    number and the exit code is then 2.
+    number and the exit code is then 2. Notices are summarised, one line per kind; the global
+    --verbose lists every notice and every refused line.
     """
     from shelflife.services.importing import import_lines
 
+    verbose = bool(ctx.find_root().params.get("verbose"))
     with _errors():
         if path == "-":
-            report = _with_app(home, lambda a: import_lines(a, sys.stdin))
+            stdin = typer.get_binary_stream("stdin")
+            report = _with_app(home, lambda a: import_lines(a, stdin))
         else:
             file = Path(path)
             if not file.is_file():
                 raise InvalidInput(f"{path}: no such file")
-            with file.open(encoding="utf-8", errors="strict") as handle:
-                try:
-                    report = _with_app(home, lambda a: import_lines(a, handle))
-                except UnicodeDecodeError:
-                    raise InvalidInput(f"{path}: not UTF-8 text") from None
+            # Read as bytes: each line is decoded on its own, so one line that is not UTF-8 is
+            # refused alone instead of ending the import in the middle of the file.
+            with file.open("rb") as handle:
+                report = _with_app(home, lambda a: import_lines(a, handle))
         if as_json:
             _print_json(report.as_dict())
         else:
@@ -275,10 +282,21 @@ def import_(
                 f"{report.pii_ignored_masked}, refused {report.lines_refused}",
                 soft_wrap=True,
             )
-            for p in report.notices:
-                out.print(f"  line {p.line}: {p.message}", highlight=False, soft_wrap=True)
-            for p in report.refused:
-                err.print(f"  line {p.line}: {p.message}", highlight=False, soft_wrap=True)
+            for kind in report.notice_summary():
+                noun = "line" if kind["lines"] == 1 else "lines"
+                out.print(f"notice ({kind['lines']} {noun}): {kind['message']}", soft_wrap=True)
+            if verbose:
+                for n in report.notices:
+                    out.print(f"  line {n.line}: {n.message}", soft_wrap=True)
+            shown = report.refused if verbose else report.refused[:REFUSED_SHOWN]
+            for p in shown:
+                err.print(f"  line {p.line}: {p.message}", soft_wrap=True)
+            if len(shown) < len(report.refused):
+                err.print(
+                    f"  … and {len(report.refused) - len(shown)} more refused lines "
+                    "(all of them with `shelflife -v import` or --json)",
+                    soft_wrap=True,
+                )
         if report.refused:
             raise typer.Exit(2)
 

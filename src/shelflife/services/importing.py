@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-import json
 import logging
+from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import Connection
-from sqlalchemy.exc import DataError, IntegrityError
+from sqlalchemy.exc import DataError, IntegrityError, SQLAlchemyError
 
 from shelflife.adapters.db.bulk_orders import create_orders, existing_orders
 from shelflife.adapters.db.order_writer import OrderWriter, Outcome
@@ -19,7 +19,7 @@ from shelflife.domain.records import (
     ManualDocumentRecord,
     OrderRecord,
     RecordError,
-    parse_record,
+    parse_line,
 )
 
 Record = OrderRecord | ManualDocumentRecord
@@ -27,11 +27,32 @@ Record = OrderRecord | ManualDocumentRecord
 
 log = logging.getLogger(__name__)
 
+PII_IGNORED_MASKED = "pii_ignored_masked"
+NOTICE_MESSAGES = {
+    PII_IGNORED_MASKED: "order is masked: personal data in this line was ignored, status updated",
+}
+"""Notice kinds and their one message: notices are summarised by kind, so each kind says one
+thing whatever line it is about."""
 
-@dataclass
+
+@dataclass(frozen=True)
 class LineProblem:
+    """A refused line: its number and what is wrong with it (never a value from it)."""
+
     line: int
     message: str
+
+
+@dataclass(frozen=True)
+class LineNotice:
+    """A line that was imported, with something the operator should know about it."""
+
+    line: int
+    kind: str
+
+    @property
+    def message(self) -> str:
+        return NOTICE_MESSAGES[self.kind]
 
 
 @dataclass
@@ -41,13 +62,22 @@ class ImportReport:
     unchanged: int = 0
     pii_ignored_masked: int = 0
     refused: list[LineProblem] = field(default_factory=list)
-    notices: list[LineProblem] = field(default_factory=list)
+    notices: list[LineNotice] = field(default_factory=list)
 
     @property
     def lines_refused(self) -> int:
         return len(self.refused)
 
+    def notice_summary(self) -> list[dict[str, Any]]:
+        """One entry per kind of notice: how many lines got it, and what it says."""
+        counts = Counter(n.kind for n in self.notices)
+        return [
+            {"kind": kind, "lines": count, "message": NOTICE_MESSAGES[kind]}
+            for kind, count in sorted(counts.items())
+        ]
+
     def as_dict(self) -> dict[str, Any]:
+        """The `--json` report; its shape is documented in docs/cli.md and stays stable."""
         return {
             "created": self.created,
             "updated": self.updated,
@@ -55,16 +85,22 @@ class ImportReport:
             "pii_ignored_masked": self.pii_ignored_masked,
             "refused": self.lines_refused,
             "problems": [{"line": p.line, "message": p.message} for p in self.refused],
-            "notices": [{"line": p.line, "message": p.message} for p in self.notices],
+            "notices": [
+                {"line": n.line, "kind": n.kind, "message": n.message} for n in self.notices
+            ],
+            "notice_summary": self.notice_summary(),
         }
 
 
-def import_lines(app: App, lines: Iterable[str], batch_size: int | None = None) -> ImportReport:
+def import_lines(
+    app: App, lines: Iterable[str | bytes], batch_size: int | None = None
+) -> ImportReport:
     """Import JSON Lines; each batch of `batch_size` lines is one transaction.
 
-    New orders of a batch are inserted set-based; updates, manual documents and any batch whose
-    bulk insert hits a database conflict go line by line, each in its own savepoint, so one bad
-    line never takes good lines down with it.
+    Lines may be bytes (a file read as it is): each is decoded on its own, so one line in another
+    encoding is refused alone. New orders of a batch are inserted set-based; updates, manual
+    documents and any batch whose bulk insert the database refuses go line by line, each in its
+    own savepoint, so one bad line never takes good lines down with it.
     """
     report = ImportReport()
     size = batch_size or app.settings.batch_size
@@ -74,17 +110,8 @@ def import_lines(app: App, lines: Iterable[str], batch_size: int | None = None) 
         batch: list[tuple[int, Record]] = []
         keys: set[tuple[str, str]] = set()
         for number, raw in enumerate(lines, start=1):
-            if not raw.strip():
-                continue
-            try:
-                record = parse_record(json.loads(raw.rstrip("\r\n")))
-            except json.JSONDecodeError as exc:
-                report.refused.append(
-                    LineProblem(number, f"invalid JSON at column {exc.colno}: {exc.msg}")
-                )
-                continue
-            except RecordError as exc:
-                report.refused.append(LineProblem(number, str(exc)))
+            record = _read(number, raw, report)
+            if record is None:
                 continue
             if isinstance(record, OrderRecord):
                 key = (record.shop, record.order_nr_external)
@@ -99,7 +126,7 @@ def import_lines(app: App, lines: Iterable[str], batch_size: int | None = None) 
         _flush(conn, writer, batch, report)
     # Parse errors are found before database refusals of the same batch: report in line order.
     report.refused.sort(key=lambda p: p.line)
-    report.notices.sort(key=lambda p: p.line)
+    report.notices.sort(key=lambda n: n.line)
     log.info(
         "import: %d created, %d updated, %d unchanged, %d refused",
         report.created,
@@ -108,6 +135,22 @@ def import_lines(app: App, lines: Iterable[str], batch_size: int | None = None) 
         report.lines_refused,
     )
     return report
+
+
+def _read(number: int, raw: str | bytes, report: ImportReport) -> Record | None:
+    """The line's record; None for a blank line or a refused one (then added to the report)."""
+    line = raw.rstrip(b"\r\n") if isinstance(raw, bytes) else raw.rstrip("\r\n")
+    if not line.strip():
+        return None
+    try:
+        return parse_line(line)
+    except RecordError as exc:
+        report.refused.append(LineProblem(number, str(exc)))
+    except Exception as exc:  # a defect in parsing must cost this line only, never the batch
+        report.refused.append(
+            LineProblem(number, f"could not be read (unexpected {type(exc).__name__})")
+        )
+    return None
 
 
 def _flush(
@@ -124,7 +167,7 @@ def _flush(
             create_orders(writer, new)
             savepoint.commit()
             bulk_done = True
-        except (IntegrityError, DataError):
+        except SQLAlchemyError:  # pinned on its line by the per-line path below
             savepoint.rollback()
             writer.shops.clear()
             bulk_done = False
@@ -173,6 +216,15 @@ def _apply_one(
             LineProblem(number, "a value cannot be stored by the database (check encodings)")
         )
         return
+    except SQLAlchemyError as exc:
+        # Any other refusal of this line; only the error's type is shown, as library messages
+        # can carry the statement's parameters (PII).
+        savepoint.rollback()
+        writer.shops.clear()
+        report.refused.append(
+            LineProblem(number, f"the database refused this line ({type(exc).__name__})")
+        )
+        return
     _count(report, number, outcome)
 
 
@@ -185,11 +237,7 @@ def _count(report: ImportReport, number: int, outcome: Outcome) -> None:
         report.unchanged += 1
     elif outcome is Outcome.PII_IGNORED_MASKED:
         report.pii_ignored_masked += 1
-        report.notices.append(
-            LineProblem(
-                number, "order is masked: personal data in this line was ignored, status updated"
-            )
-        )
+        report.notices.append(LineNotice(number, PII_IGNORED_MASKED))
     else:
         report.refused.append(
             LineProblem(

@@ -16,9 +16,17 @@ from shelflife.adapters.db.order_writer import (
     OrderWriter,
     _address_values,
     _billing_copy,
-    _customer_values,
 )
 from shelflife.adapters.db.tables import Address, Credit, Customer, Invoice, Order, OrderItem
+from shelflife.domain.customer_merge import (
+    BUYER_FIELDS,
+    Source,
+    buyer_values,
+    merge_buyer,
+    order_key,
+    sources_from_json,
+    sources_to_json,
+)
 from shelflife.domain.records import OrderRecord, is_amazon_order_number
 
 BuyerKey = tuple[int, str, str] | int
@@ -57,62 +65,79 @@ def create_orders(writer: OrderWriter, records: Sequence[OrderRecord]) -> None:
         else "shop"
         for r in records
     ]
-    digests = [_identity(writer, r, ch) for r, ch in zip(records, channels, strict=True)]
-    values = [_customer_values(r) for r in records]
+    digests = [writer.buyer_digest(r, ch) for r, ch in zip(records, channels, strict=True)]
+    buyer_keys: list[BuyerKey] = [
+        (s, ch, d) if d is not None else i
+        for i, (s, ch, d) in enumerate(zip(shop_ids, channels, digests, strict=True))
+    ]
 
-    # Buyers: find known ones with one query per shop, create the rest in one INSERT.
+    # Buyers: find known ones with one query per shop, merge every order of the batch into its
+    # buyer (the same function as the per-line path, so batching cannot change the outcome),
+    # then update the known ones and create the rest, one statement each.
     known: dict[BuyerKey, int] = {}
+    merged: dict[BuyerKey, tuple[dict[str, Any], dict[str, Source]]] = {}
     for shop_id in set(shop_ids):
         wanted = {d for s, d in zip(shop_ids, digests, strict=True) if s == shop_id and d}
         if wanted:
             # Locked on PostgreSQL until commit: a buyer masked meanwhile has lost its digest,
             # drops out of this result and gets a fresh record instead of unmasked new PII.
             rows = conn.execute(
-                select(Customer.id, Customer.channel, Customer.identity_digest)
+                select(
+                    Customer.id,
+                    Customer.channel,
+                    Customer.identity_digest,
+                    Customer.pii_sources,
+                    *[getattr(Customer, c) for c in BUYER_FIELDS],
+                )
                 .where(Customer.shop_id == shop_id, Customer.identity_digest.in_(wanted))
                 .with_for_update()
             )
-            known.update({(shop_id, r.channel, r.identity_digest): r.id for r in rows})
-    latest: dict[tuple[int, str, str], int] = {}  # buyer key -> index of its newest record
-    for i, (s, ch, d) in enumerate(zip(shop_ids, channels, digests, strict=True)):
-        if d is not None:
-            latest[(s, ch, d)] = i
-    to_update = [(cid, latest[k]) for k, cid in known.items() if k in latest]
-    if to_update:
-        columns = list(values[0])
+            for row in rows:
+                found: BuyerKey = (shop_id, row.channel, row.identity_digest)
+                known[found] = row.id
+                merged[found] = (row._asdict(), sources_from_json(row.pii_sources))
+    for rec, buyer in zip(records, buyer_keys, strict=True):
+        current, sources = merged.get(buyer, ({}, {}))
+        merged[buyer] = merge_buyer(current, sources, buyer_values(rec), order_key(rec))
+    if known:
+        # Every known buyer here gets a new order, whose rows are PII: always a new revision.
         conn.execute(
             update(Customer)
             .where(Customer.id == bindparam("b_id"))
             .values(
                 pii_revision=Customer.pii_revision + 1,
-                **{c: bindparam(f"b_{c}") for c in columns},
+                pii_sources=bindparam("b_pii_sources"),
+                **{c: bindparam(f"b_{c}") for c in BUYER_FIELDS},
             ),
-            [{"b_id": cid, **{f"b_{c}": values[i][c] for c in columns}} for cid, i in to_update],
+            [
+                {
+                    "b_id": cid,
+                    "b_pii_sources": sources_to_json(merged[key][1]),
+                    **{f"b_{c}": merged[key][0][c] for c in BUYER_FIELDS},
+                }
+                for key, cid in known.items()
+            ],
         )
-    new_rows: list[dict[str, Any]] = []
-    new_keys: list[BuyerKey] = []
-    for i, (s, ch, d) in enumerate(zip(shop_ids, channels, digests, strict=True)):
-        key: BuyerKey = (s, ch, d) if d is not None else i
-        if d is not None and (key in known or latest[(s, ch, d)] != i):
-            continue
-        new_keys.append(key)
-        new_rows.append(
-            {
-                "shop_id": s,
-                "channel": ch,
-                "identity_digest": d,
-                "created_at": now,
-                "pii_revision": 1,
-                **values[i],
-            }
-        )
+    new_keys = [k for k in dict.fromkeys(buyer_keys) if k not in known]
     customer_of: dict[BuyerKey, int] = dict(known)
-    if new_rows:
+    if new_keys:
+        new_rows: list[dict[str, Any]] = []
+        for key in new_keys:
+            shop_id, channel, digest = _buyer_columns(key, shop_ids, channels)
+            values, sources = merged[key]
+            new_rows.append(
+                {
+                    "shop_id": shop_id,
+                    "channel": channel,
+                    "identity_digest": digest,
+                    "created_at": now,
+                    "pii_revision": 1,
+                    "pii_sources": sources_to_json(sources),
+                    **values,
+                }
+            )
         customer_of.update(zip(new_keys, _insert_ids(conn, Customer, new_rows), strict=True))
-    customer_ids = [
-        customer_of[(s, ch, d) if d is not None else i]
-        for i, (s, ch, d) in enumerate(zip(shop_ids, channels, digests, strict=True))
-    ]
+    customer_ids = [customer_of[key] for key in buyer_keys]
 
     order_ids = _insert_ids(
         conn,
@@ -224,12 +249,10 @@ def _insert_ids(conn: Connection, model: type[Any], rows: list[dict[str, Any]]) 
     return list(result.scalars().all())
 
 
-def _identity(writer: OrderWriter, rec: OrderRecord, channel: str) -> str | None:
-    key = (
-        rec.customer.get("customer_nr_external")
-        or rec.customer.get("email")
-        or rec.billing_address.get("email")
-    )
-    if isinstance(key, str) and key.strip():
-        return writer.identity_digest(f"{channel}|{key.strip().lower()}")
-    return None
+def _buyer_columns(
+    key: BuyerKey, shop_ids: list[int], channels: list[str]
+) -> tuple[int, str, str | None]:
+    """(shop id, channel, identity digest) of a buyer key; a keyless buyer is its line's."""
+    if isinstance(key, int):
+        return shop_ids[key], channels[key], None
+    return key

@@ -24,6 +24,14 @@ from shelflife.adapters.db.tables import (
     OrderItem,
     Shop,
 )
+from shelflife.domain.customer_merge import (
+    BUYER_FIELDS,
+    buyer_values,
+    merge_buyer,
+    order_key,
+    sources_from_json,
+    sources_to_json,
+)
 from shelflife.domain.errors import InvalidInput
 from shelflife.domain.masking import MASK_PROFILE
 from shelflife.domain.policy import DEFAULT_AMAZON_ORDER_PATTERN, DEFAULT_TIME_ZONE
@@ -38,7 +46,6 @@ from shelflife.domain.records import (
     is_amazon_order_number,
 )
 
-CUSTOMER_PII = tuple(f.column for f in MASK_PROFILE["customers"])
 ADDRESS_PII = (*(f.column for f in MASK_PROFILE["addresses"]), "country")
 ORDER_TEXTS = tuple(f.column for f in MASK_PROFILE["orders"])
 
@@ -165,16 +172,21 @@ class OrderWriter:
             shop.id, customer_id, order_id, rec.invoices, rec.credits, billing, None
         )
 
-    def _customer_for(self, rec: OrderRecord, shop_id: int, channel: str) -> int:
+    def buyer_digest(self, rec: OrderRecord, channel: str) -> str | None:
+        """The keyed hash that identifies the order's buyer, or None when the line names none:
+        the customer number, else the customer e-mail, else the billing e-mail."""
         key = (
             rec.customer.get("customer_nr_external")
             or rec.customer.get("email")
             or rec.billing_address.get("email")
         )
-        digest = None
         if isinstance(key, str) and key.strip():
-            digest = self.identity_digest(f"{channel}|{key.strip().lower()}")
-        values = _customer_values(rec)
+            return self.identity_digest(f"{channel}|{key.strip().lower()}")
+        return None
+
+    def _customer_for(self, rec: OrderRecord, shop_id: int, channel: str) -> int:
+        digest = self.buyer_digest(rec, channel)
+        incoming = buyer_values(rec)
         if digest is not None:
             # FOR UPDATE on PostgreSQL: a buyer masked meanwhile loses its digest and drops out.
             row = self.conn.execute(
@@ -187,14 +199,22 @@ class OrderWriter:
                 .with_for_update()
             ).first()
             if row is not None:
-                current = row
-                changed = {k: v for k, v in values.items() if getattr(current, k) != v}
+                values, sources = merge_buyer(
+                    row._asdict(), sources_from_json(row.pii_sources), incoming, order_key(rec)
+                )
+                changed = {k: v for k, v in values.items() if getattr(row, k) != v}
+                # Bumped even when the buyer's own values stay: the new order's rows are PII.
                 self.conn.execute(
                     update(Customer)
-                    .where(Customer.id == current.id)
-                    .values(pii_revision=Customer.pii_revision + 1, **changed)
+                    .where(Customer.id == row.id)
+                    .values(
+                        pii_revision=Customer.pii_revision + 1,
+                        pii_sources=sources_to_json(sources),
+                        **changed,
+                    )
                 )
-                return int(current.id)
+                return int(row.id)
+        values, sources = merge_buyer({}, {}, incoming, order_key(rec))
         return int(
             self.conn.execute(
                 insert(Customer)
@@ -204,6 +224,7 @@ class OrderWriter:
                     identity_digest=digest,
                     created_at=self.now,
                     pii_revision=1,
+                    pii_sources=sources_to_json(sources),
                     **values,
                 )
                 .returning(Customer.id)
@@ -215,15 +236,28 @@ class OrderWriter:
         is_masked = existing.masked_at is not None
         is_retrieved = not is_masked and existing.retrieved_at is not None
         status_changed = self._update_status(rec, shop, order_id, customer_id, is_masked)
-        pii_diff = self._pii_differences(rec, order_id, customer_id)
+        pii_diff, sources = self._pii_differences(rec, order_id, customer_id)
+        if is_masked:  # masked values are placeholders: neither PII nor provenance is merged
+            return Outcome.PII_IGNORED_MASKED if pii_diff else self._status(status_changed)
         if not pii_diff:
-            return Outcome.UPDATED if status_changed else Outcome.UNCHANGED
-        if is_masked:
-            return Outcome.PII_IGNORED_MASKED
+            if sources is not None:  # provenance is not PII: recorded without a new revision
+                self._set_sources(customer_id, sources)
+            return self._status(status_changed)
         if is_retrieved:
             return Outcome.PII_REFUSED_RETRIEVED
         self._write_pii(pii_diff, order_id, customer_id)
+        if sources is not None:
+            self._set_sources(customer_id, sources)
         return Outcome.UPDATED
+
+    @staticmethod
+    def _status(changed: bool) -> Outcome:
+        return Outcome.UPDATED if changed else Outcome.UNCHANGED
+
+    def _set_sources(self, customer_id: int, sources: str | None) -> None:
+        self.conn.execute(
+            update(Customer).where(Customer.id == customer_id).values(pii_sources=sources)
+        )
 
     def _update_status(
         self, rec: OrderRecord, shop: ShopInfo, order_id: int, customer_id: int, is_masked: bool
@@ -232,13 +266,16 @@ class OrderWriter:
             select(Order.shipped_at, Order.cancelled_at).where(Order.id == order_id)
         ).one()
         changed = False
-        if (current.shipped_at, current.cancelled_at) != (rec.shipped_at, rec.cancelled_at):
+        # A shipment or cancellation once recorded (by an import or `shelflife ship`) is never
+        # cleared by a line without one: exports often lag behind, and clearing a shipment
+        # would stop the buyer's retention clock for good. A different time replaces it.
+        shipped_at = rec.shipped_at or current.shipped_at
+        cancelled_at = rec.cancelled_at or current.cancelled_at
+        if (current.shipped_at, current.cancelled_at) != (shipped_at, cancelled_at):
             self.conn.execute(
                 update(Order)
                 .where(Order.id == order_id)
-                .values(
-                    shipped_at=rec.shipped_at, cancelled_at=rec.cancelled_at, updated_at=self.now
-                )
+                .values(shipped_at=shipped_at, cancelled_at=cancelled_at, updated_at=self.now)
             )
             changed = True
         known_invoices = dict(
@@ -360,21 +397,28 @@ class OrderWriter:
             .values(pii_revision=Customer.pii_revision + 1)
         )
 
-    def _pii_differences(self, rec: OrderRecord, order_id: int, customer_id: int) -> dict[str, Any]:
+    def _pii_differences(
+        self, rec: OrderRecord, order_id: int, customer_id: int
+    ) -> tuple[dict[str, Any], str | None]:
+        """What the line would change in PII, and the buyer's new provenance (JSON) when that
+        changes (None when it stays)."""
         diff: dict[str, Any] = {}
         cust = (
             self.conn.execute(
-                select(*[getattr(Customer, c) for c in CUSTOMER_PII], Customer.country).where(
+                select(*[getattr(Customer, c) for c in BUYER_FIELDS], Customer.pii_sources).where(
                     Customer.id == customer_id
                 )
             )
             .one()
             ._asdict()
         )
-        wanted = _customer_values(rec)
-        changed = {k: v for k, v in wanted.items() if cust.get(k) != v}
+        merged, sources = merge_buyer(
+            cust, sources_from_json(cust["pii_sources"]), buyer_values(rec), order_key(rec)
+        )
+        changed = {k: v for k, v in merged.items() if cust[k] != v}
         if changed:
             diff["customer"] = changed
+        new_sources = sources_to_json(sources)
         order = (
             self.conn.execute(
                 select(*[getattr(Order, c) for c in ORDER_TEXTS]).where(Order.id == order_id)
@@ -392,19 +436,16 @@ class OrderWriter:
             ).all()
         }
         for kind in ("billing", "shipping"):
-            if kind == "shipping" and not rec.has_shipping_address:
-                continue
-            wanted_addr = _address_values(rec, kind)
             row = addresses.get(kind)
             if row is None:
-                diff[f"new:{kind}"] = wanted_addr
+                if kind == "billing" or rec.has_shipping_address:
+                    diff[f"new:{kind}"] = _address_values(rec, kind)
                 continue
-            changes = {
-                k: (getattr(row, k), v) for k, v in wanted_addr.items() if getattr(row, k) != v
-            }
+            given = _given_address_values(rec, kind)
+            changes = {k: (getattr(row, k), v) for k, v in given.items() if getattr(row, k) != v}
             if changes:
                 diff[f"address:{row.id}"] = changes
-        return diff
+        return diff, (new_sources if new_sources != cust["pii_sources"] else None)
 
     def _write_pii(self, diff: dict[str, Any], order_id: int, customer_id: int) -> None:
         if "customer" in diff:
@@ -494,36 +535,21 @@ class OrderWriter:
         return Outcome.CREATED
 
 
-def _customer_values(rec: OrderRecord) -> dict[str, Any]:
-    c, b, p = rec.customer, rec.billing_address, rec.payment
-    first = c.get("first_name") or b.get("first_name")
-    last = c.get("last_name") or b.get("last_name")
-    return {
-        "customer_nr_external": c.get("customer_nr_external"),
-        "salutation": c.get("salutation") or b.get("salutation"),
-        "first_name": first,
-        "last_name": last,
-        "name": full_name(_s(first), _s(last)),
-        "name2": b.get("name2"),
-        "company": c.get("company") or b.get("company"),
-        "address": address_line(b.get("street"), b.get("house_nr")),
-        "street": b.get("street"),
-        "house_nr": b.get("house_nr"),
-        "zip": b.get("zip"),
-        "city": b.get("city"),
-        "state": b.get("state"),
-        "country": b.get("country"),
-        "email": c.get("email") or b.get("email"),
-        "phone": c.get("phone") or b.get("phone"),
-        "fax": c.get("fax"),
-        "birth_date": c.get("birth_date"),
-        "note": c.get("note"),
-        "card_name": p.get("card_name"),
-        "card_nr": p.get("card_nr"),
-        "card_exp": p.get("card_exp"),
-        "account": p.get("account"),
-        "account_name": p.get("account_name"),
-    }
+def _given_address_values(rec: OrderRecord, kind: str) -> dict[str, Any]:
+    """The values of the order's address row that the line gives, for a re-import: an address
+    or payment object missing from the line keeps what is stored, and so does a missing birth
+    date; a present object replaces the stored values, empty fields included."""
+    values = _address_values(rec, kind)
+    if kind == "shipping":
+        return values if rec.has_shipping_address else {}
+    given: dict[str, Any] = {}
+    if rec.has_billing_address:
+        given |= {k: v for k, v in values.items() if k not in (*PAYMENT_KEYS, "birth_date")}
+    if rec.has_payment:
+        given |= {k: values[k] for k in PAYMENT_KEYS}
+    if values["birth_date"] is not None:
+        given["birth_date"] = values["birth_date"]
+    return given
 
 
 def _address_values(rec: OrderRecord, kind: str) -> dict[str, Any]:
@@ -551,10 +577,6 @@ def _postal(line: str | None, zip_code: str | None, city: str | None) -> str | N
     place = " ".join(p for p in (zip_code, city) if p)
     joined = "\n".join(p for p in (line, place) if p)
     return joined or None
-
-
-def _s(value: object) -> str | None:
-    return value if isinstance(value, str) else None
 
 
 def _text(value: object) -> str | None:
