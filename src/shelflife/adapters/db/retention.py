@@ -101,13 +101,27 @@ def archive_due_condition(shop_id: int, c: Cutoffs) -> ColumnElement[bool]:
     )
 
 
-def mask_due_condition(shop_id: int, c: Cutoffs) -> ColumnElement[bool]:
-    """SQL twin of `policy.can_mask`."""
+def retry_due_condition(shop_id: int, c: Cutoffs) -> ColumnElement[bool]:
+    """SQL twin of `policy.is_retry`: due for archiving again after a failed attempt."""
+    return and_(archive_due_condition(shop_id, c), Customer.archive_failed_at.is_not(None))
+
+
+def _copy_current(shop_id: int, c: Cutoffs, tonight: bool) -> ColumnElement[bool]:
+    """A verified copy holds the current PII; with `tonight`, or will once tonight's archive
+    step has archived every buyer due (SQL twin of `policy.after_archive`)."""
+    if not tonight:
+        return _archive_current()
+    return or_(_archive_current(), archive_due_condition(shop_id, c))
+
+
+def mask_due_condition(shop_id: int, c: Cutoffs, *, tonight: bool = False) -> ColumnElement[bool]:
+    """SQL twin of `policy.can_mask`; with `tonight`, of `can_mask(after_archive(…))`: what
+    the mask step will select after tonight's archive step (a dry run counts it)."""
     return and_(
         Customer.shop_id == shop_id,
         Customer.channel == "amazon",
         Customer.masked_at.is_(None),
-        _archive_current(),
+        _copy_current(shop_id, c, tonight),
         exists().where(Order.customer_id == Customer.id),
         ~exists().where(
             Order.customer_id == Customer.id,
@@ -118,13 +132,19 @@ def mask_due_condition(shop_id: int, c: Cutoffs) -> ColumnElement[bool]:
     )
 
 
-def remask_due_condition(shop_id: int, c: Cutoffs) -> ColumnElement[bool]:
-    """SQL twin of `policy.can_remask`."""
+def remask_due_condition(shop_id: int, c: Cutoffs, *, tonight: bool = False) -> ColumnElement[bool]:
+    """SQL twin of `policy.can_remask`; `tonight` as for `mask_due_condition`."""
     return and_(
         Customer.shop_id == shop_id,
         Customer.retrieved_at.is_not(None),
         Customer.retrieved_at < c.remask_before,
-        _archive_current(),
+        _copy_current(shop_id, c, tonight),
+    )
+
+
+def count_customers(conn: Connection, condition: ColumnElement[bool]) -> int:
+    return int(
+        conn.execute(select(func.count()).select_from(Customer).where(condition)).scalar_one()
     )
 
 
