@@ -180,9 +180,9 @@ def find_orders(
     """Orders matching `query`, at most `limit`, and whether more matched.
 
     Numbers match exactly, masked orders included (order, invoice and credit numbers are not
-    personal data). E-mail addresses and names match as case-insensitive substrings of
-    unmasked rows only, and list only unmasked orders: a masked buyer is never found by what
-    the buyer's data was. A fixed number of queries, each bounded by `limit`.
+    personal data). Only when nothing matched that way, e-mail addresses and names match as
+    case-insensitive substrings of unmasked rows, listing only unmasked orders: a masked buyer
+    is never found by what the buyer's data was. At most five queries, each bounded by `limit`.
     """
     base = (
         select(
@@ -204,30 +204,28 @@ def find_orders(
 
     def document(model: Any, number: Any) -> ColumnElement[bool]:
         """A document with this number, of this order or a manual one of its buyer."""
-        return exists().where(
-            number == query,
-            or_(
-                model.order_id == Order.id,
-                and_(model.order_id.is_(None), model.customer_id == Order.customer_id),
+        return or_(
+            Order.id.in_(select(model.order_id).where(number == query)),
+            Order.customer_id.in_(
+                select(model.customer_id).where(number == query, model.order_id.is_(None))
             ),
         )
 
-    address_matches = exists().where(
-        Address.order_id == Order.id,
-        Address.masked_at.is_(None),
-        or_(
-            *(
-                _unmasked_text_contains(c, query)
-                for c in (Address.email, Address.email2, Address.name, Address.company)
-            )
-        ),
-    )
-    customer_matches = and_(
+    customers = select(Customer.id).where(
         or_(Customer.masked_at.is_(None), Customer.retrieved_at.is_not(None)),
         or_(
             *(
                 _unmasked_text_contains(c, query)
                 for c in (Customer.email, Customer.name, Customer.company)
+            )
+        ),
+    )
+    addresses = select(Address.order_id).where(
+        Address.masked_at.is_(None),
+        or_(
+            *(
+                _unmasked_text_contains(c, query)
+                for c in (Address.email, Address.email2, Address.name, Address.company)
             )
         ),
     )
@@ -238,29 +236,33 @@ def find_orders(
         (Match.ORDER, base.where(Order.order_nr_external == query)),
         (Match.INVOICE, base.where(document(Invoice, Invoice.invoice_nr))),
         (Match.CREDIT, base.where(document(Credit, Credit.credit_nr))),
-        (
-            Match.PERSONAL_DATA,
-            base.join(Customer, Customer.id == Order.customer_id).where(
-                Order.masked_at.is_(None), or_(customer_matches, address_matches)
-            ),
-        ),
     ]
+    personal_data = base.where(
+        Order.masked_at.is_(None),
+        or_(Order.customer_id.in_(customers), Order.id.in_(addresses)),
+    )
     found: dict[int, OrderMatch] = {}
     for match, statement in searches:
-        for r in conn.execute(statement):
-            if r.id not in found:
-                found[r.id] = OrderMatch(
-                    order_id=r.id,
-                    customer_id=r.customer_id,
-                    shop=r.name,
-                    time_zone=r.time_zone,
-                    order_nr_external=r.order_nr_external,
-                    is_amazon=r.is_amazon,
-                    ordered_at=r.ordered_at,
-                    shipped_at=r.shipped_at,
-                    cancelled_at=r.cancelled_at,
-                    masked_at=r.masked_at,
-                    matched=match,
-                )
+        _collect(conn, statement, match, found)
+    if not found:  # a number or reference is not searched for as a name as well
+        _collect(conn, personal_data, Match.PERSONAL_DATA, found)
     rows = list(found.values())
     return rows[:limit], len(rows) > limit
+
+
+def _collect(conn: Connection, statement: Any, match: Match, found: dict[int, OrderMatch]) -> None:
+    for r in conn.execute(statement):
+        if r.id not in found:
+            found[r.id] = OrderMatch(
+                order_id=r.id,
+                customer_id=r.customer_id,
+                shop=r.name,
+                time_zone=r.time_zone,
+                order_nr_external=r.order_nr_external,
+                is_amazon=r.is_amazon,
+                ordered_at=r.ordered_at,
+                shipped_at=r.shipped_at,
+                cancelled_at=r.cancelled_at,
+                masked_at=r.masked_at,
+                matched=match,
+            )
