@@ -678,6 +678,20 @@ def test_show_of_a_shop_order_names_the_channel_and_no_archive_or_mask_dates(rea
     ] == []
 
 
+def test_find_and_show_print_markup_looking_data_as_itself(ready: Cli) -> None:
+    odd = order("[/x]", shipped_at=SHIPPED, suffix="[bold]")
+    ready.ok("import", "-", input=_stdin(odd))
+
+    found = ready.ok("find", "erika[bold]").stdout
+    shown = ready.ok("show", "[/x]", "--as-of", AFTER_MASK_DUE).stdout
+
+    assert found.startswith("[/x]  shop main, shop, buyer C1, ordered 2026-03-02, shipped ")
+    assert "customer C1: Erika[bold] Mustermann[bold]  erika.mustermann@example.org[bold]\n" in (
+        shown
+    )
+    assert "payment: VISA[bold], card ending old], IBAN ending old]" in shown
+
+
 def test_archive_orphans_lists_and_deletes_what_a_killed_run_left(ready: Cli) -> None:
     _masked(ready)
     archive = ready.home / "archive"
