@@ -93,6 +93,8 @@ class Result:
     peak_rss_mb: float = 0.0
     rerun_seconds: float = 0.0
     overdue_after: int = 0
+    dry_run_seconds: float = 0.0  # `run --dry-run` just before the run, wall time
+    dry_run_counts: dict[str, int] = field(default_factory=dict)
     # Context beyond the headline figures.
     run_reported_seconds: float = 0.0  # the run's own duration_seconds (no interpreter start-up)
     rerun_reported_seconds: float = 0.0
@@ -242,6 +244,10 @@ def bench_backend(backend: str, data: Generated, as_of: str, keep: bool, profile
             for shop in shops:
                 cli("feature", "enable", "--shop", shop)
 
+            preview = cli("run", "--dry-run", "--as-of", as_of, "--json")
+            result.dry_run_seconds = round(preview.seconds, 2)
+            result.dry_run_counts = {k: preview.json()[k] for k in RUN_COUNTS}
+
             console.print(f"[bold]{backend}[/]: run as of {as_of}", highlight=False)
             profile_to = profile_prefix(backend, n) if profile else None
             load_before = os.getloadavg()[0]
@@ -267,8 +273,12 @@ def bench_backend(backend: str, data: Generated, as_of: str, keep: bool, profile
             result.rerun_counts = {k: rerun_counts[k] for k in RUN_COUNTS}
 
             compliance = cli("compliance", "--as-of", as_of, "--json", ok=(0, 1)).json()
-            result.overdue_after = compliance["overdue"]
-            other = [r for r in compliance["customers"] if OPEN_ORDER not in r["reasons"]]
+            result.overdue_after = len(compliance["violations"]) + len(compliance["holds"])
+            other = compliance["violations"] + [
+                r
+                for r in compliance["holds"]
+                if OPEN_ORDER not in (h["reason"] for h in r["held_by"])
+            ]
             if other:
                 reasons = sorted({"; ".join(r["reasons"]) for r in other})
                 result.problems.append(
@@ -302,6 +312,9 @@ def check(result: Result) -> None:
         )
     if any(result.rerun_counts.values()):
         result.problems.append(f"the rerun was not a no-op: {result.rerun_counts}")
+    done = {"archived": result.archived, "masked": result.masked, "archive_failed": 0}
+    if {k: result.dry_run_counts.get(k) for k in done} != done:
+        result.problems.append(f"the dry run foretold {result.dry_run_counts}, the run did {done}")
 
 
 def print_table(results: Sequence[Result]) -> None:
@@ -317,6 +330,7 @@ def print_table(results: Sequence[Result]) -> None:
         "archived/s",
         "peak RSS MB",
         "rerun s",
+        "dry run s",
         "overdue after",
         "checks",
     )
@@ -334,6 +348,7 @@ def print_table(results: Sequence[Result]) -> None:
             f"{r.per_second:.0f}",
             f"{r.peak_rss_mb:.0f}",
             f"{r.rerun_seconds:.1f}",
+            f"{r.dry_run_seconds:.1f}",
             str(r.overdue_after),
             "ok" if r.ok else "[red]FAILED[/]",
         )

@@ -14,7 +14,7 @@ import subprocess
 import sys
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +26,7 @@ from shelflife.adapters.db.engine import make_engine
 from shelflife.adapters.db.tables import Order, ShopFeatureChange
 from shelflife.domain.masking import MASKED_EMAIL, MASKED_TEXT
 from shelflife.domain.policy import DEFAULT_AMAZON_ORDER_PATTERN
+from shelflife.entrypoints import cli as cli_module
 from shelflife.entrypoints.cli import app
 from shelflife.services.demo import DEMO_START
 from tests.support.builders import T0, days, lines, malformed_lines, order, pii_strings
@@ -98,6 +99,12 @@ def cli(database_url: str, tmp_path: Path) -> Cli:
 def ready(cli: Cli) -> Cli:
     cli.ok("init")
     return cli
+
+
+@pytest.fixture
+def wide(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Tables 200 columns wide, so that a test can find a cell's text on one line."""
+    monkeypatch.setattr(cli_module.out, "width", 200)
 
 
 def _stdin(*orders: dict[str, Any]) -> str:
@@ -498,7 +505,9 @@ def test_unknown_order_exits_2_with_a_clear_message(ready: Cli) -> None:
         assert (result.exit_code, result.stderr) == (2, message)
 
 
-def test_compliance_exits_1_while_a_buyer_is_overdue_and_0_once_masked(ready: Cli) -> None:
+def test_compliance_exits_1_while_a_buyer_is_overdue_and_0_once_masked(
+    ready: Cli, wide: None
+) -> None:
     ready.ok("import", "-", input=_stdin(order(NR, shipped_at=SHIPPED)))
 
     overdue = ready.json("compliance", "--as-of", AFTER_MASK_DUE, code=1)
@@ -508,23 +517,55 @@ def test_compliance_exits_1_while_a_buyer_is_overdue_and_0_once_masked(ready: Cl
     compliant = ready.json("compliance", "--as-of", AFTER_MASK_DUE)
     text = ready.ok("compliance", "--as-of", AFTER_MASK_DUE)
 
+    customer = ready.show()["customer"]["ref"]
     assert overdue == {
-        "overdue": 1,
-        "customers": [
+        "violations": [
             {
                 "shop": "main",
-                "customer_id": overdue["customers"][0]["customer_id"],
+                "customer": customer,
                 "orders": [NR],
-                "oldest_closed_at": SHIPPED.isoformat(),
                 "reasons": ["feature disabled", "no verified archive of the current data yet"],
+                "since": "2026-04-02",
+                "expected_mask_date": None,
+                "held_by": [],
             }
         ],
+        "holds": [],
     }
     assert table.exit_code == 1
-    assert "1 buyer(s) past the 30-day limit" in table.stdout
-    assert "feature disabled" in table.stdout
-    assert compliant == {"overdue": 0, "customers": []}
-    assert text.stdout == "compliant: no Amazon buyer's data is kept past the limit\n"
+    assert "1 violation(s): past the 30-day limit because something is wrong" in table.stdout
+    reasons = [line.rstrip() for line in table.stdout.splitlines() if line.rstrip()][-2:]
+    assert [r.split("   ")[-1].strip() for r in reasons] == [
+        "feature disabled",
+        "no verified archive of the current data yet",
+    ]
+    assert compliant == {"violations": [], "holds": []}
+    assert text.stdout == (
+        "compliant: no Amazon buyer's data is kept past the limit without a legal reason\n"
+    )
+
+
+def test_compliance_with_only_holds_exits_0_and_names_the_open_order(
+    ready: Cli, wide: None
+) -> None:
+    ready.ok("import", "-", input=_stdin(order(NR, shipped_at=SHIPPED), order(NR2)))
+    ready.ok("feature", "enable", "--shop", "main")
+    ready.json("run", "--as-of", AFTER_MASK_DUE)
+
+    report = ready.json("compliance", "--as-of", AFTER_MASK_DUE)
+    text = ready.ok("compliance", "--as-of", AFTER_MASK_DUE)
+    found = ready.json("find", report["holds"][0]["customer"])
+
+    assert report["violations"] == []
+    assert [(h["orders"], h["reasons"], h["expected_mask_date"]) for h in report["holds"]] == [
+        ([NR, NR2], [f"open order: {NR2}"], None)
+    ]
+    assert "1 hold(s): kept for a legal reason, masked once it ends" in text.stdout
+    assert f"open order: {NR2}" in text.stdout
+    assert text.stdout.endswith(
+        "compliant: no Amazon buyer's data is kept past the limit without a legal reason\n"
+    )
+    assert sorted(o["order_nr_external"] for o in found["orders"]) == [NR, NR2]
 
 
 def test_compliance_before_the_limit_exits_0(ready: Cli) -> None:
@@ -532,7 +573,7 @@ def test_compliance_before_the_limit_exits_0(ready: Cli) -> None:
 
     result = ready.json("compliance", "--as-of", ARCHIVE_DUE_NIGHT)
 
-    assert result == {"overdue": 0, "customers": []}
+    assert result == {"violations": [], "holds": []}
 
 
 # -- archive failure and retry -----------------------------------------------------------------
@@ -581,6 +622,212 @@ def test_a_failed_archive_is_retried_by_the_next_nightly_run_that_starts_a_littl
 
     assert json.loads(night1.stdout)["archive_failed"] == 1
     assert (night2["retried"], night2["archived"], night2["masked"]) == (1, 1, 1)
+
+
+# -- the operator's view: dry run, runs, find, show, orphans ----------------------------------
+
+
+def test_run_dry_run_reports_what_the_run_then_does_and_writes_nothing(ready: Cli) -> None:
+    ready.ok("import", "-", input=_stdin(order(NR, shipped_at=SHIPPED), order(NR2, suffix="-b")))
+    ready.ok("feature", "enable", "--shop", "main")
+    before = ready.show()
+    keys = ("shops", "archived", "archive_failed", "retried", "masked", "remasked")
+
+    planned = ready.json("run", "--dry-run", "--as-of", AFTER_MASK_DUE)
+    text = ready.ok("run", "--dry-run", "--as-of", AFTER_MASK_DUE)
+    unchanged = (ready.show(), ready.json("runs"), list((ready.home / "archive").rglob("*.slf")))
+    done = ready.json("run", "--as-of", AFTER_MASK_DUE)
+
+    assert unchanged == (before, [], [])
+    assert (planned["dry_run"], done["dry_run"]) == (True, False)
+    assert (
+        {k: planned[k] for k in keys}
+        == {k: done[k] for k in keys}
+        == {
+            "shops": 1,
+            "archived": 1,
+            "archive_failed": 0,
+            "retried": 0,
+            "masked": 1,
+            "remasked": 0,
+        }
+    )
+    title = text.stdout.splitlines()[0]
+    assert title.strip() == "dry run as of 2026-04-05T00:00:00+00:00 (nothing written)"
+
+
+def test_run_dry_run_works_without_the_master_key(ready: Cli) -> None:
+    ready.ok("import", "-", input=_stdin(order(NR, shipped_at=SHIPPED)))
+    ready.ok("feature", "enable", "--shop", "main")
+    (ready.home / "master.key").rename(ready.home / "master.key.away")
+
+    planned = ready.json("run", "--dry-run", "--as-of", AFTER_MASK_DUE)
+
+    assert (planned["archived"], planned["masked"]) == (1, 1)
+
+
+def test_runs_lists_each_run_with_its_real_start_time_and_counts(ready: Cli) -> None:
+    ready.ok("import", "-", input=_stdin(order(NR, shipped_at=SHIPPED)))
+    ready.ok("feature", "enable", "--shop", "main")
+    wall_before = datetime.now(UTC)
+    ready.json("run", "--as-of", AFTER_MASK_DUE)
+    wall_after = datetime.now(UTC)
+
+    (run,) = ready.json("runs")
+    text = ready.ok("runs")
+
+    started = datetime.fromisoformat(run["started_at"])
+    assert wall_before <= started <= datetime.fromisoformat(run["finished_at"]) <= wall_after
+    assert {k: v for k, v in run.items() if k not in ("started_at", "finished_at")} == {
+        "id": 1,
+        "status": "finished",
+        "as_of": "2026-04-05T00:00:00+00:00",
+        "duration_seconds": run["duration_seconds"],
+        "shops": 1,
+        "archived": 1,
+        "archive_failed": 0,
+        "retried": 0,
+        "masked": 1,
+        "remasked": 0,
+        "mask_refused": 0,
+        "error": None,
+    }
+    assert text.stdout.startswith("run 1: finished, as of 2026-04-05 00:00:00 UTC, started ")
+    assert text.stdout.endswith(
+        "; shops 1, archived 1, failed 0, retried 0, masked 1, remasked 0\n"
+    )
+
+
+def test_runs_before_any_run_says_so(ready: Cli) -> None:
+    assert ready.ok("runs").stdout == "no run recorded yet; see `shelflife run`\n"
+
+
+def test_find_lists_a_masked_order_by_invoice_number_and_an_open_one_by_e_mail(ready: Cli) -> None:
+    _masked(ready)
+    other = order(NR2, suffix="-b")
+    other["customer"]["email"] = "Jan.Kowalski@example.org"
+    ready.ok("import", "-", input=_stdin(other))
+
+    by_invoice = ready.json("find", f"RE-{NR}")
+    by_email = ready.ok("find", "jan.kowalski@EXAMPLE.org")
+    nothing = ready.ok("find", ERIKA_EMAIL)
+
+    assert [(o["order_nr_external"], o["state"], o["matched"]) for o in by_invoice["orders"]] == [
+        (NR, "masked", "invoice number")
+    ]
+    assert (by_invoice["truncated"], by_invoice["limit"]) == (False, 50)
+    customer = ready.show(NR2)["customer"]["ref"]
+    assert by_email.stdout == (
+        f"{NR2}  shop main, amazon, buyer {customer}, ordered 2026-03-02, not shipped, "
+        "state active (matched by e-mail or name)\n"
+    )
+    assert nothing.stdout == "no order matches\n"
+
+
+def test_show_names_channel_items_payment_holds_and_the_buyers_mask_date_in_local_time(
+    ready: Cli,
+) -> None:
+    young = order(NR2, shipped_at=SHIPPED + timedelta(days=10))
+    ready.ok("import", "-", input=_stdin(order(NR, shipped_at=SHIPPED, invoiced_at=SHIPPED), young))
+    ready.ok("feature", "enable", "--shop", "main")
+    ready.json("run", "--as-of", AFTER_MASK_DUE)
+
+    shown = ready.ok("show", NR, "--as-of", AFTER_MASK_DUE).stdout
+    ref = ready.show()["customer"]["ref"]
+
+    assert shown.splitlines()[:7] == [
+        f"{NR}  shop main, Amazon order, state archived",
+        "  times in Europe/Berlin",
+        "  ordered: 2026-03-02 10:00 CET",
+        "  shipped: 2026-03-03 10:00 CET",
+        "  archived: 2026-04-05 02:00 CEST (current)",
+        "  buyer's mask date: 2026-04-12",
+        f"  mask held by: order shipped less than 30 days ago {NR2} (until 2026-04-12)",
+    ]
+    assert f"customer {ref}: Erika Mustermann  {ERIKA_EMAIL}\n" in shown
+    assert "items:\n  2 x BK-1 Notizbuch  9.99\n" in shown
+    assert "payment: VISA, card ending 1111, IBAN ending 2051, account ending 6789\n" in shown
+    assert f"  invoice RE-{NR} 19.98 2026-03-03 10:00 CET\n" in shown
+    assert "4111111111111111" not in shown  # the card number is never printed whole
+
+
+def test_show_of_a_shop_order_names_the_channel_and_no_archive_or_mask_dates(ready: Cli) -> None:
+    ready.ok("import", "-", input=_stdin(order("SHOP-100006", shipped_at=SHIPPED)))
+
+    shown = ready.ok("show", "SHOP-100006", "--as-of", AFTER_MASK_DUE).stdout
+    data = ready.show("SHOP-100006")
+
+    assert shown.splitlines()[:5] == [
+        "SHOP-100006  shop main, shop order (not Amazon), state active",
+        "  times in Europe/Berlin",
+        "  ordered: 2026-03-02 10:00 CET",
+        "  shipped: 2026-03-03 10:00 CET",
+        "  not an Amazon order: its data is neither archived nor masked",
+    ]
+    assert [
+        k for k in ("archive_due", "mask_due", "expected_mask_date") if data["retention"][k]
+    ] == []
+
+
+def test_find_and_show_print_markup_looking_data_as_itself(ready: Cli) -> None:
+    odd = order("[/x]", shipped_at=SHIPPED, suffix="[bold]")
+    ready.ok("import", "-", input=_stdin(odd))
+
+    found = ready.ok("find", "erika[bold]").stdout
+    shown = ready.ok("show", "[/x]", "--as-of", AFTER_MASK_DUE).stdout
+
+    assert found.startswith("[/x]  shop main, shop, buyer C1, ordered 2026-03-02, shipped ")
+    assert "customer C1: Erika[bold] Mustermann[bold]  erika.mustermann@example.org[bold]\n" in (
+        shown
+    )
+    assert "payment: VISA[bold], card ending old], IBAN ending old]" in shown
+
+
+def test_archive_orphans_lists_and_deletes_what_a_killed_run_left(ready: Cli) -> None:
+    _masked(ready)
+    archive = ready.home / "archive"
+    (recorded,) = archive.rglob("*.slf")
+    unreferenced = recorded.with_name(recorded.name.replace("-r000001-", "-r000009-"))
+    unreferenced.write_bytes(recorded.read_bytes())
+    temp = recorded.with_name(".tmp-k1ll3d")
+    temp.write_bytes(b"half")
+    two_days_ago = (datetime.now(UTC) - timedelta(days=2)).timestamp()
+    for path in (recorded, unreferenced, temp):
+        os.utime(path, (two_days_ago, two_days_ago))
+    key = unreferenced.relative_to(archive).as_posix()
+
+    listed = ready.json("archive", "orphans")
+    deleted = ready.json("archive", "orphans", "--delete", "--older-than", "1")
+    too_short = ready("archive", "orphans", "--older-than", "0")
+
+    assert [(o["key"], o["kind"], o["deleted"]) for o in listed["orphans"]] == [
+        (temp.relative_to(archive).as_posix(), "temporary", False),
+        (key, "unreferenced", False),
+    ]
+    assert (deleted["deleted"], deleted["deletion_allowed"]) == (2, True)
+    assert sorted(archive.rglob("*"), key=str)[-1:] == [recorded]
+    assert (unreferenced.exists(), temp.exists()) == (False, False)
+    assert too_short.exit_code == 2
+
+
+def test_archive_failures_of_a_run_are_one_warning_line(database_url: str, tmp_path: Path) -> None:
+    env = _script_env(SHELFLIFE_HOME=str(tmp_path / "home"), SHELFLIFE_DATABASE_URL=database_url)
+    buyers = [order(f"30{i}-1234567-1234567", shipped_at=SHIPPED, suffix=f"-{i}") for i in range(5)]
+    _script(["init"], env)
+    _script(["import", "-"], env, stdin=_stdin(*buyers))
+    _script(["feature", "enable", "--shop", "main"], env)
+    broken = dict(env, SHELFLIFE_ARCHIVE_URL=_broken_archive_url(tmp_path))
+
+    run = _script(["run", "--as-of", AFTER_MASK_DUE, "--json"], broken)
+
+    assert run.returncode == 0
+    assert json.loads(run.stdout)["archive_failed"] == 5
+    (line,) = run.stderr.splitlines()
+    assert line.endswith(
+        " WARNING shelflife.services.pipeline: archive failed for 5 buyer(s), retried the next "
+        f"day; first reasons: cannot write to the archive folder {tmp_path}/not-a-folder/archive: "
+        "Not a directory"
+    )
 
 
 # -- retrieval ---------------------------------------------------------------------------------
@@ -732,7 +979,7 @@ def test_installed_script_runs_the_whole_cycle(database_url: str, tmp_path: Path
     assert json.loads(load.stdout)["created"] == 1
     assert json.loads(run.stdout)["masked"] == 1
     assert json.loads(show.stdout)["retention"]["state"] == "masked"
-    assert json.loads(compliance.stdout) == {"overdue": 0, "customers": []}
+    assert json.loads(compliance.stdout) == {"violations": [], "holds": []}
     assert [s for s in pii_strings(imported) if s in show.stdout] == []
 
 

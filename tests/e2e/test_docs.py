@@ -14,6 +14,7 @@ from typer.core import TyperArgument, TyperCommand, TyperGroup, TyperOption
 from shelflife.adapters.db.tables import Base
 from shelflife.config import Settings
 from shelflife.domain.masking import MASK_PROFILE, PiiField, all_fields, mask_value
+from shelflife.domain.policy import Finding
 from shelflife.entrypoints.cli import app
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -210,18 +211,23 @@ def _cli_sections() -> dict[str, str]:
 def test_the_command_tree_is_what_these_tests_expect() -> None:
     assert sorted(_leaf_commands()) == sorted(
         [
+            "shelflife archive orphans",
+            "shelflife audit list",
+            "shelflife audit verify",
             "shelflife compliance",
             "shelflife demo",
             "shelflife feature disable",
             "shelflife feature enable",
+            "shelflife find",
             "shelflife import",
             "shelflife init",
             "shelflife retrieve",
             "shelflife run",
+            "shelflife runs",
+            "shelflife serve",
             "shelflife ship",
             "shelflife shop list",
             "shelflife shop set",
-            "shelflife serve",
             "shelflife show",
             "shelflife token create",
             "shelflife token revoke",
@@ -230,8 +236,6 @@ def test_the_command_tree_is_what_these_tests_expect() -> None:
             "shelflife user list",
             "shelflife user passwd",
             "shelflife user unlock",
-            "shelflife audit list",
-            "shelflife audit verify",
         ]
     )
 
@@ -283,6 +287,31 @@ def test_cli_doc_names_every_option_of_the_command_groups() -> None:
     assert missing == []
 
 
+def _json_keys() -> dict[str, list[str]]:
+    """The keys each command's --json document has, from the code that builds it."""
+    from dataclasses import fields
+
+    from shelflife.services.inspection import ComplianceEntry
+    from shelflife.services.pipeline import RunReport
+    from shelflife.services.runs import RunView
+    from shelflife.services.search import FindResult, FoundOrder
+
+    entry = ComplianceEntry(Finding.HOLD, "", "", [], [], "", None).as_dict()
+    return {
+        "shelflife run": [f.name for f in fields(RunReport)],
+        "shelflife compliance": ["violations", "holds", *entry],
+        "shelflife runs": [f.name for f in fields(RunView)],
+        "shelflife find": [f.name for f in fields(FindResult)]
+        + [f.name for f in fields(FoundOrder)],
+    }
+
+
+@pytest.mark.parametrize("name", sorted(_json_keys()))
+def test_cli_doc_section_names_every_key_of_its_json_document(name: str) -> None:
+    body = _cli_sections()[name]
+    assert [key for key in _json_keys()[name] if f"`{key}`" not in body] == []
+
+
 def test_cli_doc_explains_the_three_exit_codes() -> None:
     codes = [
         cells[0] for cells in _table_rows(_read(DOCS / "cli.md")) if cells[0] in {"0", "1", "2"}
@@ -292,7 +321,7 @@ def test_cli_doc_explains_the_three_exit_codes() -> None:
 
 def test_cli_doc_mentions_every_command_group() -> None:
     text = _read(DOCS / "cli.md")
-    for group in ("feature", "shop"):
+    for group in ("feature", "shop", "archive"):
         assert f"## shelflife {group} " in text
 
 

@@ -219,7 +219,7 @@ def test_a_bad_config_json_value_is_overridden_by_the_environment(tmp_path: Path
 
     assert (result.exit_code, result.stdout) == (
         0,
-        "compliant: no Amazon buyer's data is kept past the limit\n",
+        "compliant: no Amazon buyer's data is kept past the limit without a legal reason\n",
     )
 
 

@@ -7,7 +7,7 @@ cut-offs into set-based SQL for the nightly run; a property test keeps the two i
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
@@ -115,11 +115,13 @@ class Cutoffs:
 
 @dataclass(frozen=True)
 class OrderFacts:
-    """What the policy needs to know about one order; no PII."""
+    """What the policy needs to know about one order; no PII. The number, when known, names
+    the order that holds a buyer's data."""
 
     shipped_at: datetime | None
     cancelled_at: datetime | None
     masked: bool = False
+    number: str | None = None
 
     @property
     def closed_at(self) -> datetime | None:
@@ -128,8 +130,21 @@ class OrderFacts:
 
 
 @dataclass(frozen=True)
+class DocumentFacts:
+    """An invoice or credit note of a buyer: its kind and number name it when it holds the
+    buyer's data."""
+
+    kind: str
+    number: str | None
+    created_at: datetime
+
+
+@dataclass(frozen=True)
 class CustomerFacts:
-    """What the policy needs to know about one buyer and all their orders and documents."""
+    """What the policy needs to know about one buyer and all their orders and documents.
+
+    `document_dates` decide; `documents` are the same invoices and credits with their numbers,
+    given where a caller must name the document that holds a buyer (compliance, `show`)."""
 
     is_amazon: bool
     feature_enabled: bool
@@ -140,6 +155,7 @@ class CustomerFacts:
     archive_failed_at: datetime | None
     masked_at: datetime | None
     retrieved_at: datetime | None
+    documents: tuple[DocumentFacts, ...] = ()
 
     @property
     def is_masked(self) -> bool:
@@ -177,16 +193,35 @@ def is_retry(c: CustomerFacts, cutoffs: Cutoffs) -> bool:
     return needs_archive(c, cutoffs) and c.archive_failed_at is not None
 
 
+def _is_young(instant: datetime, cutoffs: Cutoffs) -> bool:
+    """Less than 30 calendar days old: an order closed or a document created this recently
+    keeps its buyer's data in the database."""
+    return instant >= cutoffs.mask_before
+
+
+def _open_orders(c: CustomerFacts) -> list[OrderFacts]:
+    return [o for o in c.orders if o.closed_at is None]
+
+
+def _young_orders(c: CustomerFacts, cutoffs: Cutoffs) -> list[OrderFacts]:
+    return [o for o in c.orders if o.closed_at is not None and _is_young(o.closed_at, cutoffs)]
+
+
+def _young_documents(c: CustomerFacts, cutoffs: Cutoffs) -> list[DocumentFacts]:
+    known = c.documents or tuple(DocumentFacts("document", None, d) for d in c.document_dates)
+    return [d for d in known if _is_young(d.created_at, cutoffs)]
+
+
 def mask_blockers(c: CustomerFacts, cutoffs: Cutoffs) -> list[MaskBlocker]:
     """Everything that keeps an unmasked, unretrieved buyer's PII in the database."""
     blockers: list[MaskBlocker] = []
     if not c.feature_enabled:
         blockers.append(MaskBlocker.FEATURE_DISABLED)
-    if any(o.closed_at is None for o in c.orders):
+    if _open_orders(c):
         blockers.append(MaskBlocker.OPEN_ORDER)
-    if any(o.closed_at is not None and o.closed_at >= cutoffs.mask_before for o in c.orders):
+    if _young_orders(c, cutoffs):
         blockers.append(MaskBlocker.YOUNG_ORDER)
-    if any(d >= cutoffs.mask_before for d in c.document_dates):
+    if any(_is_young(d, cutoffs) for d in c.document_dates):
         blockers.append(MaskBlocker.YOUNG_INVOICE)
     if not c.archive_is_current:
         if c.archive_failed_at is not None:
@@ -217,6 +252,14 @@ def can_remask(c: CustomerFacts, cutoffs: Cutoffs) -> bool:
     )
 
 
+def after_archive(c: CustomerFacts, cutoffs: Cutoffs) -> CustomerFacts:
+    """The buyer as tonight's mask and re-mask steps see it: archived by the run's first step
+    when that was due (and the archive worked). A dry run counts masking on these facts."""
+    if not needs_archive(c, cutoffs):
+        return c
+    return replace(c, archived_revision=c.pii_revision, archive_failed_at=None)
+
+
 def overdue(c: CustomerFacts, cutoffs: Cutoffs) -> bool:
     """Unmasked Amazon PII more than 30 days after a shipment: what compliance reports."""
     if not c.is_amazon or c.is_masked:
@@ -226,25 +269,145 @@ def overdue(c: CustomerFacts, cutoffs: Cutoffs) -> bool:
     return any(o.closed_at is not None and o.closed_at < cutoffs.mask_before for o in c.orders)
 
 
+def _reason(blocker: MaskBlocker, c: CustomerFacts) -> str:
+    if blocker is MaskBlocker.ARCHIVE_FAILING and c.archive_failed_at is not None:
+        return f"{blocker.value} since {c.archive_failed_at.isoformat()}"
+    return blocker.value
+
+
 def compliance_reasons(c: CustomerFacts, cutoffs: Cutoffs) -> list[str]:
     """Human-readable reasons an overdue buyer is not masked yet."""
     if c.is_retrieved:
         reasons = [] if c.feature_enabled else [MaskBlocker.FEATURE_DISABLED.value]
         if not c.archive_is_current:
             if c.archive_failed_at is not None:
-                reasons.append(
-                    f"{MaskBlocker.ARCHIVE_FAILING.value} since {c.archive_failed_at.isoformat()}"
-                )
+                reasons.append(_reason(MaskBlocker.ARCHIVE_FAILING, c))
             else:
                 reasons.append(MaskBlocker.REMASK_PENDING.value)
         return reasons or ["re-mask due at the next run"]
-    reasons = []
-    for blocker in mask_blockers(c, cutoffs):
-        if blocker is MaskBlocker.ARCHIVE_FAILING and c.archive_failed_at is not None:
-            reasons.append(f"{blocker.value} since {c.archive_failed_at.isoformat()}")
-        else:
-            reasons.append(blocker.value)
+    reasons = [_reason(blocker, c) for blocker in mask_blockers(c, cutoffs)]
     return reasons or ["mask due at the next run"]
+
+
+LEGAL_HOLDS = (MaskBlocker.OPEN_ORDER, MaskBlocker.YOUNG_ORDER, MaskBlocker.YOUNG_INVOICE)
+"""Blockers that are a legal reason to keep a buyer's data for now: a buyer is masked once all
+their orders are shipped and all invoices and credits are 30 days old, not earlier."""
+
+
+@dataclass(frozen=True)
+class Hold:
+    """One order, invoice or credit that legally keeps a buyer's data in the database."""
+
+    blocker: MaskBlocker
+    kind: str
+    number: str | None
+    ends_on: date | None
+    """The local day from which it no longer holds; None while an order is open."""
+
+    def describe(self) -> str:
+        if self.number is None:
+            return self.blocker.value
+        if self.blocker is MaskBlocker.YOUNG_INVOICE:
+            return f"{self.blocker.value}: {self.kind} {self.number}"
+        return f"{self.blocker.value}: {self.number}"
+
+
+def holds(c: CustomerFacts, cutoffs: Cutoffs, zone: ZoneInfo) -> list[Hold]:
+    """The orders and documents behind the legal blockers of `mask_blockers`, by name."""
+    found = [Hold(MaskBlocker.OPEN_ORDER, "order", o.number, None) for o in _open_orders(c)]
+    found += [
+        Hold(MaskBlocker.YOUNG_ORDER, "order", o.number, due_on(o.closed_at, MASK_AFTER_DAYS, zone))
+        for o in _young_orders(c, cutoffs)
+        if o.closed_at is not None
+    ]
+    found += [
+        Hold(
+            MaskBlocker.YOUNG_INVOICE, d.kind, d.number, due_on(d.created_at, MASK_AFTER_DAYS, zone)
+        )
+        for d in _young_documents(c, cutoffs)
+    ]
+    return found
+
+
+class Finding(enum.StrEnum):
+    """How `compliance` files an overdue buyer."""
+
+    VIOLATION = "violation"
+    """Past the limit because something is wrong: archive failing, feature disabled, mask or
+    re-mask due but not done. Needs a person."""
+    HOLD = "hold"
+    """Past one order's limit, but another order or a young document keeps the data legally."""
+
+
+@dataclass(frozen=True)
+class ComplianceFinding:
+    finding: Finding
+    reasons: tuple[str, ...]
+    """What keeps the buyer's data, naming the orders and documents that hold it."""
+    blockers: tuple[str, ...]
+    """The same without names (`compliance_reasons`): for counting buyers by reason."""
+    holds: tuple[Hold, ...]
+    since: date
+    """The first local day the buyer's data was past a 30-day limit."""
+    expected_mask_date: date | None
+    """The local day from which the nightly run masks the buyer; None when nobody can tell
+    (an order still open, the feature disabled)."""
+
+
+def expected_mask_date(c: CustomerFacts, cutoffs: Cutoffs, zone: ZoneInfo) -> date | None:
+    """The buyer's own mask date: the local day from which the nightly run masks (or
+    re-masks) them, once every hold has ended and the archive can be current; today when that
+    is already past. None for a buyer who is masked, not Amazon's, or whose date is unknown."""
+    if not c.is_amazon or c.is_masked or not c.feature_enabled:
+        return None
+    if c.retrieved_at is not None:
+        due = due_on(c.retrieved_at, REMASK_AFTER_DAYS, zone)
+    else:
+        if not c.orders or _open_orders(c):
+            return None
+        events = [o.closed_at for o in c.orders if o.closed_at is not None]
+        due = max(due_on(e, MASK_AFTER_DAYS, zone) for e in [*events, *c.document_dates])
+    if c.archive_failed_at is not None and not c.archive_is_current:
+        due = max(due, local_date(retry_at(c.archive_failed_at, zone), zone))
+    return max(due, local_date(cutoffs.as_of, zone))
+
+
+def compliance_finding(
+    c: CustomerFacts, cutoffs: Cutoffs, zone: ZoneInfo
+) -> ComplianceFinding | None:
+    """Files an overdue buyer as a violation or a hold; None when the buyer is not overdue.
+
+    A legal hold (open order, order or document younger than 30 days) makes it a hold even
+    when something else is wrong too: that is named in the reasons, and becomes a violation
+    when the hold ends. A retrieved buyer past the re-mask day is always a violation."""
+    if not overdue(c, cutoffs):
+        return None
+    if c.retrieved_at is not None:
+        reasons = tuple(compliance_reasons(c, cutoffs))
+        return ComplianceFinding(
+            Finding.VIOLATION,
+            reasons,
+            reasons,
+            (),
+            due_on(c.retrieved_at, REMASK_AFTER_DAYS, zone),
+            expected_mask_date(c, cutoffs, zone),
+        )
+    found = holds(c, cutoffs, zone)
+    named: list[str] = []
+    for blocker in mask_blockers(c, cutoffs):
+        if blocker in LEGAL_HOLDS:
+            named += [h.describe() for h in found if h.blocker is blocker]
+        else:
+            named.append(_reason(blocker, c))
+    oldest = min(o.closed_at for o in c.orders if o.closed_at is not None)
+    return ComplianceFinding(
+        Finding.HOLD if found else Finding.VIOLATION,
+        tuple(named or ["mask due at the next run"]),
+        tuple(compliance_reasons(c, cutoffs)),
+        tuple(found),
+        due_on(oldest, MASK_AFTER_DAYS, zone),
+        expected_mask_date(c, cutoffs, zone),
+    )
 
 
 def order_state(

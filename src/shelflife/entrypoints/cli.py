@@ -11,12 +11,14 @@ import os
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from importlib.metadata import version as package_version
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
+from zoneinfo import ZoneInfo
 
 import typer
+from rich import box
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 from rich.table import Table
 from typer.core import TyperGroup
@@ -30,6 +32,7 @@ from shelflife.entrypoints.terminal import (
     DataConsole,
     PrintableFormatter,
     json_document,
+    lines,
     printable,
     styled,
 )
@@ -91,11 +94,17 @@ audit_app = typer.Typer(
     no_args_is_help=True,
     rich_markup_mode="markdown",
 )
+archive_app = typer.Typer(
+    help="Look after the archive store.",
+    no_args_is_help=True,
+    rich_markup_mode="markdown",
+)
 app.add_typer(feature_app, name="feature")
 app.add_typer(shop_app, name="shop")
 app.add_typer(user_app, name="user")
 app.add_typer(token_app, name="token")
 app.add_typer(audit_app, name="audit")
+app.add_typer(archive_app, name="archive")
 
 # Order numbers, names and reasons are data: a value like "[/x]" or ":smile:" prints as itself,
 # and ESC or a carriage return in it is shown escaped (see terminal.py). Styles come from
@@ -319,17 +328,32 @@ def ship(
 
 
 @app.command()
-def run(as_of: AsOfOpt = None, home: HomeOpt = None, as_json: JsonOpt = False) -> None:
+def run(
+    as_of: AsOfOpt = None,
+    dry_run: Annotated[
+        bool,
+        typer.Option(
+            "--dry-run",
+            help="Only count what a run would do (if the archive works); write nothing.",
+        ),
+    ] = False,
+    home: HomeOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
     """Run everything due: retry failed archives, archive, verify, mask and re-mask.
 
     Only shops with the feature enabled are touched. Safe to run twice and safe to kill: a
-    rerun completes the work.
+    rerun completes the work. With --dry-run, print the counts a run would report and change
+    nothing (no master key needed).
     """
+    from shelflife.services.pipeline import dry_run as count_due
     from shelflife.services.pipeline import run_retention
 
     with _errors():
         when = _instant(as_of, "--as-of")
-        if as_json or not out.is_terminal:
+        if dry_run:
+            report = _with_app(home, lambda a: count_due(a, when))
+        elif as_json or not out.is_terminal:
             report = _with_app(home, lambda a: run_retention(a, when))
         else:
             columns = (TextColumn("{task.description:<9}"), BarColumn(), MofNCompleteColumn())
@@ -344,36 +368,28 @@ def run(as_of: AsOfOpt = None, home: HomeOpt = None, as_json: JsonOpt = False) -
                 report = _with_app(home, lambda a: run_retention(a, when, progress))
         if as_json:
             _print_json(report.as_dict())
-        else:
-            table = Table(title=f"retention run as of {report.as_of}")
-            for name in ("archived", "archive_failed", "retried", "masked", "remasked"):
-                table.add_column(name, justify="right")
-            table.add_column("seconds", justify="right")
-            table.add_row(
-                *[
-                    str(getattr(report, k))
-                    for k in (
-                        "archived",
-                        "archive_failed",
-                        "retried",
-                        "masked",
-                        "remasked",
-                        "duration_seconds",
-                    )
-                ]
-            )
-            out.print(table)
-            if report.shops == 0:
-                out.print("no shop has the feature enabled; see `shelflife feature enable`")
-            if report.mask_refused:
-                err.print(
-                    styled(
-                        ("warning: ", "bold yellow"),
-                        f"{report.mask_refused} buyer(s) due for masking were not masked: their "
-                        "archive data key does not open with the loaded master key (see "
-                        "docs/operations.md, key lineage)",
-                    )
+            return
+        title = f"retention run as of {report.as_of}"
+        if report.dry_run:
+            title = f"dry run as of {report.as_of} (nothing written)"
+        table = Table(title=title)
+        counts = ("archived", "archive_failed", "retried", "masked", "remasked")
+        for name in counts:
+            table.add_column(name, justify="right")
+        table.add_column("seconds", justify="right")
+        table.add_row(*[str(getattr(report, k)) for k in (*counts, "duration_seconds")])
+        out.print(table)
+        if report.shops == 0:
+            out.print("no shop has the feature enabled; see `shelflife feature enable`")
+        if report.mask_refused:
+            err.print(
+                styled(
+                    ("warning: ", "bold yellow"),
+                    f"{report.mask_refused} buyer(s) due for masking were not masked: their "
+                    "archive data key does not open with the loaded master key (see "
+                    "docs/operations.md, key lineage)",
                 )
+            )
 
 
 @app.command()
@@ -438,80 +454,259 @@ def show(
         if as_json:
             _print_json(data)
             return
-        r = data["retention"]
+        _print_order(data)
+
+
+def _local(value: object, zone: ZoneInfo) -> str:
+    """An ISO instant from a service document, in the shop's time zone."""
+    if not isinstance(value, str):
+        return "-"
+    return datetime.fromisoformat(value).astimezone(zone).strftime("%Y-%m-%d %H:%M %Z")
+
+
+def _last_digits(value: object) -> str | None:
+    """A card or account number as people may see it: the last four characters, or the mask
+    placeholder as stored."""
+    if not isinstance(value, str) or not value:
+        return None
+    if set(value) == {"*"}:
+        return value
+    return "ending " + value.replace(" ", "")[-4:]
+
+
+def _print_order(data: dict[str, Any]) -> None:
+    """`show` for people: the channel, the buyer's own mask date and what holds it, items,
+    payment reduced to its last digits, times in the shop's time zone."""
+    zone = ZoneInfo(data["time_zone"])
+    r = data["retention"]
+    channel = "Amazon order" if r["amazon"] else "shop order (not Amazon)"
+    out.print(
+        styled(
+            (data["order_nr_external"], "bold"),
+            f"  shop {data['shop']}, {channel}, state ",
+            (r["state"], "bold"),
+        ),
+        soft_wrap=True,
+    )
+    out.print(f"  times in {data['time_zone']}", soft_wrap=True)
+    for label in ("ordered_at", "shipped_at", "cancelled_at"):
+        if data.get(label):
+            out.print(f"  {label.removesuffix('_at')}: {_local(data[label], zone)}", soft_wrap=True)
+    if not r["amazon"]:
+        out.print("  not an Amazon order: its data is neither archived nor masked", soft_wrap=True)
+    else:
+        if r.get("archived_at"):
+            current = "current" if r["archive_current"] else "older data than now"
+            out.print(f"  archived: {_local(r['archived_at'], zone)} ({current})", soft_wrap=True)
+        if r.get("archive_failed_at"):
+            out.print(
+                f"  archive failed: {_local(r['archive_failed_at'], zone)}, retried from "
+                f"{_local(r['archive_retry_at'], zone)}",
+                soft_wrap=True,
+            )
+        if r.get("masked_at"):
+            out.print(f"  masked: {_local(r['masked_at'], zone)}", soft_wrap=True)
+        if r.get("retrieved_at"):
+            out.print(
+                f"  retrieved: {_local(r['retrieved_at'], zone)}, read-only, masked again on "
+                f"{r['remask_due']}",
+                soft_wrap=True,
+            )
+        if not r.get("masked_at") or r.get("retrieved_at"):
+            mask_date = r.get("expected_mask_date") or "unknown (see below)"
+            out.print(f"  buyer's mask date: {mask_date}", soft_wrap=True)
+        held = [
+            f"{h['reason']} {h['number'] or ''}".strip()
+            + (f" (until {h['until']})" if h.get("until") else "")
+            for h in r.get("held_by") or []
+        ]
+        if held:
+            out.print(f"  mask held by: {'; '.join(held)}", soft_wrap=True)
+        others = [
+            b
+            for b in r.get("mask_blocked_by") or []
+            if not any(b == h["reason"] for h in r.get("held_by") or [])
+        ]
+        if others:
+            out.print(f"  mask blocked by: {', '.join(others)}", soft_wrap=True)
+    c = data["customer"]
+    out.print(
+        f"customer {c['ref']}: {c.get('name') or '-'}  {c.get('email') or ''}".rstrip(),
+        soft_wrap=True,
+    )
+    billing: dict[str, Any] = {}
+    for a in data["addresses"]:
+        if a["kind"] == "billing":
+            billing = a
         out.print(
-            styled(
-                (data["order_nr_external"], "bold"),
-                f" ({data['shop']}) state ",
-                (r["state"], "bold"),
-            )
+            f"  {a['kind']}: {a.get('address') or '-'}, {a.get('zip') or ''} {a.get('city') or ''}",
+            soft_wrap=True,
         )
-        for key in (
-            "archive_due",
-            "mask_due",
-            "archived_at",
-            "archive_failed_at",
-            "archive_retry_at",
-            "masked_at",
-            "retrieved_at",
-            "remask_due",
-        ):
-            if r.get(key):
-                out.print(f"  {key}: {r[key]}", highlight=False)
-        if r.get("mask_blocked_by"):
-            out.print(f"  mask blocked by: {', '.join(r['mask_blocked_by'])}", highlight=False)
-        c = data["customer"]
-        out.print(f"customer: {c.get('name') or '-'}  {c.get('email') or ''}", highlight=False)
-        for a in data["addresses"]:
-            out.print(
-                f"  {a['kind']}: {a.get('address') or '-'}, {a.get('zip') or ''} "
-                f"{a.get('city') or ''}",
-                highlight=False,
-            )
-        for i in data["invoices"]:
-            out.print(
-                f"  invoice {i['invoice_nr']} {i['total']} {i['created_at']}", highlight=False
-            )
-        for i in data["credits"]:
-            out.print(f"  credit {i['credit_nr']} {i['total']} {i['created_at']}", highlight=False)
-        for h in data["customer_history"]:
-            out.print(
-                f"  history {h['recorded_at']} {h['event']} {h.get('user_name') or ''} "
-                f"{h.get('text') or ''}",
-                highlight=False,
-            )
+    if data["items"]:
+        out.print("items:")
+    for i in data["items"]:
+        out.print(f"  {i['qty']} x {i['sku']} {i['title']}  {i['price']}", soft_wrap=True)
+    payment = [
+        p
+        for p in (
+            billing.get("card_type"),
+            f"card {_last_digits(billing.get('card_nr'))}" if billing.get("card_nr") else None,
+            f"IBAN {_last_digits(billing.get('iban'))}" if billing.get("iban") else None,
+            f"account {_last_digits(billing.get('account'))}" if billing.get("account") else None,
+        )
+        if p
+    ]
+    if payment:
+        out.print(f"payment: {', '.join(payment)}", soft_wrap=True)
+    for kind, number in (("invoices", "invoice_nr"), ("credits", "credit_nr")):
+        for d in data[kind]:
+            when = _local(d["created_at"], zone)
+            out.print(f"  {kind.removesuffix('s')} {d[number]} {d['total']} {when}", soft_wrap=True)
+    for h in data["customer_history"]:
+        out.print(
+            f"  history {_local(h['recorded_at'], zone)} {h['event']} {h.get('user_name') or ''} "
+            f"{h.get('text') or ''}",
+            soft_wrap=True,
+        )
 
 
 @app.command()
 def compliance(as_of: AsOfOpt = None, home: HomeOpt = None, as_json: JsonOpt = False) -> None:
-    """List Amazon buyers whose data is unmasked more than 30 days after shipping, and why.
+    """List Amazon buyers whose data is unmasked more than 30 days after shipping: violations
+    (something is wrong) and holds (a legal reason to keep it, naming the order or document).
 
-    Exits 1 when there is any, so that monitoring can alert on it.
+    Exits 1 when there is any violation, so that monitoring can alert on it.
     """
+    from shelflife.domain.policy import Finding
     from shelflife.services.inspection import compliance_report
 
     with _errors():
         when = _instant(as_of, "--as-of")
-        rows = _with_app(home, lambda a: compliance_report(a, when))
+        entries = _with_app(home, lambda a: compliance_report(a, when))
+        violations = [e for e in entries if e.finding is Finding.VIOLATION]
+        held = [e for e in entries if e.finding is Finding.HOLD]
         if as_json:
-            _print_json({"overdue": len(rows), "customers": [r.__dict__ for r in rows]})
-        elif rows:
-            table = Table(title=f"{len(rows)} buyer(s) past the 30-day limit")
-            for col in ("shop", "customer", "orders", "oldest shipment", "reasons"):
-                table.add_column(col, overflow="fold")  # never cut an order number short
-            for r in rows:
-                table.add_row(
-                    r.shop,
-                    str(r.customer_id),
-                    ", ".join(r.orders),
-                    r.oldest_closed_at or "-",
-                    "; ".join(r.reasons),
-                )
-            out.print(table)
+            _print_json(
+                {
+                    "violations": [e.as_dict() for e in violations],
+                    "holds": [e.as_dict() for e in held],
+                }
+            )
         else:
-            out.print("compliant: no Amazon buyer's data is kept past the limit")
-        if rows:
+            for rows, title in (
+                (
+                    violations,
+                    f"{len(violations)} violation(s): past the 30-day limit because "
+                    "something is wrong",
+                ),
+                (held, f"{len(held)} hold(s): kept for a legal reason, masked once it ends"),
+            ):
+                if not rows:
+                    continue
+                table = Table(title=title, box=box.SIMPLE_HEAD, pad_edge=False)
+                for col in ("buyer", "orders", "since", "mask date"):
+                    table.add_column(col, no_wrap=True)  # one order number a line, never cut
+                table.add_column("reasons", overflow="fold")
+                for e in rows:
+                    table.add_row(
+                        lines(e.customer, e.shop),
+                        lines(*e.orders),
+                        e.since,
+                        e.expected_mask_date or "unknown",
+                        lines(*e.reasons),
+                    )
+                out.print(table)
+            if not violations:
+                out.print(
+                    "compliant: no Amazon buyer's data is kept past the limit without a "
+                    "legal reason"
+                )
+        if violations:
             raise typer.Exit(1)
+
+
+@app.command()
+def runs(
+    limit: Annotated[
+        int, typer.Option("--limit", min=1, max=1000, help="How many runs, newest first.")
+    ] = 20,
+    home: HomeOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """List recent nightly runs: real start and end times, as-of, counts, failures.
+
+    A run that stopped with an error shows why; a killed run shows as not finished.
+    """
+    from shelflife.services.runs import list_runs
+
+    with _errors():
+        views = _with_app(home, lambda a: list_runs(a, limit))
+        if as_json:
+            _print_json([v.as_dict() for v in views])
+            return
+        if not views:
+            out.print("no run recorded yet; see `shelflife run`")
+            return
+        for v in views:
+            took = "" if v.duration_seconds is None else f", took {v.duration_seconds:.1f} s"
+            out.print(
+                f"run {v.id}: {v.status}, as of {_utc(v.as_of)}, started {_utc(v.started_at)}"
+                f"{took}; shops {v.shops}, archived {v.archived}, failed {v.archive_failed}, "
+                f"retried {v.retried}, masked {v.masked}, remasked {v.remasked}",
+                soft_wrap=True,
+            )
+            if v.error:
+                out.print(f"  stopped by: {v.error}", soft_wrap=True)
+
+
+def _utc(value: str) -> str:
+    return datetime.fromisoformat(value).astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+@app.command()
+def find(
+    query: Annotated[
+        str,
+        typer.Argument(
+            help="Order, invoice or credit number, buyer reference (C42), e-mail or name."
+        ),
+    ],
+    limit: Annotated[
+        int, typer.Option("--limit", min=1, max=1000, help="List at most this many orders.")
+    ] = 50,
+    home: HomeOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Find orders by order, invoice or credit number (masked orders too), by buyer reference,
+    or by e-mail address or name (data that is not masked; case-insensitive, part of it is
+    enough).
+    """
+    from shelflife.services.search import find as find_orders
+
+    with _errors():
+        result = _with_app(home, lambda a: find_orders(a, query, limit))
+        if as_json:
+            _print_json(result.as_dict())
+            return
+        if not result.orders:
+            out.print("no order matches")
+            return
+        for o in result.orders:
+            zone = ZoneInfo(o.time_zone)
+            shipped = (
+                f"shipped {_local(o.shipped_at, zone)[:10]}" if o.shipped_at else "not shipped"
+            )
+            out.print(
+                f"{o.order_nr_external}  shop {o.shop}, {o.channel}, buyer {o.customer}, "
+                f"ordered {_local(o.ordered_at, zone)[:10]}, {shipped}, state {o.state} "
+                f"(matched by {o.matched})",
+                soft_wrap=True,
+            )
+        if result.truncated:
+            out.print(
+                f"more than {result.limit} orders match; narrow the query or raise --limit",
+                soft_wrap=True,
+            )
 
 
 @feature_app.command("enable")
@@ -594,6 +789,74 @@ def shop_set(
     with _errors():
         _with_app(home, lambda a: configure_shop(a, shop, time_zone, amazon_pattern))
         out.print(f"shop {shop} updated", highlight=False)
+
+
+@archive_app.command("orphans")
+def archive_orphans(
+    delete: Annotated[
+        bool,
+        typer.Option("--delete", help="Remove them (only where the store allows deletion)."),
+    ] = False,
+    older_than: Annotated[
+        int,
+        typer.Option(
+            "--older-than", min=1, help="Only objects older than this many hours (at least 1)."
+        ),
+    ] = 24,
+    home: HomeOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """List archive objects no copy record points to, and temp files left by killed runs.
+
+    Nothing retrieval needs is among them. With --delete they are removed, only where the
+    store allows deletion and only when older than --older-than hours, so that a run in
+    progress never loses its objects. Files shelflife did not write are listed, never deleted.
+    """
+    from shelflife.services.orphans import OrphanKind
+    from shelflife.services.orphans import archive_orphans as orphans
+
+    with _errors():
+        report = _with_app(home, lambda a: orphans(a, timedelta(hours=older_than), delete))
+        if as_json:
+            _print_json(
+                {
+                    "store": report.store,
+                    "deletion_allowed": report.deletion_allowed,
+                    "older_than_hours": older_than,
+                    "orphans": [
+                        {
+                            "key": o.key,
+                            "kind": o.kind.value,
+                            "size": o.size,
+                            "modified_at": o.modified_at.isoformat(),
+                            "deleted": o.deleted,
+                        }
+                        for o in report.orphans
+                    ],
+                    "deleted": report.deleted,
+                    "younger": report.younger,
+                }
+            )
+            return
+        for o in report.orphans:
+            done = ", deleted" if o.deleted else ""
+            out.print(
+                f"{o.kind.value}: {o.key} ({o.size} bytes, modified "
+                f"{_utc(o.modified_at.isoformat())}{done})",
+                soft_wrap=True,
+            )
+        out.print(
+            f"{len(report.orphans)} orphan(s) older than {older_than} h in {report.store}, "
+            f"{report.deleted} deleted; {report.younger} younger not listed (a run may still "
+            "be writing them)",
+            soft_wrap=True,
+        )
+        removable = [o for o in report.orphans if o.kind is not OrphanKind.UNKNOWN]
+        if removable and not delete:
+            if report.deletion_allowed:
+                out.print("remove the temporary and unreferenced ones with --delete")
+            else:
+                out.print("this store does not allow deletion")
 
 
 @app.command()

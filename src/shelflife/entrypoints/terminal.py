@@ -69,6 +69,12 @@ def styled(*parts: str | tuple[str, str]) -> Text:
     )
 
 
+def lines(*items: str) -> Text:
+    """A table cell of several lines: each item made printable, one per line (a newline
+    inside an item is data and shows escaped; the breaks between items are ours)."""
+    return Text("\n".join(printable(item) for item in items))
+
+
 class DataConsole(Console):
     """A Rich console for data: no markup, emoji codes or highlighting, no line wrapped inside
     (a long order number stays one piece to copy), and every string made printable.

@@ -13,7 +13,7 @@ import shlex
 import shutil
 import sys
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime, time, timedelta
 from pathlib import Path
 from typing import Any
@@ -24,7 +24,7 @@ from rich.table import Table
 from rich.text import Text
 from sqlalchemy import select
 
-from shelflife.adapters.archive.store import ArchiveStore
+from shelflife.adapters.archive.store import ArchiveStore, StoredObject
 from shelflife.adapters.db.tables import Order
 from shelflife.bootstrap import App, build_app, initialise
 from shelflife.config import settings_for_folder
@@ -70,6 +70,16 @@ class _OutageArchive:
 
     def describe(self) -> str:
         return self.inner.describe()
+
+    def list_objects(self) -> Iterator[StoredObject]:
+        return self.inner.list_objects()
+
+    @property
+    def allows_deletion(self) -> bool:
+        return self.inner.allows_deletion
+
+    def delete(self, key: str) -> None:
+        self.inner.delete(key)
 
 
 def view_as_of(order: dict[str, Any], moment: datetime) -> dict[str, Any] | None:
@@ -254,7 +264,7 @@ def _simulate(
 
 def _explain_overdue(app: App, clock: FixedClock, console: Console) -> None:
     """Buyers still past 30 days at the end, grouped by why: what `compliance` reports."""
-    reasons = Counter(r for row in compliance_report(app, clock.instant) for r in row.reasons)
+    reasons = Counter(r for row in compliance_report(app, clock.instant) for r in row.blockers)
     if reasons:
         console.print("Still overdue at the end, and why (see `shelflife compliance`):")
         for reason, count in reasons.most_common():

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any
@@ -10,6 +11,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import select
 
 from shelflife.adapters.db import retention as sql
+from shelflife.adapters.db.engine import read_only
 from shelflife.adapters.db.reading import find_order, load_customer_facts, overdue_candidates
 from shelflife.adapters.db.tables import (
     Address,
@@ -17,7 +19,6 @@ from shelflife.adapters.db.tables import (
     Customer,
     CustomerHistory,
     Invoice,
-    Order,
     OrderItem,
     Shop,
 )
@@ -28,13 +29,18 @@ from shelflife.domain.policy import (
     MASK_AFTER_DAYS,
     REMASK_AFTER_DAYS,
     Cutoffs,
+    Finding,
+    Hold,
     OrderFacts,
+    compliance_finding,
     compliance_reasons,
     due_on,
+    expected_mask_date,
+    holds,
     order_state,
-    overdue,
     retry_at,
 )
+from shelflife.domain.references import customer_ref
 
 
 def _json(value: object) -> object:
@@ -53,7 +59,7 @@ def show_order(
     app: App, order_nr: str, as_of: datetime | None = None, shop: str | None = None
 ) -> dict[str, Any]:
     now = as_of or app.clock.now()
-    with app.engine.connect() as conn:
+    with read_only(app.engine) as conn:
         order = find_order(conn, order_nr, shop)
         shop_row = conn.execute(select(Shop.__table__).where(Shop.id == order.shop_id)).one()
         customer = conn.execute(
@@ -103,7 +109,8 @@ def show_order(
     cutoffs = Cutoffs.for_shop(now, zone)
     order_facts = OrderFacts(order.shipped_at, order.cancelled_at, order.masked_at is not None)
     state = order_state(facts, order_facts, order.is_amazon, cutoffs)
-    closed = order_facts.closed_at
+    # A shop order is never archived nor masked: it has no such dates.
+    closed = order_facts.closed_at if order.is_amazon else None
     retention: dict[str, object] = {
         "state": state.value,
         "amazon": order.is_amazon,
@@ -123,21 +130,31 @@ def show_order(
         if customer.retrieved_at
         else None,
         "read_only": facts.is_retrieved,
+        # The buyer's, not this order's: every order and document of the buyer counts.
+        "expected_mask_date": _json_date(expected_mask_date(facts, cutoffs, zone))
+        if order.is_amazon
+        else None,
     }
     if order.is_amazon and not facts.is_masked and not facts.is_retrieved:
         retention["mask_blocked_by"] = [
             r for r in compliance_reasons(facts, cutoffs) if not r.endswith("next run")
         ]
+        retention["held_by"] = _held_by(holds(facts, cutoffs, zone))
     customer_cols = [f.column for f in MASK_PROFILE["customers"]] + ["country"]
     address_cols = ["kind"] + [f.column for f in MASK_PROFILE["addresses"]] + ["country"]
     return {
         "shop": shop_row.name,
+        "time_zone": shop_row.time_zone,
         "order_nr_external": order.order_nr_external,
         "ordered_at": _json(order.ordered_at),
         "shipped_at": _json(order.shipped_at),
         "cancelled_at": _json(order.cancelled_at),
         **_row(order, [f.column for f in MASK_PROFILE["orders"]]),
-        "customer": {"channel": customer.channel, **_row(customer, customer_cols)},
+        "customer": {
+            "ref": customer_ref(customer.id),
+            "channel": customer.channel,
+            **_row(customer, customer_cols),
+        },
         "addresses": [_row(a, address_cols) for a in addresses],
         "items": [_row(i, ["sku", "title", "qty", "price"]) for i in items],
         "invoices": [
@@ -162,46 +179,81 @@ def show_order(
 
 
 @dataclass
-class ComplianceRow:
+class ComplianceEntry:
+    """One overdue buyer: a violation (something is wrong) or a hold (a legal reason)."""
+
+    finding: Finding
     shop: str
-    customer_id: int
+    customer: str
+    """The buyer's reference (`C<id>`), which `shelflife find` accepts."""
     orders: list[str]
-    oldest_closed_at: str | None
-    reasons: list[str] = field(default_factory=list)
+    reasons: list[str]
+    since: str
+    """The first local day past a 30-day limit."""
+    expected_mask_date: str | None
+    held_by: list[dict[str, str | None]] = field(default_factory=list)
+    blockers: list[str] = field(default_factory=list)
+    """The reasons without order and document numbers, to count buyers by reason."""
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "shop": self.shop,
+            "customer": self.customer,
+            "orders": self.orders,
+            "reasons": self.reasons,
+            "since": self.since,
+            "expected_mask_date": self.expected_mask_date,
+            "held_by": self.held_by,
+        }
+
+
+def _held_by(holds: Sequence[Hold]) -> list[dict[str, str | None]]:
+    return [
+        {
+            "reason": h.blocker.value,
+            "kind": h.kind,
+            "number": h.number,
+            "until": _json_date(h.ends_on),
+        }
+        for h in holds
+    ]
+
+
+def _json_date(day: date | None) -> str | None:
+    return day.isoformat() if day else None
 
 
 def compliance_report(
     app: App, as_of: datetime | None = None, batch: int = 1000
-) -> list[ComplianceRow]:
-    """Every Amazon buyer whose PII is unmasked more than 30 days after a shipment, and why."""
+) -> list[ComplianceEntry]:
+    """Every Amazon buyer whose PII is unmasked more than 30 days after a shipment, filed as a
+    violation or a hold by `policy.compliance_finding`, in shop and buyer order."""
     now = as_of or app.clock.now()
-    rows: list[ComplianceRow] = []
-    with app.engine.connect() as conn:
+    entries: list[ComplianceEntry] = []
+    with read_only(app.engine) as conn:
         for shop in sql.shops(conn):
-            cutoffs = Cutoffs.for_shop(now, ZoneInfo(shop.time_zone))
+            zone = ZoneInfo(shop.time_zone)
+            cutoffs = Cutoffs.for_shop(now, zone)
             after = 0
             while ids := overdue_candidates(conn, shop.id, cutoffs, after, batch):
                 after = ids[-1]
                 facts = load_customer_facts(conn, ids)
-                numbers: dict[int, list[str]] = {}
-                for o in conn.execute(
-                    select(Order.customer_id, Order.order_nr_external)
-                    .where(Order.customer_id.in_(ids))
-                    .order_by(Order.id)
-                ):
-                    numbers.setdefault(o.customer_id, []).append(o.order_nr_external)
                 for cid in ids:
                     f = facts[cid]
-                    if not overdue(f, cutoffs):
+                    found = compliance_finding(f, cutoffs, zone)
+                    if found is None:
                         continue
-                    closed = [o.closed_at for o in f.orders if o.closed_at is not None]
-                    rows.append(
-                        ComplianceRow(
+                    entries.append(
+                        ComplianceEntry(
+                            finding=found.finding,
                             shop=shop.name,
-                            customer_id=cid,
-                            orders=numbers.get(cid, []),
-                            oldest_closed_at=min(closed).isoformat() if closed else None,
-                            reasons=compliance_reasons(f, cutoffs),
+                            customer=customer_ref(cid),
+                            orders=[o.number or "" for o in f.orders],
+                            reasons=list(found.reasons),
+                            since=found.since.isoformat(),
+                            expected_mask_date=_json_date(found.expected_mask_date),
+                            held_by=_held_by(found.holds),
+                            blockers=list(found.blockers),
                         )
                     )
-    return rows
+    return entries

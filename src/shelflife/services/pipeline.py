@@ -9,23 +9,33 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import re
 import secrets
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import Connection, func, insert, select, update
+from sqlalchemy import Connection
 
 from shelflife.adapters.db import retention as sql
-from shelflife.adapters.db.tables import PII_TABLES, Customer, RetentionRun
+from shelflife.adapters.db import runs
+from shelflife.adapters.db.engine import read_only
+from shelflife.adapters.db.installation import read_installation
+from shelflife.adapters.db.runs import RUN_COUNTS
+from shelflife.adapters.db.tables import PII_TABLES
 from shelflife.adapters.keys.envelope import new_data_key, open_sealed, seal
 from shelflife.adapters.keys.master_key import WrappedKey
 from shelflife.bootstrap import App
-from shelflife.domain.errors import ArchiveCorrupt, ArchiveUnavailable, KeyUnavailable
+from shelflife.domain.errors import (
+    ArchiveCorrupt,
+    ArchiveUnavailable,
+    KeyUnavailable,
+    ShelflifeError,
+)
 from shelflife.domain.policy import Cutoffs
 from shelflife.domain.snapshot import CustomerSnapshot
 
@@ -33,6 +43,10 @@ log = logging.getLogger(__name__)
 
 Progress = Callable[[str, int, int], None]
 """Called as (step, done, total) so a terminal can draw a bar; the service prints nothing."""
+
+
+FAILURE_EXAMPLES = 3
+"""How many different archive-failure reasons a run names; the count covers all of them."""
 
 
 @dataclass
@@ -46,9 +60,23 @@ class RunReport:
     mask_refused: int = 0
     shops: int = 0
     duration_seconds: float = 0.0
+    dry_run: bool = False
+    archive_failure_reasons: list[str] = field(default_factory=list)
+    """The first few different reasons of tonight's archive failures (never PII)."""
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+    def counts(self) -> dict[str, int]:
+        return {name: getattr(self, name) for name in RUN_COUNTS}
+
+    def note_failures(self, failed: Sequence[tuple[int, str]]) -> None:
+        self.archive_failed += len(failed)
+        for _cid, why in failed:
+            if why not in self.archive_failure_reasons:
+                if len(self.archive_failure_reasons) == FAILURE_EXAMPLES:
+                    break
+                self.archive_failure_reasons.append(why)
 
 
 def _noop(_step: str, _done: int, _total: int) -> None:
@@ -56,43 +84,61 @@ def _noop(_step: str, _done: int, _total: int) -> None:
 
 
 def run_retention(app: App, as_of: datetime | None = None, progress: Progress = _noop) -> RunReport:
+    """The nightly run. It is recorded in `retention_runs` with the real start and end time;
+    when it stops with an error, the record says why before the error goes on.
+
+    A missing or foreign master key stops it before anything is written, the run record
+    included: such a run never started (`App.keys` checks the key against the recorded one).
+    """
     started = time.monotonic()
     now = as_of or app.clock.now()
     report = RunReport(as_of=now.isoformat())
-    with app.engine.connect() as conn:
+    with read_only(app.engine) as conn:
         enabled = sql.shops(conn, enabled_only=True)
     if enabled:
-        _ = app.keys  # fail the whole run early and clearly when the master key is missing
+        _ = app.keys
     with app.engine.begin() as conn:
-        run_id = conn.execute(
-            insert(RetentionRun)
-            .values(as_of=now, started_at=app.clock.now())
-            .returning(RetentionRun.id)
-        ).scalar_one()
-    batch = app.settings.batch_size
-    for shop in enabled:
-        report.shops += 1
-        cutoffs = Cutoffs.for_shop(now, ZoneInfo(shop.time_zone))
-        _archive_step(app, shop.id, cutoffs, batch, report, progress)
-        key_id = app.keys.key_id
-        masked, refused = _mask_step(
-            app, sql.mask_due_condition(shop.id, cutoffs, key_id), now, "masked", batch, progress
-        )
-        report.masked += masked
-        report.mask_refused += refused + _refused_by_key_id(app, shop.id, cutoffs, "masked")
-        remasked, refused = _mask_step(
-            app,
-            sql.remask_due_condition(shop.id, cutoffs, key_id),
-            now,
-            "remasked",
-            batch,
-            progress,
-        )
-        report.remasked += remasked
-        report.mask_refused += refused + _refused_by_key_id(app, shop.id, cutoffs, "remasked")
-    if report.masked or report.remasked:
-        sql.reclaim_space(app.engine, list(PII_TABLES))
+        run_id = runs.start_run(conn, now, app.clock.now())
+    try:
+        batch = app.settings.batch_size
+        for shop in enabled:
+            report.shops += 1
+            cutoffs = Cutoffs.for_shop(now, ZoneInfo(shop.time_zone))
+            _archive_step(app, shop.id, cutoffs, batch, report, progress)
+            key_id = app.keys.key_id
+            masked, refused = _mask_step(
+                app,
+                sql.mask_due_condition(shop.id, cutoffs, key_id),
+                now,
+                "masked",
+                batch,
+                progress,
+            )
+            report.masked += masked
+            report.mask_refused += refused + _refused_by_key_id(app, shop.id, cutoffs, "masked")
+            remasked, refused = _mask_step(
+                app,
+                sql.remask_due_condition(shop.id, cutoffs, key_id),
+                now,
+                "remasked",
+                batch,
+                progress,
+            )
+            report.remasked += remasked
+            report.mask_refused += refused + _refused_by_key_id(app, shop.id, cutoffs, "remasked")
+        if report.masked or report.remasked:
+            sql.reclaim_space(app.engine, list(PII_TABLES))
+    except (Exception, KeyboardInterrupt) as exc:
+        _record_stop(app, run_id, report, exc)
+        raise
     report.duration_seconds = round(time.monotonic() - started, 3)
+    if report.archive_failed:
+        # One line for the whole run, however many buyers failed: ids and reasons only.
+        log.warning(
+            "archive failed for %d buyer(s), retried the next day; first reasons: %s",
+            report.archive_failed,
+            "; ".join(report.archive_failure_reasons),
+        )
     log.info(
         "run as of %s: archived %d, failed %d, retried %d, masked %d, remasked %d in %.1f s",
         report.as_of,
@@ -104,26 +150,60 @@ def run_retention(app: App, as_of: datetime | None = None, progress: Progress = 
         report.duration_seconds,
     )
     with app.engine.begin() as conn:
-        conn.execute(
-            update(RetentionRun)
-            .where(RetentionRun.id == run_id)
-            .values(
-                finished_at=app.clock.now(),
-                archived=report.archived,
-                archive_failed=report.archive_failed,
-                retried=report.retried,
-                masked=report.masked,
-                remasked=report.remasked,
-                mask_refused=report.mask_refused,
-            )
-        )
+        runs.finish_run(conn, run_id, app.clock.now(), report.counts())
     return report
 
 
-def _count(conn: Connection, condition: Any) -> int:
-    return int(
-        conn.execute(select(func.count()).select_from(Customer).where(condition)).scalar_one()
-    )
+def _record_stop(app: App, run_id: int, report: RunReport, exc: BaseException) -> None:
+    """Write why the run stopped. Only the project's own messages are PII-free by contract;
+    of anything else only the type is kept, as on the command line."""
+    if isinstance(exc, ShelflifeError):
+        why = str(exc)
+    elif isinstance(exc, KeyboardInterrupt):
+        why = "interrupted"
+    else:
+        why = f"unexpected {type(exc).__name__}"
+    try:
+        with app.engine.begin() as conn:
+            runs.finish_run(conn, run_id, app.clock.now(), report.counts(), error=why)
+    except Exception:  # the database may be what failed; the original error matters more
+        log.warning("could not record why run %d stopped", run_id)
+
+
+def dry_run(app: App, as_of: datetime | None = None) -> RunReport:
+    """The counts `run_retention` would report as of `as_of` if the archive works, from
+    set-based counts on the same conditions; writes nothing and needs no master key.
+
+    The mask and re-mask counts take tonight's archive step into account: a buyer archived
+    tonight and past the 30 days is masked in the same run (`policy.after_archive`)."""
+    started = time.monotonic()
+    now = as_of or app.clock.now()
+    report = RunReport(as_of=now.isoformat(), dry_run=True)
+    with read_only(app.engine) as conn:
+        installation = read_installation(conn)
+        # The key recorded by `init`: a real run refuses any other, so the dry run needs no file.
+        key_id = installation.master_key_id if installation else ""
+        for shop in sql.shops(conn, enabled_only=True):
+            report.shops += 1
+            cutoffs = Cutoffs.for_shop(now, ZoneInfo(shop.time_zone))
+            report.archived += sql.count_customers(
+                conn, sql.archive_due_condition(shop.id, cutoffs)
+            )
+            report.retried += sql.count_customers(conn, sql.retry_due_condition(shop.id, cutoffs))
+            report.masked += sql.count_customers(
+                conn, sql.mask_due_condition(shop.id, cutoffs, key_id, tonight=True)
+            )
+            report.remasked += sql.count_customers(
+                conn, sql.remask_due_condition(shop.id, cutoffs, key_id, tonight=True)
+            )
+            report.mask_refused += sum(
+                sql.count_customers(
+                    conn, sql.mask_refused_condition(shop.id, cutoffs, key_id, remask=remask)
+                )
+                for remask in (False, True)
+            )
+    report.duration_seconds = round(time.monotonic() - started, 3)
+    return report
 
 
 def _archive_step(
@@ -131,7 +211,7 @@ def _archive_step(
 ) -> None:
     condition = sql.archive_due_condition(shop_id, cutoffs)
     with app.engine.connect() as conn:
-        total = _count(conn, condition)
+        total = sql.count_customers(conn, condition)
     after, handled = 0, 0
     while True:
         with app.engine.begin() as conn:
@@ -143,9 +223,7 @@ def _archive_step(
             sql.record_archived(conn, done, cutoffs.as_of)
             sql.record_failed(conn, failed, cutoffs.as_of)
         report.archived += len(done)
-        report.archive_failed += len(failed)
-        for cid, why in failed:  # ids and library-free reasons only: never PII
-            log.warning("archive of customer %d failed, retried the next day: %s", cid, why)
+        report.note_failures(failed)
         log.info("archive batch: %d archived, %d failed", len(done), len(failed))
         after = ids[-1]
         handled += len(ids)
@@ -177,6 +255,19 @@ def object_key_prefix(customer_id: int) -> str:
     million buyers; the random suffix added to each key makes every write a new object, as
     write-once (Object Lock) storage requires."""
     return f"customers/{customer_id // 1000:06d}/{customer_id}-"
+
+
+_OBJECT_KEY = re.compile(r"customers/([0-9]{6})/([0-9]+)-r[0-9]+-[0-9a-f]+\.slf")
+
+
+def customer_of_object_key(key: str) -> int | None:
+    """The buyer an archive object key was made for (see `object_key_prefix`); None for a
+    key shelflife does not make, which housekeeping then never deletes."""
+    match = _OBJECT_KEY.fullmatch(key)
+    if match is None:
+        return None
+    customer_id = int(match.group(2))
+    return customer_id if object_key_prefix(customer_id) in key else None
 
 
 def _archive_one(
@@ -216,7 +307,7 @@ def _mask_step(
     """Mask the buyers due, batch by batch; returns (masked, refused). A buyer is masked only
     when the loaded master key opens its data key, i.e. its verified copy can be read."""
     with app.engine.connect() as conn:
-        total = _count(conn, condition)
+        total = sql.count_customers(conn, condition)
     after, masked, handled = 0, 0, 0
     refused: list[int] = []
     while True:
@@ -261,7 +352,7 @@ def _refused_by_key_id(app: App, shop_id: int, cutoffs: Cutoffs, event: str) -> 
     )
     with app.engine.connect() as conn:
         first = sql.first_customer_ids(conn, condition, 10)
-        count = _count(conn, condition) if first else 0
+        count = sql.count_customers(conn, condition) if first else 0
     if count:
         _log_refused(app, event, count, first)
     return count

@@ -4,21 +4,54 @@ from __future__ import annotations
 
 import os
 import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Protocol
 from urllib.parse import unquote, urlparse
 
 from shelflife.domain.errors import ArchiveUnavailable, InvalidInput
 
+TEMP_PREFIX = ".tmp-"
+"""Name prefix of a file being written; one left behind is the trace of a killed write."""
+
+
+@dataclass(frozen=True)
+class StoredObject:
+    """One object in the store as a listing sees it; says nothing about its content."""
+
+    key: str
+    size: int
+    modified_at: datetime
+    temporary: bool
+    """An unfinished write (a temp file left by a killed run), not an archive object."""
+
 
 class ArchiveStore(Protocol):
-    """Write-once object storage for sealed snapshots."""
+    """Write-once object storage for sealed snapshots.
+
+    Listing and deletion exist for housekeeping only (`shelflife archive orphans`); the
+    nightly run and retrieval never delete. A store that does not allow deletion (S3 Object
+    Lock, WORM media) says so with `allows_deletion` and refuses `delete` with `Forbidden`.
+    """
 
     def put(self, key: str, data: bytes) -> None: ...
 
     def get(self, key: str) -> bytes: ...
 
     def describe(self) -> str: ...
+
+    def list_objects(self) -> Iterator[StoredObject]:
+        """Every object and unfinished write in the store, in no particular order."""
+        ...
+
+    @property
+    def allows_deletion(self) -> bool: ...
+
+    def delete(self, key: str) -> None:
+        """Remove one object or unfinished write; `Forbidden` where the store is write-once."""
+        ...
 
 
 class LocalFolderArchive:
@@ -55,7 +88,7 @@ class LocalFolderArchive:
                 path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
                 for folder in path.parent.relative_to(self.root).parents:
                     _fsync_dir(self.root / folder)  # the new folders' own entries
-            fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
+            fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=TEMP_PREFIX)
             try:
                 with os.fdopen(fd, "wb") as handle:
                     handle.write(data)
@@ -84,6 +117,45 @@ class LocalFolderArchive:
 
     def describe(self) -> str:
         return self.root.resolve().as_uri()
+
+    def list_objects(self) -> Iterator[StoredObject]:
+        if not self.root.is_dir():
+            raise ArchiveUnavailable(f"the archive folder {self.root} does not exist")
+        try:
+            for folder, subfolders, files in os.walk(self.root):
+                subfolders.sort()
+                for name in sorted(files):
+                    path = Path(folder) / name
+                    try:
+                        st = path.lstat()
+                    except FileNotFoundError:  # renamed or removed since the folder was read
+                        continue
+                    if not path.is_file() or path.is_symlink():
+                        continue
+                    yield StoredObject(
+                        key=path.relative_to(self.root).as_posix(),
+                        size=st.st_size,
+                        modified_at=datetime.fromtimestamp(st.st_mtime, UTC),
+                        temporary=name.startswith(TEMP_PREFIX),
+                    )
+        except OSError as exc:
+            raise ArchiveUnavailable(
+                f"cannot list the archive folder {self.root}: {exc.strerror}"
+            ) from None
+
+    @property
+    def allows_deletion(self) -> bool:
+        return True
+
+    def delete(self, key: str) -> None:
+        path = self._path(key)
+        try:
+            path.unlink(missing_ok=True)
+            _fsync_dir(path.parent)
+        except OSError as exc:
+            raise ArchiveUnavailable(
+                f"cannot delete from the archive folder {self.root}: {exc.strerror}"
+            ) from None
 
 
 def _fsync_dir(folder: Path) -> None:

@@ -6,7 +6,7 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Engine, create_engine, event, inspect, text
+from sqlalchemy import Connection, Engine, create_engine, event, inspect, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
@@ -16,6 +16,8 @@ if TYPE_CHECKING:
     from alembic.config import Config
 
 MIGRATIONS = Path(__file__).parent / "migrations"
+READ_ONLY = "shelflife_read_only"
+"""Execution option of the connections `read_only` hands out."""
 
 
 def make_engine(url: str) -> Engine:
@@ -61,12 +63,27 @@ def make_engine(url: str) -> Engine:
 
         @event.listens_for(engine, "begin")
         def _sqlite_begin(conn: Any) -> None:
-            conn.exec_driver_sql("BEGIN IMMEDIATE")
+            # Writers take the write lock up front (no deadlock on upgrade); readers do not.
+            read_only = conn.get_execution_options().get(READ_ONLY, False)
+            conn.exec_driver_sql("BEGIN" if read_only else "BEGIN IMMEDIATE")
 
         return engine
     if parsed.get_backend_name() == "postgresql" and parsed.drivername == "postgresql":
         url = parsed.set(drivername="postgresql+psycopg").render_as_string(hide_password=False)
     return create_engine(url, pool_pre_ping=True, hide_parameters=True)
+
+
+def read_only(engine: Engine) -> Connection:
+    """A connection for commands that only read (a dry run, listings).
+
+    SQLite: a deferred transaction that takes no write lock, so it neither waits for nor holds
+    up a nightly run (WAL readers see the last commit). PostgreSQL: a READ ONLY transaction, so
+    the server itself refuses any write.
+    """
+    options: dict[str, Any] = {READ_ONLY: True}
+    if engine.dialect.name == "postgresql":
+        options["postgresql_readonly"] = True
+    return engine.connect().execution_options(**options)
 
 
 def alembic_config(engine: Engine) -> Config:

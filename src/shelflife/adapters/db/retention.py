@@ -101,12 +101,36 @@ def archive_due_condition(shop_id: int, c: Cutoffs) -> ColumnElement[bool]:
     )
 
 
-def _mask_due_any_key(shop_id: int, c: Cutoffs) -> ColumnElement[bool]:
+def retry_due_condition(shop_id: int, c: Cutoffs) -> ColumnElement[bool]:
+    """SQL twin of `policy.is_retry`: due for archiving again after a failed attempt."""
+    return and_(archive_due_condition(shop_id, c), Customer.archive_failed_at.is_not(None))
+
+
+def _copy_current(
+    shop_id: int, c: Cutoffs, master_key_id: str, tonight: bool
+) -> ColumnElement[bool]:
+    """A verified copy holds the current PII under a data key the loaded master key opens;
+    with `tonight`, or will once tonight's archive step has archived every buyer due (SQL twin
+    of `policy.after_archive`): a buyer without a data key yet gets one under the loaded key."""
+    key_ok = Customer.data_key_master_id == master_key_id
+    current = and_(_archive_current(), key_ok)
+    if not tonight:
+        return current
+    return or_(
+        current,
+        and_(
+            archive_due_condition(shop_id, c),
+            or_(Customer.data_key_master_id.is_(None), key_ok),
+        ),
+    )
+
+
+def _mask_ready(shop_id: int, c: Cutoffs) -> ColumnElement[bool]:
+    """Everything `policy.can_mask` asks except the archive copy."""
     return and_(
         Customer.shop_id == shop_id,
         Customer.channel == "amazon",
         Customer.masked_at.is_(None),
-        _archive_current(),
         exists().where(Order.customer_id == Customer.id),
         ~exists().where(
             Order.customer_id == Customer.id,
@@ -117,33 +141,49 @@ def _mask_due_any_key(shop_id: int, c: Cutoffs) -> ColumnElement[bool]:
     )
 
 
-def _remask_due_any_key(shop_id: int, c: Cutoffs) -> ColumnElement[bool]:
+def _remask_ready(shop_id: int, c: Cutoffs) -> ColumnElement[bool]:
+    """Everything `policy.can_remask` asks except the archive copy."""
     return and_(
         Customer.shop_id == shop_id,
         Customer.retrieved_at.is_not(None),
         Customer.retrieved_at < c.remask_before,
-        _archive_current(),
     )
 
 
-def mask_due_condition(shop_id: int, c: Cutoffs, master_key_id: str) -> ColumnElement[bool]:
+def mask_due_condition(
+    shop_id: int, c: Cutoffs, master_key_id: str, *, tonight: bool = False
+) -> ColumnElement[bool]:
     """SQL twin of `policy.can_mask`, for buyers whose archive data key is sealed under the
-    master key loaded now: a copy the loaded key cannot open is no copy to mask against."""
-    return and_(_mask_due_any_key(shop_id, c), Customer.data_key_master_id == master_key_id)
+    master key loaded now (a copy the loaded key cannot open is no copy to mask against);
+    with `tonight`, of `can_mask(after_archive(…))`: what the mask step will select after
+    tonight's archive step (a dry run counts it)."""
+    return and_(_mask_ready(shop_id, c), _copy_current(shop_id, c, master_key_id, tonight))
 
 
-def remask_due_condition(shop_id: int, c: Cutoffs, master_key_id: str) -> ColumnElement[bool]:
-    """SQL twin of `policy.can_remask`, restricted like `mask_due_condition`."""
-    return and_(_remask_due_any_key(shop_id, c), Customer.data_key_master_id == master_key_id)
+def remask_due_condition(
+    shop_id: int, c: Cutoffs, master_key_id: str, *, tonight: bool = False
+) -> ColumnElement[bool]:
+    """SQL twin of `policy.can_remask`, restricted and extended like `mask_due_condition`."""
+    return and_(_remask_ready(shop_id, c), _copy_current(shop_id, c, master_key_id, tonight))
+
+
+def count_customers(conn: Connection, condition: ColumnElement[bool]) -> int:
+    return int(
+        conn.execute(select(func.count()).select_from(Customer).where(condition)).scalar_one()
+    )
 
 
 def mask_refused_condition(
     shop_id: int, c: Cutoffs, master_key_id: str, *, remask: bool = False
 ) -> ColumnElement[bool]:
-    """Buyers due for (re-)masking whose data key is sealed under another master key (or
-    none): they are not masked, and the run counts them."""
-    due = _remask_due_any_key(shop_id, c) if remask else _mask_due_any_key(shop_id, c)
-    return and_(due, Customer.data_key_master_id.is_distinct_from(master_key_id))
+    """Buyers due for (re-)masking with a current copy whose data key is sealed under another
+    master key (or none): they are not masked, and the run counts them."""
+    ready = _remask_ready(shop_id, c) if remask else _mask_ready(shop_id, c)
+    return and_(
+        ready,
+        _archive_current(),
+        Customer.data_key_master_id.is_distinct_from(master_key_id),
+    )
 
 
 def select_batch(

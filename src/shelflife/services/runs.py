@@ -1,0 +1,71 @@
+"""Recent nightly runs as an operator checks them each morning: when, how long, what, why not."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from shelflife.adapters.db.engine import read_only
+from shelflife.adapters.db.runs import recent_runs
+from shelflife.bootstrap import App
+from shelflife.domain.errors import InvalidInput
+
+MAX_RUNS = 1000
+
+
+@dataclass(frozen=True)
+class RunView:
+    id: int
+    status: str
+    """`finished`, `failed` (stopped with an error, see `error`) or `not finished` (still
+    running, or killed: nothing records the end of a killed process)."""
+    as_of: str
+    started_at: str
+    finished_at: str | None
+    duration_seconds: float | None
+    shops: int
+    archived: int
+    archive_failed: int
+    retried: int
+    masked: int
+    remasked: int
+    mask_refused: int
+    error: str | None
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def list_runs(app: App, limit: int = 20) -> list[RunView]:
+    """The most recently started runs, newest first."""
+    if not 1 <= limit <= MAX_RUNS:
+        raise InvalidInput(f"the number of runs to show must be between 1 and {MAX_RUNS}")
+    with read_only(app.engine) as conn:
+        rows = recent_runs(conn, limit)
+    views = []
+    for r in rows:
+        if r.finished_at is None:
+            status = "not finished"
+        else:
+            status = "failed" if r.error is not None else "finished"
+        views.append(
+            RunView(
+                id=r.id,
+                status=status,
+                as_of=r.as_of.isoformat(),
+                started_at=r.started_at.isoformat(),
+                finished_at=r.finished_at.isoformat() if r.finished_at else None,
+                duration_seconds=round((r.finished_at - r.started_at).total_seconds(), 3)
+                if r.finished_at
+                else None,
+                shops=r.shops,
+                archived=r.archived,
+                archive_failed=r.archive_failed,
+                retried=r.retried,
+                masked=r.masked,
+                remasked=r.remasked,
+                mask_refused=r.mask_refused,
+                error=r.error,
+            )
+        )
+    return views
