@@ -29,6 +29,12 @@ class Settings(BaseSettings):
     archive_workers: int = Field(
         default=8, ge=1, le=64, description="Archive copies written in parallel per batch"
     )
+    lock_timeout: float = Field(
+        default=30,
+        gt=0,
+        le=3600,
+        description="Seconds to wait for a database lock another process holds",
+    )
 
     @property
     def resolved_database_url(self) -> str:

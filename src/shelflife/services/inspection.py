@@ -53,7 +53,7 @@ def show_order(
     app: App, order_nr: str, as_of: datetime | None = None, shop: str | None = None
 ) -> dict[str, Any]:
     now = as_of or app.clock.now()
-    with app.engine.connect() as conn:
+    with app.read_engine.connect() as conn:
         order = find_order(conn, order_nr, shop)
         shop_row = conn.execute(select(Shop.__table__).where(Shop.id == order.shop_id)).one()
         customer = conn.execute(
@@ -176,7 +176,7 @@ def compliance_report(
     """Every Amazon buyer whose PII is unmasked more than 30 days after a shipment, and why."""
     now = as_of or app.clock.now()
     rows: list[ComplianceRow] = []
-    with app.engine.connect() as conn:
+    with app.read_engine.connect() as conn:
         for shop in sql.shops(conn):
             cutoffs = Cutoffs.for_shop(now, ZoneInfo(shop.time_zone))
             after = 0

@@ -58,7 +58,7 @@ def run_retention(app: App, as_of: datetime | None = None, progress: Progress = 
     started = time.monotonic()
     now = as_of or app.clock.now()
     report = RunReport(as_of=now.isoformat())
-    with app.engine.connect() as conn:
+    with app.read_engine.connect() as conn:
         enabled = sql.shops(conn, enabled_only=True)
     if enabled:
         _ = app.keys  # fail the whole run early and clearly when the master key is missing
@@ -118,7 +118,7 @@ def _archive_step(
     app: App, shop_id: int, cutoffs: Cutoffs, batch: int, report: RunReport, progress: Progress
 ) -> None:
     condition = sql.archive_due_condition(shop_id, cutoffs)
-    with app.engine.connect() as conn:
+    with app.read_engine.connect() as conn:
         total = _count(conn, condition)
     after, handled = 0, 0
     while True:
@@ -201,7 +201,7 @@ def _archive_one(
 def _mask_step(
     app: App, condition: Any, now: datetime, event: str, batch: int, progress: Progress
 ) -> int:
-    with app.engine.connect() as conn:
+    with app.read_engine.connect() as conn:
         total = _count(conn, condition)
     after, masked, handled = 0, 0, 0
     while True:
