@@ -138,6 +138,8 @@ class PostgresCluster:
 
     @property
     def data_dir(self) -> Path:
+        """The cluster's PGDATA; ``base/`` holds every database's table, TOAST and index files
+        (owned by the ``postgres`` user when the tests run as root, who can read them)."""
         return self._require_base_dir() / "data"
 
     @property
@@ -242,6 +244,21 @@ class PostgresCluster:
             conn.execute(
                 sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
             )
+
+    def database_dir(self, name: str) -> Path:
+        """The folder under ``data_dir / "base"`` that holds database ``name``'s files."""
+        _check_db_name(name)
+        with self._admin_connection() as conn:
+            row = conn.execute("SELECT oid FROM pg_database WHERE datname = %s", (name,)).fetchone()
+        if row is None:
+            raise ValueError(f"no database {name!r} in the test cluster")
+        return self.data_dir / "base" / str(row[0])
+
+    def checkpoint(self) -> None:
+        """Write every changed page to the files under ``data_dir`` (a superuser command), so
+        that tests can read what a database holds on disk."""
+        with self._admin_connection() as conn:
+            conn.execute("CHECKPOINT")
 
     def __enter__(self) -> PostgresCluster:
         self.start()

@@ -20,6 +20,7 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy import Connection, func, insert, select, update
 
+from shelflife.adapters.db import reclaim
 from shelflife.adapters.db import retention as sql
 from shelflife.adapters.db.tables import PII_TABLES, Customer, RetentionRun
 from shelflife.adapters.keys.envelope import new_data_key, open_sealed, seal
@@ -55,6 +56,11 @@ def _noop(_step: str, _done: int, _total: int) -> None:
 
 
 def run_retention(app: App, as_of: datetime | None = None, progress: Progress = _noop) -> RunReport:
+    with reclaim.run_lock(app.engine) as lock:  # several workers: see adapters/db/reclaim.py
+        return _run(app, as_of, progress, lock)
+
+
+def _run(app: App, as_of: datetime | None, progress: Progress, lock: reclaim.RunLock) -> RunReport:
     started = time.monotonic()
     now = as_of or app.clock.now()
     report = RunReport(as_of=now.isoformat())
@@ -79,8 +85,8 @@ def run_retention(app: App, as_of: datetime | None = None, progress: Progress = 
         report.remasked += _mask_step(
             app, sql.remask_due_condition(shop.id, cutoffs), now, "remasked", batch, progress
         )
-    if report.masked or report.remasked:
-        sql.reclaim_space(app.engine, list(PII_TABLES))
+    # Old values out of the database files.
+    lock.reclaim_if_needed(run_id, bool(report.masked or report.remasked), list(PII_TABLES))
     report.duration_seconds = round(time.monotonic() - started, 3)
     log.info(
         "run as of %s: archived %d, failed %d, retried %d, masked %d, remasked %d in %.1f s",
