@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 import sqlite3
+import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -115,8 +116,15 @@ def _vacuum_sqlite(engine: Engine) -> None:
         db = raw.driver_connection
         assert isinstance(db, sqlite3.Connection)
         try:
+            began = time.monotonic()
             db.execute("VACUUM")
+            vacuumed = time.monotonic()
             busy, _frames, _done = db.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+            log.info(
+                "reclaim: VACUUM %.1f s (write lock held), TRUNCATE checkpoint %.1f s",
+                vacuumed - began,
+                time.monotonic() - vacuumed,
+            )
         except sqlite3.OperationalError as exc:
             translated = database_error(exc)
             if isinstance(translated, DatabaseBusy):
@@ -152,7 +160,13 @@ def _vacuum_full_postgres(engine: Engine, tables: Sequence[str]) -> None:
     with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
         for name in tables:
             try:
+                began = time.monotonic()
                 conn.exec_driver_sql(f'VACUUM FULL "{name}"')
+                log.info(
+                    "reclaim: VACUUM FULL %s %.1f s (ACCESS EXCLUSIVE lock held)",
+                    name,
+                    time.monotonic() - began,
+                )
             except OperationalError as exc:
                 if isinstance(database_error(exc), DatabaseBusy):
                     raise DatabaseBusy(
