@@ -8,6 +8,7 @@ buyers): a WAL checkpoint left values of 2 buyers in the SQLite file, incrementa
 same 2, VACUUM none; PostgreSQL's VACUUM left 9,146 values of all 240 in `base/`, VACUUM FULL
 none. So the reclaim rewrites: SQLite `VACUUM` of the file, PostgreSQL `VACUUM FULL` of the
 PII tables. Both copy only the live rows; docs/operations.md gives their cost and locks.
+(PostgreSQL's planner statistics are kept free of PII by the schema: migration 0002.)
 """
 
 from __future__ import annotations
@@ -92,6 +93,7 @@ class RunLock:
 
 @contextmanager
 def run_lock(engine: Engine) -> Iterator[RunLock]:
+    """The lock a run holds from its start to its end; see RunLock."""
     if engine.dialect.name != "postgresql":
         yield RunLock(engine, None)
         return
