@@ -73,6 +73,7 @@ class Measurement:
     run_seconds: float = 0.0  # the whole run, reclaim included
     reclaim_seconds: float = 0.0
     locks: dict[str, float] = field(default_factory=dict)  # what was locked, seconds
+    warnings: list[str] = field(default_factory=list)  # the reclaim's own warnings
     size_before_mb: float = 0.0  # database (and WAL) just before the reclaim
     size_after_mb: float = 0.0
     masked_buyers: int = 0  # distinct e-mail addresses of masked orders
@@ -237,8 +238,12 @@ class LockLog(logging.Handler):
     def __init__(self) -> None:
         super().__init__(logging.INFO)
         self.locks: dict[str, float] = {}
+        self.warnings: list[str] = []
 
     def emit(self, record: logging.LogRecord) -> None:
+        if record.levelno >= logging.WARNING:
+            self.warnings.append(record.getMessage())
+            return
         args = record.args if isinstance(record.args, tuple) else ()
         numbers = [float(a) for a in args if isinstance(a, float | int)]
         if record.msg.startswith("reclaim: VACUUM FULL"):
@@ -278,6 +283,7 @@ def measure(
     m.load_average = [round(load, 2), round(os.getloadavg()[0], 2)]
     m.masked = report.masked
     m.locks = handler.locks
+    m.warnings = handler.warnings
     m.size_after_mb = round(db.size(app.engine) / 2**20, 1)
 
     with app.engine.connect() as conn:

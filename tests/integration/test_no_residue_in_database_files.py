@@ -3,9 +3,10 @@
 `test_no_pii_leaks.py` checks the table values and a few uniform buyers; this file checks the raw
 files of both backends with data shaped to leave residue: a few hundred buyers, free texts from a
 few characters to 2,000 (so that rows overflow SQLite pages and PostgreSQL moves them to TOAST),
-PII edited after archiving and before masking, a credit for some, retrieved buyers re-masked, and
-buyers held by a young invoice beside the masked ones. The held buyers' values must be found in
-the files (the search works, TOAST included), no masked buyer's value may be.
+PII edited after archiving and before masking, an ANALYZE (as autovacuum runs), a credit for
+some, retrieved buyers re-masked, and buyers held by a young invoice beside the masked ones.
+The held buyers' values must be found in the files (the search works, TOAST included), no
+masked buyer's value may be.
 
 Every PII value carries a token `Q<buyer:4><field:2><version>` (long texts one every ~50
 characters), so a single regular expression finds every value, or any fragment of a long one,
@@ -233,8 +234,9 @@ def database_files(database_url: str, request: pytest.FixtureRequest) -> Iterato
     """Read every database file as raw bytes, as an attacker with the disk would.
 
     SQLite: the database, its -wal, -shm and any rollback journal. PostgreSQL: the database's
-    folder under the cluster's `base/` (heap, TOAST, index, free-space and visibility-map
-    files) after a CHECKPOINT has written every changed page to them.
+    folder under the cluster's `base/` (heap, TOAST, index, free-space and visibility-map files
+    of its tables and of its catalog, pg_statistic included) after a CHECKPOINT has written
+    every changed page to them.
     """
     url = make_url(database_url)
     if url.get_backend_name() == "sqlite":
@@ -297,6 +299,8 @@ def assert_only_held_buyers_found(
 def test_no_masked_or_remasked_buyers_value_is_left_in_any_byte_of_the_database_files(
     database_url: str, tmp_path: Path, database_files: DatabaseFiles
 ) -> None:
+    """Archive, edit, analyse, mask: only the held buyers' values are left. Retrieve some
+    masked buyers and re-mask them 30 days later: their restored values go too."""
     app, clock = make_app(database_url, tmp_path / "home", T0)
     toast: set[str] = set()
     try:
