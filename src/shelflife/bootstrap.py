@@ -14,8 +14,11 @@ from sqlalchemy.exc import OperationalError
 
 from shelflife.adapters.archive.store import ArchiveStore, LocalFolderArchive, archive_from_url
 from shelflife.adapters.db.engine import (
+    CANNOT_CONNECT,
+    database_error,
     make_engine,
     make_sqlite_files_private,
+    read_only_engine,
     schema_is_current,
     upgrade_schema,
 )
@@ -32,6 +35,7 @@ from shelflife.config import CONFIG_FILE, Settings
 from shelflife.domain.clock import Clock, SystemClock
 from shelflife.domain.errors import (
     ArchiveCorrupt,
+    DatabaseBusy,
     KeyUnavailable,
     NotInitialised,
     ShelflifeError,
@@ -49,6 +53,7 @@ class App:
     key_path: Path
     clock: Clock
     _keys: LocalKeyProvider | None = None
+    _read_engine: Engine | None = None
 
     @property
     def keys(self) -> LocalKeyProvider:
@@ -69,34 +74,49 @@ class App:
             self._keys = _join_lineage(master, recorded, self.key_path)
         return self._keys
 
+    @property
+    def read_engine(self) -> Engine:
+        """For work that only reads. On SQLite its transactions neither take nor wait for the
+        write lock, so `show` and `compliance` answer while the nightly run writes."""
+        if self._read_engine is None:
+            self._read_engine = read_only_engine(self.engine, self.settings.lock_timeout)
+        return self._read_engine
+
     def close(self) -> None:
+        if self._read_engine is not None and self._read_engine.pool is not self.engine.pool:
+            self._read_engine.dispose()
         self.engine.dispose()
 
 
 def build_app(
     settings: Settings, clock: Clock | None = None, *, require_schema: bool = True
 ) -> App:
-    engine = make_engine(settings.resolved_database_url)
-    if require_schema:
-        try:
-            current = schema_is_current(engine)
-        except OperationalError:
-            engine.dispose()
-            raise ShelflifeError(
-                "cannot connect to the database; check SHELFLIFE_DATABASE_URL"
-            ) from None
-        if not current:
-            engine.dispose()
-            raise NotInitialised(
-                "the database is not set up (or needs an upgrade); run `shelflife init`"
-            )
-    return App(
+    engine = make_engine(settings.resolved_database_url, settings.lock_timeout)
+    app = App(
         settings=settings,
         engine=engine,
         archive=archive_from_url(settings.resolved_archive_url),
         key_path=settings.resolved_master_key_file,
         clock=clock or SystemClock(),
     )
+    if require_schema:
+        try:
+            current = schema_is_current(app.read_engine)
+        except OperationalError as exc:
+            app.close()
+            raise _database_failure(exc) from None
+        if not current:
+            app.close()
+            raise NotInitialised(
+                "the database is not set up (or needs an upgrade); run `shelflife init`"
+            )
+    return app
+
+
+def _database_failure(exc: OperationalError) -> ShelflifeError:
+    """Busy when another process holds the lock; otherwise the database cannot be reached."""
+    translated = database_error(exc)
+    return translated if isinstance(translated, DatabaseBusy) else Unavailable(CANNOT_CONNECT)
 
 
 @dataclass
@@ -130,10 +150,8 @@ def initialise(settings: Settings, clock: Clock | None = None) -> InitReport:
         make_sqlite_files_private(settings.resolved_database_url)
         try:
             upgrade_schema(app.engine)
-        except OperationalError:
-            raise ShelflifeError(
-                "cannot connect to the database; check SHELFLIFE_DATABASE_URL"
-            ) from None
+        except OperationalError as exc:
+            raise _database_failure(exc) from None
         make_sqlite_files_private(settings.resolved_database_url)
         report.done.append(f"database schema is current ({_safe_url(settings)})")
         if isinstance(app.archive, LocalFolderArchive):

@@ -40,6 +40,12 @@ class Settings(BaseSettings):
         le=10_000,
         description="Retrievals by one user within an hour above which an alert is raised",
     )
+    lock_timeout: float = Field(
+        default=30,
+        gt=0,
+        le=3600,
+        description="Seconds to wait for a database lock another process holds",
+    )
 
     @property
     def resolved_database_url(self) -> str:

@@ -107,13 +107,20 @@ def _clean_env() -> dict[str, str]:
 class PostgresCluster:
     """One PostgreSQL cluster in a private temporary directory, reachable over a Unix socket."""
 
-    def __init__(self, bin_dir: Path | None = None, parent_dir: Path | None = None) -> None:
+    def __init__(
+        self,
+        bin_dir: Path | None = None,
+        parent_dir: Path | None = None,
+        settings: dict[str, str] | None = None,
+    ) -> None:
         """``bin_dir``: where initdb/pg_ctl/postgres live (default: ``find_postgres_bin_dir()``).
         ``parent_dir``: where the cluster's temporary directory goes (default: /dev/shm when it
-        has room, else the system temp dir).
+        has room, else the system temp dir). ``settings``: postgresql.conf values that replace
+        the test defaults (a benchmark turns durability back on with them).
         """
         self._bin_dir = bin_dir
         self._parent_dir = parent_dir
+        self._settings = dict(_SETTINGS, **(settings or {}))
         self._run_as: str | None = _SUPERUSER if os.geteuid() == 0 else None
         self._base_dir: Path | None = None
         self._process: subprocess.Popen[bytes] | None = None
@@ -138,6 +145,8 @@ class PostgresCluster:
 
     @property
     def data_dir(self) -> Path:
+        """The cluster's PGDATA; ``base/`` holds every database's table, TOAST and index files
+        (owned by the ``postgres`` user when the tests run as root, who can read them)."""
         return self._require_base_dir() / "data"
 
     @property
@@ -228,11 +237,16 @@ class PostgresCluster:
         _check_db_name(name)
         return f"postgresql+psycopg://{self.user}@/{name}?host={self.socket_dir}&port={self.port}"
 
-    def create_database(self, name: str) -> str:
-        """Create an empty database ``name`` and return its SQLAlchemy URL."""
+    def create_database(self, name: str, template: str | None = None) -> str:
+        """Create database ``name`` (empty, or a copy of database ``template``, which must
+        have no open connections) and return its SQLAlchemy URL."""
         _check_db_name(name)
+        statement = sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name))
+        if template is not None:
+            _check_db_name(template)
+            statement += sql.SQL(" TEMPLATE {}").format(sql.Identifier(template))
         with self._admin_connection() as conn:
-            conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+            conn.execute(statement)
         return self.url(name)
 
     def drop_database(self, name: str) -> None:
@@ -242,6 +256,21 @@ class PostgresCluster:
             conn.execute(
                 sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
             )
+
+    def database_dir(self, name: str) -> Path:
+        """The folder under ``data_dir / "base"`` that holds database ``name``'s files."""
+        _check_db_name(name)
+        with self._admin_connection() as conn:
+            row = conn.execute("SELECT oid FROM pg_database WHERE datname = %s", (name,)).fetchone()
+        if row is None:
+            raise ValueError(f"no database {name!r} in the test cluster")
+        return self.data_dir / "base" / str(row[0])
+
+    def checkpoint(self) -> None:
+        """Write every changed page to the files under ``data_dir`` (a superuser command), so
+        that tests can read what a database holds on disk."""
+        with self._admin_connection() as conn:
+            conn.execute("CHECKPOINT")
 
     def __enter__(self) -> PostgresCluster:
         self.start()
@@ -298,7 +327,7 @@ class PostgresCluster:
         )
 
     def _configure(self) -> None:
-        settings = dict(_SETTINGS, unix_socket_directories=f"'{self.socket_dir}'")
+        settings = dict(self._settings, unix_socket_directories=f"'{self.socket_dir}'")
         lines = "".join(f"{key} = {value}\n" for key, value in settings.items())
         # Appending keeps the file's owner (the postgres user when running as root).
         with (self.data_dir / "postgresql.conf").open("a", encoding="utf-8") as conf:

@@ -24,6 +24,7 @@ from rich.table import Table
 from typer.core import TyperGroup
 
 from shelflife.adapters.archive.store import archive_from_url
+from shelflife.adapters.db.engine import database_error
 from shelflife.bootstrap import App, build_app, initialise
 from shelflife.config import load_settings, overriding_variables
 from shelflife.domain.clock import ensure_aware
@@ -180,6 +181,9 @@ def _errors() -> Iterator[None]:
     except KeyboardInterrupt:
         _fail("interrupted; rerun the command to complete the work", 1)
     except Exception as exc:
+        translated = database_error(exc)  # a lock not granted in time, a server gone
+        if translated is not None:
+            _fail(str(translated), translated.exit_code)
         if os.environ.get("SHELFLIFE_DEBUG") == "1":
             raise
         # Library messages can carry SQL parameters (PII), so only the type is shown.

@@ -21,8 +21,8 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy import Connection
 
+from shelflife.adapters.db import reclaim, runs
 from shelflife.adapters.db import retention as sql
-from shelflife.adapters.db import runs
 from shelflife.adapters.db.engine import read_only
 from shelflife.adapters.db.installation import read_installation
 from shelflife.adapters.db.runs import RUN_COUNTS
@@ -90,6 +90,11 @@ def run_retention(app: App, as_of: datetime | None = None, progress: Progress = 
     A missing or foreign master key stops it before anything is written, the run record
     included: such a run never started (`App.keys` checks the key against the recorded one).
     """
+    with reclaim.run_lock(app.engine) as lock:  # several workers: see adapters/db/reclaim.py
+        return _run(app, as_of, progress, lock)
+
+
+def _run(app: App, as_of: datetime | None, progress: Progress, lock: reclaim.RunLock) -> RunReport:
     started = time.monotonic()
     now = as_of or app.clock.now()
     report = RunReport(as_of=now.isoformat())
@@ -126,8 +131,8 @@ def run_retention(app: App, as_of: datetime | None = None, progress: Progress = 
             )
             report.remasked += remasked
             report.mask_refused += refused + _refused_by_key_id(app, shop.id, cutoffs, "remasked")
-        if report.masked or report.remasked:
-            sql.reclaim_space(app.engine, list(PII_TABLES))
+        # Old values out of the database files.
+        lock.reclaim_if_needed(run_id, bool(report.masked or report.remasked), list(PII_TABLES))
     except (Exception, KeyboardInterrupt) as exc:
         _record_stop(app, run_id, report, exc)
         raise

@@ -26,7 +26,7 @@ class ShopView:
 
 
 def list_shops(app: App) -> list[ShopView]:
-    with app.engine.connect() as conn:
+    with app.read_engine.connect() as conn:
         return [
             ShopView(r.name, r.time_zone, r.amazon_order_pattern, r.retention_enabled)
             for r in conn.execute(select(Shop.__table__).order_by(Shop.name)).all()

@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import os
+import sqlite3
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Connection, Engine, create_engine, event, inspect, text
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import ArgumentError
+from sqlalchemy.exc import ArgumentError, DBAPIError
 
-from shelflife.domain.errors import InvalidInput, ShelflifeError
+from shelflife.domain.errors import DatabaseBusy, InvalidInput, ShelflifeError, Unavailable
 
 if TYPE_CHECKING:
     from alembic.config import Config
@@ -19,12 +20,29 @@ MIGRATIONS = Path(__file__).parent / "migrations"
 READ_ONLY = "shelflife_read_only"
 """Execution option of the connections `read_only` hands out."""
 
+DEFAULT_LOCK_TIMEOUT = 30.0
+"""Seconds a statement waits for a lock another process holds (SHELFLIFE_LOCK_TIMEOUT)."""
 
-def make_engine(url: str) -> Engine:
+BUSY = (
+    "the database is busy: another shelflife process (e.g. the nightly run) holds its write "
+    "lock; try again when it has finished"
+)
+CANNOT_CONNECT = "cannot connect to the database; check SHELFLIFE_DATABASE_URL"
+
+
+def make_engine(
+    url: str, lock_timeout: float = DEFAULT_LOCK_TIMEOUT, *, read_only: bool = False
+) -> Engine:
     """Create an engine; SQLite gets WAL, foreign keys and secure_delete on every connection.
 
     `secure_delete` makes SQLite overwrite freed content with zeros, so masked values do not
-    linger in free pages of the file.
+    linger in free pages of the file (the run's VACUUM removes what it misses, see
+    `reclaim.py`). `lock_timeout` bounds how long a statement waits for another process's
+    lock before it fails with `DatabaseBusy`.
+
+    SQLite writers start with BEGIN IMMEDIATE: they take the write lock up front instead of
+    failing halfway when another writer got there first. A `read_only` engine (see
+    `read_only_engine`) starts deferred and is query-only: WAL readers never wait for a writer.
     """
     try:
         parsed = make_url(url)
@@ -38,6 +56,7 @@ def make_engine(url: str) -> Engine:
         raise InvalidInput(
             f"SHELFLIFE_DATABASE_URL: {backend!r} is not supported; use SQLite or PostgreSQL"
         )
+    wait_ms = max(1, round(lock_timeout * 1000))
     if backend == "sqlite":
         if parsed.database and parsed.database != ":memory:":
             folder = Path(parsed.database).parent
@@ -48,7 +67,7 @@ def make_engine(url: str) -> Engine:
                     f"cannot create the database folder {folder}: {exc.strerror}"
                 ) from None
         # hide_parameters: SQL logs and database errors must never carry buyers' data.
-        engine = create_engine(url, connect_args={"timeout": 30}, hide_parameters=True)
+        engine = create_engine(url, connect_args={"timeout": lock_timeout}, hide_parameters=True)
 
         @event.listens_for(engine, "connect")
         def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
@@ -58,19 +77,81 @@ def make_engine(url: str) -> Engine:
             cur.execute("PRAGMA journal_mode=WAL")
             cur.execute("PRAGMA foreign_keys=ON")
             cur.execute("PRAGMA secure_delete=ON")
-            cur.execute("PRAGMA busy_timeout=30000")
+            cur.execute(f"PRAGMA busy_timeout={wait_ms}")
+            if read_only:
+                cur.execute("PRAGMA query_only=ON")
             cur.close()
 
         @event.listens_for(engine, "begin")
         def _sqlite_begin(conn: Any) -> None:
-            # Writers take the write lock up front (no deadlock on upgrade); readers do not.
-            read_only = conn.get_execution_options().get(READ_ONLY, False)
-            conn.exec_driver_sql("BEGIN" if read_only else "BEGIN IMMEDIATE")
+            # Writers take the write lock up front (no deadlock on upgrade); readers do not:
+            # a read-only engine, or a connection from `read_only()`.
+            reader = read_only or conn.get_execution_options().get(READ_ONLY, False)
+            conn.exec_driver_sql("BEGIN" if reader else "BEGIN IMMEDIATE")
 
         return engine
-    if parsed.get_backend_name() == "postgresql" and parsed.drivername == "postgresql":
+    if parsed.drivername == "postgresql":
         url = parsed.set(drivername="postgresql+psycopg").render_as_string(hide_password=False)
-    return create_engine(url, pool_pre_ping=True, hide_parameters=True)
+    engine = create_engine(url, pool_pre_ping=True, hide_parameters=True)
+
+    @event.listens_for(engine, "connect")
+    def _postgres_lock_timeout(dbapi_conn: Any, _record: Any) -> None:
+        # Committed, so that the pool's rollback on check-in does not undo it.
+        with dbapi_conn.cursor() as cur:
+            cur.execute(f"SET lock_timeout = {wait_ms}")
+        dbapi_conn.commit()
+
+    if read_only:
+        return engine.execution_options(postgresql_readonly=True)
+    return engine
+
+
+def read_only_engine(engine: Engine, lock_timeout: float = DEFAULT_LOCK_TIMEOUT) -> Engine:
+    """The engine for read-only work (`show`, `compliance`, listings, the run's counts).
+
+    SQLite: its own small pool whose transactions start deferred on query-only connections, so
+    a reader never queues behind the nightly run's write lock. PostgreSQL: the same pool, with
+    READ ONLY transactions (readers never wait for row locks there anyway).
+    """
+    if engine.dialect.name == "sqlite":
+        return make_engine(
+            engine.url.render_as_string(hide_password=False), lock_timeout, read_only=True
+        )
+    return engine.execution_options(postgresql_readonly=True)
+
+
+def database_error(exc: BaseException) -> ShelflifeError | None:
+    """Our error for a database library's operational failure (a lock not granted in time, a
+    server not reachable), or None when `exc` is none of those.
+
+    The library's own message is never passed on: it can quote SQL parameters, i.e. PII.
+    """
+    orig = exc.orig if isinstance(exc, DBAPIError) else exc
+    if isinstance(orig, sqlite3.OperationalError):
+        code = getattr(orig, "sqlite_errorcode", 0) & 0xFF
+        if code in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED):
+            return DatabaseBusy(BUSY)
+        if code == sqlite3.SQLITE_CANTOPEN:
+            return Unavailable(CANNOT_CONNECT)
+        name = getattr(orig, "sqlite_errorname", "an SQLite error")
+        return Unavailable(
+            f"the database failed ({name}); each step is a transaction, so nothing was "
+            "half-written: fix the cause and rerun"
+        )
+    if isinstance(orig, sqlite3.Error):
+        return None
+    import psycopg  # only here: SQLite installations never load the PostgreSQL driver
+
+    if not isinstance(orig, psycopg.OperationalError):
+        return None
+    if orig.sqlstate == "55P03":  # lock_not_available: lock_timeout expired
+        return DatabaseBusy(BUSY)
+    if orig.sqlstate is None or orig.sqlstate.startswith("08"):  # no server, no connection
+        return Unavailable(CANNOT_CONNECT)
+    return Unavailable(
+        f"the database failed (SQLSTATE {orig.sqlstate}); each step is a transaction, so "
+        "nothing was half-written: fix the cause and rerun"
+    )
 
 
 def read_only(engine: Engine) -> Connection:
@@ -108,6 +189,8 @@ command can check the schema without loading Alembic."""
 
 
 def schema_is_current(engine: Engine) -> bool:
+    """Whether the schema is at SCHEMA_HEAD; give it the read-only engine, so that checking
+    does not wait for a writer."""
     if not inspect(engine).has_table("alembic_version"):
         return False
     with engine.connect() as conn:

@@ -15,7 +15,6 @@ from sqlalchemy import (
     ARRAY,
     ColumnElement,
     Connection,
-    Engine,
     Integer,
     LargeBinary,
     String,
@@ -373,23 +372,3 @@ def mask_customers(conn: Connection, ids: Sequence[int], now: datetime, event: s
         ],
     )
     return len(touched)
-
-
-def reclaim_space(engine: Engine, tables: Sequence[str]) -> None:
-    """Make overwritten PII unrecoverable from the database files.
-
-    SQLite: secure_delete zeroed freed cells; a TRUNCATE checkpoint moves pages out of the WAL
-    and empties it. PostgreSQL: VACUUM lets the dead row versions be reclaimed.
-    """
-    if engine.dialect.name == "sqlite":
-        raw = engine.raw_connection()
-        try:
-            # Outside any transaction: a checkpoint cannot run inside one.
-            raw.driver_connection.execute("PRAGMA wal_checkpoint(TRUNCATE)")  # type: ignore[union-attr]
-        finally:
-            raw.close()
-        return
-    if engine.dialect.name == "postgresql":
-        with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
-            for name in tables:
-                conn.exec_driver_sql(f'VACUUM "{name}"')

@@ -1,4 +1,4 @@
-"""key lineage, customer field provenance, run details
+"""key lineage, customer field provenance, run details, no planner statistics of PII
 
 Revision ID: 0002
 Revises: 0001
@@ -16,6 +16,39 @@ revision = "0002"
 down_revision = "0001"
 branch_labels = None
 depends_on = None
+
+PII_COLUMNS: dict[str, tuple[str, ...]] = {
+    # domain.masking.MASK_PROFILE as of this revision (a later PII column sets its own).
+    "customers": (
+        "customer_nr_external", "salutation", "first_name", "last_name", "name", "name2",
+        "company", "address", "street", "house_nr", "zip", "city", "state", "email", "phone",
+        "fax", "birth_date", "note", "history_note", "card_name", "card_nr", "card_exp",
+        "account", "account_name",
+    ),
+    "addresses": (
+        "salutation", "name", "name2", "first_name", "last_name", "company", "address",
+        "street", "house_nr", "city", "state", "zip", "contact", "phone", "phone2", "fax",
+        "fax2", "email", "email2", "birth_date", "note", "card_type", "card_name", "card_nr",
+        "card_exp", "account", "account_name", "iban",
+    ),
+    "address_history": ("old_value",),
+    "customer_history": ("text",),
+    "orders": ("gift_message", "address_remarks", "shop_note"),
+    "invoices": ("billing_name", "billing_address"),
+    "credits": ("billing_name", "billing_address"),
+}  # fmt: skip
+
+
+def _pii_statistics(target: int) -> None:
+    """PostgreSQL's ANALYZE (autovacuum runs it at any time) copies samples of each column's
+    values into pg_statistic: a masked buyer's values would outlive the masking there. A
+    statistics target of 0 keeps PII columns out of it; the planner then uses default
+    estimates for them, which suits the few lookups by name or e-mail."""
+    if op.get_bind().dialect.name != "postgresql":
+        return
+    for table, columns in PII_COLUMNS.items():
+        for column in columns:
+            op.execute(f'ALTER TABLE "{table}" ALTER COLUMN "{column}" SET STATISTICS {target}')
 
 
 def upgrade() -> None:
@@ -82,9 +115,11 @@ def upgrade() -> None:
                 comment="Why the run stopped early (never PII); NULL when it completed",
             )
         )
+    _pii_statistics(0)
 
 
 def downgrade() -> None:
+    _pii_statistics(-1)
     with op.batch_alter_table("retention_runs", schema=None) as batch_op:
         batch_op.drop_column("error")
         batch_op.drop_column("mask_refused")
