@@ -12,9 +12,10 @@ from sqlalchemy import Connection
 from sqlalchemy.exc import DataError, IntegrityError, SQLAlchemyError
 
 from shelflife.adapters.db.bulk_orders import create_orders, existing_orders
+from shelflife.adapters.db.engine import CANNOT_CONNECT, database_error
 from shelflife.adapters.db.order_writer import OrderWriter, Outcome
 from shelflife.bootstrap import App
-from shelflife.domain.errors import InvalidInput
+from shelflife.domain.errors import DatabaseBusy, InvalidInput
 from shelflife.domain.records import (
     ManualDocumentRecord,
     OrderRecord,
@@ -167,7 +168,8 @@ def _flush(
             create_orders(writer, new)
             savepoint.commit()
             bulk_done = True
-        except SQLAlchemyError:  # pinned on its line by the per-line path below
+        except SQLAlchemyError as exc:  # pinned on its line by the per-line path below
+            _stop_if_database_unavailable(exc)
             savepoint.rollback()
             writer.shops.clear()
             bulk_done = False
@@ -180,6 +182,16 @@ def _flush(
                 _count(report, number, Outcome.CREATED)
                 continue
             _apply_one(conn, writer, number, record, report)
+
+
+def _stop_if_database_unavailable(exc: SQLAlchemyError) -> None:
+    """A lock not granted in time or a lost connection is no fault of the line: the import
+    stops (this batch rolls back, earlier batches stay) and a rerun completes it."""
+    failure = database_error(exc)
+    if isinstance(failure, DatabaseBusy) or (
+        failure is not None and str(failure) == CANNOT_CONNECT
+    ):
+        raise failure from None
 
 
 def _apply_one(
@@ -219,6 +231,7 @@ def _apply_one(
     except SQLAlchemyError as exc:
         # Any other refusal of this line; only the error's type is shown, as library messages
         # can carry the statement's parameters (PII).
+        _stop_if_database_unavailable(exc)
         savepoint.rollback()
         writer.shops.clear()
         report.refused.append(
