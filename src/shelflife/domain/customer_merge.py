@@ -19,7 +19,7 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
-from shelflife.domain.records import OrderRecord, address_line, full_name
+from shelflife.domain.records import CUSTOMER_KEYS, OrderRecord, address_line, full_name
 
 SourceKey = tuple[str, str]
 """(ordered_at in UTC as fixed-width ISO 8601, order_nr_external): the later key is the newer
@@ -31,19 +31,9 @@ Completeness is 1, except 0 for a postal address without street, house number, z
 (only a country, say): any complete address outranks it, whatever the dates, so that such an
 order neither erases a buyer's street nor leaves the country empty when no order has more."""
 
-PERSON_FIELDS = (
-    "customer_nr_external",
-    "salutation",
-    "first_name",
-    "last_name",
-    "company",
-    "email",
-    "phone",
-    "fax",
-    "birth_date",
-    "note",
-)
-"""Each merged on its own: an order's e-mail can be newer than the one giving the phone."""
+PERSON_FIELDS = CUSTOMER_KEYS
+"""The customer block's fields, each merged on its own: an order's e-mail can be newer than
+the one giving the phone."""
 
 POSTAL_FIELDS = ("name2", "street", "house_nr", "zip", "city", "state", "country")
 """One group: a street of one order and a city of another would be nobody's address."""
