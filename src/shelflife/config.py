@@ -10,7 +10,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from annotated_types import Ge, Le
+from annotated_types import Ge, Gt, Le
 from pydantic import Field, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -129,6 +129,10 @@ def allowed_values(name: str) -> str:
         low = next(m.ge for m in field.metadata if isinstance(m, Ge))
         high = next(m.le for m in field.metadata if isinstance(m, Le))
         return f"must be a whole number from {low} to {high}"
+    if field.annotation is float:
+        above = next(m.gt for m in field.metadata if isinstance(m, Gt))
+        most = next(m.le for m in field.metadata if isinstance(m, Le))
+        return f"must be a number of seconds above {above} and at most {most}"
     return f"must be {_ALLOWED[name]}"
 
 

@@ -115,6 +115,15 @@ BAD_VALUES: list[tuple[str, str, int, str]] = [
         )
         for bad in ("0", "10001", "thirty")
     ),
+    *(
+        (
+            "SHELFLIFE_LOCK_TIMEOUT",
+            bad,
+            2,
+            "SHELFLIFE_LOCK_TIMEOUT: must be a number of seconds above 0 and at most 3600",
+        )
+        for bad in ("0", "-1", "3601", "soon")
+    ),
 ]
 
 
