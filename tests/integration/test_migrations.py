@@ -58,3 +58,29 @@ def test_sqlite_connections_use_wal_foreign_keys_and_secure_delete(sqlite_url: s
             assert conn.exec_driver_sql("PRAGMA secure_delete").scalar() == 1
     finally:
         engine.dispose()
+
+
+def test_numbers_customer_service_searches_by_are_looked_up_through_an_index(
+    sqlite_url: str,
+) -> None:
+    """The unique constraints lead with the shop; a search without the shop needs its own index."""
+    engine = make_engine(sqlite_url)
+    try:
+        upgrade_schema(engine)
+        lookups = {
+            "orders": "order_nr_external",
+            "invoices": "invoice_nr",
+            "credits": "credit_nr",
+            "archive_copies": "object_key",
+        }
+        with engine.connect() as conn:
+            for table, column in lookups.items():
+                plan = " ".join(
+                    str(row[-1])
+                    for row in conn.exec_driver_sql(
+                        f"EXPLAIN QUERY PLAN SELECT id FROM {table} WHERE {column} = 'X-1'"
+                    )
+                )
+                assert "USING INDEX" in plan or "USING COVERING INDEX" in plan, (table, plan)
+    finally:
+        engine.dispose()

@@ -168,6 +168,7 @@ class Order(Base):
     __table_args__ = (
         UniqueConstraint("shop_id", "order_nr_external", name="uq_orders_number"),
         Index("ix_orders_customer", "customer_id"),
+        Index("ix_orders_number", "order_nr_external"),  # found by number without the shop
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -300,6 +301,7 @@ class Invoice(_AccountingDocument, Base):
     __table_args__ = (
         UniqueConstraint("shop_id", "invoice_nr", name="uq_invoices_number"),
         Index("ix_invoices_customer", "customer_id"),
+        Index("ix_invoices_number", "invoice_nr"),
     )
 
     invoice_nr: Mapped[str] = mapped_column(String(64))
@@ -310,6 +312,7 @@ class Credit(_AccountingDocument, Base):
     __table_args__ = (
         UniqueConstraint("shop_id", "credit_nr", name="uq_credits_number"),
         Index("ix_credits_customer", "customer_id"),
+        Index("ix_credits_number", "credit_nr"),
     )
 
     invoice_id: Mapped[int | None] = mapped_column(ForeignKey("invoices.id"))
@@ -322,6 +325,7 @@ class ArchiveCopy(Base):
     __tablename__ = "archive_copies"
     __table_args__ = (
         UniqueConstraint("customer_id", "revision", name="uq_archive_copies_revision"),
+        Index("ix_archive_copies_object_key", "object_key"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
