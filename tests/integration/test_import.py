@@ -487,6 +487,21 @@ def test_a_line_that_is_not_utf8_late_in_a_file_costs_only_that_line(app: App) -
     assert len(_stored_numbers(app)) == 39
 
 
+def test_a_byte_order_mark_at_the_start_of_a_file_is_not_part_of_line_one(app: App) -> None:
+    """Windows editors save UTF-8 with a BOM; only at the very start is it not data."""
+    lines = [json.dumps(order(f"302-0000000-{n:07d}", suffix=f"-{n}")) for n in (1, 2)]
+    as_bytes = [b"\xef\xbb\xbf" + lines[0].encode(), lines[1].encode()]
+
+    from_bytes = import_lines(app, as_bytes)
+    assert (from_bytes.created, from_bytes.refused) == (2, [])
+
+    again_as_text = import_lines(app, ["\ufeff" + lines[0], lines[1]])
+    assert (again_as_text.unchanged, again_as_text.refused) == (2, [])
+
+    bom_later = import_lines(app, [lines[0], "\ufeff" + lines[1]])
+    assert [p.line for p in bom_later.refused] == [2]
+
+
 def test_an_unexpected_error_while_reading_a_line_refuses_only_that_line(
     app: App, monkeypatch: pytest.MonkeyPatch
 ) -> None:

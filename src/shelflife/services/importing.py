@@ -138,9 +138,14 @@ def import_lines(
     return report
 
 
+_BOM = "\ufeff".encode()
+
+
 def _read(number: int, raw: str | bytes, report: ImportReport) -> Record | None:
     """The line's record; None for a blank line or a refused one (then added to the report)."""
     line = raw.rstrip(b"\r\n") if isinstance(raw, bytes) else raw.rstrip("\r\n")
+    if number == 1:  # editors on Windows start UTF-8 files with a byte-order mark
+        line = line.removeprefix(_BOM) if isinstance(line, bytes) else line.removeprefix("\ufeff")
     if not line.strip():
         return None
     try:
