@@ -94,6 +94,7 @@ class Customer(Base):
             "retrieved_at IS NULL OR masked_at IS NOT NULL", name="retrieved_was_masked"
         ),
         UniqueConstraint("shop_id", "channel", "identity_digest", name="uq_customers_identity"),
+        {"sqlite_autoincrement": True},  # a buyer reference (C42) is never handed out again
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
