@@ -1021,3 +1021,36 @@ def test_demo_shows_the_nights_and_a_retrieved_order(tmp_path: Path) -> None:
     ]
     assert "\nRetrieved order " in result.stdout
     assert "history: retrieved by demo-agent: Demo: buyer returned an item" in result.stdout
+
+
+# -- duplicates and merge ------------------------------------------------------------------------
+
+
+def test_duplicates_lists_references_and_merge_joins_them_then_refuses_a_masked_buyer(
+    ready: Cli,
+) -> None:
+    twin = order(NR2)
+    twin["customer"]["customer_nr_external"] = "ZZ9PLURALZALPHA"
+    ready.ok("import", "-", input=_stdin(order(NR), twin))
+
+    listed = ready.json("duplicates")
+    assert listed == {
+        "groups": [
+            {"shop": "main", "channel": "amazon", "customers": ["C1", "C2"], "orders": [1, 1]}
+        ]
+    }
+    text = ready.ok("duplicates", "--shop", "main").output
+    assert text == "shop main, amazon: C1 (1 orders), C2 (1 orders)\n"
+    assert ERIKA_EMAIL not in text
+
+    assert ready.ok("merge", "C1", "C2").output == "merged C2 into C1 (1 orders moved)\n"
+    assert ready.ok("duplicates").output == "no duplicates\n"
+
+    third = order("302-0000003-0000003", shipped_at=SHIPPED)
+    third["customer"]["customer_nr_external"] = "ANOTHERBUYER"
+    ready.ok("import", "-", input=_stdin(third))
+    ready.ok("feature", "enable", "--shop", "main")
+    ready.ok("run", "--as-of", AFTER_MASK_DUE)
+    refused = ready("merge", "C1", "C3")
+    assert refused.exit_code == 2
+    assert "customer C3 is archived; its data cannot be merged" in refused.output

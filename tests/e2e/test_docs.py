@@ -216,11 +216,13 @@ def test_the_command_tree_is_what_these_tests_expect() -> None:
             "shelflife audit verify",
             "shelflife compliance",
             "shelflife demo",
+            "shelflife duplicates",
             "shelflife feature disable",
             "shelflife feature enable",
             "shelflife find",
             "shelflife import",
             "shelflife init",
+            "shelflife merge",
             "shelflife retrieve",
             "shelflife run",
             "shelflife runs",
@@ -291,6 +293,7 @@ def _json_keys() -> dict[str, list[str]]:
     """The keys each command's --json document has, from the code that builds it."""
     from dataclasses import fields
 
+    from shelflife.services.customers import DuplicateGroup, DuplicatesReport
     from shelflife.services.inspection import ComplianceEntry
     from shelflife.services.pipeline import RunReport
     from shelflife.services.runs import RunView
@@ -301,6 +304,8 @@ def _json_keys() -> dict[str, list[str]]:
         "shelflife run": [f.name for f in fields(RunReport)],
         "shelflife compliance": ["violations", "holds", *entry],
         "shelflife runs": [f.name for f in fields(RunView)],
+        "shelflife duplicates": [f.name for f in fields(DuplicatesReport)]
+        + [f.name for f in fields(DuplicateGroup)],
         "shelflife find": [f.name for f in fields(FindResult)]
         + [f.name for f in fields(FoundOrder)],
     }

@@ -713,6 +713,54 @@ def find(
             )
 
 
+@app.command()
+def duplicates(
+    shop: Annotated[
+        str | None, typer.Option("--shop", help="Only this shop's customers.", callback=_text)
+    ] = None,
+    home: HomeOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """List customer records that look like one person: the same first and last name, city,
+    postcode, company and shop. Archived and masked buyers, and records that share only
+    Amazon's shared identity or empty fields, are never listed.
+    """
+    from shelflife.services.customers import find_duplicates
+
+    with _errors():
+        report = _with_app(home, lambda a: find_duplicates(a, shop))
+        if as_json:
+            _print_json(report.as_dict())
+            return
+        if not report.groups:
+            out.print("no duplicates")
+            return
+        for g in report.groups:
+            members = ", ".join(
+                f"{c} ({n} orders)" for c, n in zip(g.customers, g.orders, strict=True)
+            )
+            out.print(f"shop {g.shop}, {g.channel}: {members}", soft_wrap=True)
+
+
+@app.command()
+def merge(
+    keep: Annotated[str, typer.Argument(help="The customer to keep (C42).")],
+    other: Annotated[str, typer.Argument(help="The customer merged into it, then deleted.")],
+    home: HomeOpt = None,
+) -> None:
+    """Merge two customer records of one shop: OTHER's orders, addresses, documents and history
+    move to KEEP. Refused when either is archived or masked. Recorded in the audit log.
+    """
+    from shelflife.services.customers import merge_customers
+
+    with _errors():
+        result = _with_app(home, lambda a: merge_customers(a, keep, other, _operator()))
+        out.print(
+            f"merged {result.merged} into {result.kept} ({result.orders_moved} orders moved)",
+            soft_wrap=True,
+        )
+
+
 @feature_app.command("enable")
 def feature_enable(
     shop: Annotated[str, typer.Option("--shop", help="Shop name.", callback=_text)],

@@ -1,0 +1,107 @@
+"""Customer records as a whole: which look like the same person, and merging them.
+
+Both leave archived and masked buyers alone, as the marketplace's rules require: their data is
+in the archive, and mixing records would leave copies that describe nobody.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from sqlalchemy import insert
+
+from shelflife.adapters.db import audit_log
+from shelflife.adapters.db.customers import duplicate_candidates, merge_candidate, move_customer
+from shelflife.adapters.db.tables import CustomerHistory
+from shelflife.bootstrap import App
+from shelflife.domain.duplicates import check_merge, duplicate_key
+from shelflife.domain.errors import InvalidInput
+from shelflife.domain.references import customer_ref, parse_customer_ref
+
+
+@dataclass(frozen=True)
+class DuplicateGroup:
+    shop: str
+    channel: str
+    customers: list[str]
+    """Buyer references (C42), oldest record first: the natural one to keep."""
+    orders: list[int]
+    """Each record's number of orders, in the same order."""
+
+
+@dataclass
+class DuplicatesReport:
+    groups: list[DuplicateGroup] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def find_duplicates(app: App, shop: str | None = None) -> DuplicatesReport:
+    """Groups of customer records that are probably one person; names no personal data, only
+    references, so that the list can be shared and logged."""
+    report = DuplicatesReport()
+    with app.read_engine.connect() as conn:
+        for candidates in duplicate_candidates(conn, shop):
+            by_key: dict[tuple[str, tuple[str, ...]], list[Any]] = {}
+            for c in candidates:
+                key = duplicate_key(c.person)
+                if key is not None:
+                    by_key.setdefault((c.channel, key), []).append(c)
+            for (channel, _key), members in by_key.items():
+                if len(members) > 1:
+                    report.groups.append(
+                        DuplicateGroup(
+                            shop=members[0].shop,
+                            channel=channel,
+                            customers=[customer_ref(m.customer_id) for m in members],
+                            orders=[m.orders for m in members],
+                        )
+                    )
+    return report
+
+
+@dataclass(frozen=True)
+class MergeResult:
+    kept: str
+    merged: str
+    orders_moved: int
+
+
+def merge_customers(app: App, keep: str, other: str, actor: str) -> MergeResult:
+    """Move `other`'s orders, addresses, documents and history to `keep` and delete `other`;
+    refused when either is archived or masked, or they belong to different shops or channels.
+    Recorded in both customers' history (the kept one's) and in the audit log."""
+    keep_id, other_id = _customer_id(keep, "keep"), _customer_id(other, "other")
+    now = app.clock.now()
+    with app.engine.begin() as conn:
+        first, second = sorted((keep_id, other_id))  # one lock order: two merges never deadlock
+        locked = {first: merge_candidate(conn, first), second: merge_candidate(conn, second)}
+        check_merge(locked[keep_id], locked[other_id])
+        moved = move_customer(conn, keep_id, other_id)
+        conn.execute(
+            insert(CustomerHistory).values(
+                customer_id=keep_id,
+                recorded_at=now,
+                event="merged",
+                user_name=actor,
+                text=f"customer {customer_ref(other_id)} merged into this one",
+            )
+        )
+        audit_log.append(
+            conn,
+            now,
+            actor,
+            "customer.merged",
+            customer_ref(keep_id),
+            {"merged": customer_ref(other_id), "orders_moved": moved},
+        )
+    return MergeResult(customer_ref(keep_id), customer_ref(other_id), moved)
+
+
+def _customer_id(reference: str, which: str) -> int:
+    customer_id = parse_customer_ref(reference)
+    if customer_id is None:
+        raise InvalidInput(f"{which}: give a buyer reference such as C42")
+    return customer_id
