@@ -31,6 +31,8 @@ def validate_note(text: str) -> str:
     cleaned = text.strip()
     if not cleaned:
         raise InvalidInput(f"note: write the note (1 to {MAX_NOTE_LENGTH} characters)")
+    if "\x00" in cleaned:
+        raise InvalidInput("note: must not contain NUL characters")
     if len(cleaned) > MAX_NOTE_LENGTH:
         raise InvalidInput(
             f"note: the note has {len(cleaned)} characters; at most {MAX_NOTE_LENGTH} are allowed"
