@@ -50,3 +50,11 @@ document.addEventListener("submit", async (event) => {
     if (focus.setSelectionRange && focus.value) focus.setSelectionRange(focus.value.length, focus.value.length);
   }
 });
+
+// Opening the retrieval form puts the cursor in its first field: one Enter, then type.
+document.addEventListener("toggle", (event) => {
+  const details = event.target;
+  if (!(details instanceof HTMLDetailsElement) || !details.open) return;
+  const field = details.querySelector("input:not([type=hidden]), textarea");
+  if (field) field.focus();
+}, true);
