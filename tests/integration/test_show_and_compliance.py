@@ -211,6 +211,39 @@ def test_show_of_a_shop_order_has_no_archive_or_mask_dates(app: App) -> None:
     assert shown["customer"]["channel"] == "shop"
 
 
+def test_show_lists_the_buyers_other_orders_newest_first_with_their_states(app: App) -> None:
+    older, newer = "302-1111111-1111111", "302-2222222-2222222"
+    stranger = order("302-3333333-3333333", shipped_at=T0, suffix="-other")
+    _start(
+        app,
+        order(older, ordered_at=T0 - days(3), shipped_at=T0 - days(2)),
+        order(NR, shipped_at=T0),
+        order(newer, ordered_at=T0 + days(1)),
+        stranger,
+    )
+    run_retention(app, T0 + days(29))
+
+    shown = show_order(at(app, T0 + days(29)), NR, T0 + days(29))
+
+    assert shown["other_orders"] == [
+        {
+            "order_nr_external": newer,
+            "ordered_at": (T0 + days(1)).isoformat(),
+            "shipped_at": None,
+            "cancelled_at": None,
+            "state": "active",
+        },
+        {
+            "order_nr_external": older,
+            "ordered_at": (T0 - days(3)).isoformat(),
+            "shipped_at": (T0 - days(2)).isoformat(),
+            "cancelled_at": None,
+            "state": "archived",
+        },
+    ]
+    assert show_order(app, "302-3333333-3333333", T0)["other_orders"] == []
+
+
 # -- compliance -------------------------------------------------------------------------------
 
 

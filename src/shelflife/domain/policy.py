@@ -434,6 +434,8 @@ def validate_retrieval_reason(reason: str) -> str:
     cleaned = reason.strip()
     if not cleaned:
         raise ValueError("a reason is required (1 to 50 characters)")
+    if "\x00" in cleaned:
+        raise ValueError("the reason must not contain NUL characters")
     if len(cleaned) > MAX_RETRIEVAL_REASON_LENGTH:
         raise ValueError(
             f"the reason has {len(cleaned)} characters; at most "

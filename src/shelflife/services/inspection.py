@@ -19,6 +19,7 @@ from shelflife.adapters.db.tables import (
     Customer,
     CustomerHistory,
     Invoice,
+    Order,
     OrderItem,
     Shop,
 )
@@ -28,6 +29,7 @@ from shelflife.domain.policy import (
     ARCHIVE_AFTER_DAYS,
     MASK_AFTER_DAYS,
     REMASK_AFTER_DAYS,
+    CustomerFacts,
     Cutoffs,
     Finding,
     Hold,
@@ -105,6 +107,13 @@ def show_order(
                 .order_by(CustomerHistory.id)
             ).all()
         )
+        others = list(
+            conn.execute(
+                select(Order.__table__)
+                .where(Order.customer_id == customer.id, Order.id != order.id)
+                .order_by(Order.ordered_at.desc(), Order.id.desc())
+            ).all()
+        )
     zone = ZoneInfo(shop_row.time_zone)
     cutoffs = Cutoffs.for_shop(now, zone)
     order_facts = OrderFacts(order.shipped_at, order.cancelled_at, order.masked_at is not None)
@@ -175,6 +184,17 @@ def show_order(
             _row(h, ["recorded_at", "event", "user_name", "text"]) for h in history
         ],
         "retention": retention,
+        "other_orders": [_other_order(o, facts, cutoffs) for o in others],
+    }
+
+
+def _other_order(row: Any, facts: CustomerFacts, cutoffs: Cutoffs) -> dict[str, object]:
+    """Another order of the same buyer, with its own state: customer service sees at a glance
+    which of the buyer's orders are masked, retrieved or still open."""
+    order_facts = OrderFacts(row.shipped_at, row.cancelled_at, row.masked_at is not None)
+    return {
+        **_row(row, ["order_nr_external", "ordered_at", "shipped_at", "cancelled_at"]),
+        "state": order_state(facts, order_facts, row.is_amazon, cutoffs).value,
     }
 
 

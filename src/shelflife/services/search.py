@@ -55,6 +55,8 @@ def find(app: App, query: str, limit: int = 50, as_of: datetime | None = None) -
             f"give an order, invoice or credit number, a buyer reference such as C42, an "
             f"e-mail address or a name (1 to {MAX_QUERY_LENGTH} characters)"
         )
+    if "\x00" in query:
+        raise InvalidInput("the search must not contain NUL characters")
     if not 1 <= limit <= MAX_LIMIT:
         raise InvalidInput(f"the number of orders to list must be between 1 and {MAX_LIMIT}")
     now = as_of or app.clock.now()

@@ -129,6 +129,9 @@ def find_order(conn: Connection, order_nr: str, shop: str | None = None) -> Row[
     """The one order with this external number; several shops may share a number."""
     from shelflife.domain.errors import InvalidInput, UnknownOrder
 
+    # Imports refuse NUL, so no such order exists; PostgreSQL would refuse the parameter.
+    if "\x00" in order_nr or (shop is not None and "\x00" in shop):
+        raise UnknownOrder(order_nr)
     query = select(Order.__table__).where(Order.order_nr_external == order_nr)
     if shop is not None:
         query = query.join(Shop, Shop.id == Order.shop_id).where(Shop.name == shop)

@@ -11,13 +11,16 @@ from fastapi.responses import Response
 from fastapi.templating import Jinja2Templates
 
 from shelflife.domain.access import Permission, allows
+from shelflife.entrypoints.web.order_view import is_masked
 from shelflife.services.accounts import SignedIn
 
 HERE = Path(__file__).parent
 templates = Jinja2Templates(directory=HERE / "templates")  # autoescapes every .html template
+templates.env.tests["masked"] = is_masked
 
 NAV: tuple[tuple[str, str, Permission | None], ...] = (
     ("Home", "/", None),
+    ("Orders", "/orders", Permission.VIEW_ORDERS),
     ("Users", "/users", Permission.MANAGE_USERS),
     ("Audit log", "/audit", Permission.VIEW_AUDIT),
 )

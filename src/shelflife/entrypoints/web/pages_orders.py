@@ -1,0 +1,192 @@
+"""Agents' pages: find an order, read it with its retention timeline, retrieve it, add a note.
+
+Retrieval posts either as a plain form (answered with 303 back to the order page) or with
+fetch from static/app.js, marked by the `X-Fragment` header: then the answer is the order
+section re-rendered, which the script swaps in, so the restored data shows without a reload.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+from urllib.parse import urlencode
+
+from fastapi import APIRouter, Depends, Form, Query, Request
+from fastapi.responses import RedirectResponse, Response
+
+from shelflife.domain.access import Permission, allows
+from shelflife.domain.errors import InvalidInput, ShelflifeError, Unavailable
+from shelflife.domain.policy import MAX_RETRIEVAL_REASON_LENGTH
+from shelflife.entrypoints.web.order_view import OrderView, local_day
+from shelflife.entrypoints.web.rendering import render
+from shelflife.entrypoints.web.security import AppDep, check_csrf, page_permission
+from shelflife.services.accounts import SignedIn
+from shelflife.services.history import MAX_NOTE_LENGTH, add_note
+from shelflife.services.inspection import show_order
+from shelflife.services.retrieval import retrieve_order
+from shelflife.services.search import MAX_QUERY_LENGTH, find
+
+router = APIRouter(include_in_schema=False)
+OrderReader = Annotated[SignedIn, Depends(page_permission(Permission.VIEW_ORDERS))]
+Retriever = Annotated[SignedIn, Depends(page_permission(Permission.RETRIEVE))]
+NoteWriter = Annotated[SignedIn, Depends(page_permission(Permission.ADD_NOTE))]
+ShopParam = Annotated[str | None, Query(max_length=100)]
+FRAGMENT_HEADER = "X-Fragment"
+DONE = {"retrieved": "Order retrieved.", "note": "Note added to the customer history."}
+
+
+@router.get("/orders")
+def search(
+    request: Request,
+    app: AppDep,
+    signed_in: OrderReader,
+    q: Annotated[str, Query(max_length=1000)] = "",
+) -> Response:
+    context: dict[str, object] = {"q": q, "max_query": MAX_QUERY_LENGTH, "day": local_day}
+    status = 200
+    if q.strip():
+        try:
+            context["result"] = find(app, q)
+        except InvalidInput as exc:
+            context["error"], status = str(exc), exc.http_status
+    return render(request, "orders.html", signed_in, context, status=status)
+
+
+def _order_url(order_nr: str, shop: str | None, **extra: str) -> str:
+    params = {"shop": shop} if shop else {}
+    query = urlencode({**params, **extra})
+    return f"/orders/{order_nr}" + (f"?{query}" if query else "")
+
+
+def _shops_with(app: AppDep, order_nr: str) -> list[str]:
+    """The shops that hold an order with this number, when the number alone is ambiguous."""
+    try:
+        found = find(app, order_nr)
+    except InvalidInput:
+        return []
+    return sorted({o.shop for o in found.orders if o.order_nr_external == order_nr})
+
+
+def _order_context(
+    app: AppDep,
+    signed_in: SignedIn,
+    order_nr: str,
+    shop: str | None,
+    **extra: object,
+) -> dict[str, object]:
+    role = signed_in.account.role
+    return {
+        "order": OrderView(show_order(app, order_nr, shop=shop), shop),
+        "order_nr": order_nr,
+        "shop": shop,
+        "can_retrieve": allows(role, Permission.RETRIEVE),
+        "can_note": allows(role, Permission.ADD_NOTE),
+        "max_reason": MAX_RETRIEVAL_REASON_LENGTH,
+        "max_note": MAX_NOTE_LENGTH,
+        **extra,
+    }
+
+
+def _order_response(
+    request: Request,
+    app: AppDep,
+    signed_in: SignedIn,
+    order_nr: str,
+    shop: str | None,
+    status: int = 200,
+    **extra: object,
+) -> Response:
+    context = _order_context(app, signed_in, order_nr, shop, **extra)
+    if request.headers.get(FRAGMENT_HEADER):
+        response = render(request, "_order.html", signed_in, context, status=status)
+        response.headers[FRAGMENT_HEADER] = "order"
+        return response
+    return render(request, "order.html", signed_in, context, status=status)
+
+
+@router.get("/orders/{order_nr}")
+def order_page(
+    request: Request,
+    app: AppDep,
+    signed_in: OrderReader,
+    order_nr: str,
+    shop: ShopParam = None,
+) -> Response:
+    try:
+        context = _order_context(
+            app, signed_in, order_nr, shop, done=DONE.get(request.query_params.get("done", ""))
+        )
+    except InvalidInput as exc:
+        shops = _shops_with(app, order_nr) if type(exc) is InvalidInput and not shop else []
+        if len(shops) < 2:
+            raise
+        return render(
+            request, "order_choice.html", signed_in, {"order_nr": order_nr, "shops": shops}
+        )
+    return render(request, "order.html", signed_in, context)
+
+
+@router.post("/orders/{order_nr}/retrieve")
+def retrieve(
+    request: Request,
+    app: AppDep,
+    signed_in: Retriever,
+    order_nr: str,
+    reason: Annotated[str, Form(max_length=1000)] = "",
+    shop: Annotated[str, Form(max_length=100)] = "",
+    csrf_token: Annotated[str, Form(max_length=200)] = "",
+) -> Response:
+    check_csrf(signed_in, csrf_token)
+    try:
+        retrieve_order(app, order_nr, reason, user=signed_in.account.name, shop=shop or None)
+    except (InvalidInput, Unavailable) as exc:
+        if isinstance(exc, InvalidInput) and exc.http_status == 404:
+            raise
+        return _refused(request, app, signed_in, order_nr, shop, exc, reason=reason)
+    if request.headers.get(FRAGMENT_HEADER):
+        return _order_response(
+            request, app, signed_in, order_nr, shop or None, done=DONE["retrieved"]
+        )
+    return RedirectResponse(_order_url(order_nr, shop or None, done="retrieved"), status_code=303)
+
+
+@router.post("/orders/{order_nr}/notes")
+def note(
+    request: Request,
+    app: AppDep,
+    signed_in: NoteWriter,
+    order_nr: str,
+    text: Annotated[str, Form(max_length=10_000)] = "",
+    shop: Annotated[str, Form(max_length=100)] = "",
+    csrf_token: Annotated[str, Form(max_length=200)] = "",
+) -> Response:
+    check_csrf(signed_in, csrf_token)
+    try:
+        add_note(app, order_nr, text, signed_in.account.name, shop=shop or None)
+    except (InvalidInput, Unavailable) as exc:
+        if isinstance(exc, InvalidInput) and exc.http_status == 404:
+            raise
+        return _refused(request, app, signed_in, order_nr, shop, exc, note=text)
+    return RedirectResponse(_order_url(order_nr, shop or None, done="note"), status_code=303)
+
+
+def _refused(
+    request: Request,
+    app: AppDep,
+    signed_in: SignedIn,
+    order_nr: str,
+    shop: str,
+    exc: ShelflifeError,
+    **typed: str,
+) -> Response:
+    """The order page again, the refusal next to the form it came from, what was typed kept."""
+    form = "retrieve" if "reason" in typed else "note"
+    return _order_response(
+        request,
+        app,
+        signed_in,
+        order_nr,
+        shop or None,
+        status=exc.http_status,
+        error={"form": form, "message": str(exc)},
+        typed=typed,
+    )
