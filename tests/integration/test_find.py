@@ -13,9 +13,10 @@ from shelflife.adapters.db.tables import Order
 from shelflife.bootstrap import App
 from shelflife.domain.errors import InvalidInput
 from shelflife.domain.masking import MASKED_EMAIL, MASKED_TEXT
+from shelflife.services.documents import FoundOrder
 from shelflife.services.importing import import_lines
 from shelflife.services.pipeline import run_retention
-from shelflife.services.search import FoundOrder, find
+from shelflife.services.search import find
 from shelflife.services.shops import set_feature
 from tests.support.builders import T0, days, lines, order
 

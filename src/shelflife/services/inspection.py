@@ -41,6 +41,7 @@ from shelflife.domain.policy import (
     retry_at,
 )
 from shelflife.domain.references import customer_ref
+from shelflife.services.documents import ComplianceEntryDocument, ComplianceReport, OrderDocument
 
 
 def _json(value: object) -> object:
@@ -57,7 +58,7 @@ def _row(obj: Any, columns: list[str]) -> dict[str, object]:
 
 def show_order(
     app: App, order_nr: str, as_of: datetime | None = None, shop: str | None = None
-) -> dict[str, Any]:
+) -> OrderDocument:
     now = as_of or app.clock.now()
     with read_only(app.engine) as conn:
         order = find_order(conn, order_nr, shop)
@@ -142,7 +143,7 @@ def show_order(
         retention["held_by"] = _held_by(holds(facts, cutoffs, zone))
     customer_cols = [f.column for f in MASK_PROFILE["customers"]] + ["country"]
     address_cols = ["kind"] + [f.column for f in MASK_PROFILE["addresses"]] + ["country"]
-    return {
+    document = {
         "shop": shop_row.name,
         "time_zone": shop_row.time_zone,
         "order_nr_external": order.order_nr_external,
@@ -176,6 +177,7 @@ def show_order(
         ],
         "retention": retention,
     }
+    return OrderDocument.model_validate(document)
 
 
 @dataclass
@@ -195,16 +197,26 @@ class ComplianceEntry:
     blockers: list[str] = field(default_factory=list)
     """The reasons without order and document numbers, to count buyers by reason."""
 
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "shop": self.shop,
-            "customer": self.customer,
-            "orders": self.orders,
-            "reasons": self.reasons,
-            "since": self.since,
-            "expected_mask_date": self.expected_mask_date,
-            "held_by": self.held_by,
-        }
+    def document(self) -> ComplianceEntryDocument:
+        return ComplianceEntryDocument.model_validate(
+            {
+                "shop": self.shop,
+                "customer": self.customer,
+                "orders": self.orders,
+                "reasons": self.reasons,
+                "since": self.since,
+                "expected_mask_date": self.expected_mask_date,
+                "held_by": self.held_by,
+            }
+        )
+
+
+def compliance_document(entries: Sequence[ComplianceEntry]) -> ComplianceReport:
+    """The report as `shelflife compliance --json` prints it: violations, then holds."""
+    return ComplianceReport(
+        violations=[e.document() for e in entries if e.finding is Finding.VIOLATION],
+        holds=[e.document() for e in entries if e.finding is Finding.HOLD],
+    )
 
 
 def _held_by(holds: Sequence[Hold]) -> list[dict[str, str | None]]:

@@ -3,9 +3,7 @@ points to, with their retention state; for customer service, who has only one of
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
 from datetime import datetime
-from typing import Any
 from zoneinfo import ZoneInfo
 
 from shelflife.adapters.db.engine import read_only
@@ -14,36 +12,11 @@ from shelflife.bootstrap import App
 from shelflife.domain.errors import InvalidInput
 from shelflife.domain.policy import Cutoffs, OrderFacts, order_state
 from shelflife.domain.references import customer_ref, parse_customer_ref
+from shelflife.services.documents import FindResult, FoundOrder
 
 MAX_LIMIT = 1000
 MAX_QUERY_LENGTH = 254
 """The longest e-mail address a column holds; nothing longer can match."""
-
-
-@dataclass(frozen=True)
-class FoundOrder:
-    order_nr_external: str
-    shop: str
-    time_zone: str
-    channel: str
-    customer: str
-    ordered_at: str
-    shipped_at: str | None
-    cancelled_at: str | None
-    state: str
-    matched: str
-
-
-@dataclass
-class FindResult:
-    query: str
-    limit: int
-    truncated: bool
-    """More orders matched than `limit`; narrow the query."""
-    orders: list[FoundOrder] = field(default_factory=list)
-
-    def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
 
 
 def find(app: App, query: str, limit: int = 50, as_of: datetime | None = None) -> FindResult:
@@ -61,7 +34,7 @@ def find(app: App, query: str, limit: int = 50, as_of: datetime | None = None) -
     with read_only(app.engine) as conn:
         rows, truncated = find_orders(conn, query, parse_customer_ref(query), limit)
         facts = load_customer_facts(conn, sorted({r.customer_id for r in rows}))
-    result = FindResult(query, limit, truncated)
+    result = FindResult(query=query, limit=limit, truncated=truncated)
     for r in rows:
         cutoffs = Cutoffs.for_shop(now, ZoneInfo(r.time_zone))
         order = OrderFacts(r.shipped_at, r.cancelled_at, r.masked_at is not None)
