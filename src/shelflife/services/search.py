@@ -3,6 +3,7 @@ points to, with their retention state; for customer service, who has only one of
 
 from __future__ import annotations
 
+import enum
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
@@ -19,9 +20,24 @@ MAX_QUERY_LENGTH = 254
 """The longest e-mail address a column holds; nothing longer can match."""
 
 
-def find(app: App, query: str, limit: int = 50, as_of: datetime | None = None) -> FindResult:
+class SearchBy(enum.StrEnum):
+    """What a query is: anything `find` understands, only a number, or only personal data."""
+
+    ANYTHING = "anything"
+    NUMBER = "number"
+    PERSONAL_DATA = "personal data"
+
+
+def find(
+    app: App,
+    query: str,
+    limit: int = 50,
+    as_of: datetime | None = None,
+    by: SearchBy = SearchBy.ANYTHING,
+) -> FindResult:
     """Orders by order, invoice or credit number (masked orders too), by buyer reference
-    (`C<id>`), or by e-mail address or name in data that is not masked."""
+    (`C<id>`), or by e-mail address or name in data that is not masked. `by` narrows it to
+    numbers (order, invoice, credit) or to e-mail addresses and names."""
     query = query.strip()
     if not query or len(query) > MAX_QUERY_LENGTH:
         raise InvalidInput(
@@ -32,7 +48,14 @@ def find(app: App, query: str, limit: int = 50, as_of: datetime | None = None) -
         raise InvalidInput(f"the number of orders to list must be between 1 and {MAX_LIMIT}")
     now = as_of or app.clock.now()
     with read_only(app.engine) as conn:
-        rows, truncated = find_orders(conn, query, parse_customer_ref(query), limit)
+        rows, truncated = find_orders(
+            conn,
+            query,
+            parse_customer_ref(query) if by is SearchBy.ANYTHING else None,
+            limit,
+            numbers=by is not SearchBy.PERSONAL_DATA,
+            personal_data=by is not SearchBy.NUMBER,
+        )
         facts = load_customer_facts(conn, sorted({r.customer_id for r in rows}))
     result = FindResult(query=query, limit=limit, truncated=truncated)
     for r in rows:
