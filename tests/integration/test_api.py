@@ -317,7 +317,7 @@ def test_an_import_larger_than_the_limit_is_413_and_imports_nothing(
     assert _problem(declared, 413)["detail"] == (
         f"the body is larger than {len(line) - 1} bytes; split the import"
     )
-    _problem(streamed, 413)
+    assert _problem(streamed, 413)["detail"] == _problem(declared, 413)["detail"]
     with app.engine.connect() as conn:
         assert (
             conn.execute(
@@ -325,6 +325,29 @@ def test_an_import_larger_than_the_limit_is_413_and_imports_nothing(
             ).first()
             is None
         )
+
+
+@pytest.mark.parametrize("streamed", [False, True], ids=["declared", "streamed"])
+def test_a_json_body_larger_than_the_limit_is_413_and_changes_nothing(
+    client: TestClient, seeded: Installation, app: App, streamed: bool
+) -> None:
+    body = json.dumps({"city": "Bonn", "note": "x" * api.MAX_JSON_BYTES}).encode()
+    before = show_order(app, OPEN_NR).model_dump(mode="json")
+
+    response = _call(
+        client,
+        seeded,
+        "agent",
+        "PATCH",
+        f"/orders/{OPEN_NR}/addresses/billing",
+        content=iter([body[:100], body[100:]]) if streamed else body,
+        headers={"Content-Type": "application/json"},
+    )
+
+    assert _problem(response, 413)["detail"] == (
+        f"the body is larger than {api.MAX_JSON_BYTES} bytes"
+    )
+    assert show_order(app, OPEN_NR).model_dump(mode="json") == before
 
 
 # -- PATCH /orders/{order_nr}/addresses/{kind} -------------------------------------------------

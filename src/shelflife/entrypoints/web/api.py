@@ -15,13 +15,15 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Path, Query, Request
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from shelflife.domain.access import Permission
 from shelflife.domain.accounts import Account
 from shelflife.domain.errors import Conflict, InvalidInput
 from shelflife.domain.policy import MAX_RETRIEVAL_REASON_LENGTH
 from shelflife.domain.records import FIELD_MAX_LENGTH
-from shelflife.entrypoints.web.errors import PROBLEM_JSON
+from shelflife.entrypoints.web.errors import PROBLEM_JSON, problem
 from shelflife.entrypoints.web.security import AppDep, api_permission
 from shelflife.services import (
     addresses,
@@ -51,8 +53,41 @@ MAX_NUMBER_LENGTH = 100
 """The longest order, invoice, credit number or shop name the database holds."""
 
 
-class PayloadTooLarge(InvalidInput):
-    http_status = 413
+MAX_JSON_BYTES = 64 * 1024
+"""The largest body of any other request; the largest real one (an address) is far below."""
+
+
+class BoundedBodies:
+    """Refuse a request body beyond its limit (413) while it arrives, before it is parsed, so
+    that no request makes the server hold more than its limit in memory."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        imports = scope["path"].endswith("/imports")
+        limit = MAX_IMPORT_BYTES if imports else MAX_JSON_BYTES
+        detail = f"the body is larger than {limit} bytes" + (
+            "; split the import" if imports else ""
+        )
+        declared = dict(scope["headers"]).get(b"content-length", b"")
+        if declared.isdigit() and int(declared) > limit:
+            await problem(413, detail)(scope, receive, send)
+            return
+        received = 0
+
+        async def bounded() -> Message:
+            nonlocal received
+            message = await receive()
+            received += len(message.get("body", b""))
+            if received > limit:  # answered as a problem by the API's HTTPException handler
+                raise HTTPException(413, detail)
+            return message
+
+        await self.app(scope, bounded, send)
 
 
 class UnsupportedMediaType(InvalidInput):
@@ -277,22 +312,9 @@ async def import_orders(request: Request, app: AppDep, _account: Importer) -> Im
         raise UnsupportedMediaType(
             f"send the orders as JSON Lines ({', '.join(IMPORT_MEDIA_TYPES)})"
         )
-    body = await _bounded_body(request, MAX_IMPORT_BYTES)
+    body = await request.body()  # bounded by BoundedBodies
     report = await run_in_threadpool(importing.import_lines, app, io.BytesIO(body))
     return report.document()
-
-
-async def _bounded_body(request: Request, limit: int) -> bytes:
-    too_large = PayloadTooLarge(f"the body is larger than {limit} bytes; split the import")
-    declared = request.headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > limit:
-        raise too_large
-    chunks = bytearray()
-    async for chunk in request.stream():
-        chunks += chunk
-        if len(chunks) > limit:
-            raise too_large
-    return bytes(chunks)
 
 
 @router.get("/compliance", tags=["retention"], responses=_problems())

@@ -99,5 +99,6 @@ def _create_api(application: App) -> FastAPI:
         """Who the token acts as: lets an integrator check a token before using it."""
         return {"name": account.name, "role": account.role.value}
 
+    api.add_middleware(api_routes.BoundedBodies)
     api.include_router(api_routes.router)
     return api
