@@ -14,7 +14,6 @@ from typer.core import TyperArgument, TyperCommand, TyperGroup, TyperOption
 from shelflife.adapters.db.tables import Base
 from shelflife.config import Settings
 from shelflife.domain.masking import MASK_PROFILE, PiiField, all_fields, mask_value
-from shelflife.domain.policy import Finding
 from shelflife.entrypoints.cli import app
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -290,24 +289,23 @@ def test_cli_doc_names_every_option_of_the_command_groups() -> None:
 
 
 def _json_keys() -> dict[str, list[str]]:
-    """The keys each command's --json document has, from the code that builds it."""
-    from dataclasses import fields
+    """The keys each command's --json document has, from the models that define it."""
+    from shelflife.services.documents import (
+        ComplianceEntryDocument,
+        DuplicateGroup,
+        DuplicatesReport,
+        FindResult,
+        FoundOrder,
+        RunReportDocument,
+        RunView,
+    )
 
-    from shelflife.services.customers import DuplicateGroup, DuplicatesReport
-    from shelflife.services.inspection import ComplianceEntry
-    from shelflife.services.pipeline import RunReport
-    from shelflife.services.runs import RunView
-    from shelflife.services.search import FindResult, FoundOrder
-
-    entry = ComplianceEntry(Finding.HOLD, "", "", [], [], "", None).as_dict()
     return {
-        "shelflife run": [f.name for f in fields(RunReport)],
-        "shelflife compliance": ["violations", "holds", *entry],
-        "shelflife runs": [f.name for f in fields(RunView)],
-        "shelflife duplicates": [f.name for f in fields(DuplicatesReport)]
-        + [f.name for f in fields(DuplicateGroup)],
-        "shelflife find": [f.name for f in fields(FindResult)]
-        + [f.name for f in fields(FoundOrder)],
+        "shelflife run": list(RunReportDocument.model_fields),
+        "shelflife compliance": ["violations", "holds", *ComplianceEntryDocument.model_fields],
+        "shelflife runs": list(RunView.model_fields),
+        "shelflife find": [*FindResult.model_fields, *FoundOrder.model_fields],
+        "shelflife duplicates": [*DuplicatesReport.model_fields, *DuplicateGroup.model_fields],
     }
 
 

@@ -5,7 +5,6 @@ master key and taking no write lock."""
 from __future__ import annotations
 
 import hashlib
-import json
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -192,6 +191,6 @@ def test_dry_run_with_no_enabled_shop_counts_nothing(app: App) -> None:
     planned = dry_run(app, T0 + days(40))
 
     assert {k: getattr(planned, k) for k in COUNTS} == dict.fromkeys(COUNTS, 0)
-    assert json.loads(json.dumps(planned.as_dict()))["as_of"] == (T0 + days(40)).isoformat()
-    assert isinstance(planned.as_dict()["duration_seconds"], float)
+    assert planned.model_dump(mode="json")["as_of"] == (T0 + days(40)).isoformat()
+    assert isinstance(planned.model_dump(mode="json")["duration_seconds"], float)
     assert datetime.fromisoformat(planned.as_of) == T0 + days(40)

@@ -13,9 +13,10 @@ from shelflife.adapters.db.tables import Order
 from shelflife.bootstrap import App
 from shelflife.domain.errors import InvalidInput
 from shelflife.domain.masking import MASKED_EMAIL, MASKED_TEXT
+from shelflife.services.documents import FoundOrder
 from shelflife.services.importing import import_lines
 from shelflife.services.pipeline import run_retention
-from shelflife.services.search import FoundOrder, find
+from shelflife.services.search import SearchBy, find
 from shelflife.services.shops import set_feature
 from tests.support.builders import T0, days, lines, order
 
@@ -120,6 +121,21 @@ def test_a_customer_reference_finds_all_of_a_buyers_orders(shop: App) -> None:
 
     assert _found(shop, ref) == [(MASKED_NR, "masked", "customer reference")]
     assert _found(shop, ref.lower()) == [(MASKED_NR, "masked", "customer reference")]
+
+
+def test_a_number_search_ignores_names_and_a_personal_data_search_ignores_numbers(
+    shop: App,
+) -> None:
+    def found(query: str, by: SearchBy) -> list[tuple[str, str]]:
+        return [(o.order_nr_external, o.matched) for o in find(shop, query, 50, AS_OF, by).orders]
+
+    assert found(f"RE-{MASKED_NR}", SearchBy.NUMBER) == [(MASKED_NR, "invoice number")]
+    assert found("GS-M-1", SearchBy.NUMBER) == [(OPEN_NR, "credit number")]
+    assert found("max@example.org", SearchBy.NUMBER) == []
+    assert found(_customer(shop, MASKED_NR), SearchBy.NUMBER) == []
+    assert found("max@example.org", SearchBy.PERSONAL_DATA) == [(OPEN_NR, "e-mail or name")]
+    assert found(OPEN_NR, SearchBy.PERSONAL_DATA) == []
+    assert found(_customer(shop, OPEN_NR), SearchBy.PERSONAL_DATA) == []
 
 
 def test_a_shop_order_is_found_with_its_channel(shop: App) -> None:

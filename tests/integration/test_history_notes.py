@@ -54,7 +54,7 @@ def test_a_note_lands_in_the_history_with_user_and_time_and_bumps_the_revision(
     added = add_note(at(app, T0 + days(1)), NR, f"  {NOTE}  ", "anna")
 
     assert (added.order_nr, added.recorded_at) == (NR, T0 + days(1))
-    assert show_order(app, NR, T0 + days(1))["customer_history"][-1] == {
+    assert show_order(app, NR, T0 + days(1)).model_dump(mode="json")["customer_history"][-1] == {
         "recorded_at": (T0 + days(1)).isoformat(),
         "event": "note",
         "user_name": "anna",

@@ -233,7 +233,8 @@ def test_logs_and_error_messages_never_contain_pii(
         assert run_retention(app, clock.instant).masked == BUYERS
 
         nr = EDITED[0]["order_nr_external"]
-        messages.append(json.dumps(show_order(app, nr)))  # masked: the document shows no PII
+        shown = show_order(app, nr).model_dump(mode="json")
+        messages.append(json.dumps(shown))  # masked: the document shows no PII
         app.archive = UnreachableArchive()
         with pytest.raises(ArchiveUnavailable) as unreachable:
             retrieve_order(app, nr, "Rücksendung", "anna")

@@ -16,9 +16,10 @@ from shelflife.adapters.archive.store import ArchiveStore
 from shelflife.bootstrap import App
 from shelflife.domain.clock import FixedClock
 from shelflife.domain.errors import ArchiveUnavailable, InvalidInput
+from shelflife.services.documents import RunView
 from shelflife.services.importing import import_lines
 from shelflife.services.pipeline import run_retention
-from shelflife.services.runs import RunView, list_runs
+from shelflife.services.runs import list_runs
 from shelflife.services.shops import set_feature
 from tests.support.builders import T0, days, lines, order
 from tests.support.fakes import FailingPut, Wrapping

@@ -61,7 +61,7 @@ def _held(
 
 
 def _shown(app: App, as_of: datetime) -> dict[str, Any]:
-    retention: dict[str, Any] = show_order(app, NR, as_of)["retention"]
+    retention: dict[str, Any] = show_order(app, NR, as_of).model_dump(mode="json")["retention"]
     return retention
 
 
@@ -184,7 +184,7 @@ def test_show_gives_the_buyers_mask_date_and_names_the_order_that_holds_it(app: 
     _start(app, order(NR, shipped_at=T0), order(young, shipped_at=T0 + days(10)))
     run_retention(app, T0 + days(31))
 
-    shown = show_order(app, NR, T0 + days(31))
+    shown = show_order(app, NR, T0 + days(31)).model_dump(mode="json")
 
     assert shown["retention"] == _retention(
         state="archived",
@@ -203,7 +203,7 @@ def test_show_gives_the_buyers_mask_date_and_names_the_order_that_holds_it(app: 
 def test_show_of_a_shop_order_has_no_archive_or_mask_dates(app: App) -> None:
     _start(app, order("SHOP-100006", shipped_at=T0))
 
-    shown = show_order(app, "SHOP-100006", T0 + days(40))
+    shown = show_order(app, "SHOP-100006", T0 + days(40)).model_dump(mode="json")
 
     assert shown["retention"] == _retention(
         amazon=False, archive_due=None, mask_due=None, expected_mask_date=None
@@ -223,7 +223,7 @@ def test_show_lists_the_buyers_other_orders_newest_first_with_their_states(app: 
     )
     run_retention(app, T0 + days(29))
 
-    shown = show_order(at(app, T0 + days(29)), NR, T0 + days(29))
+    shown = show_order(at(app, T0 + days(29)), NR, T0 + days(29)).model_dump(mode="json")
 
     assert shown["other_orders"] == [
         {
@@ -241,7 +241,7 @@ def test_show_lists_the_buyers_other_orders_newest_first_with_their_states(app: 
             "state": "archived",
         },
     ]
-    assert show_order(app, "302-3333333-3333333", T0)["other_orders"] == []
+    assert show_order(app, "302-3333333-3333333", T0).model_dump(mode="json")["other_orders"] == []
 
 
 # -- compliance -------------------------------------------------------------------------------

@@ -287,7 +287,7 @@ def import_(
             with file.open("rb") as handle:
                 report = _with_app(home, lambda a: import_lines(a, handle))
         if as_json:
-            _print_json(report.as_dict())
+            _print_json(report.document().model_dump(mode="json"))
         else:
             out.print(
                 f"created {report.created}, updated {report.updated}, unchanged "
@@ -296,8 +296,8 @@ def import_(
                 soft_wrap=True,
             )
             for kind in report.notice_summary():
-                noun = "line" if kind["lines"] == 1 else "lines"
-                out.print(f"notice ({kind['lines']} {noun}): {kind['message']}", soft_wrap=True)
+                noun = "line" if kind.lines == 1 else "lines"
+                out.print(f"notice ({kind.lines} {noun}): {kind.message}", soft_wrap=True)
             if verbose:
                 for n in report.notices:
                     out.print(f"  line {n.line}: {n.message}", soft_wrap=True)
@@ -371,7 +371,7 @@ def run(
 
                 report = _with_app(home, lambda a: run_retention(a, when, progress))
         if as_json:
-            _print_json(report.as_dict())
+            _print_json(report.model_dump(mode="json"))
             return
         title = f"retention run as of {report.as_of}"
         if report.dry_run:
@@ -454,7 +454,9 @@ def show(
 
     with _errors():
         when = _instant(as_of, "--as-of")
-        data = _with_app(home, lambda a: show_order(a, order_nr, when, shop))
+        data = _with_app(home, lambda a: show_order(a, order_nr, when, shop)).model_dump(
+            mode="json"
+        )
         if as_json:
             _print_json(data)
             return
@@ -582,7 +584,7 @@ def compliance(as_of: AsOfOpt = None, home: HomeOpt = None, as_json: JsonOpt = F
     Exits 1 when there is any violation, so that monitoring can alert on it.
     """
     from shelflife.domain.policy import Finding
-    from shelflife.services.inspection import compliance_report
+    from shelflife.services.inspection import compliance_document, compliance_report
 
     with _errors():
         when = _instant(as_of, "--as-of")
@@ -590,12 +592,7 @@ def compliance(as_of: AsOfOpt = None, home: HomeOpt = None, as_json: JsonOpt = F
         violations = [e for e in entries if e.finding is Finding.VIOLATION]
         held = [e for e in entries if e.finding is Finding.HOLD]
         if as_json:
-            _print_json(
-                {
-                    "violations": [e.as_dict() for e in violations],
-                    "holds": [e.as_dict() for e in held],
-                }
-            )
+            _print_json(compliance_document(entries).model_dump(mode="json"))
         else:
             for rows, title in (
                 (
@@ -646,7 +643,7 @@ def runs(
     with _errors():
         views = _with_app(home, lambda a: list_runs(a, limit))
         if as_json:
-            _print_json([v.as_dict() for v in views])
+            _print_json([v.model_dump(mode="json") for v in views])
             return
         if not views:
             out.print("no run recorded yet; see `shelflife run`")
@@ -690,7 +687,7 @@ def find(
     with _errors():
         result = _with_app(home, lambda a: find_orders(a, query, limit))
         if as_json:
-            _print_json(result.as_dict())
+            _print_json(result.model_dump(mode="json"))
             return
         if not result.orders:
             out.print("no order matches")
@@ -730,7 +727,7 @@ def duplicates(
     with _errors():
         report = _with_app(home, lambda a: find_duplicates(a, shop))
         if as_json:
-            _print_json(report.as_dict())
+            _print_json(report.model_dump(mode="json"))
             return
         if not report.groups:
             out.print("no duplicates")

@@ -6,7 +6,7 @@ in the archive, and mixing records would leave copies that describe nobody.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import insert
@@ -18,24 +18,7 @@ from shelflife.bootstrap import App
 from shelflife.domain.duplicates import check_merge, duplicate_key
 from shelflife.domain.errors import InvalidInput
 from shelflife.domain.references import customer_ref, parse_customer_ref
-
-
-@dataclass(frozen=True)
-class DuplicateGroup:
-    shop: str
-    channel: str
-    customers: list[str]
-    """Buyer references (C42), oldest record first: the natural one to keep."""
-    orders: list[int]
-    """Each record's number of orders, in the same order."""
-
-
-@dataclass
-class DuplicatesReport:
-    groups: list[DuplicateGroup] = field(default_factory=list)
-
-    def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
+from shelflife.services.documents import DuplicateGroup, DuplicatesReport
 
 
 def find_duplicates(app: App, shop: str | None = None) -> DuplicatesReport:

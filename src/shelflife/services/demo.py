@@ -285,13 +285,13 @@ def _retrieve_one(app: App, clock: FixedClock, console: Console) -> str | None:
     clock.instant = clock.instant + timedelta(hours=8)
     retrieve_order(app, order_nr, "Demo: buyer returned an item", "demo-agent")
     data = show_order(app, order_nr)
-    r = data["retention"]
+    r = data.retention
     console.print()
     console.print(
         f"Retrieved order {order_nr}: state {r['state']}, read-only, "
         f"masked again on {r['remask_due']}"
     )
-    console.print(f"  customer: {data['customer']['name']}, {data['customer']['city']}")
-    for h in data["customer_history"][-1:]:
-        console.print(f"  history: {h['event']} by {h['user_name']}: {h['text']}")
+    console.print(f"  customer: {data.customer.name}, {data.customer.city}")
+    for h in data.customer_history[-1:]:
+        console.print(f"  history: {h.event} by {h.user_name}: {h.text}")
     return str(order_nr)

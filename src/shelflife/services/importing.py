@@ -6,7 +6,6 @@ import logging
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any
 
 from sqlalchemy import Connection
 from sqlalchemy.exc import DataError, IntegrityError, SQLAlchemyError
@@ -21,6 +20,12 @@ from shelflife.domain.records import (
     OrderRecord,
     RecordError,
     parse_line,
+)
+from shelflife.services.documents import (
+    ImportReportDocument,
+    LineNoticeDocument,
+    LineProblemDocument,
+    NoticeSummary,
 )
 
 Record = OrderRecord | ManualDocumentRecord
@@ -69,28 +74,29 @@ class ImportReport:
     def lines_refused(self) -> int:
         return len(self.refused)
 
-    def notice_summary(self) -> list[dict[str, Any]]:
+    def notice_summary(self) -> list[NoticeSummary]:
         """One entry per kind of notice: how many lines got it, and what it says."""
         counts = Counter(n.kind for n in self.notices)
         return [
-            {"kind": kind, "lines": count, "message": NOTICE_MESSAGES[kind]}
+            NoticeSummary(kind=kind, lines=count, message=NOTICE_MESSAGES[kind])
             for kind, count in sorted(counts.items())
         ]
 
-    def as_dict(self) -> dict[str, Any]:
-        """The `--json` report; its shape is documented in docs/cli.md and stays stable."""
-        return {
-            "created": self.created,
-            "updated": self.updated,
-            "unchanged": self.unchanged,
-            "pii_ignored_masked": self.pii_ignored_masked,
-            "refused": self.lines_refused,
-            "problems": [{"line": p.line, "message": p.message} for p in self.refused],
-            "notices": [
-                {"line": n.line, "kind": n.kind, "message": n.message} for n in self.notices
+    def document(self) -> ImportReportDocument:
+        """The `--json` report (and the API's); its shape is documented in docs/cli.md."""
+        return ImportReportDocument(
+            created=self.created,
+            updated=self.updated,
+            unchanged=self.unchanged,
+            pii_ignored_masked=self.pii_ignored_masked,
+            refused=self.lines_refused,
+            problems=[LineProblemDocument(line=p.line, message=p.message) for p in self.refused],
+            notices=[
+                LineNoticeDocument(line=n.line, kind=n.kind, message=n.message)
+                for n in self.notices
             ],
-            "notice_summary": self.notice_summary(),
-        }
+            notice_summary=self.notice_summary(),
+        )
 
 
 def import_lines(

@@ -43,6 +43,7 @@ from shelflife.domain.policy import (
     retry_at,
 )
 from shelflife.domain.references import customer_ref
+from shelflife.services.documents import ComplianceEntryDocument, ComplianceReport, OrderDocument
 
 
 def _json(value: object) -> object:
@@ -59,7 +60,7 @@ def _row(obj: Any, columns: list[str]) -> dict[str, object]:
 
 def show_order(
     app: App, order_nr: str, as_of: datetime | None = None, shop: str | None = None
-) -> dict[str, Any]:
+) -> OrderDocument:
     now = as_of or app.clock.now()
     with read_only(app.engine) as conn:
         order = find_order(conn, order_nr, shop)
@@ -151,7 +152,7 @@ def show_order(
         retention["held_by"] = _held_by(holds(facts, cutoffs, zone))
     customer_cols = [f.column for f in MASK_PROFILE["customers"]] + ["country"]
     address_cols = ["kind"] + [f.column for f in MASK_PROFILE["addresses"]] + ["country"]
-    return {
+    document = {
         "shop": shop_row.name,
         "time_zone": shop_row.time_zone,
         "order_nr_external": order.order_nr_external,
@@ -186,6 +187,7 @@ def show_order(
         "retention": retention,
         "other_orders": [_other_order(o, facts, cutoffs) for o in others],
     }
+    return OrderDocument.model_validate(document)
 
 
 def _other_order(row: Any, facts: CustomerFacts, cutoffs: Cutoffs) -> dict[str, object]:
@@ -215,16 +217,26 @@ class ComplianceEntry:
     blockers: list[str] = field(default_factory=list)
     """The reasons without order and document numbers, to count buyers by reason."""
 
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "shop": self.shop,
-            "customer": self.customer,
-            "orders": self.orders,
-            "reasons": self.reasons,
-            "since": self.since,
-            "expected_mask_date": self.expected_mask_date,
-            "held_by": self.held_by,
-        }
+    def document(self) -> ComplianceEntryDocument:
+        return ComplianceEntryDocument.model_validate(
+            {
+                "shop": self.shop,
+                "customer": self.customer,
+                "orders": self.orders,
+                "reasons": self.reasons,
+                "since": self.since,
+                "expected_mask_date": self.expected_mask_date,
+                "held_by": self.held_by,
+            }
+        )
+
+
+def compliance_document(entries: Sequence[ComplianceEntry]) -> ComplianceReport:
+    """The report as `shelflife compliance --json` prints it: violations, then holds."""
+    return ComplianceReport(
+        violations=[e.document() for e in entries if e.finding is Finding.VIOLATION],
+        holds=[e.document() for e in entries if e.finding is Finding.HOLD],
+    )
 
 
 def _held_by(holds: Sequence[Hold]) -> list[dict[str, str | None]]:

@@ -14,7 +14,6 @@ import secrets
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -38,6 +37,7 @@ from shelflife.domain.errors import (
 )
 from shelflife.domain.policy import Cutoffs
 from shelflife.domain.snapshot import CustomerSnapshot
+from shelflife.services.documents import RunReportDocument
 
 log = logging.getLogger(__name__)
 
@@ -49,23 +49,8 @@ FAILURE_EXAMPLES = 3
 """How many different archive-failure reasons a run names; the count covers all of them."""
 
 
-@dataclass
-class RunReport:
-    as_of: str
-    archived: int = 0
-    archive_failed: int = 0
-    retried: int = 0
-    masked: int = 0
-    remasked: int = 0
-    mask_refused: int = 0
-    shops: int = 0
-    duration_seconds: float = 0.0
-    dry_run: bool = False
-    archive_failure_reasons: list[str] = field(default_factory=list)
-    """The first few different reasons of tonight's archive failures (never PII)."""
-
-    def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
+class RunReport(RunReportDocument):
+    """The run's document, counted while the run works."""
 
     def counts(self) -> dict[str, int]:
         return {name: getattr(self, name) for name in RUN_COUNTS}

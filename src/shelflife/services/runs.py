@@ -2,38 +2,13 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
-from typing import Any
-
 from shelflife.adapters.db.engine import read_only
 from shelflife.adapters.db.runs import recent_runs
 from shelflife.bootstrap import App
 from shelflife.domain.errors import InvalidInput
+from shelflife.services.documents import RunView
 
 MAX_RUNS = 1000
-
-
-@dataclass(frozen=True)
-class RunView:
-    id: int
-    status: str
-    """`finished`, `failed` (stopped with an error, see `error`) or `not finished` (still
-    running, or killed: nothing records the end of a killed process)."""
-    as_of: str
-    started_at: str
-    finished_at: str | None
-    duration_seconds: float | None
-    shops: int
-    archived: int
-    archive_failed: int
-    retried: int
-    masked: int
-    remasked: int
-    mask_refused: int
-    error: str | None
-
-    def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
 
 
 def list_runs(app: App, limit: int = 20) -> list[RunView]:

@@ -3,9 +3,8 @@ points to, with their retention state; for customer service, who has only one of
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+import enum
 from datetime import datetime
-from typing import Any
 from zoneinfo import ZoneInfo
 
 from shelflife.adapters.db.engine import read_only
@@ -14,41 +13,31 @@ from shelflife.bootstrap import App
 from shelflife.domain.errors import InvalidInput
 from shelflife.domain.policy import Cutoffs, OrderFacts, order_state
 from shelflife.domain.references import customer_ref, parse_customer_ref
+from shelflife.services.documents import FindResult, FoundOrder
 
 MAX_LIMIT = 1000
 MAX_QUERY_LENGTH = 254
 """The longest e-mail address a column holds; nothing longer can match."""
 
 
-@dataclass(frozen=True)
-class FoundOrder:
-    order_nr_external: str
-    shop: str
-    time_zone: str
-    channel: str
-    customer: str
-    ordered_at: str
-    shipped_at: str | None
-    cancelled_at: str | None
-    state: str
-    matched: str
+class SearchBy(enum.StrEnum):
+    """What a query is: anything `find` understands, only a number, or only personal data."""
+
+    ANYTHING = "anything"
+    NUMBER = "number"
+    PERSONAL_DATA = "personal data"
 
 
-@dataclass
-class FindResult:
-    query: str
-    limit: int
-    truncated: bool
-    """More orders matched than `limit`; narrow the query."""
-    orders: list[FoundOrder] = field(default_factory=list)
-
-    def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-
-def find(app: App, query: str, limit: int = 50, as_of: datetime | None = None) -> FindResult:
+def find(
+    app: App,
+    query: str,
+    limit: int = 50,
+    as_of: datetime | None = None,
+    by: SearchBy = SearchBy.ANYTHING,
+) -> FindResult:
     """Orders by order, invoice or credit number (masked orders too), by buyer reference
-    (`C<id>`), or by e-mail address or name in data that is not masked."""
+    (`C<id>`), or by e-mail address or name in data that is not masked. `by` narrows it to
+    numbers (order, invoice, credit) or to e-mail addresses and names."""
     query = query.strip()
     if not query or len(query) > MAX_QUERY_LENGTH:
         raise InvalidInput(
@@ -61,9 +50,16 @@ def find(app: App, query: str, limit: int = 50, as_of: datetime | None = None) -
         raise InvalidInput(f"the number of orders to list must be between 1 and {MAX_LIMIT}")
     now = as_of or app.clock.now()
     with read_only(app.engine) as conn:
-        rows, truncated = find_orders(conn, query, parse_customer_ref(query), limit)
+        rows, truncated = find_orders(
+            conn,
+            query,
+            parse_customer_ref(query) if by is SearchBy.ANYTHING else None,
+            limit,
+            numbers=by is not SearchBy.PERSONAL_DATA,
+            personal_data=by is not SearchBy.NUMBER,
+        )
         facts = load_customer_facts(conn, sorted({r.customer_id for r in rows}))
-    result = FindResult(query, limit, truncated)
+    result = FindResult(query=query, limit=limit, truncated=truncated)
     for r in rows:
         cutoffs = Cutoffs.for_shop(now, ZoneInfo(r.time_zone))
         order = OrderFacts(r.shipped_at, r.cancelled_at, r.masked_at is not None)

@@ -178,7 +178,12 @@ def _unmasked_text_contains(column: Any, needle: str) -> ColumnElement[bool]:
 
 
 def find_orders(
-    conn: Connection, query: str, customer_id: int | None, limit: int
+    conn: Connection,
+    query: str,
+    customer_id: int | None,
+    limit: int,
+    numbers: bool = True,
+    personal_data: bool = True,
 ) -> tuple[list[OrderMatch], bool]:
     """Orders matching `query`, at most `limit`, and whether more matched.
 
@@ -186,6 +191,8 @@ def find_orders(
     personal data). Only when nothing matched that way, e-mail addresses and names match as
     case-insensitive substrings of unmasked rows, listing only unmasked orders: a masked buyer
     is never found by what the buyer's data was. At most five queries, each bounded by `limit`.
+    `numbers` and `personal_data` switch either kind of search off, for a caller that knows
+    which one it asks.
     """
     base = (
         select(
@@ -235,20 +242,21 @@ def find_orders(
     searches: list[tuple[Match, Any]] = []
     if customer_id is not None:
         searches.append((Match.CUSTOMER, base.where(Order.customer_id == customer_id)))
-    searches += [
-        (Match.ORDER, base.where(Order.order_nr_external == query)),
-        (Match.INVOICE, base.where(document(Invoice, Invoice.invoice_nr))),
-        (Match.CREDIT, base.where(document(Credit, Credit.credit_nr))),
-    ]
-    personal_data = base.where(
+    if numbers:
+        searches += [
+            (Match.ORDER, base.where(Order.order_nr_external == query)),
+            (Match.INVOICE, base.where(document(Invoice, Invoice.invoice_nr))),
+            (Match.CREDIT, base.where(document(Credit, Credit.credit_nr))),
+        ]
+    by_personal_data = base.where(
         Order.masked_at.is_(None),
         or_(Order.customer_id.in_(customers), Order.id.in_(addresses)),
     )
     found: dict[int, OrderMatch] = {}
     for match, statement in searches:
         _collect(conn, statement, match, found)
-    if not found:  # a number or reference is not searched for as a name as well
-        _collect(conn, personal_data, Match.PERSONAL_DATA, found)
+    if personal_data and not found:  # a number or reference is not searched for as a name too
+        _collect(conn, by_personal_data, Match.PERSONAL_DATA, found)
     rows = list(found.values())
     return rows[:limit], len(rows) > limit
 

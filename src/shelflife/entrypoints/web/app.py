@@ -15,6 +15,7 @@ from starlette.middleware.base import BaseHTTPMiddleware, RequestResponseEndpoin
 
 from shelflife.bootstrap import App
 from shelflife.domain.errors import ShelflifeError
+from shelflife.entrypoints.web import api as api_routes
 from shelflife.entrypoints.web import pages_admin, pages_auth, pages_orders
 from shelflife.entrypoints.web.errors import api_reference, install_problem_handlers
 from shelflife.entrypoints.web.rendering import HERE, render
@@ -99,4 +100,6 @@ def _create_api(application: App) -> FastAPI:
         """Who the token acts as: lets an integrator check a token before using it."""
         return {"name": account.name, "role": account.role.value}
 
+    api.add_middleware(api_routes.BoundedBodies)
+    api.include_router(api_routes.router)
     return api

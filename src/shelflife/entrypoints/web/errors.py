@@ -15,6 +15,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
 
+from shelflife.adapters.db.engine import database_error
 from shelflife.domain.errors import ShelflifeError
 
 log = logging.getLogger(__name__)
@@ -59,6 +60,9 @@ def install_problem_handlers(api: FastAPI) -> None:
 
     @api.exception_handler(Exception)
     async def _unexpected(_request: Request, exc: Exception) -> JSONResponse:
+        translated = database_error(exc)  # a lock not granted in time, a server gone: 503
+        if translated is not None:
+            return problem(translated.http_status, str(translated))
         log.error("unexpected %s in an API request", type(exc).__name__)
         return problem(500, f"unexpected {type(exc).__name__}; nothing was half-written")
 

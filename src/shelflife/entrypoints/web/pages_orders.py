@@ -75,7 +75,7 @@ def _order_context(
 ) -> dict[str, object]:
     role = signed_in.account.role
     return {
-        "order": OrderView(show_order(app, order_nr, shop=shop), shop),
+        "order": OrderView(show_order(app, order_nr, shop=shop).model_dump(mode="json"), shop),
         "order_nr": order_nr,
         "shop": shop,
         "can_retrieve": allows(role, Permission.RETRIEVE),

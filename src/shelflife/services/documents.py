@@ -1,0 +1,318 @@
+"""The documents shelflife hands out: typed once, printed by `--json`, answered by the API.
+
+Each model's `model_dump(mode="json")` is exactly the JSON document the CLI has always printed
+(same keys, same order, same values), and the API's OpenAPI document describes the same models,
+so the command line, the API and its description cannot drift apart. Instants are ISO 8601
+strings as the services have always written them (with their offset, never rewritten as `Z`),
+money is a decimal string, and masked fields carry their mask value, never null for "masked".
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, NotRequired
+
+from pydantic import BaseModel, ConfigDict, Field
+from typing_extensions import TypedDict
+
+Instant = Annotated[str, Field(json_schema_extra={"format": "date-time"})]
+Day = Annotated[str, Field(json_schema_extra={"format": "date"})]
+Money = Annotated[str, Field(description="A decimal amount as a string, e.g. 19.99")]
+Text = str | None
+"""A personal-data field: its value, its mask value once masked, or null when never given."""
+
+
+class Document(BaseModel):
+    """Unknown keys are an error: a service that adds a key must add it here (and to the docs)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+# -- shelflife import --json / POST /imports ------------------------------------------------------
+
+
+class LineProblemDocument(Document):
+    line: int
+    message: str = Field(description="What is wrong with the line; never a value from it.")
+
+
+class LineNoticeDocument(Document):
+    line: int
+    kind: str
+    message: str
+
+
+class NoticeSummary(Document):
+    kind: str
+    lines: int = Field(description="How many lines got this notice.")
+    message: str
+
+
+class ImportReportDocument(Document):
+    """What an import did, line by line for refusals and notices."""
+
+    created: int
+    updated: int
+    unchanged: int
+    pii_ignored_masked: int
+    refused: int = Field(description="How many lines were refused; each is in `problems`.")
+    problems: list[LineProblemDocument]
+    notices: list[LineNoticeDocument]
+    notice_summary: list[NoticeSummary]
+
+
+# -- shelflife show --json / GET /orders/{order_nr} ---------------------------------------------
+
+
+class CustomerDocument(Document):
+    ref: str = Field(description="The buyer's reference (`C<id>`), which search accepts.")
+    channel: str
+    customer_nr_external: Text
+    salutation: Text
+    first_name: Text
+    last_name: Text
+    name: Text
+    name2: Text
+    company: Text
+    address: Text
+    street: Text
+    house_nr: Text
+    zip: Text
+    city: Text
+    state: Text
+    email: Text
+    phone: Text
+    fax: Text
+    birth_date: Text
+    note: Text
+    history_note: Text
+    card_name: Text
+    card_nr: Text
+    card_exp: Text
+    account: Text
+    account_name: Text
+    country: Text
+
+
+class AddressDocument(Document):
+    kind: str = Field(description="`billing` or `shipping`.")
+    salutation: Text
+    name: Text
+    name2: Text
+    first_name: Text
+    last_name: Text
+    company: Text
+    address: Text
+    street: Text
+    house_nr: Text
+    city: Text
+    state: Text
+    zip: Text
+    contact: Text
+    phone: Text
+    phone2: Text
+    fax: Text
+    fax2: Text
+    email: Text
+    email2: Text
+    birth_date: Text
+    note: Text
+    card_type: Text
+    card_name: Text
+    card_nr: Text
+    card_exp: Text
+    account: Text
+    account_name: Text
+    iban: Text
+    country: Text
+
+
+class ItemDocument(Document):
+    sku: str
+    title: str
+    qty: int
+    price: Money
+
+
+class InvoiceDocument(Document):
+    invoice_nr: str
+    created_at: Instant
+    total: Money
+    billing_name: Text
+    billing_address: Text
+    manual: bool = Field(description="Issued by hand, not for one order: shown with every order.")
+
+
+class CreditDocument(Document):
+    credit_nr: str
+    created_at: Instant
+    total: Money
+    billing_name: Text
+    billing_address: Text
+    manual: bool
+
+
+class HistoryEntryDocument(Document):
+    recorded_at: Instant
+    event: str
+    user_name: str | None
+    text: Text
+
+
+class HeldBy(TypedDict):
+    reason: str
+    kind: str
+    number: str | None
+    until: Day | None
+
+
+class Retention(TypedDict):
+    """The order's place in the retention timeline. `mask_blocked_by` and `held_by` are there
+    only for an Amazon order whose buyer is neither masked nor retrieved."""
+
+    state: str
+    amazon: bool
+    feature_enabled: bool
+    archive_due: Day | None
+    mask_due: Day | None
+    archived_at: Instant | None
+    archive_current: bool
+    archive_failed_at: Instant | None
+    archive_retry_at: Instant | None
+    masked_at: Instant | None
+    retrieved_at: Instant | None
+    remask_due: Day | None
+    read_only: bool
+    expected_mask_date: Day | None
+    mask_blocked_by: NotRequired[list[str]]
+    held_by: NotRequired[list[HeldBy]]
+
+
+class OtherOrderDocument(Document):
+    order_nr_external: str
+    ordered_at: Instant
+    shipped_at: Instant | None
+    cancelled_at: Instant | None
+    state: str
+
+
+class OrderDocument(Document):
+    """One order with its buyer, addresses, documents, history and retention state."""
+
+    shop: str
+    time_zone: str
+    order_nr_external: str
+    ordered_at: Instant
+    shipped_at: Instant | None
+    cancelled_at: Instant | None
+    gift_message: Text
+    address_remarks: Text
+    shop_note: Text
+    customer: CustomerDocument
+    addresses: list[AddressDocument]
+    items: list[ItemDocument]
+    invoices: list[InvoiceDocument]
+    credits: list[CreditDocument]
+    customer_history: list[HistoryEntryDocument]
+    retention: Retention
+    other_orders: list[OtherOrderDocument] = Field(
+        description="The buyer's other orders, newest first, each with its own state."
+    )
+
+
+# -- shelflife find --json / GET /orders -------------------------------------------------------
+
+
+class FoundOrder(Document):
+    order_nr_external: str
+    shop: str
+    time_zone: str
+    channel: str = Field(description="`amazon` or `shop`.")
+    customer: str = Field(description="The buyer's reference (`C<id>`).")
+    ordered_at: Instant
+    shipped_at: Instant | None
+    cancelled_at: Instant | None
+    state: str
+    matched: str = Field(description="What the query matched: a number, an e-mail, a name, ...")
+
+
+class FindResult(Document):
+    query: str
+    limit: int
+    truncated: bool = Field(description="More orders matched than `limit`; narrow the query.")
+    orders: list[FoundOrder] = Field(default_factory=list)
+
+
+# -- shelflife duplicates --json ------------------------------------------------------------------
+
+
+class DuplicateGroup(Document):
+    shop: str
+    channel: str
+    customers: list[str] = Field(
+        description="Buyer references (`C<id>`), oldest record first: the natural one to keep."
+    )
+    orders: list[int] = Field(description="Each record's number of orders, in the same order.")
+
+
+class DuplicatesReport(Document):
+    groups: list[DuplicateGroup] = Field(default_factory=list)
+
+
+# -- shelflife compliance --json / GET /compliance ----------------------------------------------
+
+
+class ComplianceEntryDocument(Document):
+    shop: str
+    customer: str = Field(description="The buyer's reference (`C<id>`).")
+    orders: list[str]
+    reasons: list[str]
+    since: Day = Field(description="The first local day past a 30-day limit.")
+    expected_mask_date: Day | None
+    held_by: list[HeldBy]
+
+
+class ComplianceReport(Document):
+    violations: list[ComplianceEntryDocument]
+    holds: list[ComplianceEntryDocument]
+
+
+# -- shelflife run --json / POST /runs, shelflife runs --json / GET /runs -----------------------
+
+
+class RunReportDocument(Document):
+    """What a run did (or, as a dry run, would do)."""
+
+    as_of: Instant
+    archived: int = 0
+    archive_failed: int = 0
+    retried: int = 0
+    masked: int = 0
+    remasked: int = 0
+    mask_refused: int = 0
+    shops: int = 0
+    duration_seconds: float = 0.0
+    dry_run: bool = False
+    archive_failure_reasons: list[str] = Field(
+        default_factory=list,
+        description="The first few different reasons of the archive failures (never PII).",
+    )
+
+
+class RunView(Document):
+    id: int
+    status: str = Field(
+        description="`finished`, `failed` (stopped with an error, see `error`) or "
+        "`not finished` (still running, or killed: nothing records the end of a killed process)."
+    )
+    as_of: Instant
+    started_at: Instant
+    finished_at: Instant | None
+    duration_seconds: float | None
+    shops: int
+    archived: int
+    archive_failed: int
+    retried: int
+    masked: int
+    remasked: int
+    mask_refused: int
+    error: str | None
