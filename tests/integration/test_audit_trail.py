@@ -27,7 +27,7 @@ def _mask_buyers(app: App, count: int) -> list[str]:
 
 def test_a_retrieval_is_audited_with_user_order_and_reason(app: App) -> None:
     (nr,) = _mask_buyers(app, 1)
-    retrieve_order(at(app, MASKED_AT + days(1)), nr, "return of 2 items", "anna")
+    retrieve_order(at(app, MASKED_AT + days(1)).ports(), nr, "return of 2 items", "anna")
     entry = recent_entries(app, 1)[0]
     assert (entry.actor, entry.action, entry.subject) == ("anna", RETRIEVED, nr)
     assert entry.detail["reason"] == "return of 2 items"
@@ -37,7 +37,7 @@ def test_a_retrieval_is_audited_with_user_order_and_reason(app: App) -> None:
 
 def test_the_audit_entry_keeps_the_reason_after_the_remask(app: App) -> None:
     (nr,) = _mask_buyers(app, 1)
-    retrieve_order(at(app, MASKED_AT + days(1)), nr, "return of 2 items", "anna")
+    retrieve_order(at(app, MASKED_AT + days(1)).ports(), nr, "return of 2 items", "anna")
     later = MASKED_AT + days(40)
     assert run_retention(at(app, later), later).remasked == 1
     entries = [e for e in recent_entries(app, 50) if e.action == RETRIEVED]
@@ -49,7 +49,7 @@ def test_more_retrievals_in_an_hour_than_allowed_raise_one_alert(app: App) -> No
     app.settings = app.settings.model_copy(update={"retrieval_alert_per_hour": 2})
     start = MASKED_AT + days(1)
     for minute, nr in enumerate(numbers):
-        retrieve_order(at(app, start + minute * days(1 / 1440)), nr, "returns", "anna")
+        retrieve_order(at(app, start + minute * days(1 / 1440)).ports(), nr, "returns", "anna")
     alerts = [e for e in recent_entries(app, 50) if e.action == RATE_ALERT]
     assert len(alerts) == 1  # raised when the third came in, not again for the fourth
     assert (alerts[0].subject, alerts[0].detail["retrievals_last_hour"]) == ("anna", 3)
@@ -60,7 +60,7 @@ def test_retrievals_spread_over_more_than_an_hour_raise_no_alert(app: App) -> No
     app.settings = app.settings.model_copy(update={"retrieval_alert_per_hour": 2})
     start = MASKED_AT + days(1)
     for hour, nr in enumerate(numbers):
-        retrieve_order(at(app, start + hour * days(1 / 24)), nr, "returns", "anna")
+        retrieve_order(at(app, start + hour * days(1 / 24)).ports(), nr, "returns", "anna")
     assert RATE_ALERT not in [e.action for e in recent_entries(app, 50)]
 
 

@@ -86,7 +86,9 @@ def _mixed_states(app: App) -> None:
     )
     set_feature(app, "main", True, "ops")
     run_retention(app, _at(app, T0 + days(30)))
-    retrieve_order(app, "301-0000000-0000001", "Rücksendung", "anna", _at(app, T0 + days(31)))
+    retrieve_order(
+        app.ports(), "301-0000000-0000001", "Rücksendung", "anna", _at(app, T0 + days(31))
+    )
 
     edited = order("303-0000000-0000002", shipped_at=T0 + days(31), suffix="-e")
     _import(

@@ -258,7 +258,7 @@ def test_reimport_changing_pii_of_retrieved_order_is_refused_but_status_updates(
     app: App,
 ) -> None:
     _mask(app)
-    retrieve_order(at(app, T0 + days(35)), AMAZON_NR, "Rücksendung", "anna", T0 + days(35))
+    retrieve_order(at(app, T0 + days(35)).ports(), AMAZON_NR, "Rücksendung", "anna", T0 + days(35))
     again = order(AMAZON_NR, shipped_at=T0 + days(1), suffix="-neu")
 
     report = _import(app, again)
@@ -685,7 +685,7 @@ def test_identical_reimport_of_a_retrieved_buyers_orders_is_unchanged_not_refuse
     _import(app, *orders)
     set_feature(app, "main", True, "ops")
     assert run_retention(app, T0 + days(40)).masked == 1
-    retrieve_order(at(app, T0 + days(41)), AMAZON_NR, "Rücksendung", "anna", T0 + days(41))
+    retrieve_order(at(app, T0 + days(41)).ports(), AMAZON_NR, "Rücksendung", "anna", T0 + days(41))
     revision = _customer_row(app, AMAZON_NR).pii_revision
 
     report = _import(app, *orders)
@@ -701,7 +701,7 @@ def test_a_retrieved_orders_changed_pii_is_still_refused(app: App) -> None:
     _import(app, *orders)
     set_feature(app, "main", True, "ops")
     run_retention(app, T0 + days(40))
-    retrieve_order(at(app, T0 + days(41)), OTHER_NR, "Rücksendung", "anna", T0 + days(41))
+    retrieve_order(at(app, T0 + days(41)).ports(), OTHER_NR, "Rücksendung", "anna", T0 + days(41))
     changed = copy.deepcopy(orders[1])
     changed["customer"]["email"] = "anders@example.org"
 

@@ -192,7 +192,7 @@ def test_retrieve_with_another_key_file_changes_nothing(app: App, tmp_path: Path
 
     try:
         with pytest.raises(KeyUnavailable, match=r"^master key file .* holds key mk-"):
-            retrieve_order(at(mixed, MASK_NIGHT + days(1)), NR, "Rückgabe", "anna")
+            retrieve_order(at(mixed, MASK_NIGHT + days(1)).ports(), NR, "Rückgabe", "anna")
     finally:
         mixed.close()
 
@@ -328,7 +328,7 @@ def test_remask_also_requires_a_data_key_that_opens_with_the_loaded_key(app: App
     set_feature(app, "main", True, "ops")
     assert run_retention(app, MASK_NIGHT).masked == 1
     retrieved = MASK_NIGHT + days(1)
-    retrieve_order(at(app, retrieved), NR, "Rückgabe", "anna", retrieved)
+    retrieve_order(at(app, retrieved).ports(), NR, "Rückgabe", "anna", retrieved)
     assert run_retention(app, retrieved + days(1)).archived == 1
     cid = _seal_under_another_key(app, NR)
 

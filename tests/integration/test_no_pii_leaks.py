@@ -236,10 +236,10 @@ def test_logs_and_error_messages_never_contain_pii(
         messages.append(json.dumps(show_order(app, nr)))  # masked: the document shows no PII
         app.archive = UnreachableArchive()
         with pytest.raises(ArchiveUnavailable) as unreachable:
-            retrieve_order(app, nr, "Rücksendung", "anna")
+            retrieve_order(app.ports(), nr, "Rücksendung", "anna")
         messages.append(str(unreachable.value))
         app.archive = real_archive
-        retrieve_order(app, nr, "Rücksendung", "anna")
+        retrieve_order(app.ports(), nr, "Rücksendung", "anna")
         show_order(app, nr)  # shows the restored PII on purpose: only its logs are checked
         report = import_lines(app, lines(*buyer_orders("y")))
         assert (report.pii_ignored_masked, len(report.refused)) == (BUYERS - 1, 1)
@@ -249,7 +249,7 @@ def test_logs_and_error_messages_never_contain_pii(
 
         keyless = replace(app, key_path=tmp_path / "missing.key", _keys=None)
         with pytest.raises(KeyUnavailable) as no_key:
-            retrieve_order(keyless, EDITED[1]["order_nr_external"], "Rücksendung", "anna")
+            retrieve_order(keyless.ports(), EDITED[1]["order_nr_external"], "Rücksendung", "anna")
         messages.append(str(no_key.value))
         with app.engine.connect() as conn:
             messages += [r or "" for r in conn.execute(select(Customer.archive_failure)).scalars()]

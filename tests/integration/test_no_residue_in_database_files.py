@@ -325,7 +325,10 @@ def test_no_masked_or_remasked_buyers_value_is_left_in_any_byte_of_the_database_
 
         clock.instant = RETRIEVE_AS_OF
         for buyer in RETRIEVED:
-            assert retrieve_order(app, order_nr(buyer), "Rücksendung", "anna").restored_rows > 0
+            assert (
+                retrieve_order(app.ports(), order_nr(buyer), "Rücksendung", "anna").restored_rows
+                > 0
+            )
         restored = tokens_in(database_files())
         assert {b for b, _f, _v in restored} >= set(RETRIEVED)
         still_held = [

@@ -130,7 +130,7 @@ def test_delete_removes_the_leftovers_and_keeps_the_recorded_copy_and_foreign_fi
     assert remaining == sorted(["README.txt", leftovers["recorded"]])
     assert _listed(app) == [("README.txt", OrphanKind.UNKNOWN, False)]
     retrieve_order(
-        at(app, T0 + days(36)), NR, "Rücksendung", "anna", T0 + days(36)
+        at(app, T0 + days(36)).ports(), NR, "Rücksendung", "anna", T0 + days(36)
     )  # the copy still opens
 
 

@@ -467,7 +467,7 @@ def test_json_output_reports_each_count_as_an_integer(
 def _masked_then_retrieved(app: App, retrieved_at: datetime) -> None:
     _start(app, order(NR, shipped_at=T0))
     assert _run(app, T0 + days(31)) == _only(archived=1, masked=1)
-    retrieve_order(at(app, retrieved_at), NR, "Rücksendung", "anna", retrieved_at)
+    retrieve_order(at(app, retrieved_at).ports(), NR, "Rücksendung", "anna", retrieved_at)
 
 
 def test_retrieved_data_is_masked_again_30_days_after_retrieval(app: App) -> None:

@@ -376,9 +376,9 @@ def apply_operation(
         return
     if target.nr not in of_masked_buyers:
         with pytest.raises(NotRetrievable):
-            retrieve_order(app, target.nr, op.reason, "agent", model.now)
+            retrieve_order(app.ports(), target.nr, op.reason, "agent", model.now)
     else:
-        retrieve_order(app, target.nr, op.reason, "agent", model.now)
+        retrieve_order(app.ports(), target.nr, op.reason, "agent", model.now)
 
 
 CUSTOMER_ROW: dict[str, tuple[str, str]] = {

@@ -119,7 +119,7 @@ def test_reason_outside_1_to_50_characters_is_refused_and_changes_nothing(
     before = _dump(app)
 
     with pytest.raises(InvalidInput) as refused:
-        retrieve_order(at(app, RETRIEVED_AT), NR, reason, "anna", RETRIEVED_AT)
+        retrieve_order(at(app, RETRIEVED_AT).ports(), NR, reason, "anna", RETRIEVED_AT)
 
     assert str(refused.value) == message
     assert _dump(app) == before
@@ -128,7 +128,7 @@ def test_reason_outside_1_to_50_characters_is_refused_and_changes_nothing(
 def test_reason_of_50_characters_is_stored_in_the_customer_history(app: App) -> None:
     _masked(app, order(NR, shipped_at=T0))
 
-    retrieve_order(at(app, RETRIEVED_AT), NR, "x" * 50, "anna", RETRIEVED_AT)
+    retrieve_order(at(app, RETRIEVED_AT).ports(), NR, "x" * 50, "anna", RETRIEVED_AT)
 
     history = show_order(app, NR, RETRIEVED_AT)["customer_history"]
     assert history[-1]["text"] == "x" * 50
@@ -148,7 +148,7 @@ def test_restores_order_pii_with_its_invoices_credits_and_manual_documents(app: 
     assert _run(app, MASKED_AT) == (1, 1, 0)
     assert show_order(app, NR, MASKED_AT)["customer"]["first_name"] == MASKED_TEXT
 
-    result = retrieve_order(at(app, RETRIEVED_AT), NR, "Rücksendung", "anna", RETRIEVED_AT)
+    result = retrieve_order(at(app, RETRIEVED_AT).ports(), NR, "Rücksendung", "anna", RETRIEVED_AT)
 
     restored = show_order(app, NR, RETRIEVED_AT)
     assert _pii_view(restored) == original
@@ -166,7 +166,7 @@ def test_restores_order_pii_with_its_invoices_credits_and_manual_documents(app: 
 def test_other_orders_of_the_buyer_stay_masked(app: App) -> None:
     _masked(app, order(NR, shipped_at=T0), order(OTHER_NR, shipped_at=T0))
 
-    retrieve_order(at(app, RETRIEVED_AT), NR, "Rücksendung", "anna", RETRIEVED_AT)
+    retrieve_order(at(app, RETRIEVED_AT).ports(), NR, "Rücksendung", "anna", RETRIEVED_AT)
 
     other = show_order(app, OTHER_NR, RETRIEVED_AT)
     assert other["retention"]["state"] == "masked"
@@ -178,7 +178,7 @@ def test_other_orders_of_the_buyer_stay_masked(app: App) -> None:
 def test_retrieval_is_recorded_with_time_user_and_reason(app: App) -> None:
     _masked(app, order(NR, shipped_at=T0))
 
-    retrieve_order(at(app, RETRIEVED_AT), NR, "  Rücksendung  ", "anna", RETRIEVED_AT)
+    retrieve_order(at(app, RETRIEVED_AT).ports(), NR, "  Rücksendung  ", "anna", RETRIEVED_AT)
 
     assert show_order(app, NR, RETRIEVED_AT)["customer_history"] == [
         {
@@ -199,7 +199,7 @@ def test_retrieval_is_recorded_with_time_user_and_reason(app: App) -> None:
 def test_retrieved_order_shows_as_retrieved_and_read_only(app: App) -> None:
     _masked(app, order(NR, shipped_at=T0))
 
-    retrieve_order(at(app, RETRIEVED_AT), NR, "Rücksendung", "anna", RETRIEVED_AT)
+    retrieve_order(at(app, RETRIEVED_AT).ports(), NR, "Rücksendung", "anna", RETRIEVED_AT)
 
     retention = show_order(app, NR, RETRIEVED_AT)["retention"]
     assert retention["state"] == "retrieved"
@@ -217,7 +217,7 @@ def test_unreachable_archive_fails_and_changes_nothing(app: App) -> None:
     app.archive = UnreachableArchive()
 
     with pytest.raises(ArchiveUnavailable):
-        retrieve_order(at(app, RETRIEVED_AT), NR, "Rücksendung", "anna", RETRIEVED_AT)
+        retrieve_order(at(app, RETRIEVED_AT).ports(), NR, "Rücksendung", "anna", RETRIEVED_AT)
 
     assert _dump(app) == before
 
@@ -230,7 +230,7 @@ def test_missing_key_file_fails_and_changes_nothing(app: App) -> None:
 
     try:
         with pytest.raises(KeyUnavailable) as failed:
-            retrieve_order(fresh, NR, "Rücksendung", "anna", RETRIEVED_AT)
+            retrieve_order(fresh.ports(), NR, "Rücksendung", "anna", RETRIEVED_AT)
     finally:
         fresh.close()
 
@@ -265,7 +265,7 @@ def test_orders_that_are_not_masked_amazon_orders_are_not_retrievable(
     before = _dump(app)
 
     with pytest.raises(NotRetrievable) as refused:
-        retrieve_order(at(app, RETRIEVED_AT), nr, "Rücksendung", "anna", RETRIEVED_AT)
+        retrieve_order(at(app, RETRIEVED_AT).ports(), nr, "Rücksendung", "anna", RETRIEVED_AT)
 
     assert str(refused.value) == message
     assert _dump(app) == before
@@ -273,7 +273,7 @@ def test_orders_that_are_not_masked_amazon_orders_are_not_retrievable(
 
 def test_unknown_order_is_reported(app: App) -> None:
     with pytest.raises(UnknownOrder):
-        retrieve_order(at(app, RETRIEVED_AT), NR, "Rücksendung", "anna", RETRIEVED_AT)
+        retrieve_order(at(app, RETRIEVED_AT).ports(), NR, "Rücksendung", "anna", RETRIEVED_AT)
 
 
 # -- several copies ---------------------------------------------------------------------------
@@ -290,13 +290,13 @@ def test_second_retrieval_merges_copies_and_returns_the_latest_values(app: App) 
     moved["billing_address"]["city"] = "Bonn-Beuel"
     _import(app, moved)
     assert _run(app, T0 + days(30)) == (1, 1, 0)  # copy 2: city Bonn-Beuel, then masked
-    retrieve_order(at(app, RETRIEVED_AT), NR, "Grund eins", "anna", RETRIEVED_AT)
+    retrieve_order(at(app, RETRIEVED_AT).ports(), NR, "Grund eins", "anna", RETRIEVED_AT)
     assert show_order(app, NR, RETRIEVED_AT)["customer"]["city"] == "Bonn-Beuel"
     assert _run(app, RETRIEVED_AT + days(1)) == (1, 0, 0)  # copy 3: without the other order
     assert _run(app, RETRIEVED_AT + days(30)) == (0, 0, 1)
     second_at = RETRIEVED_AT + days(40)
 
-    retrieve_order(at(app, second_at), OTHER_NR, "Grund zwei", "ben", second_at)
+    retrieve_order(at(app, second_at).ports(), OTHER_NR, "Grund zwei", "ben", second_at)
 
     shown = show_order(app, OTHER_NR, second_at)
     assert shown["customer"]["city"] == "Bonn-Beuel"
@@ -346,7 +346,7 @@ def test_another_buyers_object_in_place_of_the_copy_is_refused_and_changes_nothi
     before = _dump(app)
 
     with pytest.raises(ArchiveCorrupt) as refused:
-        retrieve_order(at(app, RETRIEVED_AT), NR, "Rücksendung", "anna", RETRIEVED_AT)
+        retrieve_order(at(app, RETRIEVED_AT).ports(), NR, "Rücksendung", "anna", RETRIEVED_AT)
 
     assert str(refused.value) == (
         f"archive copy {copy_a.object_key} does not belong to this buyer; nothing was changed "
@@ -371,7 +371,7 @@ def test_an_older_copy_of_the_buyer_in_place_of_the_newest_is_refused(app: App) 
     before = _dump(app)
 
     with pytest.raises(ArchiveCorrupt) as refused:
-        retrieve_order(at(app, RETRIEVED_AT), NR, "Rücksendung", "anna", RETRIEVED_AT)
+        retrieve_order(at(app, RETRIEVED_AT).ports(), NR, "Rücksendung", "anna", RETRIEVED_AT)
 
     assert str(refused.value) == (
         f"archive copy {second.object_key} is not the recorded one; nothing was changed "
@@ -401,7 +401,7 @@ def test_a_recorded_copy_that_restores_no_record_is_a_failure_and_changes_nothin
     before = _dump(app)
 
     with pytest.raises(ArchiveCorrupt) as refused:
-        retrieve_order(at(app, RETRIEVED_AT), NR, "Rücksendung", "anna", RETRIEVED_AT)
+        retrieve_order(at(app, RETRIEVED_AT).ports(), NR, "Rücksendung", "anna", RETRIEVED_AT)
 
     assert str(refused.value) == (
         f"the archive copies of order {NR!r}'s buyer hold none of its records; nothing was changed"
@@ -442,7 +442,7 @@ def test_copy_taken_after_a_zero_restore_holds_no_placeholders_and_the_genuine_v
     assert _placeholders(snapshot) == []
     assert _run(app, RETRIEVED_AT + days(31)) == (0, 0, 1)
     later = RETRIEVED_AT + days(40)
-    retrieve_order(at(app, later), NR, "Rücksendung", "anna", later)
+    retrieve_order(at(app, later).ports(), NR, "Rücksendung", "anna", later)
 
     shown = show_order(app, NR, later)
     assert (shown["customer"]["first_name"], shown["customer"]["email"]) == (
@@ -483,7 +483,7 @@ def test_a_partially_restored_row_is_archived_without_its_placeholders(app: App)
             .values(pii_revision=2, archived_revision=2)
         )
 
-    retrieve_order(at(app, RETRIEVED_AT), NR, "Rücksendung", "anna", RETRIEVED_AT)
+    retrieve_order(at(app, RETRIEVED_AT).ports(), NR, "Rücksendung", "anna", RETRIEVED_AT)
 
     shown = show_order(app, NR, RETRIEVED_AT)
     assert shown["customer"]["phone"] == original["customer"]["phone"]  # from the older copy
@@ -535,7 +535,7 @@ def test_retrieval_dated_outside_masking_and_now_is_refused_and_changes_nothing(
     before = _dump(app)
 
     with pytest.raises(InvalidInput) as refused:
-        retrieve_order(at(app, RETRIEVED_AT), NR, "Rücksendung", "anna", as_of)
+        retrieve_order(at(app, RETRIEVED_AT).ports(), NR, "Rücksendung", "anna", as_of)
 
     assert str(refused.value) == message
     assert refused.value.exit_code == 2
@@ -550,16 +550,18 @@ def test_retrieval_dated_outside_masking_and_now_is_refused_and_changes_nothing(
 def test_retrieval_dated_between_masking_and_now_is_accepted(app: App, as_of: datetime) -> None:
     _masked(app, order(NR, shipped_at=T0))
 
-    result = retrieve_order(at(app, RETRIEVED_AT), NR, "Rücksendung", "anna", as_of)
+    result = retrieve_order(at(app, RETRIEVED_AT).ports(), NR, "Rücksendung", "anna", as_of)
 
     assert (result.retrieved_at, result.restored_rows) == (as_of, 4)
 
 
 def test_retrieval_after_a_remask_is_dated_after_the_remask(app: App) -> None:
     _masked(app, order(NR, shipped_at=T0))
-    retrieve_order(at(app, RETRIEVED_AT), NR, "eins", "anna", RETRIEVED_AT)
+    retrieve_order(at(app, RETRIEVED_AT).ports(), NR, "eins", "anna", RETRIEVED_AT)
     remasked_at = RETRIEVED_AT + days(31)
     assert _run(app, remasked_at) == (1, 0, 1)
 
     with pytest.raises(InvalidInput, match=r"is before the buyer was masked"):
-        retrieve_order(at(app, remasked_at + days(1)), NR, "zwei", "anna", remasked_at - days(1))
+        retrieve_order(
+            at(app, remasked_at + days(1)).ports(), NR, "zwei", "anna", remasked_at - days(1)
+        )

@@ -155,7 +155,7 @@ def test_retrieved_order_shows_retrieved_read_only_with_the_remask_date(app: App
     _start(app, order(NR, shipped_at=T0))
     masked_at, retrieved_at = T0 + days(30), T0 + days(35)
     run_retention(app, masked_at)
-    retrieve_order(at(app, retrieved_at), NR, "Rücksendung", "anna", retrieved_at)
+    retrieve_order(at(app, retrieved_at).ports(), NR, "Rücksendung", "anna", retrieved_at)
 
     assert _shown(app, retrieved_at) == _retention(
         state="retrieved",
@@ -317,7 +317,7 @@ def test_a_hold_whose_last_document_ages_out_becomes_a_violation_until_the_run_m
 def test_a_retrieved_buyer_past_the_remask_day_is_a_violation(app: App) -> None:
     _start(app, order(NR, shipped_at=T0))
     run_retention(app, T0 + days(30))
-    retrieve_order(at(app, T0 + days(35)), NR, "Rücksendung", "anna", T0 + days(35))
+    retrieve_order(at(app, T0 + days(35)).ports(), NR, "Rücksendung", "anna", T0 + days(35))
     set_feature(app, "main", False, "ops")
 
     entries = compliance_report(app, T0 + days(65))

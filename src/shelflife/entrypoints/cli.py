@@ -423,7 +423,9 @@ def retrieve(
 
     with _errors():
         when = _instant(as_of, "--as-of")
-        result = _with_app(home, lambda a: retrieve_order(a, order_nr, reason, user, when, shop))
+        result = _with_app(
+            home, lambda a: retrieve_order(a.ports(), order_nr, reason, user, when, shop)
+        )
         if as_json:
             _print_json(
                 {

@@ -283,7 +283,7 @@ def _retrieve_one(app: App, clock: FixedClock, console: Console) -> str | None:
         console.print("no order was masked; run the demo with more --nights")
         return None
     clock.instant = clock.instant + timedelta(hours=8)
-    retrieve_order(app, order_nr, "Demo: buyer returned an item", "demo-agent")
+    retrieve_order(app.ports(), order_nr, "Demo: buyer returned an item", "demo-agent")
     data = show_order(app, order_nr)
     r = data["retention"]
     console.print()

@@ -37,6 +37,7 @@ from shelflife.domain.errors import (
     ShelflifeError,
 )
 from shelflife.domain.policy import Cutoffs
+from shelflife.domain.ports import ArchivedCopy, ArchiveKeyRow
 from shelflife.domain.snapshot import CustomerSnapshot
 
 log = logging.getLogger(__name__)
@@ -237,7 +238,7 @@ def _archive_step(
 
 def archive_customers(
     app: App, conn: Connection, ids: Sequence[int]
-) -> tuple[list[dict[str, Any]], list[tuple[int, str]]]:
+) -> tuple[list[ArchivedCopy], list[tuple[int, str]]]:
     """Seal, write, read back, decrypt and compare each buyer's snapshot.
 
     Only a copy whose read-back decrypts to exactly the bytes sealed counts as archived.
@@ -250,7 +251,7 @@ def archive_customers(
     workers = max(1, min(app.settings.archive_workers, len(ids)))
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="archive") as pool:
         results = list(pool.map(lambda cid: _archive_one(app, keys[cid], snaps[cid]), ids))
-    done = [r for r in results if isinstance(r, dict)]
+    done = [r for r in results if isinstance(r, ArchivedCopy)]
     failed = [r for r in results if isinstance(r, tuple)]
     return done, failed
 
@@ -276,8 +277,8 @@ def customer_of_object_key(key: str) -> int | None:
 
 
 def _archive_one(
-    app: App, key_row: sql.ArchiveKeyRow, snap: CustomerSnapshot
-) -> dict[str, Any] | tuple[int, str]:
+    app: App, key_row: ArchiveKeyRow, snap: CustomerSnapshot
+) -> ArchivedCopy | tuple[int, str]:
     cid = key_row.customer_id
     try:
         if key_row.data_key_wrapped is None:
@@ -296,14 +297,14 @@ def _archive_one(
             raise ArchiveCorrupt("read-back of the archive copy differs from what was written")
     except (ArchiveUnavailable, ArchiveCorrupt, KeyUnavailable) as exc:
         return (cid, str(exc))
-    return {
-        "customer_id": cid,
-        "revision": snap.revision,
-        "object_key": object_key,
-        "sha256": hashlib.sha256(blob).hexdigest(),
-        "wrapped_key": fresh.blob if fresh else None,
-        "master_key_id": fresh.master_key_id if fresh else None,
-    }
+    return ArchivedCopy(
+        customer_id=cid,
+        revision=snap.revision,
+        object_key=object_key,
+        sha256=hashlib.sha256(blob).hexdigest(),
+        wrapped_key=fresh.blob if fresh else None,
+        master_key_id=fresh.master_key_id if fresh else None,
+    )
 
 
 def _mask_step(

@@ -136,7 +136,9 @@ def find_order(conn: Connection, order_nr: str, shop: str | None = None) -> Row[
     if not rows:
         raise UnknownOrder(order_nr)
     if len(rows) > 1:
-        raise InvalidInput(f"order number {order_nr!r} exists in several shops; give --shop")
+        raise InvalidInput(
+            f"order number {order_nr!r} exists in several shops; name the shop as well"
+        )
     return rows[0]
 
 
