@@ -21,7 +21,7 @@ def _mask_buyers(app: App, count: int) -> list[str]:
     orders = [order(nr, shipped_at=T0, suffix=f"-{i}") for i, nr in enumerate(numbers)]
     assert import_lines(app, [json.dumps(o) for o in orders]).refused == []
     set_feature(app, "main", True, "ops")
-    assert run_retention(at(app, MASKED_AT), MASKED_AT).masked == count
+    assert run_retention(at(app, MASKED_AT).ports(), MASKED_AT).masked == count
     return numbers
 
 
@@ -39,7 +39,7 @@ def test_the_audit_entry_keeps_the_reason_after_the_remask(app: App) -> None:
     (nr,) = _mask_buyers(app, 1)
     retrieve_order(at(app, MASKED_AT + days(1)).ports(), nr, "return of 2 items", "anna")
     later = MASKED_AT + days(40)
-    assert run_retention(at(app, later), later).remasked == 1
+    assert run_retention(at(app, later).ports(), later).remasked == 1
     entries = [e for e in recent_entries(app, 50) if e.action == RETRIEVED]
     assert [e.detail["reason"] for e in entries] == ["return of 2 items"]
 

@@ -85,7 +85,7 @@ def _mixed_states(app: App) -> None:
         order("301-0000000-0000002", shipped_at=T0, suffix="-m"),
     )
     set_feature(app, "main", True, "ops")
-    run_retention(app, _at(app, T0 + days(30)))
+    run_retention(app.ports(), _at(app, T0 + days(30)))
     retrieve_order(
         app.ports(), "301-0000000-0000001", "Rücksendung", "anna", _at(app, T0 + days(31))
     )
@@ -105,7 +105,7 @@ def _mixed_states(app: App) -> None:
     )
     real = app.archive
     app.archive = FailingPut(real, only=object_key_prefix(_customer_of(app, "307-0000000-0000001")))
-    run_retention(app, _at(app, T0 + days(60)))
+    run_retention(app.ports(), _at(app, T0 + days(60)))
 
     late = [
         order(f"302-0000000-000000{i}", shipped_at=T0 + days(31), suffix=f"-n{i}") for i in range(4)
@@ -124,7 +124,7 @@ def _mixed_states(app: App) -> None:
     set_feature(app, "main", False, "ops")
     set_feature(app, "west", True, "ops")
     app.archive = FailingPut(real)
-    run_retention(app, AS_OF - days(1 / 24))
+    run_retention(app.ports(), AS_OF - days(1 / 24))
     app.archive = real
     set_feature(app, "main", True, "ops")
     set_feature(app, "outlet", True, "ops")
@@ -135,7 +135,7 @@ def test_dry_run_reports_the_counts_of_the_real_run_and_writes_nothing(app: App)
     _mixed_states(app)
     tables, objects = _table_dump(app), _archive_listing(app)
 
-    planned = dry_run(app, AS_OF)
+    planned = dry_run(app.ports(), AS_OF)
 
     assert (_table_dump(app), _archive_listing(app)) == (tables, objects)
     assert (planned.dry_run, planned.archive_failed, planned.archive_failure_reasons) == (
@@ -143,7 +143,7 @@ def test_dry_run_reports_the_counts_of_the_real_run_and_writes_nothing(app: App)
         0,
         [],
     )
-    done = run_retention(app, AS_OF)
+    done = run_retention(app.ports(), AS_OF)
     assert planned.counts() == done.counts()
     assert done.counts() == {
         "shops": 3,
@@ -163,7 +163,7 @@ def test_dry_run_needs_no_master_key(app: App) -> None:
     try:
         tables = _table_dump(keyless)
 
-        planned = dry_run(keyless, AS_OF)
+        planned = dry_run(keyless.ports(), AS_OF)
 
         assert _table_dump(keyless) == tables
     finally:
@@ -180,7 +180,7 @@ def test_dry_run_does_not_wait_for_a_writer_holding_the_database(app: App) -> No
         writer.begin()
         writer.execute(update(Shop).where(Shop.name == "main").values(name="main"))
 
-        planned = dry_run(app, AS_OF)
+        planned = dry_run(app.ports(), AS_OF)
     finally:
         writer.rollback()
         writer.close()
@@ -191,7 +191,7 @@ def test_dry_run_does_not_wait_for_a_writer_holding_the_database(app: App) -> No
 def test_dry_run_with_no_enabled_shop_counts_nothing(app: App) -> None:
     assert import_lines(app, lines(order(shipped_at=T0))).refused == []
 
-    planned = dry_run(app, T0 + days(40))
+    planned = dry_run(app.ports(), T0 + days(40))
 
     assert {k: getattr(planned, k) for k in COUNTS} == dict.fromkeys(COUNTS, 0)
     assert json.loads(json.dumps(planned.as_dict()))["as_of"] == (T0 + days(40)).isoformat()

@@ -60,7 +60,7 @@ def shop(app: App) -> App:
     report = import_lines(app, [*lines(erika, max_order, hans), json.dumps(manual)])
     assert report.refused == []
     set_feature(app, "main", True, "ops")
-    assert run_retention(app, AS_OF).masked == 1
+    assert run_retention(app.ports(), AS_OF).masked == 1
     return app
 
 

@@ -85,7 +85,7 @@ def _mask(app: App, nr: str = AMAZON_NR) -> None:
     """Import a shipped order, enable retention and run past day 30, so the order is masked."""
     _import(app, order(nr, shipped_at=T0))
     set_feature(app, "main", True, "ops")
-    report = run_retention(app, T0 + days(31))
+    report = run_retention(app.ports(), T0 + days(31))
     assert (report.archived, report.masked) == (1, 1)
 
 
@@ -612,7 +612,7 @@ def test_shipped_by_command_then_reimported_without_shipped_at_the_buyer_is_mask
 
     for night in range(2, 33):
         _import(app, line)
-        run_retention(app, T0 + days(night))
+        run_retention(app.ports(), T0 + days(night))
 
     assert _order_row(app, AMAZON_NR).shipped_at == T0 + days(1)
     assert _customer_row(app, AMAZON_NR).masked_at is not None
@@ -650,7 +650,7 @@ def test_identical_reimport_changes_nothing_and_the_next_run_archives_nothing_ne
     orders = _two_orders_of_one_buyer()
     _import(app, *orders)
     set_feature(app, "main", True, "ops")
-    assert run_retention(app, T0 + days(29)).archived == 1
+    assert run_retention(app.ports(), T0 + days(29)).archived == 1
     revision = _customer_row(app, AMAZON_NR).pii_revision
 
     for sequence in (orders, orders[::-1]):
@@ -658,7 +658,7 @@ def test_identical_reimport_changes_nothing_and_the_next_run_archives_nothing_ne
 
         assert (report.created, report.updated, report.unchanged) == (0, 0, 2)
         assert _customer_row(app, AMAZON_NR).pii_revision == revision
-    assert run_retention(app, T0 + days(29.5)).archived == 0
+    assert run_retention(app.ports(), T0 + days(29.5)).archived == 0
     assert _archive_copies(app) == 1
 
 
@@ -684,7 +684,7 @@ def test_identical_reimport_of_a_retrieved_buyers_orders_is_unchanged_not_refuse
     orders = _two_orders_of_one_buyer()
     _import(app, *orders)
     set_feature(app, "main", True, "ops")
-    assert run_retention(app, T0 + days(40)).masked == 1
+    assert run_retention(app.ports(), T0 + days(40)).masked == 1
     retrieve_order(at(app, T0 + days(41)).ports(), AMAZON_NR, "Rücksendung", "anna", T0 + days(41))
     revision = _customer_row(app, AMAZON_NR).pii_revision
 
@@ -700,7 +700,7 @@ def test_a_retrieved_orders_changed_pii_is_still_refused(app: App) -> None:
     orders = _two_orders_of_one_buyer()
     _import(app, *orders)
     set_feature(app, "main", True, "ops")
-    run_retention(app, T0 + days(40))
+    run_retention(app.ports(), T0 + days(40))
     retrieve_order(at(app, T0 + days(41)).ports(), OTHER_NR, "Rücksendung", "anna", T0 + days(41))
     changed = copy.deepcopy(orders[1])
     changed["customer"]["email"] = "anders@example.org"

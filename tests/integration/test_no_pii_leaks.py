@@ -69,7 +69,7 @@ def import_edit_and_mask(app: App) -> None:
         report = import_lines(app, lines(*batch))
         assert report.refused == []
     set_feature(app, "main", True, "test")
-    assert run_retention(app, MASK_AS_OF).masked == BUYERS
+    assert run_retention(app.ports(), MASK_AS_OF).masked == BUYERS
 
 
 def file_bytes(root: Path) -> dict[str, bytes]:
@@ -121,7 +121,7 @@ def test_masked_pii_is_in_no_byte_of_the_sqlite_files_or_the_archive_folder(
         # The search works: the current values are there in plain text before masking.
         assert distinctive(EDITED) <= set().union(*before.values())
         set_feature(app, "main", True, "test")
-        assert run_retention(app, MASK_AS_OF).masked == BUYERS
+        assert run_retention(app.ports(), MASK_AS_OF).masked == BUYERS
         names = set(file_bytes(tmp_path))
         assert {"shelflife.db", "shelflife.db-wal", "shelflife.db-shm", "home/master.key"} <= names
         assert len([n for n in names if n.startswith("home/archive/")]) == BUYERS
@@ -140,7 +140,7 @@ def test_masked_pii_is_in_no_table_value(database_url: str, tmp_path: Path) -> N
         assert distinctive(EDITED) <= set().union(*before.values())
         assert {"customers", "addresses", "address_history", "orders", "invoices"} <= set(before)
         set_feature(app, "main", True, "test")
-        assert run_retention(app, MASK_AS_OF).masked == BUYERS
+        assert run_retention(app.ports(), MASK_AS_OF).masked == BUYERS
         assert leaks_in_tables(app.engine) == {}
     finally:
         app.close()
@@ -226,11 +226,11 @@ def test_logs_and_error_messages_never_contain_pii(
 
         real_archive: ArchiveStore = app.archive
         app.archive = UnreachableArchive()
-        failed = run_retention(app, MASK_AS_OF)
+        failed = run_retention(app.ports(), MASK_AS_OF)
         assert (failed.archive_failed, failed.masked) == (BUYERS, 0)
         app.archive = real_archive
         clock.instant = MASK_AS_OF + days(1.1)
-        assert run_retention(app, clock.instant).masked == BUYERS
+        assert run_retention(app.ports(), clock.instant).masked == BUYERS
 
         nr = EDITED[0]["order_nr_external"]
         messages.append(json.dumps(show_order(app, nr)))  # masked: the document shows no PII
@@ -245,7 +245,7 @@ def test_logs_and_error_messages_never_contain_pii(
         assert (report.pii_ignored_masked, len(report.refused)) == (BUYERS - 1, 1)
         messages.append(report_messages(report))
         compliance_report(app, clock.instant + days(40))
-        assert run_retention(app, clock.instant + days(40)).remasked == 1
+        assert run_retention(app.ports(), clock.instant + days(40)).remasked == 1
 
         keyless = replace(app, key_path=tmp_path / "missing.key", _keys=None)
         with pytest.raises(KeyUnavailable) as no_key:

@@ -55,11 +55,11 @@ def leftovers(app: App) -> dict[str, str]:
     )
     assert report.refused == []
     set_feature(app, "main", True, "ops")
-    assert run_retention(app, T0 + days(31)).masked == 1
+    assert run_retention(app.ports(), T0 + days(31)).masked == 1
     real = app.archive
     app.archive = KilledAfterPut(real)
     with pytest.raises(Killed):
-        run_retention(app, T0 + days(35))
+        run_retention(app.ports(), T0 + days(35))
     app.archive = real
     root = _root(app)
     with app.engine.connect() as conn:

@@ -63,7 +63,7 @@ def test_two_workers_in_parallel_archive_and_mask_every_buyer_exactly_once(
 
         def work(name: str, app: App) -> None:
             start.wait()
-            reports[name] = run_retention(app, T0 + days(31))
+            reports[name] = run_retention(app.ports(), T0 + days(31))
 
         threads = [
             threading.Thread(target=work, args=(n, a))

@@ -83,7 +83,7 @@ def _start(app: App, *orders: dict[str, Any], enable: bool = True) -> None:
 
 
 def _run(app: App, at: datetime) -> dict[str, int]:
-    report: RunReport = run_retention(app, at)
+    report: RunReport = run_retention(app.ports(), at)
     return {k: getattr(report, k) for k in COUNTS}
 
 
@@ -409,7 +409,7 @@ def test_run_killed_between_archive_write_and_commit_is_completed_by_a_rerun(app
     app.archive = KilledOnGet(real, die_on=2)
 
     with pytest.raises(Killed):
-        run_retention(app, T0 + days(31))
+        run_retention(app.ports(), T0 + days(31))
 
     assert [_customer(app, f"30{i}-1234567-1234567").archived_revision for i in (0, 1)] == [
         None,
@@ -433,7 +433,7 @@ def test_run_killed_while_masking_leaves_nothing_half_masked(
 
     monkeypatch.setattr(retention, "mask_customers", mask_then_die)
     with pytest.raises(Killed):
-        run_retention(app, T0 + days(31))
+        run_retention(app.ports(), T0 + days(31))
 
     assert _customer(app).archived_revision == 1
     assert _unmasked_rows(app) == {"customers": 1, "addresses": 2, "orders": 1}
@@ -525,7 +525,7 @@ def test_run_without_the_master_key_writes_nothing_not_even_a_run_record(app: Ap
     fresh = build_app(app.settings, FixedClock(T0))
     try:
         with pytest.raises(KeyUnavailable, match="master key file"):
-            run_retention(fresh, T0 + days(31))
+            run_retention(fresh.ports(), T0 + days(31))
         with fresh.engine.connect() as conn:
             runs = conn.execute(select(RetentionRun.error, RetentionRun.finished_at)).all()
     finally:

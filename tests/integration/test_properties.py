@@ -351,10 +351,10 @@ def apply_operation(
         target.latest = _with_status(target, target.latest)
         return
     if isinstance(op, RunPipeline):
-        planned = dry_run(app, model.now)
+        planned = dry_run(app.ports(), model.now)
         archive.mode = op.archive
         try:
-            done = run_retention(app, model.now)
+            done = run_retention(app.ports(), model.now)
         finally:
             archive.mode = "up"
         if op.archive == "up":  # with a working archive, the dry run foretold the run exactly

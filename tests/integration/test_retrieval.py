@@ -58,7 +58,7 @@ def _import(app: App, *records: dict[str, Any]) -> None:
 
 
 def _run(app: App, at: datetime) -> tuple[int, int, int]:
-    report = run_retention(app, at)
+    report = run_retention(app.ports(), at)
     return report.archived, report.masked, report.remasked
 
 

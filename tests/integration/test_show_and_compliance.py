@@ -111,7 +111,7 @@ def test_failed_archive_shows_archive_failed_with_the_retry_time(app: App) -> No
     _start(app, order(NR, shipped_at=T0))
     app.archive = FailingPut(app.archive)
     failed_at = T0 + days(30)
-    run_retention(app, failed_at)
+    run_retention(app.ports(), failed_at)
 
     assert _shown(app, failed_at) == _retention(
         state="archive_failed",
@@ -126,7 +126,7 @@ def test_failed_archive_shows_archive_failed_with_the_retry_time(app: App) -> No
 def test_archived_order_shows_archived_until_it_is_masked(app: App) -> None:
     _start(app, order(NR, shipped_at=T0))
     archived_at = T0 + days(29)
-    run_retention(app, archived_at)
+    run_retention(app.ports(), archived_at)
 
     assert _shown(app, archived_at) == _retention(
         state="archived",
@@ -140,7 +140,7 @@ def test_archived_order_shows_archived_until_it_is_masked(app: App) -> None:
 def test_masked_order_shows_masked_with_the_time(app: App) -> None:
     _start(app, order(NR, shipped_at=T0))
     masked_at = T0 + days(30)
-    run_retention(app, masked_at)
+    run_retention(app.ports(), masked_at)
 
     assert _shown(app, masked_at) == _retention(
         state="masked",
@@ -154,7 +154,7 @@ def test_masked_order_shows_masked_with_the_time(app: App) -> None:
 def test_retrieved_order_shows_retrieved_read_only_with_the_remask_date(app: App) -> None:
     _start(app, order(NR, shipped_at=T0))
     masked_at, retrieved_at = T0 + days(30), T0 + days(35)
-    run_retention(app, masked_at)
+    run_retention(app.ports(), masked_at)
     retrieve_order(at(app, retrieved_at).ports(), NR, "Rücksendung", "anna", retrieved_at)
 
     assert _shown(app, retrieved_at) == _retention(
@@ -182,7 +182,7 @@ def test_show_of_an_unknown_order_says_so(app: App) -> None:
 def test_show_gives_the_buyers_mask_date_and_names_the_order_that_holds_it(app: App) -> None:
     young = "302-7654321-7654321"
     _start(app, order(NR, shipped_at=T0), order(young, shipped_at=T0 + days(10)))
-    run_retention(app, T0 + days(31))
+    run_retention(app.ports(), T0 + days(31))
 
     shown = show_order(app, NR, T0 + days(31))
 
@@ -234,7 +234,7 @@ def test_compliance_files_overdue_buyers_as_violations_or_holds_naming_what_hold
     as_of = T0 + days(31)
     failing = _customer_id(app, "301-0000000-0000001")
     app.archive = FailingPut(app.archive, only=object_key_prefix(failing))
-    report = run_retention(app, as_of)
+    report = run_retention(app.ports(), as_of)
     assert (report.archived, report.archive_failed, report.masked) == (4, 1, 1)
 
     entries = compliance_report(app, as_of)
@@ -300,11 +300,11 @@ def test_a_hold_whose_last_document_ages_out_becomes_a_violation_until_the_run_m
     app: App,
 ) -> None:
     _start(app, order(NR, shipped_at=T0, invoiced_at=T0 + days(10)))
-    run_retention(app, T0 + days(31))
+    run_retention(app.ports(), T0 + days(31))
 
     held = compliance_report(app, T0 + days(39))
     due = compliance_report(app, T0 + days(40))
-    report = run_retention(app, T0 + days(40))
+    report = run_retention(app.ports(), T0 + days(40))
 
     assert [(e.finding, e.expected_mask_date) for e in held] == [(Finding.HOLD, "2026-04-11")]
     assert [(e.finding, e.reasons, e.expected_mask_date) for e in due] == [
@@ -316,7 +316,7 @@ def test_a_hold_whose_last_document_ages_out_becomes_a_violation_until_the_run_m
 
 def test_a_retrieved_buyer_past_the_remask_day_is_a_violation(app: App) -> None:
     _start(app, order(NR, shipped_at=T0))
-    run_retention(app, T0 + days(30))
+    run_retention(app.ports(), T0 + days(30))
     retrieve_order(at(app, T0 + days(35)).ports(), NR, "Rücksendung", "anna", T0 + days(35))
     set_feature(app, "main", False, "ops")
 
@@ -338,10 +338,10 @@ def test_compliance_is_empty_when_every_overdue_buyer_is_masked(app: App) -> Non
         order("301-0000000-0000001", shipped_at=T0, suffix="-a"),
         order("302-0000000-0000002", shipped_at=T0 + days(3), suffix="-b"),
     )
-    assert run_retention(app, T0 + days(31)).masked == 1
+    assert run_retention(app.ports(), T0 + days(31)).masked == 1
     assert [r.orders for r in compliance_report(app, T0 + days(31))] == []
 
-    assert run_retention(app, T0 + days(34)).masked == 1
+    assert run_retention(app.ports(), T0 + days(34)).masked == 1
 
     assert compliance_report(app, T0 + days(34)) == []
     assert compliance_report(app, T0 + days(120)) == []

@@ -105,6 +105,21 @@ class ArchivedCopy:
     master_key_id: str | None = None
 
 
+RUN_COUNTS = (
+    "shops",
+    "archived",
+    "archive_failed",
+    "retried",
+    "masked",
+    "remasked",
+    "mask_refused",
+)
+"""The counts a run records."""
+
+ERROR_LENGTH = 300
+"""How much of why a run stopped is kept."""
+
+
 @dataclass(frozen=True)
 class RunRow:
     id: int
@@ -229,6 +244,10 @@ class AuditRepository(Protocol):
 
     def last_before(self, before: datetime) -> AuditEntry | None:
         """The newest entry written before `before` (what a purge up to `before` removes last)."""
+        ...
+
+    def count_through(self, seq: int) -> int:
+        """How many entries there are up to and including `seq`."""
         ...
 
     def delete_through(self, seq: int) -> int:

@@ -245,7 +245,7 @@ def _simulate(
             set_feature(app, shop, True, "demo")  # on from a shop's first night: a backlog
             enabled.add(shop)
         outage.down = night == OUTAGE_NIGHT
-        result = run_retention(app, moment)
+        result = run_retention(app.ports(), moment)
         outage.down = False
         overdue = len(compliance_report(app, moment))
         table.add_row(

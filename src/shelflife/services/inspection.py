@@ -11,7 +11,6 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import select
 
 from shelflife.adapters.db import retention as sql
-from shelflife.adapters.db.engine import read_only
 from shelflife.adapters.db.reading import find_order, load_customer_facts, overdue_candidates
 from shelflife.adapters.db.tables import (
     Address,
@@ -59,7 +58,7 @@ def show_order(
     app: App, order_nr: str, as_of: datetime | None = None, shop: str | None = None
 ) -> dict[str, Any]:
     now = as_of or app.clock.now()
-    with read_only(app.engine) as conn:
+    with app.read_engine.connect() as conn:
         order = find_order(conn, order_nr, shop)
         shop_row = conn.execute(select(Shop.__table__).where(Shop.id == order.shop_id)).one()
         customer = conn.execute(
@@ -230,7 +229,7 @@ def compliance_report(
     violation or a hold by `policy.compliance_finding`, in shop and buyer order."""
     now = as_of or app.clock.now()
     entries: list[ComplianceEntry] = []
-    with read_only(app.engine) as conn:
+    with app.read_engine.connect() as conn:
         for shop in sql.shops(conn):
             zone = ZoneInfo(shop.time_zone)
             cutoffs = Cutoffs.for_shop(now, zone)

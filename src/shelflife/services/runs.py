@@ -5,7 +5,6 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from shelflife.adapters.db.engine import read_only
 from shelflife.adapters.db.runs import recent_runs
 from shelflife.bootstrap import App
 from shelflife.domain.errors import InvalidInput
@@ -40,7 +39,7 @@ def list_runs(app: App, limit: int = 20) -> list[RunView]:
     """The most recently started runs, newest first."""
     if not 1 <= limit <= MAX_RUNS:
         raise InvalidInput(f"the number of runs to show must be between 1 and {MAX_RUNS}")
-    with read_only(app.engine) as conn:
+    with app.read_engine.connect() as conn:
         rows = recent_runs(conn, limit)
     views = []
     for r in rows:

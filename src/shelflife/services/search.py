@@ -8,7 +8,6 @@ from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from shelflife.adapters.db.engine import read_only
 from shelflife.adapters.db.reading import find_orders, load_customer_facts
 from shelflife.bootstrap import App
 from shelflife.domain.errors import InvalidInput
@@ -58,7 +57,7 @@ def find(app: App, query: str, limit: int = 50, as_of: datetime | None = None) -
     if not 1 <= limit <= MAX_LIMIT:
         raise InvalidInput(f"the number of orders to list must be between 1 and {MAX_LIMIT}")
     now = as_of or app.clock.now()
-    with read_only(app.engine) as conn:
+    with app.read_engine.connect() as conn:
         rows, truncated = find_orders(conn, query, parse_customer_ref(query), limit)
         facts = load_customer_facts(conn, sorted({r.customer_id for r in rows}))
     result = FindResult(query, limit, truncated)

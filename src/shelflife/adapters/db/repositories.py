@@ -223,6 +223,11 @@ class SqlAudit:
     def last_before(self, before: datetime) -> AuditEntry | None:
         return audit_log.last_before(self.conn, before)
 
+    def count_through(self, seq: int) -> int:
+        return int(
+            self.conn.execute(select(func.count()).where(AuditLogEntry.seq <= seq)).scalar_one()
+        )
+
     def delete_through(self, seq: int) -> int:
         result = self.conn.execute(delete(AuditLogEntry).where(AuditLogEntry.seq <= seq))
         return int(result.rowcount)
