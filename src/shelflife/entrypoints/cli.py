@@ -358,7 +358,7 @@ def run(
         if dry_run:
             report = _with_app(home, lambda a: count_due(a.ports(), when))
         elif as_json or not out.is_terminal:
-            report = _with_app(home, lambda a: run_retention(a.ports(), when))
+            report = _with_app(home, lambda a: run_retention(a.ports(), when, actor=_operator()))
         else:
             columns = (TextColumn("{task.description:<9}"), BarColumn(), MofNCompleteColumn())
             with Progress(*columns, console=out, transient=True) as bar:
@@ -369,7 +369,9 @@ def run(
                         tasks[step] = bar.add_task(step, total=total)
                     bar.update(tasks[step], completed=done, total=total)
 
-                report = _with_app(home, lambda a: run_retention(a.ports(), when, progress))
+                report = _with_app(
+                    home, lambda a: run_retention(a.ports(), when, progress, _operator())
+                )
         if as_json:
             _print_json(report.as_dict())
             return
