@@ -64,7 +64,7 @@ def configure_shop(app: App, shop: str, time_zone: str | None, amazon_pattern: s
             ZoneInfo(time_zone)
         except (ZoneInfoNotFoundError, ValueError):
             raise InvalidInput(
-                f"--time-zone: {time_zone!r} is not an IANA time zone such as Europe/Berlin"
+                f"time zone: {time_zone!r} is not an IANA time zone such as Europe/Berlin"
             ) from None
         values["time_zone"] = time_zone
     if amazon_pattern is not None:
@@ -72,11 +72,11 @@ def configure_shop(app: App, shop: str, time_zone: str | None, amazon_pattern: s
             re.compile(amazon_pattern)
         except re.error as exc:
             raise InvalidInput(
-                f"--amazon-pattern: not a valid regular expression ({exc})"
+                f"Amazon order pattern: not a valid regular expression ({exc})"
             ) from None
         values["amazon_order_pattern"] = amazon_pattern
     if not values:
-        raise InvalidInput("nothing to change: give --time-zone and/or --amazon-pattern")
+        raise InvalidInput("nothing to change: give a time zone, an Amazon order pattern, or both")
     with app.engine.begin() as conn:
         if conn.execute(update(Shop).where(Shop.name == shop).values(**values)).rowcount == 0:
             raise UnknownShop(shop)
@@ -88,5 +88,5 @@ def ship_order(app: App, order_nr: str, at: datetime, shop: str | None = None) -
     with app.engine.begin() as conn:
         order = find_order(conn, order_nr, shop)
         if at < order.ordered_at:
-            raise InvalidInput("--at: the shipping time is before the order time")
+            raise InvalidInput("shipping time: it is before the order time")
         conn.execute(update(Order).where(Order.id == order.id).values(shipped_at=at, updated_at=at))
