@@ -84,7 +84,7 @@ def _mixed_states(app: App) -> None:
         order("301-0000000-0000001", shipped_at=T0, suffix="-r"),
         order("301-0000000-0000002", shipped_at=T0, suffix="-m"),
     )
-    set_feature(app, "main", True, "ops")
+    set_feature(app.ports(), "main", True, "ops")
     run_retention(app.ports(), _at(app, T0 + days(30)))
     retrieve_order(
         app.ports(), "301-0000000-0000001", "Rücksendung", "anna", _at(app, T0 + days(31))
@@ -117,17 +117,17 @@ def _mixed_states(app: App) -> None:
         for i in range(2)
     ]
     _import(app, *late, dict(edited, gift_message="Neue Nachricht"))
-    configure_shop(app, "outlet", "Pacific/Auckland", None)
+    configure_shop(app.ports(), "outlet", "Pacific/Auckland", None)
 
     # Earlier today, only the shop "west" ran, and its archive failed: it waits for tomorrow.
     _at(app, AS_OF - days(1 / 24))
-    set_feature(app, "main", False, "ops")
-    set_feature(app, "west", True, "ops")
+    set_feature(app.ports(), "main", False, "ops")
+    set_feature(app.ports(), "west", True, "ops")
     app.archive = FailingPut(real)
     run_retention(app.ports(), AS_OF - days(1 / 24))
     app.archive = real
-    set_feature(app, "main", True, "ops")
-    set_feature(app, "outlet", True, "ops")
+    set_feature(app.ports(), "main", True, "ops")
+    set_feature(app.ports(), "outlet", True, "ops")
     _at(app, AS_OF)
 
 

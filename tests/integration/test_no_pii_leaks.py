@@ -68,7 +68,7 @@ def import_edit_and_mask(app: App) -> None:
     for batch in (FIRST, EDITED):
         report = import_lines(app, lines(*batch))
         assert report.refused == []
-    set_feature(app, "main", True, "test")
+    set_feature(app.ports(), "main", True, "test")
     assert run_retention(app.ports(), MASK_AS_OF).masked == BUYERS
 
 
@@ -120,7 +120,7 @@ def test_masked_pii_is_in_no_byte_of_the_sqlite_files_or_the_archive_folder(
         before = leaks_in_files(tmp_path)
         # The search works: the current values are there in plain text before masking.
         assert distinctive(EDITED) <= set().union(*before.values())
-        set_feature(app, "main", True, "test")
+        set_feature(app.ports(), "main", True, "test")
         assert run_retention(app.ports(), MASK_AS_OF).masked == BUYERS
         names = set(file_bytes(tmp_path))
         assert {"shelflife.db", "shelflife.db-wal", "shelflife.db-shm", "home/master.key"} <= names
@@ -139,7 +139,7 @@ def test_masked_pii_is_in_no_table_value(database_url: str, tmp_path: Path) -> N
         before = leaks_in_tables(app.engine)
         assert distinctive(EDITED) <= set().union(*before.values())
         assert {"customers", "addresses", "address_history", "orders", "invoices"} <= set(before)
-        set_feature(app, "main", True, "test")
+        set_feature(app.ports(), "main", True, "test")
         assert run_retention(app.ports(), MASK_AS_OF).masked == BUYERS
         assert leaks_in_tables(app.engine) == {}
     finally:
@@ -222,7 +222,7 @@ def test_logs_and_error_messages_never_contain_pii(
         messages.append(report_messages(report))
         report = import_lines(app, lines(*EDITED))
         assert report.updated == BUYERS
-        set_feature(app, "main", True, "test")
+        set_feature(app.ports(), "main", True, "test")
 
         real_archive: ArchiveStore = app.archive
         app.archive = UnreachableArchive()

@@ -306,7 +306,7 @@ def test_no_masked_or_remasked_buyers_value_is_left_in_any_byte_of_the_database_
     try:
         first = import_lines(app, lines(*(buyer_order(b, "a") for b in range(BUYERS))))
         assert (first.created, first.refused) == (BUYERS, [])
-        set_feature(app, "main", True, "test")
+        set_feature(app.ports(), "main", True, "test")
         archived = run_retention(app.ports(), ARCHIVE_AS_OF)
         assert (archived.archived, archived.masked) == (BUYERS, 0)
         edit = import_lines(app, lines(*(buyer_order(b, "b") for b in sorted(EDITED))))
@@ -384,7 +384,7 @@ def varied_app(database_url: str, home: Path, lock_timeout: float = 30) -> App:
     app = build_app(settings, FixedClock(T0))
     assert import_lines(app, lines(*(buyer_order(b, "a") for b in range(BUYERS)))).refused == []
     assert import_lines(app, lines(*(buyer_order(b, "b") for b in sorted(EDITED)))).refused == []
-    set_feature(app, "main", True, "test")
+    set_feature(app.ports(), "main", True, "test")
     return app
 
 

@@ -54,7 +54,7 @@ def leftovers(app: App) -> dict[str, str]:
         lines(order(NR, shipped_at=T0), order(LEFTOVER_NR, shipped_at=T0 + days(5), suffix="-b")),
     )
     assert report.refused == []
-    set_feature(app, "main", True, "ops")
+    set_feature(app.ports(), "main", True, "ops")
     assert run_retention(app.ports(), T0 + days(31)).masked == 1
     real = app.archive
     app.archive = KilledAfterPut(real)

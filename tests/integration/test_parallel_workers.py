@@ -56,7 +56,7 @@ def test_two_workers_in_parallel_archive_and_mask_every_buyer_exactly_once(
             for i in range(1, BUYERS + 1)
         ]
         assert import_lines(first, lines(*orders)).refused == []
-        set_feature(first, "main", True, "ops")
+        set_feature(first.ports(), "main", True, "ops")
 
         reports: dict[str, RunReport] = {}
         start = threading.Barrier(2)

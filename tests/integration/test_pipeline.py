@@ -79,7 +79,7 @@ def _start(app: App, *orders: dict[str, Any], enable: bool = True) -> None:
     report = import_lines(app, lines(*orders))
     assert report.refused == []
     if enable:
-        set_feature(app, "main", True, "ops")
+        set_feature(app.ports(), "main", True, "ops")
 
 
 def _run(app: App, at: datetime) -> dict[str, int]:
@@ -156,7 +156,7 @@ def _around_cutoff(app: App, zone: str) -> tuple[str, str]:
     for o in (early, late):
         o["ordered_at"] = iso(cutoff - days(2))
     _start(app, early, late)
-    configure_shop(app, "main", zone, None)
+    configure_shop(app.ports(), "main", zone, None)
     return early["order_nr_external"], late["order_nr_external"]
 
 
@@ -317,7 +317,7 @@ def test_open_order_of_the_buyer_blocks_masking(app: App) -> None:
     assert _run(app, T0 + days(31)) == _only(archived=1)
     assert _customer(app).masked_at is None
 
-    ship_order(at(app, T0 + days(31)), "303-1234567-1234567", T0 + days(2))
+    ship_order(at(app, T0 + days(31)).ports(), "303-1234567-1234567", T0 + days(2))
     assert _run(app, T0 + days(32)) == _only(masked=1)
 
 
@@ -343,8 +343,8 @@ def test_disabled_feature_does_nothing_and_enabling_is_recorded(app: App) -> Non
 
     assert isinstance(app.clock, FixedClock)
     app.clock.instant = T0 + days(32)
-    assert set_feature(app, "main", True, "lena") is True
-    assert set_feature(app, "main", True, "lena") is False
+    assert set_feature(app.ports(), "main", True, "lena") is True
+    assert set_feature(app.ports(), "main", True, "lena") is False
     with app.engine.connect() as conn:
         changes = [
             (c.enabled, c.changed_at, c.changed_by)

@@ -310,7 +310,7 @@ def apply_operation(
         model.orders.append(m)
         with app.engine.connect() as conn:
             model.customer_orders.setdefault(_db_order(conn, m.nr).customer_id, []).append(m)
-        set_feature(app, "main", True, "property-test")
+        set_feature(app.ports(), "main", True, "property-test")
         return
     if isinstance(op, Edit):
         target = _pick(model.orders, op.pick)
@@ -346,7 +346,7 @@ def apply_operation(
         target = _pick(open_orders, op.pick)
         if target is None:
             return
-        ship_order(app, target.nr, model.now)
+        ship_order(app.ports(), target.nr, model.now)
         target.shipped_at = model.now
         target.latest = _with_status(target, target.latest)
         return

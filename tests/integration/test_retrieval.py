@@ -65,7 +65,7 @@ def _run(app: App, at: datetime) -> tuple[int, int, int]:
 def _masked(app: App, *orders: dict[str, Any]) -> None:
     """Import the orders (all of one buyer), enable retention and mask them."""
     _import(app, *orders)
-    set_feature(app, "main", True, "ops")
+    set_feature(app.ports(), "main", True, "ops")
     assert _run(app, MASKED_AT) == (1, 1, 0)
 
 
@@ -144,7 +144,7 @@ def test_restores_order_pii_with_its_invoices_credits_and_manual_documents(app: 
     ]
     _import(app, full, _manual("manual_invoice", "MR-1", T0), _manual("manual_credit", "MG-1", T0))
     original = _pii_view(show_order(app, NR, T0))
-    set_feature(app, "main", True, "ops")
+    set_feature(app.ports(), "main", True, "ops")
     assert _run(app, MASKED_AT) == (1, 1, 0)
     assert show_order(app, NR, MASKED_AT)["customer"]["first_name"] == MASKED_TEXT
 
@@ -259,7 +259,7 @@ def test_orders_that_are_not_masked_amazon_orders_are_not_retrievable(
     app: App, nr: str, masked: bool, message: str
 ) -> None:
     _import(app, order(nr, shipped_at=T0))
-    set_feature(app, "main", True, "ops")
+    set_feature(app.ports(), "main", True, "ops")
     if masked:
         _run(app, MASKED_AT)
     before = _dump(app)
@@ -284,7 +284,7 @@ def test_second_retrieval_merges_copies_and_returns_the_latest_values(app: App) 
     other = order(OTHER_NR, ordered_at=T0 - days(1), shipped_at=T0)  # older: NR's data wins
     other["shipping_address"] = {**other["shipping_address"], "street": "Birkenweg"}
     _import(app, first, other)
-    set_feature(app, "main", True, "ops")
+    set_feature(app.ports(), "main", True, "ops")
     assert _run(app, T0 + days(29)) == (1, 0, 0)  # copy 1: city Köln
     moved = order(NR, shipped_at=T0)
     moved["billing_address"]["city"] = "Bonn-Beuel"
@@ -339,7 +339,7 @@ def test_another_buyers_object_in_place_of_the_copy_is_refused_and_changes_nothi
     """Observed: retrieval exited 0 with "0 records restored", marked A retrieved, and the
     next run archived the `***` placeholders as a newer copy that shadowed the genuine one."""
     _import(app, order(NR, shipped_at=T0), order(OTHER_NR, shipped_at=T0, suffix="-b"))
-    set_feature(app, "main", True, "ops")
+    set_feature(app.ports(), "main", True, "ops")
     assert _run(app, MASKED_AT) == (2, 2, 0)
     (copy_a,), (copy_b,) = _copies(app, NR), _copies(app, OTHER_NR)
     shutil.copyfile(_object_path(app, copy_b.object_key), _object_path(app, copy_a.object_key))
@@ -360,7 +360,7 @@ def test_another_buyers_object_in_place_of_the_copy_is_refused_and_changes_nothi
 
 def test_an_older_copy_of_the_buyer_in_place_of_the_newest_is_refused(app: App) -> None:
     _import(app, order(NR, shipped_at=T0))
-    set_feature(app, "main", True, "ops")
+    set_feature(app.ports(), "main", True, "ops")
     assert _run(app, T0 + days(29)) == (1, 0, 0)
     moved = order(NR, shipped_at=T0)
     moved["billing_address"]["city"] = "Bonn-Beuel"

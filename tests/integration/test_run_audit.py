@@ -39,7 +39,7 @@ def _seed_audit(app: App, *moments: datetime) -> None:
 def _buyers(app: App) -> None:
     orders = [order(nr, shipped_at=T0, suffix=f"-{i}") for i, nr in enumerate(NUMBERS)]
     assert import_lines(app, [json.dumps(o) for o in orders]).refused == []
-    set_feature(app, "main", True, "ops")
+    set_feature(app.ports(), "main", True, "ops")
 
 
 def test_a_run_is_audited_with_its_counts_and_the_actor_who_started_it(app: App) -> None:
@@ -47,7 +47,7 @@ def test_a_run_is_audited_with_its_counts_and_the_actor_who_started_it(app: App)
 
     run_retention(at(app, NIGHT).ports(), NIGHT, actor="ops-anna (cli)")
 
-    entry = recent_entries(app, 1)[0]
+    entry = recent_entries(app.ports(), 1)[0]
     assert (entry.actor, entry.action, entry.at) == ("ops-anna (cli)", RUN_FINISHED, NIGHT)
     assert dict(entry.detail) == {
         "as_of": NIGHT.isoformat(),
@@ -59,8 +59,8 @@ def test_a_run_is_audited_with_its_counts_and_the_actor_who_started_it(app: App)
         "remasked": 0,
         "mask_refused": 0,
     }
-    assert entry.subject == str(list_runs(app, 1)[0].id)
-    assert verify_audit_log(app).intact
+    assert entry.subject == str(list_runs(app.ports(), 1)[0].id)
+    assert verify_audit_log(app.ports()).intact
 
 
 def test_a_run_that_stops_is_audited_as_failed_with_why(
@@ -75,7 +75,7 @@ def test_a_run_that_stops_is_audited_as_failed_with_why(
     with pytest.raises(UnknownOrder):
         run_retention(at(app, NIGHT).ports(), NIGHT)
 
-    entry = recent_entries(app, 1)[0]
+    entry = recent_entries(app.ports(), 1)[0]
     assert (entry.actor, entry.action) == ("shelflife", RUN_FAILED)
     assert (entry.detail["archived"], entry.detail["masked"]) == (2, 0)
     assert entry.detail["error"] == str(UnknownOrder("x"))
@@ -83,25 +83,25 @@ def test_a_run_that_stops_is_audited_as_failed_with_why(
 
 def test_a_dry_run_writes_no_audit_entry(app: App) -> None:
     _buyers(app)
-    before = recent_entries(app, 50)
+    before = recent_entries(app.ports(), 50)
 
     assert dry_run(at(app, NIGHT).ports(), NIGHT).masked == 2
 
-    assert recent_entries(app, 50) == before
+    assert recent_entries(app.ports(), 50) == before
 
 
 def test_the_run_purges_only_entries_older_than_the_retention_and_records_it(app: App) -> None:
     _seed_audit(app, CUTOFF - days(30), CUTOFF - HOUR, CUTOFF + HOUR)
-    removed_last = recent_entries(app, 2)[1]
+    removed_last = recent_entries(app.ports(), 2)[1]
     _buyers(app)
 
     run_retention(at(app, NIGHT).ports(), NIGHT)
 
-    entries = list(reversed(recent_entries(app, 50)))
+    entries = list(reversed(recent_entries(app.ports(), 50)))
     assert [(e.seq, e.action, e.subject) for e in entries] == [
         (3, RETRIEVED, "old-2"),
         (4, "feature.enabled", "main"),
-        (5, RUN_FINISHED, str(list_runs(app, 1)[0].id)),
+        (5, RUN_FINISHED, str(list_runs(app.ports(), 1)[0].id)),
         (6, PURGE_ACTION, None),
     ]
     assert entries[0].at == CUTOFF + HOUR
@@ -112,7 +112,7 @@ def test_the_run_purges_only_entries_older_than_the_retention_and_records_it(app
         "removed": 2,
         "older_than": CUTOFF.isoformat(),
     }
-    check = verify_audit_log(app)
+    check = verify_audit_log(app.ports())
     assert (check.intact, check.checked) == (True, 4)
 
 
@@ -124,11 +124,11 @@ def test_a_second_purge_anchors_on_its_own_last_removed_entry(app: App) -> None:
 
     run_retention(at(app, later).ports(), later)
 
-    entries = list(reversed(recent_entries(app, 50)))
+    entries = list(reversed(recent_entries(app.ports(), 50)))
     purges = [e for e in entries if e.action == PURGE_ACTION]
     assert [(p.detail["through_seq"], p.detail["removed"]) for p in purges] == [(1, 1), (2, 1)]
     assert entries[0].seq == 3
-    assert verify_audit_log(app).intact
+    assert verify_audit_log(app.ports()).intact
 
 
 def test_removing_the_oldest_entries_without_a_purge_is_detected(app: App) -> None:
@@ -136,7 +136,7 @@ def test_removing_the_oldest_entries_without_a_purge_is_detected(app: App) -> No
     with app.engine.begin() as conn:
         conn.exec_driver_sql("DELETE FROM audit_log WHERE seq = 1")
 
-    check = verify_audit_log(app)
+    check = verify_audit_log(app.ports())
 
     assert (check.intact, check.broken_at) == (False, 2)
 
@@ -170,4 +170,4 @@ def test_when_the_second_operation_fails_the_first_is_not_committed(app: App) ->
 
     shown = show_order(app, NUMBERS[0])
     assert (shown["retention"]["state"], shown["customer"]["last_name"]) == ("masked", MASKED_TEXT)
-    assert [e.action for e in recent_entries(app, 1)] == [RUN_FINISHED]
+    assert [e.action for e in recent_entries(app.ports(), 1)] == [RUN_FINISHED]

@@ -42,7 +42,7 @@ def test_a_bad_shop_setting_is_refused_naming_the_field(
     app: App, time_zone: str | None, pattern: str | None, message: str
 ) -> None:
     with pytest.raises(InvalidInput) as refused:
-        configure_shop(app, "main", time_zone, pattern)
+        configure_shop(app.ports(), "main", time_zone, pattern)
 
     assert str(refused.value) == message
 
@@ -52,6 +52,6 @@ def test_a_shipping_time_before_the_order_time_is_refused_naming_the_field(app: 
     assert import_lines(app, [json.dumps(order(nr, ordered_at=T0))]).refused == []
 
     with pytest.raises(InvalidInput) as refused:
-        ship_order(at(app, T0 + days(1)), nr, T0 - days(1))
+        ship_order(at(app, T0 + days(1)).ports(), nr, T0 - days(1))
 
     assert str(refused.value) == "shipping time: it is before the order time"

@@ -30,7 +30,7 @@ YOUNG_ORDER = "order shipped less than 30 days ago"
 def _start(app: App, *orders: dict[str, Any]) -> None:
     report = import_lines(app, lines(*orders))
     assert report.refused == []
-    set_feature(app, "main", True, "ops")
+    set_feature(app.ports(), "main", True, "ops")
 
 
 def _retention(**changes: object) -> dict[str, object]:
@@ -318,7 +318,7 @@ def test_a_retrieved_buyer_past_the_remask_day_is_a_violation(app: App) -> None:
     _start(app, order(NR, shipped_at=T0))
     run_retention(app.ports(), T0 + days(30))
     retrieve_order(at(app, T0 + days(35)).ports(), NR, "Rücksendung", "anna", T0 + days(35))
-    set_feature(app, "main", False, "ops")
+    set_feature(app.ports(), "main", False, "ops")
 
     entries = compliance_report(app, T0 + days(65))
 

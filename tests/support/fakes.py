@@ -12,11 +12,11 @@ from __future__ import annotations
 import copy
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, nullcontext
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any, Self
 
-from shelflife.domain.audit import AuditEntry, next_entry
+from shelflife.domain.audit import PURGE_ACTION, AuditEntry, next_entry
 from shelflife.domain.clock import FixedClock
 from shelflife.domain.errors import (
     ArchiveCorrupt,
@@ -27,7 +27,9 @@ from shelflife.domain.errors import (
     UnknownOrder,
 )
 from shelflife.domain.masking import MASKED_TEXT
+from shelflife.domain.policy import CustomerFacts, OrderFacts
 from shelflife.domain.ports import (
+    RUN_COUNTS,
     ArchivedCopy,
     ArchiveKeyRow,
     ArchiveStore,
@@ -35,11 +37,15 @@ from shelflife.domain.ports import (
     Due,
     Limits,
     MaskedState,
+    Match,
+    OrderMatch,
     OrderRef,
     Ports,
     RunLock,
+    RunRow,
     Selection,
     ShopRow,
+    ShopSettings,
     StoredObject,
     WrappedKey,
 )
@@ -74,6 +80,8 @@ class FakeOrder:
     customer_id: int
     shop_id: int = 1
     is_amazon: bool = True
+    ordered_at: datetime = datetime(2026, 1, 2, 10, tzinfo=UTC)
+    shipped_at: datetime | None = None
 
 
 @dataclass
@@ -110,6 +118,9 @@ class FakeData:
     audit: list[AuditEntry] = field(default_factory=list)
     runs: dict[int, FakeRun] = field(default_factory=dict)
     master_key_id: str | None = "fake-master"
+    patterns: dict[int, str] = field(default_factory=dict)
+    """Shop id -> Amazon order pattern."""
+    feature_changes: list[tuple[int, bool, datetime, str]] = field(default_factory=list)
 
 
 # --- repositories -------------------------------------------------------------------------
@@ -126,7 +137,34 @@ class FakeOrders:
         if len(found) > 1 and shop is None:
             raise InvalidInput(f"order number {order_nr!r} exists in several shops")
         o = found[0]
-        return OrderRef(o.id, o.customer_id, o.shop_id, o.is_amazon)
+        return OrderRef(o.id, o.customer_id, o.shop_id, o.is_amazon, o.ordered_at)
+
+    def search(
+        self, query: str, customer_id: int | None, limit: int
+    ) -> tuple[list[OrderMatch], bool]:
+        """Order numbers and buyer references only: the fake holds no documents or e-mail."""
+        shops = {s.id: s for s in self.data.shops}
+        hits = [
+            OrderMatch(
+                o.id,
+                o.customer_id,
+                shops[o.shop_id].name,
+                shops[o.shop_id].time_zone,
+                o.nr,
+                o.is_amazon,
+                o.ordered_at,
+                o.shipped_at,
+                None,
+                self.data.customers[o.customer_id].masked_at,
+                Match.CUSTOMER if customer_id is not None else Match.ORDER,
+            )
+            for o in self.data.orders.values()
+            if o.customer_id == customer_id or (customer_id is None and o.nr == query)
+        ]
+        return hits[:limit], len(hits) > limit
+
+    def ship(self, order_id: int, at: datetime) -> None:
+        self.data.orders[order_id].shipped_at = at
 
 
 def _holds_real_pii(c: FakeCustomer) -> bool:
@@ -222,6 +260,29 @@ class FakeCustomers:
         c = self.data.customers[customer_id]
         c.retrieved_at = at
         c.pii_revision += 1
+
+    def facts(self, ids: Sequence[int]) -> dict[int, CustomerFacts]:
+        facts = {}
+        for cid in ids:
+            c = self.data.customers[cid]
+            orders = tuple(
+                OrderFacts(o.shipped_at or c.closed_at, None, c.masked_at is not None, o.nr)
+                for o in self.data.orders.values()
+                if o.customer_id == cid
+            )
+            shop = next(s for s in self.data.shops if s.id == c.shop_id)
+            facts[cid] = CustomerFacts(
+                is_amazon=True,
+                feature_enabled=shop.retention_enabled,
+                orders=orders,
+                document_dates=(),
+                pii_revision=c.pii_revision,
+                archived_revision=c.archived_revision,
+                archive_failed_at=c.archive_failed_at,
+                masked_at=c.masked_at,
+                retrieved_at=c.retrieved_at,
+            )
+        return facts
 
     def _ids(self, selection: Selection) -> list[int]:
         return sorted(cid for cid, c in self.data.customers.items() if selected(c, selection))
@@ -327,6 +388,16 @@ class FakeAudit:
             1 for e in self.data.audit if (e.actor, e.action) == (actor, action) and e.at >= since
         )
 
+    def entries(self) -> Iterator[AuditEntry]:
+        return iter(list(self.data.audit))
+
+    def recent(self, limit: int) -> list[AuditEntry]:
+        return list(reversed(self.data.audit))[:limit]
+
+    def purge_anchor(self) -> str | None:
+        purges = [e for e in self.data.audit if e.action == PURGE_ACTION]
+        return str(purges[-1].detail["anchor"]) if purges else None
+
     def last_before(self, before: datetime) -> AuditEntry | None:
         older = [e for e in self.data.audit if e.at < before]
         return older[-1] if older else None
@@ -360,6 +431,20 @@ class FakeRuns:
         run = self.data.runs[run_id]
         run.finished_at, run.counts, run.error = finished_at, dict(counts), error
 
+    def recent(self, limit: int) -> list[RunRow]:
+        runs = sorted(self.data.runs.values(), key=lambda r: (r.started_at, r.id), reverse=True)
+        return [
+            RunRow(
+                r.id,
+                r.as_of,
+                r.started_at,
+                r.finished_at,
+                error=r.error,
+                **{name: r.counts.get(name, 0) for name in RUN_COUNTS},
+            )
+            for r in runs[:limit]
+        ]
+
 
 class FakeShops:
     def __init__(self, data: FakeData) -> None:
@@ -367,6 +452,39 @@ class FakeShops:
 
     def enabled(self) -> list[ShopRow]:
         return [s for s in self.data.shops if s.retention_enabled]
+
+    def all(self) -> list[ShopSettings]:
+        return sorted(
+            (
+                ShopSettings(
+                    s.name, s.time_zone, self.data.patterns.get(s.id, ""), s.retention_enabled
+                )
+                for s in self.data.shops
+            ),
+            key=lambda s: s.name,
+        )
+
+    def by_name(self, name: str) -> ShopRow | None:
+        return next((s for s in self.data.shops if s.name == name), None)
+
+    def switch_feature(self, shop_id: int, enabled: bool, at: datetime, user: str) -> None:
+        self.data.shops = [
+            replace(s, retention_enabled=enabled) if s.id == shop_id else s for s in self.data.shops
+        ]
+        self.data.feature_changes.append((shop_id, enabled, at, user))
+
+    def configure(self, name: str, changes: Mapping[str, str]) -> bool:
+        shop = self.by_name(name)
+        if shop is None:
+            return False
+        if "time_zone" in changes:
+            self.data.shops = [
+                replace(s, time_zone=changes["time_zone"]) if s.id == shop.id else s
+                for s in self.data.shops
+            ]
+        if "amazon_order_pattern" in changes:
+            self.data.patterns[shop.id] = changes["amazon_order_pattern"]
+        return True
 
 
 class FakeInstallation:

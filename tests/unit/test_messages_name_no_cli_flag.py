@@ -1,6 +1,6 @@
 """Services, the domain and the adapters also answer the web app and the API, where a CLI
-flag means nothing: no message they raise names one. Read from the source, so a new message is covered
-the day it is written."""
+flag means nothing: no message they raise names one. Read from the source, so a new message
+is covered the day it is written."""
 
 from __future__ import annotations
 

@@ -22,7 +22,7 @@ from typing import Any, Protocol, Self
 
 from shelflife.domain.audit import AuditEntry
 from shelflife.domain.clock import Clock
-from shelflife.domain.policy import Cutoffs
+from shelflife.domain.policy import CustomerFacts, Cutoffs
 from shelflife.domain.snapshot import CustomerSnapshot
 
 # --- the records repositories hand out -----------------------------------------------------
@@ -56,13 +56,49 @@ class ShopRow:
 
 
 @dataclass(frozen=True)
+class ShopSettings:
+    """A shop as `shop list` and the shops page show it."""
+
+    name: str
+    time_zone: str
+    amazon_order_pattern: str
+    retention_enabled: bool
+
+
+@dataclass(frozen=True)
 class OrderRef:
-    """The facts about one order that retrieval decides on."""
+    """The facts about one order that retrieval and shipping decide on."""
 
     id: int
     customer_id: int
     shop_id: int
     is_amazon: bool
+    ordered_at: datetime
+
+
+class Match(StrEnum):
+    """Why `find` lists an order, in the order the kinds are tried."""
+
+    CUSTOMER = "customer reference"
+    ORDER = "order number"
+    INVOICE = "invoice number"
+    CREDIT = "credit number"
+    PERSONAL_DATA = "e-mail or name"
+
+
+@dataclass(frozen=True)
+class OrderMatch:
+    order_id: int
+    customer_id: int
+    shop: str
+    time_zone: str
+    order_nr_external: str
+    is_amazon: bool
+    ordered_at: datetime
+    shipped_at: datetime | None
+    cancelled_at: datetime | None
+    masked_at: datetime | None
+    matched: Match
 
 
 @dataclass(frozen=True)
@@ -169,6 +205,16 @@ class OrderRepository(Protocol):
         several shops have it and no shop is given)."""
         ...
 
+    def search(
+        self, query: str, customer_id: int | None, limit: int
+    ) -> tuple[list[OrderMatch], bool]:
+        """Orders whose number (order, invoice, credit) is `query`, the buyer's orders when
+        `customer_id` is given, else orders whose unmasked e-mail or name contains it; at most
+        `limit`, and whether more matched."""
+        ...
+
+    def ship(self, order_id: int, at: datetime) -> None: ...
+
 
 class CustomerRepository(Protocol):
     def lock_masked_state(self, customer_id: int) -> MaskedState:
@@ -184,6 +230,10 @@ class CustomerRepository(Protocol):
         ...
 
     def mark_retrieved(self, customer_id: int, at: datetime) -> None: ...
+
+    def facts(self, ids: Sequence[int]) -> dict[int, CustomerFacts]:
+        """What the pure policy needs to know about these buyers."""
+        ...
 
     def count(self, selection: Selection) -> int: ...
 
@@ -242,6 +292,18 @@ class AuditRepository(Protocol):
 
     def count_actions(self, actor: str, action: str, since: datetime) -> int: ...
 
+    def entries(self) -> Iterator[AuditEntry]:
+        """Every entry in sequence order."""
+        ...
+
+    def recent(self, limit: int) -> list[AuditEntry]:
+        """The newest entries, newest first."""
+        ...
+
+    def purge_anchor(self) -> str | None:
+        """The hash the oldest remaining entry links to, as the latest purge recorded it."""
+        ...
+
     def last_before(self, before: datetime) -> AuditEntry | None:
         """The newest entry written before `before` (what a purge up to `before` removes last)."""
         ...
@@ -266,10 +328,28 @@ class RunRepository(Protocol):
         error: str | None = None,
     ) -> None: ...
 
+    def recent(self, limit: int) -> list[RunRow]:
+        """The most recently started runs, newest first."""
+        ...
+
 
 class ShopRepository(Protocol):
     def enabled(self) -> list[ShopRow]:
         """The shops with the retention feature switched on, in id order."""
+        ...
+
+    def all(self) -> list[ShopSettings]:
+        """Every shop, by name."""
+        ...
+
+    def by_name(self, name: str) -> ShopRow | None: ...
+
+    def switch_feature(self, shop_id: int, enabled: bool, at: datetime, user: str) -> None:
+        """Switch retention and keep the change in the shop's feature history."""
+        ...
+
+    def configure(self, name: str, changes: Mapping[str, str]) -> bool:
+        """Change `time_zone` and/or `amazon_order_pattern`; False when no shop has the name."""
         ...
 
 

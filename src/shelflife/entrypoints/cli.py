@@ -327,7 +327,7 @@ def ship(
     with _errors():
         when = _instant(at, "--at")
         assert when is not None
-        _with_app(home, lambda a: ship_order(a, order_nr, when, shop))
+        _with_app(home, lambda a: ship_order(a.ports(), order_nr, when, shop))
         out.print(f"order {order_nr} shipped at {when.isoformat()}", highlight=False)
 
 
@@ -648,7 +648,7 @@ def runs(
     from shelflife.services.runs import list_runs
 
     with _errors():
-        views = _with_app(home, lambda a: list_runs(a, limit))
+        views = _with_app(home, lambda a: list_runs(a.ports(), limit))
         if as_json:
             _print_json([v.as_dict() for v in views])
             return
@@ -692,7 +692,7 @@ def find(
     from shelflife.services.search import find as find_orders
 
     with _errors():
-        result = _with_app(home, lambda a: find_orders(a, query, limit))
+        result = _with_app(home, lambda a: find_orders(a.ports(), query, limit))
         if as_json:
             _print_json(result.as_dict())
             return
@@ -745,7 +745,7 @@ def _set_feature(shop: str, enabled: bool, user: str, home: Path | None) -> None
     from shelflife.services.shops import set_feature
 
     with _errors():
-        changed = _with_app(home, lambda a: set_feature(a, shop, enabled, user))
+        changed = _with_app(home, lambda a: set_feature(a.ports(), shop, enabled, user))
         word = "enabled" if enabled else "disabled"
         out.print(
             f"retention {word} for shop {shop}" + ("" if changed else " (already)"), highlight=False
@@ -758,7 +758,7 @@ def shop_list(home: HomeOpt = None, as_json: JsonOpt = False) -> None:
     from shelflife.services.shops import list_shops
 
     with _errors():
-        shops = _with_app(home, list_shops)
+        shops = _with_app(home, lambda a: list_shops(a.ports()))
         if as_json:
             _print_json([s.__dict__ for s in shops])
             return
@@ -795,7 +795,7 @@ def shop_set(
     from shelflife.services.shops import configure_shop
 
     with _errors():
-        _with_app(home, lambda a: configure_shop(a, shop, time_zone, amazon_pattern))
+        _with_app(home, lambda a: configure_shop(a.ports(), shop, time_zone, amazon_pattern))
         out.print(f"shop {shop} updated", highlight=False)
 
 
@@ -1099,7 +1099,7 @@ def audit_verify(home: HomeOpt = None, as_json: JsonOpt = False) -> None:
     from shelflife.services.audit import verify_audit_log
 
     with _errors():
-        check = _with_app(home, verify_audit_log)
+        check = _with_app(home, lambda a: verify_audit_log(a.ports()))
         if as_json:
             _print_json(check.__dict__)
         elif check.intact:
@@ -1124,7 +1124,7 @@ def audit_list(
     from shelflife.services.audit import recent_entries
 
     with _errors():
-        entries = _with_app(home, lambda a: recent_entries(a, limit))
+        entries = _with_app(home, lambda a: recent_entries(a.ports(), limit))
         rows = [
             {
                 "seq": e.seq,

@@ -5,8 +5,6 @@ from __future__ import annotations
 import logging
 from datetime import datetime
 
-from shelflife.adapters.db import audit_log
-from shelflife.bootstrap import App
 from shelflife.domain.audit import (
     AUDIT_RETENTION,
     GENESIS_HASH,
@@ -15,21 +13,22 @@ from shelflife.domain.audit import (
     ChainCheck,
     verify_chain,
 )
-from shelflife.domain.ports import AuditRepository
+from shelflife.domain.ports import AuditRepository, Ports
 
 log = logging.getLogger(__name__)
 
 
-def verify_audit_log(app: App) -> ChainCheck:
-    """Walk the whole chain from the genesis hash, or from the anchor the last purge recorded."""
-    with app.engine.connect() as conn:
-        anchor = audit_log.purge_anchor(conn) or GENESIS_HASH
-        return verify_chain(audit_log.entries(conn), anchor=anchor)
+def verify_audit_log(ports: Ports) -> ChainCheck:
+    """Walk the whole chain from the genesis hash, or from the anchor the last purge recorded,
+    in one read-only transaction (a purge committing meanwhile is not seen half-done)."""
+    with ports.reader as reader:
+        anchor = reader.audit.purge_anchor() or GENESIS_HASH
+        return verify_chain(reader.audit.entries(), anchor=anchor)
 
 
-def recent_entries(app: App, limit: int = 50) -> list[AuditEntry]:
-    with app.engine.connect() as conn:
-        return audit_log.recent(conn, limit)
+def recent_entries(ports: Ports, limit: int = 50) -> list[AuditEntry]:
+    with ports.reader as reader:
+        return reader.audit.recent(limit)
 
 
 def purge_expired_entries(audit: AuditRepository, now: datetime, actor: str) -> int:

@@ -242,7 +242,7 @@ def _simulate(
                 changed.append(line)
         report = import_lines(app, changed)
         for shop in {json.loads(line)["shop"] for line in changed} - enabled:
-            set_feature(app, shop, True, "demo")  # on from a shop's first night: a backlog
+            set_feature(app.ports(), shop, True, "demo")  # on from a shop's first night: a backlog
             enabled.add(shop)
         outage.down = night == OUTAGE_NIGHT
         result = run_retention(app.ports(), moment)

@@ -8,10 +8,9 @@ from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from shelflife.adapters.db.reading import find_orders, load_customer_facts
-from shelflife.bootstrap import App
 from shelflife.domain.errors import InvalidInput
 from shelflife.domain.policy import Cutoffs, OrderFacts, order_state
+from shelflife.domain.ports import Ports
 from shelflife.domain.references import customer_ref, parse_customer_ref
 
 MAX_LIMIT = 1000
@@ -45,7 +44,7 @@ class FindResult:
         return asdict(self)
 
 
-def find(app: App, query: str, limit: int = 50, as_of: datetime | None = None) -> FindResult:
+def find(ports: Ports, query: str, limit: int = 50, as_of: datetime | None = None) -> FindResult:
     """Orders by order, invoice or credit number (masked orders too), by buyer reference
     (`C<id>`), or by e-mail address or name in data that is not masked."""
     query = query.strip()
@@ -56,10 +55,10 @@ def find(app: App, query: str, limit: int = 50, as_of: datetime | None = None) -
         )
     if not 1 <= limit <= MAX_LIMIT:
         raise InvalidInput(f"the number of orders to list must be between 1 and {MAX_LIMIT}")
-    now = as_of or app.clock.now()
-    with app.read_engine.connect() as conn:
-        rows, truncated = find_orders(conn, query, parse_customer_ref(query), limit)
-        facts = load_customer_facts(conn, sorted({r.customer_id for r in rows}))
+    now = as_of or ports.clock.now()
+    with ports.reader as reader:
+        rows, truncated = reader.orders.search(query, parse_customer_ref(query), limit)
+        facts = reader.customers.facts(sorted({r.customer_id for r in rows}))
     result = FindResult(query, limit, truncated)
     for r in rows:
         cutoffs = Cutoffs.for_shop(now, ZoneInfo(r.time_zone))

@@ -7,7 +7,7 @@ retrieval of a single order, which touches one buyer.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -15,7 +15,7 @@ from sqlalchemy import ColumnElement, Connection, delete, func, insert, or_, sel
 
 from shelflife.adapters.db import audit_log, retention, runs
 from shelflife.adapters.db.installation import read_installation
-from shelflife.adapters.db.reading import find_order
+from shelflife.adapters.db.reading import find_order, find_orders, load_customer_facts
 from shelflife.adapters.db.tables import (
     PII_TABLES,
     Address,
@@ -26,17 +26,24 @@ from shelflife.adapters.db.tables import (
     Customer,
     CustomerHistory,
     Invoice,
+    Order,
+    Shop,
+    ShopFeatureChange,
 )
 from shelflife.domain.audit import AuditEntry
+from shelflife.domain.policy import CustomerFacts
 from shelflife.domain.ports import (
     ArchivedCopy,
     ArchiveKeyRow,
     CopyRef,
     Due,
     MaskedState,
+    OrderMatch,
     OrderRef,
+    RunRow,
     Selection,
     ShopRow,
+    ShopSettings,
 )
 from shelflife.domain.snapshot import CustomerSnapshot, decode
 
@@ -47,7 +54,17 @@ class SqlOrders:
 
     def find(self, order_nr: str, shop: str | None = None) -> OrderRef:
         row = find_order(self.conn, order_nr, shop)
-        return OrderRef(row.id, row.customer_id, row.shop_id, bool(row.is_amazon))
+        return OrderRef(row.id, row.customer_id, row.shop_id, bool(row.is_amazon), row.ordered_at)
+
+    def search(
+        self, query: str, customer_id: int | None, limit: int
+    ) -> tuple[list[OrderMatch], bool]:
+        return find_orders(self.conn, query, customer_id, limit)
+
+    def ship(self, order_id: int, at: datetime) -> None:
+        self.conn.execute(
+            update(Order).where(Order.id == order_id).values(shipped_at=at, updated_at=at)
+        )
 
 
 def _condition(s: Selection) -> ColumnElement[bool]:
@@ -141,6 +158,9 @@ class SqlCustomers:
             .values(retrieved_at=at, pii_revision=Customer.pii_revision + 1)
         )
 
+    def facts(self, ids: Sequence[int]) -> dict[int, CustomerFacts]:
+        return load_customer_facts(self.conn, ids)
+
     def count(self, selection: Selection) -> int:
         return retention.count_customers(self.conn, _condition(selection))
 
@@ -220,6 +240,15 @@ class SqlAudit:
     def count_actions(self, actor: str, action: str, since: datetime) -> int:
         return audit_log.count_actions(self.conn, actor, action, since)
 
+    def entries(self) -> Iterator[AuditEntry]:
+        return audit_log.entries(self.conn)
+
+    def recent(self, limit: int) -> list[AuditEntry]:
+        return audit_log.recent(self.conn, limit)
+
+    def purge_anchor(self) -> str | None:
+        return audit_log.purge_anchor(self.conn)
+
     def last_before(self, before: datetime) -> AuditEntry | None:
         return audit_log.last_before(self.conn, before)
 
@@ -249,6 +278,9 @@ class SqlRuns:
     ) -> None:
         runs.finish_run(self.conn, run_id, finished_at, counts, error)
 
+    def recent(self, limit: int) -> list[RunRow]:
+        return runs.recent_runs(self.conn, limit)
+
 
 class SqlShops:
     def __init__(self, conn: Connection) -> None:
@@ -256,6 +288,39 @@ class SqlShops:
 
     def enabled(self) -> list[ShopRow]:
         return retention.shops(self.conn, enabled_only=True)
+
+    def all(self) -> list[ShopSettings]:
+        rows = self.conn.execute(
+            select(
+                Shop.name, Shop.time_zone, Shop.amazon_order_pattern, Shop.retention_enabled
+            ).order_by(Shop.name)
+        )
+        return [
+            ShopSettings(r.name, r.time_zone, r.amazon_order_pattern, r.retention_enabled)
+            for r in rows
+        ]
+
+    def by_name(self, name: str) -> ShopRow | None:
+        row = self.conn.execute(
+            select(Shop.id, Shop.name, Shop.time_zone, Shop.retention_enabled).where(
+                Shop.name == name
+            )
+        ).first()
+        if row is None:
+            return None
+        return ShopRow(row.id, row.name, row.time_zone, bool(row.retention_enabled))
+
+    def switch_feature(self, shop_id: int, enabled: bool, at: datetime, user: str) -> None:
+        self.conn.execute(update(Shop).where(Shop.id == shop_id).values(retention_enabled=enabled))
+        self.conn.execute(
+            insert(ShopFeatureChange).values(
+                shop_id=shop_id, enabled=enabled, changed_at=at, changed_by=user
+            )
+        )
+
+    def configure(self, name: str, changes: Mapping[str, str]) -> bool:
+        result = self.conn.execute(update(Shop).where(Shop.name == name).values(**changes))
+        return bool(result.rowcount)
 
 
 class SqlInstallation:
