@@ -552,7 +552,7 @@ def test_a_ship_date_in_year_9999_is_refused_and_the_order_stays_readable(app: A
     message = "shipped_at: outside the accepted range 2000-01-01 to 2100-12-31 (UTC)"
     assert report.refused == [LineProblem(1, message), LineProblem(2, message)]
     assert _stored_numbers(app) == {AMAZON_NR}
-    shown = show_order(app, AMAZON_NR, T0 + days(400))
+    shown = show_order(app.ports(), AMAZON_NR, T0 + days(400))
     assert (shown["shipped_at"], shown["retention"]["state"]) == (None, "active")
 
 

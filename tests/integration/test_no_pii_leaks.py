@@ -233,18 +233,20 @@ def test_logs_and_error_messages_never_contain_pii(
         assert run_retention(app.ports(), clock.instant).masked == BUYERS
 
         nr = EDITED[0]["order_nr_external"]
-        messages.append(json.dumps(show_order(app, nr)))  # masked: the document shows no PII
+        messages.append(
+            json.dumps(show_order(app.ports(), nr))
+        )  # masked: the document shows no PII
         app.archive = UnreachableArchive()
         with pytest.raises(ArchiveUnavailable) as unreachable:
             retrieve_order(app.ports(), nr, "Rücksendung", "anna")
         messages.append(str(unreachable.value))
         app.archive = real_archive
         retrieve_order(app.ports(), nr, "Rücksendung", "anna")
-        show_order(app, nr)  # shows the restored PII on purpose: only its logs are checked
+        show_order(app.ports(), nr)  # shows the restored PII on purpose: only its logs are checked
         report = import_lines(app, lines(*buyer_orders("y")))
         assert (report.pii_ignored_masked, len(report.refused)) == (BUYERS - 1, 1)
         messages.append(report_messages(report))
-        compliance_report(app, clock.instant + days(40))
+        compliance_report(app.ports(), clock.instant + days(40))
         assert run_retention(app.ports(), clock.instant + days(40)).remasked == 1
 
         keyless = replace(app, key_path=tmp_path / "missing.key", _keys=None)

@@ -276,7 +276,7 @@ def test_archive_failure_is_counted_and_leaves_the_buyer_unmasked(
     assert (buyer.archive_failed_at, buyer.archive_failure) == (as_of, why)
     assert (buyer.archived_revision, buyer.masked_at, buyer.first_name) == (None, None, "Erika")
     assert _copies(app, buyer.id) == []
-    assert show_order(app, NR, as_of)["retention"]["state"] == "archive_failed"
+    assert show_order(app.ports(), NR, as_of)["retention"]["state"] == "archive_failed"
 
 
 def test_failed_archive_is_retried_the_next_day_and_masked_in_the_same_run(app: App) -> None:

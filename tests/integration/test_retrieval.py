@@ -130,7 +130,7 @@ def test_reason_of_50_characters_is_stored_in_the_customer_history(app: App) -> 
 
     retrieve_order(at(app, RETRIEVED_AT).ports(), NR, "x" * 50, "anna", RETRIEVED_AT)
 
-    history = show_order(app, NR, RETRIEVED_AT)["customer_history"]
+    history = show_order(app.ports(), NR, RETRIEVED_AT)["customer_history"]
     assert history[-1]["text"] == "x" * 50
 
 
@@ -143,14 +143,14 @@ def test_restores_order_pii_with_its_invoices_credits_and_manual_documents(app: 
         {"credit_nr": "GS-1", "invoice_nr": f"RE-{NR}", "created_at": iso(T0), "total": "2.00"}
     ]
     _import(app, full, _manual("manual_invoice", "MR-1", T0), _manual("manual_credit", "MG-1", T0))
-    original = _pii_view(show_order(app, NR, T0))
+    original = _pii_view(show_order(app.ports(), NR, T0))
     set_feature(app.ports(), "main", True, "ops")
     assert _run(app, MASKED_AT) == (1, 1, 0)
-    assert show_order(app, NR, MASKED_AT)["customer"]["first_name"] == MASKED_TEXT
+    assert show_order(app.ports(), NR, MASKED_AT)["customer"]["first_name"] == MASKED_TEXT
 
     result = retrieve_order(at(app, RETRIEVED_AT).ports(), NR, "Rücksendung", "anna", RETRIEVED_AT)
 
-    restored = show_order(app, NR, RETRIEVED_AT)
+    restored = show_order(app.ports(), NR, RETRIEVED_AT)
     assert _pii_view(restored) == original
     assert [(i["invoice_nr"], i["manual"]) for i in restored["invoices"]] == [
         (f"RE-{NR}", False),
@@ -168,11 +168,14 @@ def test_other_orders_of_the_buyer_stay_masked(app: App) -> None:
 
     retrieve_order(at(app, RETRIEVED_AT).ports(), NR, "Rücksendung", "anna", RETRIEVED_AT)
 
-    other = show_order(app, OTHER_NR, RETRIEVED_AT)
+    other = show_order(app.ports(), OTHER_NR, RETRIEVED_AT)
     assert other["retention"]["state"] == "masked"
     assert {a["city"] for a in other["addresses"]} == {MASKED_TEXT}
     assert other["gift_message"] == MASKED_TEXT
-    assert show_order(app, NR, RETRIEVED_AT)["gift_message"] == "Alles Gute zum Geburtstag, Max!"
+    assert (
+        show_order(app.ports(), NR, RETRIEVED_AT)["gift_message"]
+        == "Alles Gute zum Geburtstag, Max!"
+    )
 
 
 def test_retrieval_is_recorded_with_time_user_and_reason(app: App) -> None:
@@ -180,7 +183,7 @@ def test_retrieval_is_recorded_with_time_user_and_reason(app: App) -> None:
 
     retrieve_order(at(app, RETRIEVED_AT).ports(), NR, "  Rücksendung  ", "anna", RETRIEVED_AT)
 
-    assert show_order(app, NR, RETRIEVED_AT)["customer_history"] == [
+    assert show_order(app.ports(), NR, RETRIEVED_AT)["customer_history"] == [
         {
             "recorded_at": MASKED_AT.isoformat(),
             "event": "masked",
@@ -201,7 +204,7 @@ def test_retrieved_order_shows_as_retrieved_and_read_only(app: App) -> None:
 
     retrieve_order(at(app, RETRIEVED_AT).ports(), NR, "Rücksendung", "anna", RETRIEVED_AT)
 
-    retention = show_order(app, NR, RETRIEVED_AT)["retention"]
+    retention = show_order(app.ports(), NR, RETRIEVED_AT)["retention"]
     assert retention["state"] == "retrieved"
     assert retention["read_only"] is True
     assert retention["retrieved_at"] == RETRIEVED_AT.isoformat()
@@ -291,14 +294,14 @@ def test_second_retrieval_merges_copies_and_returns_the_latest_values(app: App) 
     _import(app, moved)
     assert _run(app, T0 + days(30)) == (1, 1, 0)  # copy 2: city Bonn-Beuel, then masked
     retrieve_order(at(app, RETRIEVED_AT).ports(), NR, "Grund eins", "anna", RETRIEVED_AT)
-    assert show_order(app, NR, RETRIEVED_AT)["customer"]["city"] == "Bonn-Beuel"
+    assert show_order(app.ports(), NR, RETRIEVED_AT)["customer"]["city"] == "Bonn-Beuel"
     assert _run(app, RETRIEVED_AT + days(1)) == (1, 0, 0)  # copy 3: without the other order
     assert _run(app, RETRIEVED_AT + days(30)) == (0, 0, 1)
     second_at = RETRIEVED_AT + days(40)
 
     retrieve_order(at(app, second_at).ports(), OTHER_NR, "Grund zwei", "ben", second_at)
 
-    shown = show_order(app, OTHER_NR, second_at)
+    shown = show_order(app.ports(), OTHER_NR, second_at)
     assert shown["customer"]["city"] == "Bonn-Beuel"
     assert {a["kind"]: a["street"] for a in shown["addresses"]} == {
         "billing": "Heidestraße",
@@ -311,7 +314,7 @@ def test_second_retrieval_merges_copies_and_returns_the_latest_values(app: App) 
         ("remasked", None),
         ("retrieved", "Grund zwei"),
     ]
-    assert show_order(app, NR, second_at)["gift_message"] == MASKED_TEXT
+    assert show_order(app.ports(), NR, second_at)["gift_message"] == MASKED_TEXT
 
 
 # -- only the buyer's own, recorded copy is restored ------------------------------------------
@@ -444,7 +447,7 @@ def test_copy_taken_after_a_zero_restore_holds_no_placeholders_and_the_genuine_v
     later = RETRIEVED_AT + days(40)
     retrieve_order(at(app, later).ports(), NR, "Rücksendung", "anna", later)
 
-    shown = show_order(app, NR, later)
+    shown = show_order(app.ports(), NR, later)
     assert (shown["customer"]["first_name"], shown["customer"]["email"]) == (
         original["customer"]["first_name"],
         original["customer"]["email"],
@@ -485,7 +488,7 @@ def test_a_partially_restored_row_is_archived_without_its_placeholders(app: App)
 
     retrieve_order(at(app, RETRIEVED_AT).ports(), NR, "Rücksendung", "anna", RETRIEVED_AT)
 
-    shown = show_order(app, NR, RETRIEVED_AT)
+    shown = show_order(app.ports(), NR, RETRIEVED_AT)
     assert shown["customer"]["phone"] == original["customer"]["phone"]  # from the older copy
     assert _run(app, RETRIEVED_AT + days(1)) == (1, 0, 0)
     newest = _copies(app, NR)[-1]

@@ -151,7 +151,9 @@ def test_two_retrievals_share_one_database_transaction(app: App) -> None:
             retrieve_order(ports, nr, "Rücksendung", "anna")
         ports.uow.commit()
 
-    assert [show_order(app, nr)["retention"]["state"] for nr in NUMBERS] == ["retrieved"] * 2
+    assert [show_order(app.ports(), nr)["retention"]["state"] for nr in NUMBERS] == [
+        "retrieved"
+    ] * 2
 
 
 def test_when_the_second_operation_fails_the_first_is_not_committed(app: App) -> None:
@@ -168,6 +170,6 @@ def test_when_the_second_operation_fails_the_first_is_not_committed(app: App) ->
     with pytest.raises(UnknownOrder):
         return_with_an_unknown_order()
 
-    shown = show_order(app, NUMBERS[0])
+    shown = show_order(app.ports(), NUMBERS[0])
     assert (shown["retention"]["state"], shown["customer"]["last_name"]) == ("masked", MASKED_TEXT)
     assert [e.action for e in recent_entries(app.ports(), 1)] == [RUN_FINISHED]

@@ -61,7 +61,7 @@ def _held(
 
 
 def _shown(app: App, as_of: datetime) -> dict[str, Any]:
-    retention: dict[str, Any] = show_order(app, NR, as_of)["retention"]
+    retention: dict[str, Any] = show_order(app.ports(), NR, as_of)["retention"]
     return retention
 
 
@@ -172,7 +172,7 @@ def test_show_of_an_unknown_order_says_so(app: App) -> None:
     _start(app, order(NR))
 
     with pytest.raises(UnknownOrder) as unknown:
-        show_order(app, "999-9999999-9999999", T0)
+        show_order(app.ports(), "999-9999999-9999999", T0)
 
     assert str(unknown.value) == (
         "no order with number '999-9999999-9999999'; check the number or import it first"
@@ -184,7 +184,7 @@ def test_show_gives_the_buyers_mask_date_and_names_the_order_that_holds_it(app: 
     _start(app, order(NR, shipped_at=T0), order(young, shipped_at=T0 + days(10)))
     run_retention(app.ports(), T0 + days(31))
 
-    shown = show_order(app, NR, T0 + days(31))
+    shown = show_order(app.ports(), NR, T0 + days(31))
 
     assert shown["retention"] == _retention(
         state="archived",
@@ -203,7 +203,7 @@ def test_show_gives_the_buyers_mask_date_and_names_the_order_that_holds_it(app: 
 def test_show_of_a_shop_order_has_no_archive_or_mask_dates(app: App) -> None:
     _start(app, order("SHOP-100006", shipped_at=T0))
 
-    shown = show_order(app, "SHOP-100006", T0 + days(40))
+    shown = show_order(app.ports(), "SHOP-100006", T0 + days(40))
 
     assert shown["retention"] == _retention(
         amazon=False, archive_due=None, mask_due=None, expected_mask_date=None
@@ -237,7 +237,7 @@ def test_compliance_files_overdue_buyers_as_violations_or_holds_naming_what_hold
     report = run_retention(app.ports(), as_of)
     assert (report.archived, report.archive_failed, report.masked) == (4, 1, 1)
 
-    entries = compliance_report(app, as_of)
+    entries = compliance_report(app.ports(), as_of)
 
     def entry(
         finding: Finding,
@@ -302,8 +302,8 @@ def test_a_hold_whose_last_document_ages_out_becomes_a_violation_until_the_run_m
     _start(app, order(NR, shipped_at=T0, invoiced_at=T0 + days(10)))
     run_retention(app.ports(), T0 + days(31))
 
-    held = compliance_report(app, T0 + days(39))
-    due = compliance_report(app, T0 + days(40))
+    held = compliance_report(app.ports(), T0 + days(39))
+    due = compliance_report(app.ports(), T0 + days(40))
     report = run_retention(app.ports(), T0 + days(40))
 
     assert [(e.finding, e.expected_mask_date) for e in held] == [(Finding.HOLD, "2026-04-11")]
@@ -311,7 +311,7 @@ def test_a_hold_whose_last_document_ages_out_becomes_a_violation_until_the_run_m
         (Finding.VIOLATION, ["mask due at the next run"], "2026-04-11")
     ]
     assert report.masked == 1
-    assert compliance_report(app, T0 + days(40)) == []
+    assert compliance_report(app.ports(), T0 + days(40)) == []
 
 
 def test_a_retrieved_buyer_past_the_remask_day_is_a_violation(app: App) -> None:
@@ -320,7 +320,7 @@ def test_a_retrieved_buyer_past_the_remask_day_is_a_violation(app: App) -> None:
     retrieve_order(at(app, T0 + days(35)).ports(), NR, "Rücksendung", "anna", T0 + days(35))
     set_feature(app.ports(), "main", False, "ops")
 
-    entries = compliance_report(app, T0 + days(65))
+    entries = compliance_report(app.ports(), T0 + days(65))
 
     assert [(e.finding, e.reasons, e.since, e.expected_mask_date) for e in entries] == [
         (
@@ -339,9 +339,9 @@ def test_compliance_is_empty_when_every_overdue_buyer_is_masked(app: App) -> Non
         order("302-0000000-0000002", shipped_at=T0 + days(3), suffix="-b"),
     )
     assert run_retention(app.ports(), T0 + days(31)).masked == 1
-    assert [r.orders for r in compliance_report(app, T0 + days(31))] == []
+    assert [r.orders for r in compliance_report(app.ports(), T0 + days(31))] == []
 
     assert run_retention(app.ports(), T0 + days(34)).masked == 1
 
-    assert compliance_report(app, T0 + days(34)) == []
-    assert compliance_report(app, T0 + days(120)) == []
+    assert compliance_report(app.ports(), T0 + days(34)) == []
+    assert compliance_report(app.ports(), T0 + days(120)) == []

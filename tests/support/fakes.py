@@ -14,6 +14,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
+from types import SimpleNamespace
 from typing import Any, Self
 
 from shelflife.domain.audit import PURGE_ACTION, AuditEntry, next_entry
@@ -26,8 +27,8 @@ from shelflife.domain.errors import (
     KeyUnavailable,
     UnknownOrder,
 )
-from shelflife.domain.masking import MASKED_TEXT
-from shelflife.domain.policy import CustomerFacts, OrderFacts
+from shelflife.domain.masking import MASK_PROFILE, MASKED_TEXT
+from shelflife.domain.policy import CustomerFacts, Cutoffs, OrderFacts
 from shelflife.domain.ports import (
     RUN_COUNTS,
     ArchivedCopy,
@@ -39,6 +40,7 @@ from shelflife.domain.ports import (
     MaskedState,
     Match,
     OrderMatch,
+    OrderRecords,
     OrderRef,
     Ports,
     RunLock,
@@ -166,6 +168,44 @@ class FakeOrders:
     def ship(self, order_id: int, at: datetime) -> None:
         self.data.orders[order_id].shipped_at = at
 
+    def records(self, order_nr: str, shop: str | None = None) -> OrderRecords:
+        """The fake's order and buyer as rows with every column `show` reads (PII columns the
+        fake does not model are empty); no addresses, items, documents."""
+        ref = self.find(order_nr, shop)
+        o, c = self.data.orders[ref.id], self.data.customers[ref.customer_id]
+        shop_row = next(s for s in self.data.shops if s.id == o.shop_id)
+        empty = {f.column: None for f in MASK_PROFILE["orders"]}
+        order = SimpleNamespace(
+            **empty,
+            id=o.id,
+            customer_id=o.customer_id,
+            shop_id=o.shop_id,
+            order_nr_external=o.nr,
+            is_amazon=o.is_amazon,
+            ordered_at=o.ordered_at,
+            shipped_at=o.shipped_at or c.closed_at,
+            cancelled_at=None,
+            masked_at=c.masked_at if c.retrieved_at is None else None,
+        )
+        customer = SimpleNamespace(
+            **{f.column: None for f in MASK_PROFILE["customers"]},
+            id=c.id,
+            channel="amazon" if o.is_amazon else "shop",
+            country="DE",
+            archived_at=None,
+            archive_failed_at=c.archive_failed_at,
+            masked_at=c.masked_at,
+            retrieved_at=c.retrieved_at,
+        )
+        customer.last_name = c.last_name
+        history = [
+            SimpleNamespace(recorded_at=h.at, event=h.event, user_name=h.user, text=h.text)
+            for h in self.data.history
+            if h.customer_id == c.id
+        ]
+        facts = FakeCustomers(self.data).facts([c.id])[c.id]
+        return OrderRecords(order, shop_row, customer, facts, [], [], [], [], history)
+
 
 def _holds_real_pii(c: FakeCustomer) -> bool:
     return c.masked_at is None or c.retrieved_at is not None
@@ -283,6 +323,24 @@ class FakeCustomers:
                 retrieved_at=c.retrieved_at,
             )
         return facts
+
+    def overdue_candidates(
+        self, shop_id: int, cutoffs: Cutoffs, after_id: int, limit: int
+    ) -> list[int]:
+        return [
+            c.id
+            for c in sorted(self.data.customers.values(), key=lambda c: c.id)
+            if c.shop_id == shop_id
+            and c.id > after_id
+            and (
+                (
+                    c.masked_at is None
+                    and c.closed_at is not None
+                    and c.closed_at < cutoffs.mask_before
+                )
+                or (c.retrieved_at is not None and c.retrieved_at < cutoffs.remask_before)
+            )
+        ][:limit]
 
     def _ids(self, selection: Selection) -> list[int]:
         return sorted(cid for cid, c in self.data.customers.items() if selected(c, selection))
@@ -463,6 +521,9 @@ class FakeShops:
             ),
             key=lambda s: s.name,
         )
+
+    def every(self) -> list[ShopRow]:
+        return sorted(self.data.shops, key=lambda s: s.id)
 
     def by_name(self, name: str) -> ShopRow | None:
         return next((s for s in self.data.shops if s.name == name), None)

@@ -1,5 +1,6 @@
 """The smaller services on in-memory fakes: the feature switch and its audit entry, shop
-settings, shipping, finding an order, listing runs and verifying the audit log. No database."""
+settings, shipping, finding an order, listing runs, verifying the audit log, showing an order
+and the compliance report. No database."""
 
 from __future__ import annotations
 
@@ -11,11 +12,19 @@ from shelflife.domain.audit import AUDIT_RETENTION
 from shelflife.domain.errors import InvalidInput, UnknownShop
 from shelflife.domain.ports import Ports
 from shelflife.services.audit import recent_entries, verify_audit_log
+from shelflife.services.inspection import compliance_report, show_order
 from shelflife.services.pipeline import run_retention
 from shelflife.services.runs import list_runs
 from shelflife.services.search import find
 from shelflife.services.shops import configure_shop, list_shops, set_feature, ship_order
-from tests.support.fakes import FakeCustomer, FakeData, FakeOrder, FakeUnitOfWork, fake_ports
+from tests.support.fakes import (
+    FakeCustomer,
+    FakeData,
+    FakeHistoryEntry,
+    FakeOrder,
+    FakeUnitOfWork,
+    fake_ports,
+)
 
 NOW = datetime(2026, 3, 1, 12, tzinfo=UTC)
 NR = "302-1234567-1234567"
@@ -116,3 +125,42 @@ def test_verify_reads_the_anchor_of_the_last_purge() -> None:
     assert [e.action for e in reversed(recent_entries(later))] == ["run.finished", "audit.purged"]
     check = verify_audit_log(later)
     assert (check.intact, check.checked) == (True, 2)
+
+
+def test_show_presents_a_retrieved_order_read_only_with_its_remask_date_and_history() -> None:
+    ports, uow = _ports()
+    buyer = uow.committed.customers[1]
+    buyer.masked_at, buyer.retrieved_at = NOW - timedelta(days=3), NOW - timedelta(days=1)
+    uow.committed.history.append(
+        FakeHistoryEntry(1, 10, NOW - timedelta(days=1), "retrieved", "anna", "Rücksendung")
+    )
+
+    shown = show_order(ports, NR, NOW)
+
+    assert (shown["order_nr_external"], shown["shop"]) == (NR, "berlin")
+    assert shown["customer"]["last_name"] == "Mustermann"
+    retention = shown["retention"]
+    assert (retention["state"], retention["read_only"]) == ("retrieved", True)
+    assert retention["remask_due"] == "2026-03-30"
+    assert shown["customer_history"] == [
+        {
+            "recorded_at": (NOW - timedelta(days=1)).isoformat(),
+            "event": "retrieved",
+            "user_name": "anna",
+            "text": "Rücksendung",
+        }
+    ]
+
+
+def test_the_compliance_report_files_a_buyer_unmasked_past_30_days_as_a_violation() -> None:
+    ports, uow = _ports()
+    uow.committed.customers[1].closed_at = NOW - timedelta(days=40)
+
+    (entry,) = compliance_report(ports, NOW)
+
+    assert (entry.finding.value, entry.shop, entry.customer, entry.orders) == (
+        "violation",
+        "berlin",
+        "C1",
+        [NR],
+    )

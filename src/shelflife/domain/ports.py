@@ -76,6 +76,26 @@ class OrderRef:
     ordered_at: datetime
 
 
+@dataclass(frozen=True)
+class OrderRecords:
+    """One order as `show` presents it, with its buyer and the buyer's facts. Rows are read-only
+    records whose attributes are the table's columns (what the view picks from them is the
+    service's business, not the repository's)."""
+
+    order: Any
+    shop: Any
+    customer: Any
+    facts: CustomerFacts
+    addresses: list[Any]
+    """The order's addresses, by kind."""
+    items: list[Any]
+    invoices: list[Any]
+    """The order's invoices and the buyer's manual ones (no order), in id order."""
+    credits: list[Any]
+    history: list[Any]
+    """The buyer's customer history, oldest first."""
+
+
 class Match(StrEnum):
     """Why `find` lists an order, in the order the kinds are tried."""
 
@@ -215,6 +235,10 @@ class OrderRepository(Protocol):
 
     def ship(self, order_id: int, at: datetime) -> None: ...
 
+    def records(self, order_nr: str, shop: str | None = None) -> OrderRecords:
+        """The order (found as `find` finds it) and everything `show` presents about it."""
+        ...
+
 
 class CustomerRepository(Protocol):
     def lock_masked_state(self, customer_id: int) -> MaskedState:
@@ -233,6 +257,13 @@ class CustomerRepository(Protocol):
 
     def facts(self, ids: Sequence[int]) -> dict[int, CustomerFacts]:
         """What the pure policy needs to know about these buyers."""
+        ...
+
+    def overdue_candidates(
+        self, shop_id: int, cutoffs: Cutoffs, after_id: int, limit: int
+    ) -> list[int]:
+        """Amazon buyers of the shop holding real PII past a 30-day limit, in id order: the
+        compliance report's candidates (the policy then files each one)."""
         ...
 
     def count(self, selection: Selection) -> int: ...
@@ -340,6 +371,10 @@ class ShopRepository(Protocol):
 
     def all(self) -> list[ShopSettings]:
         """Every shop, by name."""
+        ...
+
+    def every(self) -> list[ShopRow]:
+        """Every shop, in id order."""
         ...
 
     def by_name(self, name: str) -> ShopRow | None: ...

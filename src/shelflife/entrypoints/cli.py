@@ -458,7 +458,7 @@ def show(
 
     with _errors():
         when = _instant(as_of, "--as-of")
-        data = _with_app(home, lambda a: show_order(a, order_nr, when, shop))
+        data = _with_app(home, lambda a: show_order(a.ports(), order_nr, when, shop))
         if as_json:
             _print_json(data)
             return
@@ -590,7 +590,7 @@ def compliance(as_of: AsOfOpt = None, home: HomeOpt = None, as_json: JsonOpt = F
 
     with _errors():
         when = _instant(as_of, "--as-of")
-        entries = _with_app(home, lambda a: compliance_report(a, when))
+        entries = _with_app(home, lambda a: compliance_report(a.ports(), when))
         violations = [e for e in entries if e.finding is Finding.VIOLATION]
         held = [e for e in entries if e.finding is Finding.HOLD]
         if as_json:

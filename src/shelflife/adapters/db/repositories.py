@@ -15,7 +15,12 @@ from sqlalchemy import ColumnElement, Connection, delete, func, insert, or_, sel
 
 from shelflife.adapters.db import audit_log, retention, runs
 from shelflife.adapters.db.installation import read_installation
-from shelflife.adapters.db.reading import find_order, find_orders, load_customer_facts
+from shelflife.adapters.db.reading import (
+    find_order,
+    find_orders,
+    load_customer_facts,
+    overdue_candidates,
+)
 from shelflife.adapters.db.tables import (
     PII_TABLES,
     Address,
@@ -27,11 +32,12 @@ from shelflife.adapters.db.tables import (
     CustomerHistory,
     Invoice,
     Order,
+    OrderItem,
     Shop,
     ShopFeatureChange,
 )
 from shelflife.domain.audit import AuditEntry
-from shelflife.domain.policy import CustomerFacts
+from shelflife.domain.policy import CustomerFacts, Cutoffs
 from shelflife.domain.ports import (
     ArchivedCopy,
     ArchiveKeyRow,
@@ -39,6 +45,7 @@ from shelflife.domain.ports import (
     Due,
     MaskedState,
     OrderMatch,
+    OrderRecords,
     OrderRef,
     RunRow,
     Selection,
@@ -64,6 +71,52 @@ class SqlOrders:
     def ship(self, order_id: int, at: datetime) -> None:
         self.conn.execute(
             update(Order).where(Order.id == order_id).values(shipped_at=at, updated_at=at)
+        )
+
+    def records(self, order_nr: str, shop: str | None = None) -> OrderRecords:
+        conn = self.conn
+        order = find_order(conn, order_nr, shop)
+        customer_id = order.customer_id
+
+        def rows(query: Any) -> list[Any]:
+            return list(conn.execute(query).all())
+
+        return OrderRecords(
+            order=order,
+            shop=conn.execute(select(Shop.__table__).where(Shop.id == order.shop_id)).one(),
+            customer=conn.execute(
+                select(Customer.__table__).where(Customer.id == customer_id)
+            ).one(),
+            facts=load_customer_facts(conn, [customer_id])[customer_id],
+            addresses=rows(
+                select(Address.__table__).where(Address.order_id == order.id).order_by(Address.kind)
+            ),
+            items=rows(
+                select(OrderItem.__table__)
+                .where(OrderItem.order_id == order.id)
+                .order_by(OrderItem.position)
+            ),
+            invoices=rows(
+                select(Invoice.__table__)
+                .where(
+                    Invoice.customer_id == customer_id,
+                    (Invoice.order_id == order.id) | Invoice.order_id.is_(None),
+                )
+                .order_by(Invoice.id)
+            ),
+            credits=rows(
+                select(Credit.__table__)
+                .where(
+                    Credit.customer_id == customer_id,
+                    (Credit.order_id == order.id) | Credit.order_id.is_(None),
+                )
+                .order_by(Credit.id)
+            ),
+            history=rows(
+                select(CustomerHistory.__table__)
+                .where(CustomerHistory.customer_id == customer_id)
+                .order_by(CustomerHistory.id)
+            ),
         )
 
 
@@ -160,6 +213,11 @@ class SqlCustomers:
 
     def facts(self, ids: Sequence[int]) -> dict[int, CustomerFacts]:
         return load_customer_facts(self.conn, ids)
+
+    def overdue_candidates(
+        self, shop_id: int, cutoffs: Cutoffs, after_id: int, limit: int
+    ) -> list[int]:
+        return overdue_candidates(self.conn, shop_id, cutoffs, after_id, limit)
 
     def count(self, selection: Selection) -> int:
         return retention.count_customers(self.conn, _condition(selection))
@@ -299,6 +357,9 @@ class SqlShops:
             ShopSettings(r.name, r.time_zone, r.amazon_order_pattern, r.retention_enabled)
             for r in rows
         ]
+
+    def every(self) -> list[ShopRow]:
+        return retention.shops(self.conn)
 
     def by_name(self, name: str) -> ShopRow | None:
         row = self.conn.execute(
