@@ -276,7 +276,7 @@ def measure(
     began = time.perf_counter()
     try:
         with mock.patch.object(reclaim.RunLock, "reclaim_if_needed", timed):
-            report = run_retention(app, as_of)
+            report = run_retention(app.ports(), as_of)
     finally:
         logger.removeHandler(handler)
     m.run_seconds = round(time.perf_counter() - began, 1)

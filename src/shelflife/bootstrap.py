@@ -7,6 +7,7 @@ import os
 import secrets
 import tempfile
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 
 from sqlalchemy import Connection, Engine
@@ -30,6 +31,8 @@ from shelflife.adapters.db.installation import (
     record_installation,
     sample_data_key,
 )
+from shelflife.adapters.db.reclaim import run_lock
+from shelflife.adapters.db.unit_of_work import SqlUnitOfWork
 from shelflife.adapters.keys.master_key import LocalKeyProvider, WrappedKey
 from shelflife.config import CONFIG_FILE, Settings
 from shelflife.domain.clock import Clock, SystemClock
@@ -41,6 +44,7 @@ from shelflife.domain.errors import (
     ShelflifeError,
     Unavailable,
 )
+from shelflife.domain.ports import Limits, Ports
 
 
 @dataclass
@@ -74,10 +78,30 @@ class App:
             self._keys = _join_lineage(master, recorded, self.key_path)
         return self._keys
 
+    def ports(self) -> Ports:
+        """The ports for one command or request: a unit of work on the engine, a read-only
+        one on `read_engine`, the archive, the key provider (loaded on first use), the clock
+        and the run lock. Cheap to build; not shared between threads."""
+        return Ports(
+            uow=SqlUnitOfWork(self.engine),
+            reader=SqlUnitOfWork(self.read_engine, read_only=True),
+            archive=self.archive,
+            key_provider=lambda: self.keys,
+            clock=self.clock,
+            run_lock=partial(run_lock, self.engine),
+            limits=Limits(
+                batch_size=self.settings.batch_size,
+                archive_workers=self.settings.archive_workers,
+                retrieval_alert_per_hour=self.settings.retrieval_alert_per_hour,
+            ),
+        )
+
     @property
     def read_engine(self) -> Engine:
-        """For work that only reads. On SQLite its transactions neither take nor wait for the
-        write lock, so `show` and `compliance` answer while the nightly run writes."""
+        """For work that only reads: the one read-only mechanism. On SQLite its transactions
+        neither take nor wait for the write lock and its connections are query-only, so `show`
+        and `compliance` answer while the nightly run writes; on PostgreSQL its transactions
+        are READ ONLY."""
         if self._read_engine is None:
             self._read_engine = read_only_engine(self.engine, self.settings.lock_timeout)
         return self._read_engine

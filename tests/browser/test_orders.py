@@ -27,8 +27,8 @@ def _masked_order(app: App) -> dict[str, Any]:
     """One Amazon order with an invoice, masked 31 days after shipping; the clock 4 days on."""
     data = order(NR, shipped_at=T0, invoiced_at=T0)
     assert import_lines(app, lines(data)).refused == []
-    set_feature(app, "main", True, "ops")
-    assert run_retention(app, T0 + days(31)).masked == 1
+    set_feature(app.ports(), "main", True, "ops")
+    assert run_retention(app.ports(), T0 + days(31)).masked == 1
     at(app, T0 + days(35))
     return data
 

@@ -43,7 +43,7 @@ def cheap_argon2(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def _actions(app: App) -> list[str]:
-    return [e.action for e in reversed(recent_entries(app, 1000))]
+    return [e.action for e in reversed(recent_entries(app.ports(), 1000))]
 
 
 def test_a_user_is_stored_with_an_argon2_hash_and_audited(app: App) -> None:
@@ -54,7 +54,7 @@ def test_a_user_is_stored_with_an_argon2_hash_and_audited(app: App) -> None:
     assert PASSWORD not in stored.password_hash
     assert stored.role == "agent"
     assert [(u.name, u.role, u.active_tokens) for u in list_users(app)] == [("anna", "agent", 0)]
-    entry = recent_entries(app, 1)[0]
+    entry = recent_entries(app.ports(), 1)[0]
     assert (entry.actor, entry.action, entry.subject, dict(entry.detail)) == (
         "ops (cli)",
         "user.added",
@@ -128,7 +128,7 @@ def test_a_refused_login_says_the_same_for_unknown_users_and_wrong_passwords(app
     with pytest.raises(Forbidden) as wrong:
         sign_in(app, "anna", "wrong password!")
     assert str(unknown.value) == str(wrong.value)
-    failed = [e for e in recent_entries(app, 10) if e.action == "login.failed"]
+    failed = [e for e in recent_entries(app.ports(), 10) if e.action == "login.failed"]
     assert {e.actor for e in failed} == {"anonymous", "anna"}
     assert all("nobody" not in str(e) and PASSWORD not in str(e) for e in failed)
 
@@ -170,11 +170,11 @@ def test_the_audit_chain_verifies_and_reports_where_an_entry_was_changed(app: Ap
     add_user(app, "anna", "agent", PASSWORD, "ops")
     create_token(app, "anna", "ops")
     sign_in(app, "anna", PASSWORD)
-    check = verify_audit_log(app)
+    check = verify_audit_log(app.ports())
     assert (check.intact, check.checked) == (True, 3)
     with app.engine.begin() as conn:
         conn.execute(text("UPDATE audit_log SET actor = 'mallory' WHERE seq = 2"))
-    check = verify_audit_log(app)
+    check = verify_audit_log(app.ports())
     assert (check.intact, check.checked, check.broken_at) == (False, 1, 2)
 
 
@@ -185,5 +185,5 @@ def test_a_deleted_audit_entry_is_found(app: App) -> None:
     sign_in(app, "anna", PASSWORD)
     with app.engine.begin() as conn:
         conn.execute(text("DELETE FROM audit_log WHERE seq = 2"))
-    check = verify_audit_log(app)
+    check = verify_audit_log(app.ports())
     assert (check.intact, check.broken_at, check.reason) == (False, 3, "entry 2 is missing")

@@ -78,7 +78,7 @@ def _problem(response: Any, status: int) -> dict[str, Any]:
 
 
 def _state(app: App, nr: str) -> str:
-    return str(show_order(app, nr).retention["state"])
+    return str(show_order(app.ports(), nr).retention["state"])
 
 
 # -- GET /orders -----------------------------------------------------------------------------
@@ -126,7 +126,7 @@ def test_an_order_is_the_document_show_json_prints(
     response = _call(client, seeded, "agent", "GET", f"/orders/{MASKED_NR}")
 
     assert response.status_code == 200
-    assert response.json() == show_order(app, MASKED_NR).model_dump(mode="json")
+    assert response.json() == show_order(app.ports(), MASKED_NR).model_dump(mode="json")
     assert response.json()["customer"]["first_name"] == "***"
 
 
@@ -155,7 +155,7 @@ def test_retrieving_restores_the_data_and_audits_the_tokens_user_and_reason(
 
     assert response.status_code == 200
     document = response.json()
-    assert document == show_order(app, MASKED_NR).model_dump(mode="json")
+    assert document == show_order(app.ports(), MASKED_NR).model_dump(mode="json")
     assert (document["customer"]["first_name"], document["customer"]["email"]) == (
         "Erika",
         "erika.mustermann@example.org",
@@ -166,7 +166,7 @@ def test_retrieving_restores_the_data_and_audits_the_tokens_user_and_reason(
     )
     last = document["customer_history"][-1]
     assert (last["event"], last["user_name"], last["text"]) == ("retrieved", "agent", "Rücksendung")
-    entry = recent_entries(app, 1)[0]
+    entry = recent_entries(app.ports(), 1)[0]
     assert (entry.actor, entry.action, entry.subject, entry.detail["reason"]) == (
         "agent",
         "order.retrieved",
@@ -183,14 +183,14 @@ def test_retrieving_restores_the_data_and_audits_the_tokens_user_and_reason(
 def test_a_bad_reason_is_422_and_changes_nothing(
     client: TestClient, seeded: Installation, app: App, body: dict[str, Any]
 ) -> None:
-    before = len(recent_entries(app, 10_000))
+    before = len(recent_entries(app.ports(), 10_000))
 
     _problem(
         _call(client, seeded, "agent", "POST", f"/orders/{MASKED_NR}/retrieve", json=body), 422
     )
 
     assert _state(app, MASKED_NR) == "masked"
-    assert len(recent_entries(app, 10_000)) == before
+    assert len(recent_entries(app.ports(), 10_000)) == before
 
 
 def test_retrieving_an_order_that_is_not_masked_is_409(
@@ -332,7 +332,7 @@ def test_a_json_body_larger_than_the_limit_is_413_and_changes_nothing(
     client: TestClient, seeded: Installation, app: App, streamed: bool
 ) -> None:
     body = json.dumps({"city": "Bonn", "note": "x" * api.MAX_JSON_BYTES}).encode()
-    before = show_order(app, OPEN_NR).model_dump(mode="json")
+    before = show_order(app.ports(), OPEN_NR).model_dump(mode="json")
 
     response = _call(
         client,
@@ -347,7 +347,7 @@ def test_a_json_body_larger_than_the_limit_is_413_and_changes_nothing(
     assert _problem(response, 413)["detail"] == (
         f"the body is larger than {api.MAX_JSON_BYTES} bytes"
     )
-    assert show_order(app, OPEN_NR).model_dump(mode="json") == before
+    assert show_order(app.ports(), OPEN_NR).model_dump(mode="json") == before
 
 
 # -- PATCH /orders/{order_nr}/addresses/{kind} -------------------------------------------------
@@ -373,7 +373,7 @@ def test_an_unmasked_orders_address_is_changed_and_audited_without_its_values(
         "Birkenweg 3",
         None,
     )
-    entry = recent_entries(app, 1)[0]
+    entry = recent_entries(app.ports(), 1)[0]
     assert (entry.actor, entry.action, entry.subject, dict(entry.detail)) == (
         "agent",
         "address.changed",
@@ -409,7 +409,7 @@ def test_an_address_of_a_masked_or_retrieved_order_is_409(
     assert _problem(read_only, 409)["detail"].endswith(
         "was retrieved: its data is read-only until it is masked again"
     )
-    assert show_order(app, MASKED_NR).customer.city != "Bonn"
+    assert show_order(app.ports(), MASKED_NR).customer.city != "Bonn"
 
 
 @pytest.mark.parametrize(
@@ -426,14 +426,14 @@ def test_an_address_of_a_masked_or_retrieved_order_is_409(
 def test_bad_address_changes_are_422_and_change_nothing(
     client: TestClient, seeded: Installation, app: App, kind: str, body: dict[str, Any]
 ) -> None:
-    before = show_order(app, OPEN_NR).model_dump(mode="json")
+    before = show_order(app.ports(), OPEN_NR).model_dump(mode="json")
 
     _problem(
         _call(client, seeded, "agent", "PATCH", f"/orders/{OPEN_NR}/addresses/{kind}", json=body),
         422,
     )
 
-    assert show_order(app, OPEN_NR).model_dump(mode="json") == before
+    assert show_order(app.ports(), OPEN_NR).model_dump(mode="json") == before
 
 
 # -- runs, compliance, audit, feature ----------------------------------------------------------
@@ -452,8 +452,8 @@ def test_a_dry_run_answers_its_counts_and_writes_nothing(
     assert _call(client, seeded, "admin", "GET", "/runs").json()["items"] == before
 
 
-def test_a_real_run_answers_its_report_and_is_listed(
-    client: TestClient, seeded: Installation
+def test_a_real_run_answers_its_report_is_listed_and_audited_as_the_tokens_user(
+    app: App, client: TestClient, seeded: Installation
 ) -> None:
     response = _call(client, seeded, "admin", "POST", "/runs", json={})
 
@@ -462,6 +462,8 @@ def test_a_real_run_answers_its_report_and_is_listed(
     assert (report["dry_run"], report["shops"]) == (False, 1)
     (latest, *_older) = _call(client, seeded, "admin", "GET", "/runs?limit=1").json()["items"]
     assert (latest["status"], latest["as_of"]) == ("finished", report["as_of"])
+    entry = next(e for e in recent_entries(app.ports(), 5) if e.action == "run.finished")
+    assert (entry.actor, entry.subject) == ("admin", str(latest["id"]))
 
 
 def test_a_run_while_one_is_working_is_409(client: TestClient, seeded: Installation) -> None:
@@ -484,7 +486,7 @@ def test_switching_the_feature_is_recorded_with_the_tokens_user(
 
     assert response.json() == {"shop": "main", "enabled": False, "changed": True}
     assert again.json() == {"shop": "main", "enabled": False, "changed": False}
-    entry = recent_entries(app, 1)[0]
+    entry = recent_entries(app.ports(), 1)[0]
     assert (entry.actor, entry.action, entry.subject) == ("support", "feature.disabled", "main")
     audit = _call(client, seeded, "admin", "GET", "/audit?limit=1").json()["items"]
     assert [(e["actor"], e["action"], e["subject"]) for e in audit] == [

@@ -83,9 +83,11 @@ def _mixed_states(app: App) -> None:
         order("301-0000000-0000001", shipped_at=T0, suffix="-r"),
         order("301-0000000-0000002", shipped_at=T0, suffix="-m"),
     )
-    set_feature(app, "main", True, "ops")
-    run_retention(app, _at(app, T0 + days(30)))
-    retrieve_order(app, "301-0000000-0000001", "Rücksendung", "anna", _at(app, T0 + days(31)))
+    set_feature(app.ports(), "main", True, "ops")
+    run_retention(app.ports(), _at(app, T0 + days(30)))
+    retrieve_order(
+        app.ports(), "301-0000000-0000001", "Rücksendung", "anna", _at(app, T0 + days(31))
+    )
 
     edited = order("303-0000000-0000002", shipped_at=T0 + days(31), suffix="-e")
     _import(
@@ -102,7 +104,7 @@ def _mixed_states(app: App) -> None:
     )
     real = app.archive
     app.archive = FailingPut(real, only=object_key_prefix(_customer_of(app, "307-0000000-0000001")))
-    run_retention(app, _at(app, T0 + days(60)))
+    run_retention(app.ports(), _at(app, T0 + days(60)))
 
     late = [
         order(f"302-0000000-000000{i}", shipped_at=T0 + days(31), suffix=f"-n{i}") for i in range(4)
@@ -114,17 +116,17 @@ def _mixed_states(app: App) -> None:
         for i in range(2)
     ]
     _import(app, *late, dict(edited, gift_message="Neue Nachricht"))
-    configure_shop(app, "outlet", "Pacific/Auckland", None)
+    configure_shop(app.ports(), "outlet", "Pacific/Auckland", None)
 
     # Earlier today, only the shop "west" ran, and its archive failed: it waits for tomorrow.
     _at(app, AS_OF - days(1 / 24))
-    set_feature(app, "main", False, "ops")
-    set_feature(app, "west", True, "ops")
+    set_feature(app.ports(), "main", False, "ops")
+    set_feature(app.ports(), "west", True, "ops")
     app.archive = FailingPut(real)
-    run_retention(app, AS_OF - days(1 / 24))
+    run_retention(app.ports(), AS_OF - days(1 / 24))
     app.archive = real
-    set_feature(app, "main", True, "ops")
-    set_feature(app, "outlet", True, "ops")
+    set_feature(app.ports(), "main", True, "ops")
+    set_feature(app.ports(), "outlet", True, "ops")
     _at(app, AS_OF)
 
 
@@ -132,7 +134,7 @@ def test_dry_run_reports_the_counts_of_the_real_run_and_writes_nothing(app: App)
     _mixed_states(app)
     tables, objects = _table_dump(app), _archive_listing(app)
 
-    planned = dry_run(app, AS_OF)
+    planned = dry_run(app.ports(), AS_OF)
 
     assert (_table_dump(app), _archive_listing(app)) == (tables, objects)
     assert (planned.dry_run, planned.archive_failed, planned.archive_failure_reasons) == (
@@ -140,7 +142,7 @@ def test_dry_run_reports_the_counts_of_the_real_run_and_writes_nothing(app: App)
         0,
         [],
     )
-    done = run_retention(app, AS_OF)
+    done = run_retention(app.ports(), AS_OF)
     assert planned.counts() == done.counts()
     assert done.counts() == {
         "shops": 3,
@@ -160,7 +162,7 @@ def test_dry_run_needs_no_master_key(app: App) -> None:
     try:
         tables = _table_dump(keyless)
 
-        planned = dry_run(keyless, AS_OF)
+        planned = dry_run(keyless.ports(), AS_OF)
 
         assert _table_dump(keyless) == tables
     finally:
@@ -177,7 +179,7 @@ def test_dry_run_does_not_wait_for_a_writer_holding_the_database(app: App) -> No
         writer.begin()
         writer.execute(update(Shop).where(Shop.name == "main").values(name="main"))
 
-        planned = dry_run(app, AS_OF)
+        planned = dry_run(app.ports(), AS_OF)
     finally:
         writer.rollback()
         writer.close()
@@ -188,7 +190,7 @@ def test_dry_run_does_not_wait_for_a_writer_holding_the_database(app: App) -> No
 def test_dry_run_with_no_enabled_shop_counts_nothing(app: App) -> None:
     assert import_lines(app, lines(order(shipped_at=T0))).refused == []
 
-    planned = dry_run(app, T0 + days(40))
+    planned = dry_run(app.ports(), T0 + days(40))
 
     assert {k: getattr(planned, k) for k in COUNTS} == dict.fromkeys(COUNTS, 0)
     assert planned.model_dump(mode="json")["as_of"] == (T0 + days(40)).isoformat()

@@ -108,14 +108,14 @@ def test_amazons_shared_identity_empty_fields_and_other_channels_never_make_dupl
 
 def test_archived_and_masked_buyers_are_never_offered_as_duplicates(app: App) -> None:
     _import(app, _buyer("302-0000001-0000001", "K1"), _buyer("302-0000002-0000002", "K2"))
-    set_feature(app, "main", True, "test")
+    set_feature(app.ports(), "main", True, "test")
     _import(app, _buyer("302-0000003-0000003", "K3", shipped_at=None))
     assert len(find_duplicates(app).groups[0].customers) == 3
 
-    run_retention(at(app, T0 + days(29) + days(0.5)))  # K1, K2 archived, not yet masked
+    run_retention(at(app, T0 + days(29) + days(0.5)).ports())  # K1, K2 archived, not yet masked
     assert find_duplicates(app).groups == []
 
-    run_retention(at(app, T0 + days(31)))  # masked
+    run_retention(at(app, T0 + days(31)).ports())  # masked
     assert find_duplicates(app).groups == []
 
 
@@ -142,10 +142,10 @@ def test_merge_moves_orders_documents_and_history_and_is_recorded(app: App) -> N
             select(CustomerHistory.event, CustomerHistory.user_name, CustomerHistory.text)
         ).all()
         assert ("merged", "anna", f"customer {other} merged into this one") in history
-    entry = recent_entries(app, 1)[0]
+    entry = recent_entries(app.ports(), 1)[0]
     assert (entry.actor, entry.action, entry.subject) == ("anna", "customer.merged", keep)
     assert entry.detail == {"merged": other, "orders_moved": 1}
-    assert verify_audit_log(app).intact
+    assert verify_audit_log(app.ports()).intact
     assert find_duplicates(app).groups == []
 
 
@@ -154,12 +154,12 @@ def test_a_merged_buyer_is_archived_masked_and_retrieved_as_one(app: App) -> Non
     moved["shipping_address"] = moved["shipping_address"] | {"street": "Umzugsweg"}
     _import(app, _buyer("302-0000001-0000001", "K1"), moved)
     merge_customers(app, _ref(app, "302-0000001-0000001"), _ref(app, "302-0000002-0000002"), "a")
-    set_feature(app, "main", True, "test")
+    set_feature(app.ports(), "main", True, "test")
 
-    report = run_retention(at(app, T0 + days(31)))
+    report = run_retention(at(app, T0 + days(31)).ports())
     assert (report.archived, report.masked) == (1, 1)
 
-    retrieve_order(at(app, T0 + days(32)), "302-0000002-0000002", "Rückfrage", "anna")
+    retrieve_order(at(app, T0 + days(32)).ports(), "302-0000002-0000002", "Rückfrage", "anna")
     with app.engine.connect() as conn:
         streets = (
             conn.execute(
@@ -175,11 +175,11 @@ def test_a_merged_buyer_is_archived_masked_and_retrieved_as_one(app: App) -> Non
 
 def test_merge_is_refused_for_an_archived_or_masked_buyer_and_changes_nothing(app: App) -> None:
     _import(app, _buyer("302-0000001-0000001", "K1"))
-    set_feature(app, "main", True, "test")
+    set_feature(app.ports(), "main", True, "test")
     _import(app, _buyer("302-0000002-0000002", "K2", shipped_at=None))
     archived, fresh = _ref(app, "302-0000001-0000001"), _ref(app, "302-0000002-0000002")
-    run_retention(at(app, T0 + days(29) + days(0.5)))
-    before = recent_entries(app, 1)
+    run_retention(at(app, T0 + days(29) + days(0.5)).ports())
+    before = recent_entries(app.ports(), 1)
 
     for keep, other in ((fresh, archived), (archived, fresh)):
         with pytest.raises(
@@ -187,12 +187,12 @@ def test_merge_is_refused_for_an_archived_or_masked_buyer_and_changes_nothing(ap
         ):
             merge_customers(app, keep, other, "anna")
 
-    run_retention(at(app, T0 + days(31)))  # now masked
+    run_retention(at(app, T0 + days(31)).ports())  # now masked
     with pytest.raises(Conflict, match="cannot be merged"):
         merge_customers(app, fresh, archived, "anna")
     with app.engine.connect() as conn:
         assert conn.execute(select(func.count()).select_from(Customer)).scalar_one() == 2
-    assert [e.action for e in recent_entries(app, 5)].count("customer.merged") == 0
+    assert [e.action for e in recent_entries(app.ports(), 5)].count("customer.merged") == 0
     assert before
 
 

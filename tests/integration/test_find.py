@@ -60,19 +60,20 @@ def shop(app: App) -> App:
     }
     report = import_lines(app, [*lines(erika, max_order, hans), json.dumps(manual)])
     assert report.refused == []
-    set_feature(app, "main", True, "ops")
-    assert run_retention(app, AS_OF).masked == 1
+    set_feature(app.ports(), "main", True, "ops")
+    assert run_retention(app.ports(), AS_OF).masked == 1
     return app
 
 
 def _found(app: App, query: str, limit: int = 50) -> list[tuple[str, str, str]]:
     return [
-        (o.order_nr_external, o.state, o.matched) for o in find(app, query, limit, AS_OF).orders
+        (o.order_nr_external, o.state, o.matched)
+        for o in find(app.ports(), query, limit, AS_OF).orders
     ]
 
 
 def test_an_order_number_finds_the_order_with_its_state_even_when_masked(shop: App) -> None:
-    (found,) = find(shop, MASKED_NR, as_of=AS_OF).orders
+    (found,) = find(shop.ports(), MASKED_NR, as_of=AS_OF).orders
 
     assert found == FoundOrder(
         order_nr_external=MASKED_NR,
@@ -127,7 +128,10 @@ def test_a_number_search_ignores_names_and_a_personal_data_search_ignores_number
     shop: App,
 ) -> None:
     def found(query: str, by: SearchBy) -> list[tuple[str, str]]:
-        return [(o.order_nr_external, o.matched) for o in find(shop, query, 50, AS_OF, by).orders]
+        return [
+            (o.order_nr_external, o.matched)
+            for o in find(shop.ports(), query, 50, AS_OF, by).orders
+        ]
 
     assert found(f"RE-{MASKED_NR}", SearchBy.NUMBER) == [(MASKED_NR, "invoice number")]
     assert found("GS-M-1", SearchBy.NUMBER) == [(OPEN_NR, "credit number")]
@@ -139,7 +143,7 @@ def test_a_number_search_ignores_names_and_a_personal_data_search_ignores_number
 
 
 def test_a_shop_order_is_found_with_its_channel(shop: App) -> None:
-    (found,) = find(shop, "SHOP-100001", as_of=AS_OF).orders
+    (found,) = find(shop.ports(), "SHOP-100001", as_of=AS_OF).orders
 
     assert (found.channel, found.state) == ("shop", "active")
 
@@ -148,8 +152,8 @@ def test_results_are_bounded_and_say_when_more_matched(app: App) -> None:
     buyers = [order(f"30{i}-1111111-1111111", suffix=f"-{i}") for i in range(5)]
     assert import_lines(app, lines(*buyers)).refused == []
 
-    first_two = find(app, "erika", limit=2, as_of=AS_OF)
-    all_five = find(app, "erika", limit=5, as_of=AS_OF)
+    first_two = find(app.ports(), "erika", limit=2, as_of=AS_OF)
+    all_five = find(app.ports(), "erika", limit=5, as_of=AS_OF)
 
     assert (len(first_two.orders), first_two.truncated) == (2, True)
     assert (len(all_five.orders), all_five.truncated) == (5, False)
@@ -158,4 +162,4 @@ def test_results_are_bounded_and_say_when_more_matched(app: App) -> None:
 @pytest.mark.parametrize("query", ["", "   ", "x" * 255])
 def test_an_empty_or_overlong_query_is_refused(app: App, query: str) -> None:
     with pytest.raises(InvalidInput, match=r"^give an order, invoice or credit number"):
-        find(app, query)
+        find(app.ports(), query)

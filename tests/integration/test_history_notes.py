@@ -27,7 +27,7 @@ NOTE = "Kundin ruft wegen Rücksendung an"
 
 def _start(app: App, **changes: Any) -> None:
     assert import_lines(app, lines(order(NR, shipped_at=T0, **changes))).refused == []
-    set_feature(app, "main", True, "ops")
+    set_feature(app.ports(), "main", True, "ops")
 
 
 def _notes(app: App) -> list[tuple[str, str | None, str | None]]:
@@ -54,7 +54,9 @@ def test_a_note_lands_in_the_history_with_user_and_time_and_bumps_the_revision(
     added = add_note(at(app, T0 + days(1)), NR, f"  {NOTE}  ", "anna")
 
     assert (added.order_nr, added.recorded_at) == (NR, T0 + days(1))
-    assert show_order(app, NR, T0 + days(1)).model_dump(mode="json")["customer_history"][-1] == {
+    assert show_order(app.ports(), NR, T0 + days(1)).model_dump(mode="json")["customer_history"][
+        -1
+    ] == {
         "recorded_at": (T0 + days(1)).isoformat(),
         "event": "note",
         "user_name": "anna",
@@ -111,7 +113,7 @@ def test_a_note_is_refused_while_the_buyer_is_masked_and_allowed_after_retrieval
     app: App,
 ) -> None:
     _start(app)
-    run_retention(app, T0 + days(30))
+    run_retention(app.ports(), T0 + days(30))
 
     with pytest.raises(Conflict) as refused:
         add_note(at(app, T0 + days(31)), NR, NOTE, "anna")
@@ -120,17 +122,17 @@ def test_a_note_is_refused_while_the_buyer_is_masked_and_allowed_after_retrieval
         f"the customer history of order {NR!r} is masked; retrieve the order before adding a note"
     )
     assert _notes(app) == []
-    retrieve_order(at(app, T0 + days(32)), NR, "Rücksendung", "anna")
+    retrieve_order(at(app, T0 + days(32)).ports(), NR, "Rücksendung", "anna")
     add_note(app, NR, NOTE, "anna")
     assert _notes(app) == [("note", "anna", NOTE)]
 
 
 def test_a_note_added_after_archiving_is_archived_and_masked_with_the_buyer(app: App) -> None:
     _start(app)
-    run_retention(app, T0 + days(29))  # archived; masking is due tomorrow
+    run_retention(app.ports(), T0 + days(29))  # archived; masking is due tomorrow
     add_note(at(app, T0 + days(29) + timedelta(hours=1)), NR, NOTE, "anna")
 
-    report = run_retention(app, T0 + days(30))
+    report = run_retention(app.ports(), T0 + days(30))
 
     assert (report.archived, report.masked) == (1, 1)
     assert _notes(app) == [("note", "anna", MASKED_TEXT)]

@@ -84,8 +84,8 @@ def _buyer(nr: str, **customer: Any) -> dict[str, Any]:
 def _mask(app: App, nr: str = AMAZON_NR) -> None:
     """Import a shipped order, enable retention and run past day 30, so the order is masked."""
     _import(app, order(nr, shipped_at=T0))
-    set_feature(app, "main", True, "ops")
-    report = run_retention(app, T0 + days(31))
+    set_feature(app.ports(), "main", True, "ops")
+    report = run_retention(app.ports(), T0 + days(31))
     assert (report.archived, report.masked) == (1, 1)
 
 
@@ -107,7 +107,7 @@ def test_default_pattern_identifies_amazon_orders_by_their_number(app: App) -> N
 
 def test_shop_pattern_decides_for_orders_imported_after_it_changed(app: App) -> None:
     _import(app, order("SHOP-100001"))
-    configure_shop(app, "main", None, r"^AMZ-\d{6}$")
+    configure_shop(app.ports(), "main", None, r"^AMZ-\d{6}$")
 
     _import(app, order("AMZ-000042", suffix="-a"), order("302-7654321-7654321", suffix="-b"))
 
@@ -117,7 +117,7 @@ def test_shop_pattern_decides_for_orders_imported_after_it_changed(app: App) -> 
 
 def test_amazon_flag_never_changes_on_reimport(app: App) -> None:
     _import(app, order(AMAZON_NR), order("AMZ-000042", suffix="-a"))
-    configure_shop(app, "main", None, r"^AMZ-\d{6}$")
+    configure_shop(app.ports(), "main", None, r"^AMZ-\d{6}$")
 
     report = _import(
         app,
@@ -258,7 +258,7 @@ def test_reimport_changing_pii_of_retrieved_order_is_refused_but_status_updates(
     app: App,
 ) -> None:
     _mask(app)
-    retrieve_order(at(app, T0 + days(35)), AMAZON_NR, "Rücksendung", "anna", T0 + days(35))
+    retrieve_order(at(app, T0 + days(35)).ports(), AMAZON_NR, "Rücksendung", "anna", T0 + days(35))
     again = order(AMAZON_NR, shipped_at=T0 + days(1), suffix="-neu")
 
     report = _import(app, again)
@@ -567,7 +567,7 @@ def test_a_ship_date_in_year_9999_is_refused_and_the_order_stays_readable(app: A
     message = "shipped_at: outside the accepted range 2000-01-01 to 2100-12-31 (UTC)"
     assert report.refused == [LineProblem(1, message), LineProblem(2, message)]
     assert _stored_numbers(app) == {AMAZON_NR}
-    shown = show_order(app, AMAZON_NR, T0 + days(400)).model_dump(mode="json")
+    shown = show_order(app.ports(), AMAZON_NR, T0 + days(400)).model_dump(mode="json")
     assert (shown["shipped_at"], shown["retention"]["state"]) == (None, "active")
 
 
@@ -580,7 +580,7 @@ def test_a_shipment_recorded_by_ship_is_kept_when_a_reimport_has_no_shipped_at(
 ) -> None:
     line = order(AMAZON_NR)
     _import(app, line)
-    ship_order(at(app, T0 + days(2)), AMAZON_NR, T0 + days(1))
+    ship_order(at(app, T0 + days(2)).ports(), AMAZON_NR, T0 + days(1))
     if how == "missing":
         del line["shipped_at"]
 
@@ -607,7 +607,7 @@ def test_an_imported_cancellation_is_kept_when_a_reimport_has_no_cancelled_at(
 
 def test_a_different_shipping_time_replaces_the_recorded_one(app: App) -> None:
     _import(app, order(AMAZON_NR))
-    ship_order(at(app, T0 + days(2)), AMAZON_NR, T0 + days(1))
+    ship_order(at(app, T0 + days(2)).ports(), AMAZON_NR, T0 + days(1))
 
     report = _import(app, order(AMAZON_NR, shipped_at=T0 + days(3)))
 
@@ -622,12 +622,12 @@ def test_shipped_by_command_then_reimported_without_shipped_at_the_buyer_is_mask
     archived and masked 30 days after it."""
     line = order(AMAZON_NR)
     _import(app, line)
-    set_feature(app, "main", True, "ops")
-    ship_order(at(app, T0 + days(2)), AMAZON_NR, T0 + days(1))
+    set_feature(app.ports(), "main", True, "ops")
+    ship_order(at(app, T0 + days(2)).ports(), AMAZON_NR, T0 + days(1))
 
     for night in range(2, 33):
         _import(app, line)
-        run_retention(app, T0 + days(night))
+        run_retention(app.ports(), T0 + days(night))
 
     assert _order_row(app, AMAZON_NR).shipped_at == T0 + days(1)
     assert _customer_row(app, AMAZON_NR).masked_at is not None
@@ -664,8 +664,8 @@ def test_identical_reimport_changes_nothing_and_the_next_run_archives_nothing_ne
 ) -> None:
     orders = _two_orders_of_one_buyer()
     _import(app, *orders)
-    set_feature(app, "main", True, "ops")
-    assert run_retention(app, T0 + days(29)).archived == 1
+    set_feature(app.ports(), "main", True, "ops")
+    assert run_retention(app.ports(), T0 + days(29)).archived == 1
     revision = _customer_row(app, AMAZON_NR).pii_revision
 
     for sequence in (orders, orders[::-1]):
@@ -673,7 +673,7 @@ def test_identical_reimport_changes_nothing_and_the_next_run_archives_nothing_ne
 
         assert (report.created, report.updated, report.unchanged) == (0, 0, 2)
         assert _customer_row(app, AMAZON_NR).pii_revision == revision
-    assert run_retention(app, T0 + days(29.5)).archived == 0
+    assert run_retention(app.ports(), T0 + days(29.5)).archived == 0
     assert _archive_copies(app) == 1
 
 
@@ -698,9 +698,9 @@ def test_identical_reimport_of_a_retrieved_buyers_orders_is_unchanged_not_refuse
 ) -> None:
     orders = _two_orders_of_one_buyer()
     _import(app, *orders)
-    set_feature(app, "main", True, "ops")
-    assert run_retention(app, T0 + days(40)).masked == 1
-    retrieve_order(at(app, T0 + days(41)), AMAZON_NR, "Rücksendung", "anna", T0 + days(41))
+    set_feature(app.ports(), "main", True, "ops")
+    assert run_retention(app.ports(), T0 + days(40)).masked == 1
+    retrieve_order(at(app, T0 + days(41)).ports(), AMAZON_NR, "Rücksendung", "anna", T0 + days(41))
     revision = _customer_row(app, AMAZON_NR).pii_revision
 
     report = _import(app, *orders)
@@ -714,9 +714,9 @@ def test_identical_reimport_of_a_retrieved_buyers_orders_is_unchanged_not_refuse
 def test_a_retrieved_orders_changed_pii_is_still_refused(app: App) -> None:
     orders = _two_orders_of_one_buyer()
     _import(app, *orders)
-    set_feature(app, "main", True, "ops")
-    run_retention(app, T0 + days(40))
-    retrieve_order(at(app, T0 + days(41)), OTHER_NR, "Rücksendung", "anna", T0 + days(41))
+    set_feature(app.ports(), "main", True, "ops")
+    run_retention(app.ports(), T0 + days(40))
+    retrieve_order(at(app, T0 + days(41)).ports(), OTHER_NR, "Rücksendung", "anna", T0 + days(41))
     changed = copy.deepcopy(orders[1])
     changed["customer"]["email"] = "anders@example.org"
 

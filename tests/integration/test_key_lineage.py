@@ -79,8 +79,8 @@ def test_init_after_the_key_file_was_deleted_refuses_to_create_a_new_key(app: Ap
     """Observed: `init` silently created a new key, and the next night masked a buyer whose
     only copy was sealed with the old one, unreadable for good."""
     _import(app, order(NR, shipped_at=T0))
-    set_feature(app, "main", True, "ops")
-    assert run_retention(app, ARCHIVE_NIGHT).archived == 1  # sealed under the first key
+    set_feature(app.ports(), "main", True, "ops")
+    assert run_retention(app.ports(), ARCHIVE_NIGHT).archived == 1  # sealed under the first key
     key_id = _key_id(app.key_path)
     app.key_path.unlink()
     before = _dump(app)
@@ -113,8 +113,8 @@ def test_a_replacement_key_never_masks_a_buyer_sealed_with_the_lost_key(
     app: App, tmp_path: Path
 ) -> None:
     _import(app, order(NR, shipped_at=T0))
-    set_feature(app, "main", True, "ops")
-    assert run_retention(app, ARCHIVE_NIGHT).archived == 1
+    set_feature(app.ports(), "main", True, "ops")
+    assert run_retention(app.ports(), ARCHIVE_NIGHT).archived == 1
     lost = _key_id(app.key_path)
     app.key_path.unlink()
     replacement = tmp_path / "replacement.key"
@@ -124,7 +124,7 @@ def test_a_replacement_key_never_masks_a_buyer_sealed_with_the_lost_key(
 
     try:
         with pytest.raises(KeyUnavailable) as refused:
-            run_retention(later, MASK_NIGHT)
+            run_retention(later.ports(), MASK_NIGHT)
     finally:
         later.close()
 
@@ -145,7 +145,7 @@ def test_run_with_another_key_file_writes_nothing_to_database_archive_or_runs(
     """Observed: `run` exited 0 and archived new buyers under the other key (a mixed-key
     archive)."""
     _import(app, order(NR, shipped_at=T0), order("303-1234567-1234567", suffix="-b"))
-    set_feature(app, "main", True, "ops")
+    set_feature(app.ports(), "main", True, "ops")
     other = tmp_path / "other.key"
     LocalKeyProvider.create_file(other)
     mixed = _reopen(app, other)
@@ -153,7 +153,7 @@ def test_run_with_another_key_file_writes_nothing_to_database_archive_or_runs(
 
     try:
         with pytest.raises(KeyUnavailable, match=r"^master key file .* holds key mk-"):
-            run_retention(mixed, MASK_NIGHT)
+            run_retention(mixed.ports(), MASK_NIGHT)
     finally:
         mixed.close()
 
@@ -183,8 +183,8 @@ def test_import_with_another_key_file_creates_no_duplicate_buyer(app: App, tmp_p
 
 def test_retrieve_with_another_key_file_changes_nothing(app: App, tmp_path: Path) -> None:
     _import(app, order(NR, shipped_at=T0))
-    set_feature(app, "main", True, "ops")
-    assert run_retention(app, MASK_NIGHT).masked == 1
+    set_feature(app.ports(), "main", True, "ops")
+    assert run_retention(app.ports(), MASK_NIGHT).masked == 1
     other = tmp_path / "other.key"
     LocalKeyProvider.create_file(other)
     mixed = _reopen(app, other)
@@ -192,7 +192,7 @@ def test_retrieve_with_another_key_file_changes_nothing(app: App, tmp_path: Path
 
     try:
         with pytest.raises(KeyUnavailable, match=r"^master key file .* holds key mk-"):
-            retrieve_order(at(mixed, MASK_NIGHT + days(1)), NR, "Rückgabe", "anna")
+            retrieve_order(at(mixed, MASK_NIGHT + days(1)).ports(), NR, "Rückgabe", "anna")
     finally:
         mixed.close()
 
@@ -297,13 +297,13 @@ def test_masks_only_buyers_whose_data_key_opens_with_the_loaded_key(
         order(f"30{i}-1234567-1234567", shipped_at=T0, suffix=f"-{i}" * (i + 1)) for i in range(5)
     ]
     _import(app, *buyers)
-    set_feature(app, "main", True, "ops")
-    assert run_retention(app, ARCHIVE_NIGHT).archived == 5
+    set_feature(app.ports(), "main", True, "ops")
+    assert run_retention(app.ports(), ARCHIVE_NIGHT).archived == 5
     other_key = _seal_under_another_key(app, "301-1234567-1234567")
     damaged = _damage_data_key(app, "303-1234567-1234567")
     caplog.set_level(logging.WARNING, logger="shelflife")
 
-    report = run_retention(app, MASK_NIGHT)
+    report = run_retention(app.ports(), MASK_NIGHT)
 
     assert (report.masked, report.mask_refused) == (3, 2)
     assert (_masked_at(app, other_key), _masked_at(app, damaged)) == (None, None)
@@ -325,14 +325,14 @@ def test_masks_only_buyers_whose_data_key_opens_with_the_loaded_key(
 
 def test_remask_also_requires_a_data_key_that_opens_with_the_loaded_key(app: App) -> None:
     _import(app, order(NR, shipped_at=T0))
-    set_feature(app, "main", True, "ops")
-    assert run_retention(app, MASK_NIGHT).masked == 1
+    set_feature(app.ports(), "main", True, "ops")
+    assert run_retention(app.ports(), MASK_NIGHT).masked == 1
     retrieved = MASK_NIGHT + days(1)
-    retrieve_order(at(app, retrieved), NR, "Rückgabe", "anna", retrieved)
-    assert run_retention(app, retrieved + days(1)).archived == 1
+    retrieve_order(at(app, retrieved).ports(), NR, "Rückgabe", "anna", retrieved)
+    assert run_retention(app.ports(), retrieved + days(1)).archived == 1
     cid = _seal_under_another_key(app, NR)
 
-    report = run_retention(app, retrieved + days(31))
+    report = run_retention(app.ports(), retrieved + days(31))
 
     assert (report.remasked, report.mask_refused) == (0, 1)
     with app.engine.connect() as conn:
@@ -361,8 +361,8 @@ def _make_legacy(app: App) -> None:
     master = LocalKeyProvider.from_file(app.key_path)
     app._keys = master.with_identity_key(_legacy_identity_key(app.key_path))
     _import(app, order(NR, shipped_at=T0), order("303-1234567-1234567", suffix="-b"))
-    set_feature(app, "main", True, "ops")
-    assert run_retention(app, ARCHIVE_NIGHT).archived == 1  # data keys exist, nobody masked
+    set_feature(app.ports(), "main", True, "ops")
+    assert run_retention(app.ports(), ARCHIVE_NIGHT).archived == 1  # data keys exist, nobody masked
     with app.engine.begin() as conn:  # what migrations 0002 and 0003 added, removed again
         for table in ("audit_log", "web_sessions", "api_tokens", "password_history", "users"):
             conn.exec_driver_sql(f"DROP TABLE {table}")

@@ -68,8 +68,8 @@ def import_edit_and_mask(app: App) -> None:
     for batch in (FIRST, EDITED):
         report = import_lines(app, lines(*batch))
         assert report.refused == []
-    set_feature(app, "main", True, "test")
-    assert run_retention(app, MASK_AS_OF).masked == BUYERS
+    set_feature(app.ports(), "main", True, "test")
+    assert run_retention(app.ports(), MASK_AS_OF).masked == BUYERS
 
 
 def file_bytes(root: Path) -> dict[str, bytes]:
@@ -120,8 +120,8 @@ def test_masked_pii_is_in_no_byte_of_the_sqlite_files_or_the_archive_folder(
         before = leaks_in_files(tmp_path)
         # The search works: the current values are there in plain text before masking.
         assert distinctive(EDITED) <= set().union(*before.values())
-        set_feature(app, "main", True, "test")
-        assert run_retention(app, MASK_AS_OF).masked == BUYERS
+        set_feature(app.ports(), "main", True, "test")
+        assert run_retention(app.ports(), MASK_AS_OF).masked == BUYERS
         names = set(file_bytes(tmp_path))
         assert {"shelflife.db", "shelflife.db-wal", "shelflife.db-shm", "home/master.key"} <= names
         assert len([n for n in names if n.startswith("home/archive/")]) == BUYERS
@@ -139,8 +139,8 @@ def test_masked_pii_is_in_no_table_value(database_url: str, tmp_path: Path) -> N
         before = leaks_in_tables(app.engine)
         assert distinctive(EDITED) <= set().union(*before.values())
         assert {"customers", "addresses", "address_history", "orders", "invoices"} <= set(before)
-        set_feature(app, "main", True, "test")
-        assert run_retention(app, MASK_AS_OF).masked == BUYERS
+        set_feature(app.ports(), "main", True, "test")
+        assert run_retention(app.ports(), MASK_AS_OF).masked == BUYERS
         assert leaks_in_tables(app.engine) == {}
     finally:
         app.close()
@@ -222,35 +222,35 @@ def test_logs_and_error_messages_never_contain_pii(
         messages.append(report_messages(report))
         report = import_lines(app, lines(*EDITED))
         assert report.updated == BUYERS
-        set_feature(app, "main", True, "test")
+        set_feature(app.ports(), "main", True, "test")
 
         real_archive: ArchiveStore = app.archive
         app.archive = UnreachableArchive()
-        failed = run_retention(app, MASK_AS_OF)
+        failed = run_retention(app.ports(), MASK_AS_OF)
         assert (failed.archive_failed, failed.masked) == (BUYERS, 0)
         app.archive = real_archive
         clock.instant = MASK_AS_OF + days(1.1)
-        assert run_retention(app, clock.instant).masked == BUYERS
+        assert run_retention(app.ports(), clock.instant).masked == BUYERS
 
         nr = EDITED[0]["order_nr_external"]
-        shown = show_order(app, nr).model_dump(mode="json")
+        shown = show_order(app.ports(), nr).model_dump(mode="json")
         messages.append(json.dumps(shown))  # masked: the document shows no PII
         app.archive = UnreachableArchive()
         with pytest.raises(ArchiveUnavailable) as unreachable:
-            retrieve_order(app, nr, "Rücksendung", "anna")
+            retrieve_order(app.ports(), nr, "Rücksendung", "anna")
         messages.append(str(unreachable.value))
         app.archive = real_archive
-        retrieve_order(app, nr, "Rücksendung", "anna")
-        show_order(app, nr)  # shows the restored PII on purpose: only its logs are checked
+        retrieve_order(app.ports(), nr, "Rücksendung", "anna")
+        show_order(app.ports(), nr)  # shows the restored PII on purpose: only its logs are checked
         report = import_lines(app, lines(*buyer_orders("y")))
         assert (report.pii_ignored_masked, len(report.refused)) == (BUYERS - 1, 1)
         messages.append(report_messages(report))
-        compliance_report(app, clock.instant + days(40))
-        assert run_retention(app, clock.instant + days(40)).remasked == 1
+        compliance_report(app.ports(), clock.instant + days(40))
+        assert run_retention(app.ports(), clock.instant + days(40)).remasked == 1
 
         keyless = replace(app, key_path=tmp_path / "missing.key", _keys=None)
         with pytest.raises(KeyUnavailable) as no_key:
-            retrieve_order(keyless, EDITED[1]["order_nr_external"], "Rücksendung", "anna")
+            retrieve_order(keyless.ports(), EDITED[1]["order_nr_external"], "Rücksendung", "anna")
         messages.append(str(no_key.value))
         with app.engine.connect() as conn:
             messages += [r or "" for r in conn.execute(select(Customer.archive_failure)).scalars()]

@@ -306,8 +306,8 @@ def test_no_masked_or_remasked_buyers_value_is_left_in_any_byte_of_the_database_
     try:
         first = import_lines(app, lines(*(buyer_order(b, "a") for b in range(BUYERS))))
         assert (first.created, first.refused) == (BUYERS, [])
-        set_feature(app, "main", True, "test")
-        archived = run_retention(app, ARCHIVE_AS_OF)
+        set_feature(app.ports(), "main", True, "test")
+        archived = run_retention(app.ports(), ARCHIVE_AS_OF)
         assert (archived.archived, archived.masked) == (BUYERS, 0)
         edit = import_lines(app, lines(*(buyer_order(b, "b") for b in sorted(EDITED))))
         assert (edit.updated, edit.refused) == (len(EDITED), [])
@@ -318,14 +318,17 @@ def test_no_masked_or_remasked_buyers_value_is_left_in_any_byte_of_the_database_
         with app.engine.begin() as conn:  # as autovacuum does on busy tables, at any time
             conn.exec_driver_sql("ANALYZE")
 
-        masked = run_retention(app, MASK_AS_OF)
+        masked = run_retention(app.ports(), MASK_AS_OF)
         assert (masked.archived, masked.masked) == (len(EDITED), len(MASKED))
         toast = toast_files(app)
         assert_only_held_buyers_found(database_files(), MASKED, toast)
 
         clock.instant = RETRIEVE_AS_OF
         for buyer in RETRIEVED:
-            assert retrieve_order(app, order_nr(buyer), "Rücksendung", "anna").restored_rows > 0
+            assert (
+                retrieve_order(app.ports(), order_nr(buyer), "Rücksendung", "anna").restored_rows
+                > 0
+            )
         restored = tokens_in(database_files())
         assert {b for b, _f, _v in restored} >= set(RETRIEVED)
         still_held = [
@@ -333,7 +336,7 @@ def test_no_masked_or_remasked_buyers_value_is_left_in_any_byte_of_the_database_
             for b in sorted(HELD)
         ]
         assert import_lines(app, lines(*still_held)).refused == []
-        remasked = run_retention(app, REMASK_AS_OF)
+        remasked = run_retention(app.ports(), REMASK_AS_OF)
         assert (remasked.masked, remasked.remasked) == (0, len(RETRIEVED))
         toast = toast_files(app)
         assert_only_held_buyers_found(database_files(), MASKED, toast)
@@ -381,7 +384,7 @@ def varied_app(database_url: str, home: Path, lock_timeout: float = 30) -> App:
     app = build_app(settings, FixedClock(T0))
     assert import_lines(app, lines(*(buyer_order(b, "a") for b in range(BUYERS)))).refused == []
     assert import_lines(app, lines(*(buyer_order(b, "b") for b in sorted(EDITED)))).refused == []
-    set_feature(app, "main", True, "test")
+    set_feature(app.ports(), "main", True, "test")
     return app
 
 
@@ -429,17 +432,17 @@ def test_a_run_whose_reclaim_was_refused_has_it_done_by_the_next_run(
     try:
         postgres = app.engine.dialect.name == "postgresql"
         nodes = file_nodes(app) if postgres else {}
-        assert run_retention(app, ARCHIVE_AS_OF).masked == 0
+        assert run_retention(app.ports(), ARCHIVE_AS_OF).masked == 0
         if postgres:  # nothing masked, nothing rewritten: no table locked for nothing
             assert file_nodes(app) == nodes
         with (
             reader_in_a_long_transaction(database_url),
             pytest.raises(DatabaseBusy, match="could not be removed from the database files"),
         ):
-            run_retention(app, MASK_AS_OF)
+            run_retention(app.ports(), MASK_AS_OF)
         if postgres:
             assert masked_buyers_found(tokens_in(database_files()), MASKED) != {}
-        second = run_retention(app, MASK_AS_OF)
+        second = run_retention(app.ports(), MASK_AS_OF)
         assert (second.archived, second.masked) == (0, 0)
         assert_only_held_buyers_found(database_files(), MASKED, toast_files(app))
     finally:
@@ -468,7 +471,7 @@ def test_workers_side_by_side_each_finish_and_leave_no_residue(
         def work(n: int, app: App) -> None:
             start.wait()
             try:
-                reports[n] = run_retention(app, MASK_AS_OF)
+                reports[n] = run_retention(app.ports(), MASK_AS_OF)
             except BaseException as exc:
                 failures.append(exc)
 

@@ -54,12 +54,12 @@ def leftovers(app: App) -> dict[str, str]:
         lines(order(NR, shipped_at=T0), order(LEFTOVER_NR, shipped_at=T0 + days(5), suffix="-b")),
     )
     assert report.refused == []
-    set_feature(app, "main", True, "ops")
-    assert run_retention(app, T0 + days(31)).masked == 1
+    set_feature(app.ports(), "main", True, "ops")
+    assert run_retention(app.ports(), T0 + days(31)).masked == 1
     real = app.archive
     app.archive = KilledAfterPut(real)
     with pytest.raises(Killed):
-        run_retention(app, T0 + days(35))
+        run_retention(app.ports(), T0 + days(35))
     app.archive = real
     root = _root(app)
     with app.engine.connect() as conn:
@@ -130,7 +130,7 @@ def test_delete_removes_the_leftovers_and_keeps_the_recorded_copy_and_foreign_fi
     assert remaining == sorted(["README.txt", leftovers["recorded"]])
     assert _listed(app) == [("README.txt", OrphanKind.UNKNOWN, False)]
     retrieve_order(
-        at(app, T0 + days(36)), NR, "Rücksendung", "anna", T0 + days(36)
+        at(app, T0 + days(36)).ports(), NR, "Rücksendung", "anna", T0 + days(36)
     )  # the copy still opens
 
 

@@ -56,14 +56,14 @@ def test_two_workers_in_parallel_archive_and_mask_every_buyer_exactly_once(
             for i in range(1, BUYERS + 1)
         ]
         assert import_lines(first, lines(*orders)).refused == []
-        set_feature(first, "main", True, "ops")
+        set_feature(first.ports(), "main", True, "ops")
 
         reports: dict[str, RunReport] = {}
         start = threading.Barrier(2)
 
         def work(name: str, app: App) -> None:
             start.wait()
-            reports[name] = run_retention(app, T0 + days(31))
+            reports[name] = run_retention(app.ports(), T0 + days(31))
 
         threads = [
             threading.Thread(target=work, args=(n, a))

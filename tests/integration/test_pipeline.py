@@ -79,11 +79,11 @@ def _start(app: App, *orders: dict[str, Any], enable: bool = True) -> None:
     report = import_lines(app, lines(*orders))
     assert report.refused == []
     if enable:
-        set_feature(app, "main", True, "ops")
+        set_feature(app.ports(), "main", True, "ops")
 
 
 def _run(app: App, at: datetime) -> dict[str, int]:
-    report: RunReport = run_retention(app, at)
+    report: RunReport = run_retention(app.ports(), at)
     return {k: getattr(report, k) for k in COUNTS}
 
 
@@ -156,7 +156,7 @@ def _around_cutoff(app: App, zone: str) -> tuple[str, str]:
     for o in (early, late):
         o["ordered_at"] = iso(cutoff - days(2))
     _start(app, early, late)
-    configure_shop(app, "main", zone, None)
+    configure_shop(app.ports(), "main", zone, None)
     return early["order_nr_external"], late["order_nr_external"]
 
 
@@ -276,7 +276,7 @@ def test_archive_failure_is_counted_and_leaves_the_buyer_unmasked(
     assert (buyer.archive_failed_at, buyer.archive_failure) == (as_of, why)
     assert (buyer.archived_revision, buyer.masked_at, buyer.first_name) == (None, None, "Erika")
     assert _copies(app, buyer.id) == []
-    assert show_order(app, NR, as_of).retention["state"] == "archive_failed"
+    assert show_order(app.ports(), NR, as_of).retention["state"] == "archive_failed"
 
 
 def test_failed_archive_is_retried_the_next_day_and_masked_in_the_same_run(app: App) -> None:
@@ -317,7 +317,7 @@ def test_open_order_of_the_buyer_blocks_masking(app: App) -> None:
     assert _run(app, T0 + days(31)) == _only(archived=1)
     assert _customer(app).masked_at is None
 
-    ship_order(at(app, T0 + days(31)), "303-1234567-1234567", T0 + days(2))
+    ship_order(at(app, T0 + days(31)).ports(), "303-1234567-1234567", T0 + days(2))
     assert _run(app, T0 + days(32)) == _only(masked=1)
 
 
@@ -343,8 +343,8 @@ def test_disabled_feature_does_nothing_and_enabling_is_recorded(app: App) -> Non
 
     assert isinstance(app.clock, FixedClock)
     app.clock.instant = T0 + days(32)
-    assert set_feature(app, "main", True, "lena") is True
-    assert set_feature(app, "main", True, "lena") is False
+    assert set_feature(app.ports(), "main", True, "lena") is True
+    assert set_feature(app.ports(), "main", True, "lena") is False
     with app.engine.connect() as conn:
         changes = [
             (c.enabled, c.changed_at, c.changed_by)
@@ -409,7 +409,7 @@ def test_run_killed_between_archive_write_and_commit_is_completed_by_a_rerun(app
     app.archive = KilledOnGet(real, die_on=2)
 
     with pytest.raises(Killed):
-        run_retention(app, T0 + days(31))
+        run_retention(app.ports(), T0 + days(31))
 
     assert [_customer(app, f"30{i}-1234567-1234567").archived_revision for i in (0, 1)] == [
         None,
@@ -433,7 +433,7 @@ def test_run_killed_while_masking_leaves_nothing_half_masked(
 
     monkeypatch.setattr(retention, "mask_customers", mask_then_die)
     with pytest.raises(Killed):
-        run_retention(app, T0 + days(31))
+        run_retention(app.ports(), T0 + days(31))
 
     assert _customer(app).archived_revision == 1
     assert _unmasked_rows(app) == {"customers": 1, "addresses": 2, "orders": 1}
@@ -467,7 +467,7 @@ def test_json_output_reports_each_count_as_an_integer(
 def _masked_then_retrieved(app: App, retrieved_at: datetime) -> None:
     _start(app, order(NR, shipped_at=T0))
     assert _run(app, T0 + days(31)) == _only(archived=1, masked=1)
-    retrieve_order(at(app, retrieved_at), NR, "Rücksendung", "anna", retrieved_at)
+    retrieve_order(at(app, retrieved_at).ports(), NR, "Rücksendung", "anna", retrieved_at)
 
 
 def test_retrieved_data_is_masked_again_30_days_after_retrieval(app: App) -> None:
@@ -525,7 +525,7 @@ def test_run_without_the_master_key_writes_nothing_not_even_a_run_record(app: Ap
     fresh = build_app(app.settings, FixedClock(T0))
     try:
         with pytest.raises(KeyUnavailable, match="master key file"):
-            run_retention(fresh, T0 + days(31))
+            run_retention(fresh.ports(), T0 + days(31))
         with fresh.engine.connect() as conn:
             runs = conn.execute(select(RetentionRun.error, RetentionRun.finished_at)).all()
     finally:

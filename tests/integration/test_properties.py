@@ -310,7 +310,7 @@ def apply_operation(
         model.orders.append(m)
         with app.engine.connect() as conn:
             model.customer_orders.setdefault(_db_order(conn, m.nr).customer_id, []).append(m)
-        set_feature(app, "main", True, "property-test")
+        set_feature(app.ports(), "main", True, "property-test")
         return
     if isinstance(op, Edit):
         target = _pick(model.orders, op.pick)
@@ -346,15 +346,15 @@ def apply_operation(
         target = _pick(open_orders, op.pick)
         if target is None:
             return
-        ship_order(app, target.nr, model.now)
+        ship_order(app.ports(), target.nr, model.now)
         target.shipped_at = model.now
         target.latest = _with_status(target, target.latest)
         return
     if isinstance(op, RunPipeline):
-        planned = dry_run(app, model.now)
+        planned = dry_run(app.ports(), model.now)
         archive.mode = op.archive
         try:
-            done = run_retention(app, model.now)
+            done = run_retention(app.ports(), model.now)
         finally:
             archive.mode = "up"
         if op.archive == "up":  # with a working archive, the dry run foretold the run exactly
@@ -376,9 +376,9 @@ def apply_operation(
         return
     if target.nr not in of_masked_buyers:
         with pytest.raises(NotRetrievable):
-            retrieve_order(app, target.nr, op.reason, "agent", model.now)
+            retrieve_order(app.ports(), target.nr, op.reason, "agent", model.now)
     else:
-        retrieve_order(app, target.nr, op.reason, "agent", model.now)
+        retrieve_order(app.ports(), target.nr, op.reason, "agent", model.now)
 
 
 CUSTOMER_ROW: dict[str, tuple[str, str]] = {

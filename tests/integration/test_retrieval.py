@@ -58,14 +58,14 @@ def _import(app: App, *records: dict[str, Any]) -> None:
 
 
 def _run(app: App, at: datetime) -> tuple[int, int, int]:
-    report = run_retention(app, at)
+    report = run_retention(app.ports(), at)
     return report.archived, report.masked, report.remasked
 
 
 def _masked(app: App, *orders: dict[str, Any]) -> None:
     """Import the orders (all of one buyer), enable retention and mask them."""
     _import(app, *orders)
-    set_feature(app, "main", True, "ops")
+    set_feature(app.ports(), "main", True, "ops")
     assert _run(app, MASKED_AT) == (1, 1, 0)
 
 
@@ -119,7 +119,7 @@ def test_reason_outside_1_to_50_characters_is_refused_and_changes_nothing(
     before = _dump(app)
 
     with pytest.raises(InvalidInput) as refused:
-        retrieve_order(at(app, RETRIEVED_AT), NR, reason, "anna", RETRIEVED_AT)
+        retrieve_order(at(app, RETRIEVED_AT).ports(), NR, reason, "anna", RETRIEVED_AT)
 
     assert str(refused.value) == message
     assert _dump(app) == before
@@ -128,9 +128,9 @@ def test_reason_outside_1_to_50_characters_is_refused_and_changes_nothing(
 def test_reason_of_50_characters_is_stored_in_the_customer_history(app: App) -> None:
     _masked(app, order(NR, shipped_at=T0))
 
-    retrieve_order(at(app, RETRIEVED_AT), NR, "x" * 50, "anna", RETRIEVED_AT)
+    retrieve_order(at(app, RETRIEVED_AT).ports(), NR, "x" * 50, "anna", RETRIEVED_AT)
 
-    history = show_order(app, NR, RETRIEVED_AT).model_dump(mode="json")["customer_history"]
+    history = show_order(app.ports(), NR, RETRIEVED_AT).model_dump(mode="json")["customer_history"]
     assert history[-1]["text"] == "x" * 50
 
 
@@ -143,14 +143,14 @@ def test_restores_order_pii_with_its_invoices_credits_and_manual_documents(app: 
         {"credit_nr": "GS-1", "invoice_nr": f"RE-{NR}", "created_at": iso(T0), "total": "2.00"}
     ]
     _import(app, full, _manual("manual_invoice", "MR-1", T0), _manual("manual_credit", "MG-1", T0))
-    original = _pii_view(show_order(app, NR, T0).model_dump(mode="json"))
-    set_feature(app, "main", True, "ops")
+    original = _pii_view(show_order(app.ports(), NR, T0).model_dump(mode="json"))
+    set_feature(app.ports(), "main", True, "ops")
     assert _run(app, MASKED_AT) == (1, 1, 0)
-    assert show_order(app, NR, MASKED_AT).customer.first_name == MASKED_TEXT
+    assert show_order(app.ports(), NR, MASKED_AT).customer.first_name == MASKED_TEXT
 
-    result = retrieve_order(at(app, RETRIEVED_AT), NR, "Rücksendung", "anna", RETRIEVED_AT)
+    result = retrieve_order(at(app, RETRIEVED_AT).ports(), NR, "Rücksendung", "anna", RETRIEVED_AT)
 
-    restored = show_order(app, NR, RETRIEVED_AT).model_dump(mode="json")
+    restored = show_order(app.ports(), NR, RETRIEVED_AT).model_dump(mode="json")
     assert _pii_view(restored) == original
     assert [(i["invoice_nr"], i["manual"]) for i in restored["invoices"]] == [
         (f"RE-{NR}", False),
@@ -166,21 +166,25 @@ def test_restores_order_pii_with_its_invoices_credits_and_manual_documents(app: 
 def test_other_orders_of_the_buyer_stay_masked(app: App) -> None:
     _masked(app, order(NR, shipped_at=T0), order(OTHER_NR, shipped_at=T0))
 
-    retrieve_order(at(app, RETRIEVED_AT), NR, "Rücksendung", "anna", RETRIEVED_AT)
+    retrieve_order(at(app, RETRIEVED_AT).ports(), NR, "Rücksendung", "anna", RETRIEVED_AT)
 
-    other = show_order(app, OTHER_NR, RETRIEVED_AT).model_dump(mode="json")
+    other = show_order(app.ports(), OTHER_NR, RETRIEVED_AT).model_dump(mode="json")
     assert other["retention"]["state"] == "masked"
     assert {a["city"] for a in other["addresses"]} == {MASKED_TEXT}
     assert other["gift_message"] == MASKED_TEXT
-    assert show_order(app, NR, RETRIEVED_AT).gift_message == "Alles Gute zum Geburtstag, Max!"
+    assert (
+        show_order(app.ports(), NR, RETRIEVED_AT).gift_message == "Alles Gute zum Geburtstag, Max!"
+    )
 
 
 def test_retrieval_is_recorded_with_time_user_and_reason(app: App) -> None:
     _masked(app, order(NR, shipped_at=T0))
 
-    retrieve_order(at(app, RETRIEVED_AT), NR, "  Rücksendung  ", "anna", RETRIEVED_AT)
+    retrieve_order(at(app, RETRIEVED_AT).ports(), NR, "  Rücksendung  ", "anna", RETRIEVED_AT)
 
-    assert show_order(app, NR, RETRIEVED_AT).model_dump(mode="json")["customer_history"] == [
+    assert show_order(app.ports(), NR, RETRIEVED_AT).model_dump(mode="json")[
+        "customer_history"
+    ] == [
         {
             "recorded_at": MASKED_AT.isoformat(),
             "event": "masked",
@@ -199,9 +203,9 @@ def test_retrieval_is_recorded_with_time_user_and_reason(app: App) -> None:
 def test_retrieved_order_shows_as_retrieved_and_read_only(app: App) -> None:
     _masked(app, order(NR, shipped_at=T0))
 
-    retrieve_order(at(app, RETRIEVED_AT), NR, "Rücksendung", "anna", RETRIEVED_AT)
+    retrieve_order(at(app, RETRIEVED_AT).ports(), NR, "Rücksendung", "anna", RETRIEVED_AT)
 
-    retention = show_order(app, NR, RETRIEVED_AT).model_dump(mode="json")["retention"]
+    retention = show_order(app.ports(), NR, RETRIEVED_AT).model_dump(mode="json")["retention"]
     assert retention["state"] == "retrieved"
     assert retention["read_only"] is True
     assert retention["retrieved_at"] == RETRIEVED_AT.isoformat()
@@ -217,7 +221,7 @@ def test_unreachable_archive_fails_and_changes_nothing(app: App) -> None:
     app.archive = UnreachableArchive()
 
     with pytest.raises(ArchiveUnavailable):
-        retrieve_order(at(app, RETRIEVED_AT), NR, "Rücksendung", "anna", RETRIEVED_AT)
+        retrieve_order(at(app, RETRIEVED_AT).ports(), NR, "Rücksendung", "anna", RETRIEVED_AT)
 
     assert _dump(app) == before
 
@@ -230,7 +234,7 @@ def test_missing_key_file_fails_and_changes_nothing(app: App) -> None:
 
     try:
         with pytest.raises(KeyUnavailable) as failed:
-            retrieve_order(fresh, NR, "Rücksendung", "anna", RETRIEVED_AT)
+            retrieve_order(fresh.ports(), NR, "Rücksendung", "anna", RETRIEVED_AT)
     finally:
         fresh.close()
 
@@ -259,13 +263,13 @@ def test_orders_that_are_not_masked_amazon_orders_are_not_retrievable(
     app: App, nr: str, masked: bool, message: str
 ) -> None:
     _import(app, order(nr, shipped_at=T0))
-    set_feature(app, "main", True, "ops")
+    set_feature(app.ports(), "main", True, "ops")
     if masked:
         _run(app, MASKED_AT)
     before = _dump(app)
 
     with pytest.raises(NotRetrievable) as refused:
-        retrieve_order(at(app, RETRIEVED_AT), nr, "Rücksendung", "anna", RETRIEVED_AT)
+        retrieve_order(at(app, RETRIEVED_AT).ports(), nr, "Rücksendung", "anna", RETRIEVED_AT)
 
     assert str(refused.value) == message
     assert _dump(app) == before
@@ -273,7 +277,7 @@ def test_orders_that_are_not_masked_amazon_orders_are_not_retrievable(
 
 def test_unknown_order_is_reported(app: App) -> None:
     with pytest.raises(UnknownOrder):
-        retrieve_order(at(app, RETRIEVED_AT), NR, "Rücksendung", "anna", RETRIEVED_AT)
+        retrieve_order(at(app, RETRIEVED_AT).ports(), NR, "Rücksendung", "anna", RETRIEVED_AT)
 
 
 # -- several copies ---------------------------------------------------------------------------
@@ -284,21 +288,21 @@ def test_second_retrieval_merges_copies_and_returns_the_latest_values(app: App) 
     other = order(OTHER_NR, ordered_at=T0 - days(1), shipped_at=T0)  # older: NR's data wins
     other["shipping_address"] = {**other["shipping_address"], "street": "Birkenweg"}
     _import(app, first, other)
-    set_feature(app, "main", True, "ops")
+    set_feature(app.ports(), "main", True, "ops")
     assert _run(app, T0 + days(29)) == (1, 0, 0)  # copy 1: city Köln
     moved = order(NR, shipped_at=T0)
     moved["billing_address"]["city"] = "Bonn-Beuel"
     _import(app, moved)
     assert _run(app, T0 + days(30)) == (1, 1, 0)  # copy 2: city Bonn-Beuel, then masked
-    retrieve_order(at(app, RETRIEVED_AT), NR, "Grund eins", "anna", RETRIEVED_AT)
-    assert show_order(app, NR, RETRIEVED_AT).customer.city == "Bonn-Beuel"
+    retrieve_order(at(app, RETRIEVED_AT).ports(), NR, "Grund eins", "anna", RETRIEVED_AT)
+    assert show_order(app.ports(), NR, RETRIEVED_AT).customer.city == "Bonn-Beuel"
     assert _run(app, RETRIEVED_AT + days(1)) == (1, 0, 0)  # copy 3: without the other order
     assert _run(app, RETRIEVED_AT + days(30)) == (0, 0, 1)
     second_at = RETRIEVED_AT + days(40)
 
-    retrieve_order(at(app, second_at), OTHER_NR, "Grund zwei", "ben", second_at)
+    retrieve_order(at(app, second_at).ports(), OTHER_NR, "Grund zwei", "ben", second_at)
 
-    shown = show_order(app, OTHER_NR, second_at).model_dump(mode="json")
+    shown = show_order(app.ports(), OTHER_NR, second_at).model_dump(mode="json")
     assert shown["customer"]["city"] == "Bonn-Beuel"
     assert {a["kind"]: a["street"] for a in shown["addresses"]} == {
         "billing": "Heidestraße",
@@ -311,7 +315,10 @@ def test_second_retrieval_merges_copies_and_returns_the_latest_values(app: App) 
         ("remasked", None),
         ("retrieved", "Grund zwei"),
     ]
-    assert show_order(app, NR, second_at).model_dump(mode="json")["gift_message"] == MASKED_TEXT
+    assert (
+        show_order(app.ports(), NR, second_at).model_dump(mode="json")["gift_message"]
+        == MASKED_TEXT
+    )
 
 
 # -- only the buyer's own, recorded copy is restored ------------------------------------------
@@ -339,14 +346,14 @@ def test_another_buyers_object_in_place_of_the_copy_is_refused_and_changes_nothi
     """Observed: retrieval exited 0 with "0 records restored", marked A retrieved, and the
     next run archived the `***` placeholders as a newer copy that shadowed the genuine one."""
     _import(app, order(NR, shipped_at=T0), order(OTHER_NR, shipped_at=T0, suffix="-b"))
-    set_feature(app, "main", True, "ops")
+    set_feature(app.ports(), "main", True, "ops")
     assert _run(app, MASKED_AT) == (2, 2, 0)
     (copy_a,), (copy_b,) = _copies(app, NR), _copies(app, OTHER_NR)
     shutil.copyfile(_object_path(app, copy_b.object_key), _object_path(app, copy_a.object_key))
     before = _dump(app)
 
     with pytest.raises(ArchiveCorrupt) as refused:
-        retrieve_order(at(app, RETRIEVED_AT), NR, "Rücksendung", "anna", RETRIEVED_AT)
+        retrieve_order(at(app, RETRIEVED_AT).ports(), NR, "Rücksendung", "anna", RETRIEVED_AT)
 
     assert str(refused.value) == (
         f"archive copy {copy_a.object_key} does not belong to this buyer; nothing was changed "
@@ -360,7 +367,7 @@ def test_another_buyers_object_in_place_of_the_copy_is_refused_and_changes_nothi
 
 def test_an_older_copy_of_the_buyer_in_place_of_the_newest_is_refused(app: App) -> None:
     _import(app, order(NR, shipped_at=T0))
-    set_feature(app, "main", True, "ops")
+    set_feature(app.ports(), "main", True, "ops")
     assert _run(app, T0 + days(29)) == (1, 0, 0)
     moved = order(NR, shipped_at=T0)
     moved["billing_address"]["city"] = "Bonn-Beuel"
@@ -371,7 +378,7 @@ def test_an_older_copy_of_the_buyer_in_place_of_the_newest_is_refused(app: App) 
     before = _dump(app)
 
     with pytest.raises(ArchiveCorrupt) as refused:
-        retrieve_order(at(app, RETRIEVED_AT), NR, "Rücksendung", "anna", RETRIEVED_AT)
+        retrieve_order(at(app, RETRIEVED_AT).ports(), NR, "Rücksendung", "anna", RETRIEVED_AT)
 
     assert str(refused.value) == (
         f"archive copy {second.object_key} is not the recorded one; nothing was changed "
@@ -401,7 +408,7 @@ def test_a_recorded_copy_that_restores_no_record_is_a_failure_and_changes_nothin
     before = _dump(app)
 
     with pytest.raises(ArchiveCorrupt) as refused:
-        retrieve_order(at(app, RETRIEVED_AT), NR, "Rücksendung", "anna", RETRIEVED_AT)
+        retrieve_order(at(app, RETRIEVED_AT).ports(), NR, "Rücksendung", "anna", RETRIEVED_AT)
 
     assert str(refused.value) == (
         f"the archive copies of order {NR!r}'s buyer hold none of its records; nothing was changed"
@@ -442,9 +449,9 @@ def test_copy_taken_after_a_zero_restore_holds_no_placeholders_and_the_genuine_v
     assert _placeholders(snapshot) == []
     assert _run(app, RETRIEVED_AT + days(31)) == (0, 0, 1)
     later = RETRIEVED_AT + days(40)
-    retrieve_order(at(app, later), NR, "Rücksendung", "anna", later)
+    retrieve_order(at(app, later).ports(), NR, "Rücksendung", "anna", later)
 
-    shown = show_order(app, NR, later).model_dump(mode="json")
+    shown = show_order(app.ports(), NR, later).model_dump(mode="json")
     assert (shown["customer"]["first_name"], shown["customer"]["email"]) == (
         original["customer"]["first_name"],
         original["customer"]["email"],
@@ -483,9 +490,9 @@ def test_a_partially_restored_row_is_archived_without_its_placeholders(app: App)
             .values(pii_revision=2, archived_revision=2)
         )
 
-    retrieve_order(at(app, RETRIEVED_AT), NR, "Rücksendung", "anna", RETRIEVED_AT)
+    retrieve_order(at(app, RETRIEVED_AT).ports(), NR, "Rücksendung", "anna", RETRIEVED_AT)
 
-    shown = show_order(app, NR, RETRIEVED_AT).model_dump(mode="json")
+    shown = show_order(app.ports(), NR, RETRIEVED_AT).model_dump(mode="json")
     assert shown["customer"]["phone"] == original["customer"]["phone"]  # from the older copy
     assert _run(app, RETRIEVED_AT + days(1)) == (1, 0, 0)
     newest = _copies(app, NR)[-1]
@@ -535,7 +542,7 @@ def test_retrieval_dated_outside_masking_and_now_is_refused_and_changes_nothing(
     before = _dump(app)
 
     with pytest.raises(InvalidInput) as refused:
-        retrieve_order(at(app, RETRIEVED_AT), NR, "Rücksendung", "anna", as_of)
+        retrieve_order(at(app, RETRIEVED_AT).ports(), NR, "Rücksendung", "anna", as_of)
 
     assert str(refused.value) == message
     assert refused.value.exit_code == 2
@@ -550,16 +557,18 @@ def test_retrieval_dated_outside_masking_and_now_is_refused_and_changes_nothing(
 def test_retrieval_dated_between_masking_and_now_is_accepted(app: App, as_of: datetime) -> None:
     _masked(app, order(NR, shipped_at=T0))
 
-    result = retrieve_order(at(app, RETRIEVED_AT), NR, "Rücksendung", "anna", as_of)
+    result = retrieve_order(at(app, RETRIEVED_AT).ports(), NR, "Rücksendung", "anna", as_of)
 
     assert (result.retrieved_at, result.restored_rows) == (as_of, 4)
 
 
 def test_retrieval_after_a_remask_is_dated_after_the_remask(app: App) -> None:
     _masked(app, order(NR, shipped_at=T0))
-    retrieve_order(at(app, RETRIEVED_AT), NR, "eins", "anna", RETRIEVED_AT)
+    retrieve_order(at(app, RETRIEVED_AT).ports(), NR, "eins", "anna", RETRIEVED_AT)
     remasked_at = RETRIEVED_AT + days(31)
     assert _run(app, remasked_at) == (1, 0, 1)
 
     with pytest.raises(InvalidInput, match=r"is before the buyer was masked"):
-        retrieve_order(at(app, remasked_at + days(1)), NR, "zwei", "anna", remasked_at - days(1))
+        retrieve_order(
+            at(app, remasked_at + days(1)).ports(), NR, "zwei", "anna", remasked_at - days(1)
+        )

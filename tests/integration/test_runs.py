@@ -72,16 +72,16 @@ class NumberedFailures(Wrapping):
 def _start(app: App, n: int = 1) -> None:
     buyers = [order(f"30{i}-1234567-1234567", shipped_at=T0, suffix=f"-{i}") for i in range(n)]
     assert import_lines(app, lines(*buyers)).refused == []
-    set_feature(app, "main", True, "ops")
+    set_feature(app.ports(), "main", True, "ops")
 
 
 def test_a_run_is_recorded_with_the_real_clock_its_as_of_shops_and_counts(app: App) -> None:
     _start(app, 2)
     app.clock = TickingClock(WALL)
 
-    report = run_retention(app, T0 + days(31))
+    report = run_retention(app.ports(), T0 + days(31))
 
-    assert list_runs(app) == [
+    assert list_runs(app.ports()) == [
         RunView(
             id=1,
             status="finished",
@@ -116,9 +116,9 @@ def test_a_run_stopped_by_an_unexpected_error_records_its_type_and_no_pii(app: A
     app.archive = BrokenWithPii(app.archive)
 
     with pytest.raises(RuntimeError):
-        run_retention(app, T0 + days(31))
+        run_retention(app.ports(), T0 + days(31))
 
-    (run,) = list_runs(app)
+    (run,) = list_runs(app.ports())
     assert (run.status, run.error, run.finished_at, run.shops) == (
         "failed",
         "unexpected RuntimeError",
@@ -133,14 +133,15 @@ def test_a_killed_run_shows_as_not_finished_and_the_rerun_as_finished(app: App) 
     real = app.archive
     app.archive = DiesOnPut(real)
     with pytest.raises(Killed):
-        run_retention(app, T0 + days(31))
+        run_retention(app.ports(), T0 + days(31))
     app.archive = real
     app.clock = FixedClock(WALL + timedelta(minutes=5))
 
-    run_retention(app, T0 + days(31))
+    run_retention(app.ports(), T0 + days(31))
 
     assert [
-        (r.id, r.status, r.finished_at, r.duration_seconds, r.masked) for r in list_runs(app)
+        (r.id, r.status, r.finished_at, r.duration_seconds, r.masked)
+        for r in list_runs(app.ports())
     ] == [
         (2, "finished", (WALL + timedelta(minutes=5)).isoformat(), 0.0, 1),
         (1, "not finished", None, None, 0),
@@ -151,13 +152,13 @@ def test_runs_lists_the_newest_first_and_at_most_the_limit(app: App) -> None:
     _start(app)
     for night in range(3):
         app.clock = FixedClock(WALL + days(night))
-        run_retention(app, T0 + days(29 + night))
+        run_retention(app.ports(), T0 + days(29 + night))
 
-    newest = list_runs(app, limit=2)
+    newest = list_runs(app.ports(), limit=2)
 
     assert [(r.id, r.archived, r.masked) for r in newest] == [(3, 0, 0), (2, 0, 1)]
     with pytest.raises(InvalidInput):
-        list_runs(app, limit=0)
+        list_runs(app.ports(), limit=0)
 
 
 def test_archive_failures_of_a_run_are_one_warning_with_the_count_and_first_reasons(
@@ -169,7 +170,7 @@ def test_archive_failures_of_a_run_are_one_warning_with_the_count_and_first_reas
     app.settings.archive_workers = 1  # reasons numbered in buyer order
 
     with caplog.at_level(logging.WARNING, logger="shelflife"):
-        report = run_retention(app, T0 + days(31))
+        report = run_retention(app.ports(), T0 + days(31))
 
     warnings = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
     assert warnings == [
@@ -180,7 +181,7 @@ def test_archive_failures_of_a_run_are_one_warning_with_the_count_and_first_reas
         7,
         ["disk 1 is full", "disk 2 is full", "disk 3 is full"],
     )
-    assert list_runs(app)[0].archive_failed == 7
+    assert list_runs(app.ports())[0].archive_failed == 7
 
 
 def test_the_same_failure_reason_is_named_once(app: App, caplog: pytest.LogCaptureFixture) -> None:
@@ -188,7 +189,7 @@ def test_the_same_failure_reason_is_named_once(app: App, caplog: pytest.LogCaptu
     app.archive = FailingPut(app.archive)
 
     with caplog.at_level(logging.WARNING, logger="shelflife"):
-        report = run_retention(app, T0 + days(31))
+        report = run_retention(app.ports(), T0 + days(31))
 
     assert report.archive_failure_reasons == ["archive offline (test double)"]
     assert [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING] == [

@@ -30,7 +30,7 @@ YOUNG_ORDER = "order shipped less than 30 days ago"
 def _start(app: App, *orders: dict[str, Any]) -> None:
     report = import_lines(app, lines(*orders))
     assert report.refused == []
-    set_feature(app, "main", True, "ops")
+    set_feature(app.ports(), "main", True, "ops")
 
 
 def _retention(**changes: object) -> dict[str, object]:
@@ -61,7 +61,9 @@ def _held(
 
 
 def _shown(app: App, as_of: datetime) -> dict[str, Any]:
-    retention: dict[str, Any] = show_order(app, NR, as_of).model_dump(mode="json")["retention"]
+    retention: dict[str, Any] = show_order(app.ports(), NR, as_of).model_dump(mode="json")[
+        "retention"
+    ]
     return retention
 
 
@@ -111,7 +113,7 @@ def test_failed_archive_shows_archive_failed_with_the_retry_time(app: App) -> No
     _start(app, order(NR, shipped_at=T0))
     app.archive = FailingPut(app.archive)
     failed_at = T0 + days(30)
-    run_retention(app, failed_at)
+    run_retention(app.ports(), failed_at)
 
     assert _shown(app, failed_at) == _retention(
         state="archive_failed",
@@ -126,7 +128,7 @@ def test_failed_archive_shows_archive_failed_with_the_retry_time(app: App) -> No
 def test_archived_order_shows_archived_until_it_is_masked(app: App) -> None:
     _start(app, order(NR, shipped_at=T0))
     archived_at = T0 + days(29)
-    run_retention(app, archived_at)
+    run_retention(app.ports(), archived_at)
 
     assert _shown(app, archived_at) == _retention(
         state="archived",
@@ -140,7 +142,7 @@ def test_archived_order_shows_archived_until_it_is_masked(app: App) -> None:
 def test_masked_order_shows_masked_with_the_time(app: App) -> None:
     _start(app, order(NR, shipped_at=T0))
     masked_at = T0 + days(30)
-    run_retention(app, masked_at)
+    run_retention(app.ports(), masked_at)
 
     assert _shown(app, masked_at) == _retention(
         state="masked",
@@ -154,8 +156,8 @@ def test_masked_order_shows_masked_with_the_time(app: App) -> None:
 def test_retrieved_order_shows_retrieved_read_only_with_the_remask_date(app: App) -> None:
     _start(app, order(NR, shipped_at=T0))
     masked_at, retrieved_at = T0 + days(30), T0 + days(35)
-    run_retention(app, masked_at)
-    retrieve_order(at(app, retrieved_at), NR, "Rücksendung", "anna", retrieved_at)
+    run_retention(app.ports(), masked_at)
+    retrieve_order(at(app, retrieved_at).ports(), NR, "Rücksendung", "anna", retrieved_at)
 
     assert _shown(app, retrieved_at) == _retention(
         state="retrieved",
@@ -172,7 +174,7 @@ def test_show_of_an_unknown_order_says_so(app: App) -> None:
     _start(app, order(NR))
 
     with pytest.raises(UnknownOrder) as unknown:
-        show_order(app, "999-9999999-9999999", T0)
+        show_order(app.ports(), "999-9999999-9999999", T0)
 
     assert str(unknown.value) == (
         "no order with number '999-9999999-9999999'; check the number or import it first"
@@ -182,9 +184,9 @@ def test_show_of_an_unknown_order_says_so(app: App) -> None:
 def test_show_gives_the_buyers_mask_date_and_names_the_order_that_holds_it(app: App) -> None:
     young = "302-7654321-7654321"
     _start(app, order(NR, shipped_at=T0), order(young, shipped_at=T0 + days(10)))
-    run_retention(app, T0 + days(31))
+    run_retention(app.ports(), T0 + days(31))
 
-    shown = show_order(app, NR, T0 + days(31)).model_dump(mode="json")
+    shown = show_order(app.ports(), NR, T0 + days(31)).model_dump(mode="json")
 
     assert shown["retention"] == _retention(
         state="archived",
@@ -203,7 +205,7 @@ def test_show_gives_the_buyers_mask_date_and_names_the_order_that_holds_it(app: 
 def test_show_of_a_shop_order_has_no_archive_or_mask_dates(app: App) -> None:
     _start(app, order("SHOP-100006", shipped_at=T0))
 
-    shown = show_order(app, "SHOP-100006", T0 + days(40)).model_dump(mode="json")
+    shown = show_order(app.ports(), "SHOP-100006", T0 + days(40)).model_dump(mode="json")
 
     assert shown["retention"] == _retention(
         amazon=False, archive_due=None, mask_due=None, expected_mask_date=None
@@ -221,9 +223,9 @@ def test_show_lists_the_buyers_other_orders_newest_first_with_their_states(app: 
         order(newer, ordered_at=T0 + days(1)),
         stranger,
     )
-    run_retention(app, T0 + days(29))
+    run_retention(app.ports(), T0 + days(29))
 
-    shown = show_order(at(app, T0 + days(29)), NR, T0 + days(29)).model_dump(mode="json")
+    shown = show_order(at(app, T0 + days(29)).ports(), NR, T0 + days(29)).model_dump(mode="json")
 
     assert shown["other_orders"] == [
         {
@@ -241,7 +243,10 @@ def test_show_lists_the_buyers_other_orders_newest_first_with_their_states(app: 
             "state": "archived",
         },
     ]
-    assert show_order(app, "302-3333333-3333333", T0).model_dump(mode="json")["other_orders"] == []
+    assert (
+        show_order(app.ports(), "302-3333333-3333333", T0).model_dump(mode="json")["other_orders"]
+        == []
+    )
 
 
 # -- compliance -------------------------------------------------------------------------------
@@ -267,10 +272,10 @@ def test_compliance_files_overdue_buyers_as_violations_or_holds_naming_what_hold
     as_of = T0 + days(31)
     failing = _customer_id(app, "301-0000000-0000001")
     app.archive = FailingPut(app.archive, only=object_key_prefix(failing))
-    report = run_retention(app, as_of)
+    report = run_retention(app.ports(), as_of)
     assert (report.archived, report.archive_failed, report.masked) == (4, 1, 1)
 
-    entries = compliance_report(app, as_of)
+    entries = compliance_report(app.ports(), as_of)
 
     def entry(
         finding: Finding,
@@ -333,27 +338,27 @@ def test_a_hold_whose_last_document_ages_out_becomes_a_violation_until_the_run_m
     app: App,
 ) -> None:
     _start(app, order(NR, shipped_at=T0, invoiced_at=T0 + days(10)))
-    run_retention(app, T0 + days(31))
+    run_retention(app.ports(), T0 + days(31))
 
-    held = compliance_report(app, T0 + days(39))
-    due = compliance_report(app, T0 + days(40))
-    report = run_retention(app, T0 + days(40))
+    held = compliance_report(app.ports(), T0 + days(39))
+    due = compliance_report(app.ports(), T0 + days(40))
+    report = run_retention(app.ports(), T0 + days(40))
 
     assert [(e.finding, e.expected_mask_date) for e in held] == [(Finding.HOLD, "2026-04-11")]
     assert [(e.finding, e.reasons, e.expected_mask_date) for e in due] == [
         (Finding.VIOLATION, ["mask due at the next run"], "2026-04-11")
     ]
     assert report.masked == 1
-    assert compliance_report(app, T0 + days(40)) == []
+    assert compliance_report(app.ports(), T0 + days(40)) == []
 
 
 def test_a_retrieved_buyer_past_the_remask_day_is_a_violation(app: App) -> None:
     _start(app, order(NR, shipped_at=T0))
-    run_retention(app, T0 + days(30))
-    retrieve_order(at(app, T0 + days(35)), NR, "Rücksendung", "anna", T0 + days(35))
-    set_feature(app, "main", False, "ops")
+    run_retention(app.ports(), T0 + days(30))
+    retrieve_order(at(app, T0 + days(35)).ports(), NR, "Rücksendung", "anna", T0 + days(35))
+    set_feature(app.ports(), "main", False, "ops")
 
-    entries = compliance_report(app, T0 + days(65))
+    entries = compliance_report(app.ports(), T0 + days(65))
 
     assert [(e.finding, e.reasons, e.since, e.expected_mask_date) for e in entries] == [
         (
@@ -371,10 +376,10 @@ def test_compliance_is_empty_when_every_overdue_buyer_is_masked(app: App) -> Non
         order("301-0000000-0000001", shipped_at=T0, suffix="-a"),
         order("302-0000000-0000002", shipped_at=T0 + days(3), suffix="-b"),
     )
-    assert run_retention(app, T0 + days(31)).masked == 1
-    assert [r.orders for r in compliance_report(app, T0 + days(31))] == []
+    assert run_retention(app.ports(), T0 + days(31)).masked == 1
+    assert [r.orders for r in compliance_report(app.ports(), T0 + days(31))] == []
 
-    assert run_retention(app, T0 + days(34)).masked == 1
+    assert run_retention(app.ports(), T0 + days(34)).masked == 1
 
-    assert compliance_report(app, T0 + days(34)) == []
-    assert compliance_report(app, T0 + days(120)) == []
+    assert compliance_report(app.ports(), T0 + days(34)) == []
+    assert compliance_report(app.ports(), T0 + days(120)) == []

@@ -155,7 +155,7 @@ def test_a_token_acts_as_its_user(client: TestClient, app: App) -> None:
     token = create_token(app, "anna", "test").token
     response = client.get("/api/v1/me", headers={"Authorization": f"Bearer {token}"})
     assert response.json() == {"name": "anna", "role": "agent"}
-    assert "login.succeeded" not in [e.action for e in recent_entries(app, 10)]
+    assert "login.succeeded" not in [e.action for e in recent_entries(app.ports(), 10)]
 
 
 def test_the_openapi_document_is_served(client: TestClient) -> None:

@@ -67,8 +67,8 @@ def web(app: App) -> Iterator[TestClient]:
         ),
     )
     assert report.refused == []
-    set_feature(app, "main", True, "ops")
-    assert run_retention(app, MASKED_AT).masked == 1
+    set_feature(app.ports(), "main", True, "ops")
+    assert run_retention(app.ports(), MASKED_AT).masked == 1
     at(app, NOW)
     for name, role in (("anna", "agent"), ("sam", "support"), ("boss", "admin")):
         add_user(app, name, role, PASSWORD, "setup")
@@ -363,7 +363,7 @@ def test_an_empty_reason_is_refused(web: TestClient, app: App) -> None:
 
     assert response.status_code == 422
     assert "reason: a reason is required (1 to 50 characters)" in response.text
-    assert show_order(app, NR).model_dump(mode="json")["retention"]["state"] == "masked"
+    assert show_order(app.ports(), NR).model_dump(mode="json")["retention"]["state"] == "masked"
 
 
 def test_a_retrieval_without_the_csrf_token_is_refused(web: TestClient, app: App) -> None:
@@ -399,7 +399,7 @@ def test_an_unreachable_archive_is_shown_next_to_the_form(web: TestClient, app: 
     assert response.headers["X-Fragment"] == "order"
     assert "archive unreachable (test double)" in response.text
     assert f'value="{REASON}"' in response.text
-    assert show_order(app, NR).model_dump(mode="json")["retention"]["state"] == "masked"
+    assert show_order(app.ports(), NR).model_dump(mode="json")["retention"]["state"] == "masked"
 
 
 # -- roles ------------------------------------------------------------------------------------

@@ -44,8 +44,8 @@ def open_order_line() -> str:
 def seed(app: App) -> Installation:
     report = import_lines(app, [masked_order_line(), open_order_line()])
     assert report.refused == []
-    set_feature(app, "main", True, "setup")
-    assert run_retention(app, T0 + days(31)).masked == 1
+    set_feature(app.ports(), "main", True, "setup")
+    assert run_retention(app.ports(), T0 + days(31)).masked == 1
     tokens = {}
     for role in ROLES:
         add_user(app, role, role, PASSWORD, "setup")

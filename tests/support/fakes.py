@@ -1,11 +1,721 @@
-"""Hand-written archive fakes: the failures a real archive has, on demand."""
+"""Hand-written fakes of the ports: an in-memory unit of work with its repositories, archive
+stores (working, and with the failures a real archive has, on demand) and a key provider.
+
+The fake unit of work keeps committed data apart from the transaction's working copy, so a
+unit test sees exactly what a commit (or a failure before it) leaves behind. Its selections
+follow `domain.policy` for the few fields a fake buyer has; the SQL twins are tested against
+the policy in tests/integration/test_properties.py.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import copy
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import AbstractContextManager, nullcontext
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
+from types import SimpleNamespace
+from typing import Any, Self
 
-from shelflife.adapters.archive.store import ArchiveStore, StoredObject
-from shelflife.domain.errors import ArchiveUnavailable, Forbidden
+from shelflife.domain.audit import PURGE_ACTION, AuditEntry, next_entry
+from shelflife.domain.clock import FixedClock
+from shelflife.domain.errors import (
+    ArchiveCorrupt,
+    ArchiveUnavailable,
+    Forbidden,
+    InvalidInput,
+    KeyUnavailable,
+    UnknownOrder,
+)
+from shelflife.domain.masking import MASK_PROFILE, MASKED_TEXT
+from shelflife.domain.policy import CustomerFacts, Cutoffs, OrderFacts
+from shelflife.domain.ports import (
+    RUN_COUNTS,
+    ArchivedCopy,
+    ArchiveKeyRow,
+    ArchiveStore,
+    CopyRef,
+    Due,
+    Limits,
+    MaskedState,
+    Match,
+    OrderMatch,
+    OrderRecords,
+    OrderRef,
+    Ports,
+    RunLock,
+    RunRow,
+    Selection,
+    ShopRow,
+    ShopSettings,
+    StoredObject,
+    WrappedKey,
+)
+from shelflife.domain.snapshot import CustomerSnapshot, decode
+
+# --- data ---------------------------------------------------------------------------------
+
+
+@dataclass
+class FakeCustomer:
+    """A buyer with one PII field (`last_name`) and the retention columns the run reads."""
+
+    id: int
+    shop_id: int = 1
+    last_name: str = "Mustermann"
+    closed_at: datetime | None = None
+    """When the buyer's last order was shipped or cancelled (None: still open)."""
+    pii_revision: int = 1
+    archived_revision: int | None = None
+    archive_failed_at: datetime | None = None
+    archive_failure: str | None = None
+    masked_at: datetime | None = None
+    retrieved_at: datetime | None = None
+    data_key_wrapped: bytes | None = None
+    data_key_master_id: str | None = None
+
+
+@dataclass
+class FakeOrder:
+    id: int
+    nr: str
+    customer_id: int
+    shop_id: int = 1
+    is_amazon: bool = True
+    ordered_at: datetime = datetime(2026, 1, 2, 10, tzinfo=UTC)
+    shipped_at: datetime | None = None
+
+
+@dataclass
+class FakeHistoryEntry:
+    customer_id: int
+    order_id: int | None
+    at: datetime
+    event: str
+    user: str
+    text: str
+
+
+@dataclass
+class FakeRun:
+    id: int
+    as_of: datetime
+    started_at: datetime
+    finished_at: datetime | None = None
+    counts: dict[str, int] = field(default_factory=dict)
+    error: str | None = None
+
+
+@dataclass
+class FakeData:
+    """Everything the fake database holds."""
+
+    shops: list[ShopRow] = field(
+        default_factory=lambda: [ShopRow(1, "berlin", "Europe/Berlin", True)]
+    )
+    customers: dict[int, FakeCustomer] = field(default_factory=dict)
+    orders: dict[int, FakeOrder] = field(default_factory=dict)
+    copies: list[tuple[int, CopyRef]] = field(default_factory=list)
+    history: list[FakeHistoryEntry] = field(default_factory=list)
+    audit: list[AuditEntry] = field(default_factory=list)
+    runs: dict[int, FakeRun] = field(default_factory=dict)
+    master_key_id: str | None = "fake-master"
+    patterns: dict[int, str] = field(default_factory=dict)
+    """Shop id -> Amazon order pattern."""
+    feature_changes: list[tuple[int, bool, datetime, str]] = field(default_factory=list)
+
+
+# --- repositories -------------------------------------------------------------------------
+
+
+class FakeOrders:
+    def __init__(self, data: FakeData) -> None:
+        self.data = data
+
+    def find(self, order_nr: str, shop: str | None = None) -> OrderRef:
+        found = [o for o in self.data.orders.values() if o.nr == order_nr]
+        if not found:
+            raise UnknownOrder(order_nr)
+        if len(found) > 1 and shop is None:
+            raise InvalidInput(f"order number {order_nr!r} exists in several shops")
+        o = found[0]
+        return OrderRef(o.id, o.customer_id, o.shop_id, o.is_amazon, o.ordered_at)
+
+    def search(
+        self,
+        query: str,
+        customer_id: int | None,
+        limit: int,
+        *,
+        numbers: bool = True,
+        personal_data: bool = True,
+    ) -> tuple[list[OrderMatch], bool]:
+        """Order numbers and buyer references only: the fake holds no documents or e-mail."""
+        if not numbers:
+            return [], False
+        shops = {s.id: s for s in self.data.shops}
+        hits = [
+            OrderMatch(
+                o.id,
+                o.customer_id,
+                shops[o.shop_id].name,
+                shops[o.shop_id].time_zone,
+                o.nr,
+                o.is_amazon,
+                o.ordered_at,
+                o.shipped_at,
+                None,
+                self.data.customers[o.customer_id].masked_at,
+                Match.CUSTOMER if customer_id is not None else Match.ORDER,
+            )
+            for o in self.data.orders.values()
+            if o.customer_id == customer_id or (customer_id is None and o.nr == query)
+        ]
+        return hits[:limit], len(hits) > limit
+
+    def ship(self, order_id: int, at: datetime) -> None:
+        self.data.orders[order_id].shipped_at = at
+
+    def records(self, order_nr: str, shop: str | None = None) -> OrderRecords:
+        """The fake's order and buyer as rows with every column `show` reads (PII columns the
+        fake does not model are empty); no addresses, items, documents."""
+        ref = self.find(order_nr, shop)
+        o, c = self.data.orders[ref.id], self.data.customers[ref.customer_id]
+        shop_row = next(s for s in self.data.shops if s.id == o.shop_id)
+        empty = {f.column: None for f in MASK_PROFILE["orders"]}
+        order = SimpleNamespace(
+            **empty,
+            id=o.id,
+            customer_id=o.customer_id,
+            shop_id=o.shop_id,
+            order_nr_external=o.nr,
+            is_amazon=o.is_amazon,
+            ordered_at=o.ordered_at,
+            shipped_at=o.shipped_at or c.closed_at,
+            cancelled_at=None,
+            masked_at=c.masked_at if c.retrieved_at is None else None,
+        )
+        customer = SimpleNamespace(
+            **{f.column: None for f in MASK_PROFILE["customers"]},
+            id=c.id,
+            channel="amazon" if o.is_amazon else "shop",
+            country="DE",
+            archived_at=None,
+            archive_failed_at=c.archive_failed_at,
+            masked_at=c.masked_at,
+            retrieved_at=c.retrieved_at,
+        )
+        customer.last_name = c.last_name
+        history = [
+            SimpleNamespace(recorded_at=h.at, event=h.event, user_name=h.user, text=h.text)
+            for h in self.data.history
+            if h.customer_id == c.id
+        ]
+        facts = FakeCustomers(self.data).facts([c.id])[c.id]
+        return OrderRecords(order, shop_row, customer, facts, [], [], [], [], history, [])
+
+
+def _holds_real_pii(c: FakeCustomer) -> bool:
+    return c.masked_at is None or c.retrieved_at is not None
+
+
+def _archive_due(c: FakeCustomer, s: Selection) -> bool:
+    cut = s.cutoffs
+    return (
+        c.shop_id == s.shop_id
+        and _holds_real_pii(c)
+        and c.archived_revision != c.pii_revision
+        and (c.archive_failed_at is None or c.archive_failed_at <= cut.retry_failed_before)
+        and c.closed_at is not None
+        and c.closed_at < cut.archive_before
+    )
+
+
+def _mask_ready(c: FakeCustomer, s: Selection) -> bool:
+    return (
+        c.shop_id == s.shop_id
+        and c.masked_at is None
+        and c.closed_at is not None
+        and c.closed_at < s.cutoffs.mask_before
+    )
+
+
+def _remask_ready(c: FakeCustomer, s: Selection) -> bool:
+    return (
+        c.shop_id == s.shop_id
+        and c.retrieved_at is not None
+        and c.retrieved_at < s.cutoffs.remask_before
+    )
+
+
+def _copy_current(c: FakeCustomer, s: Selection) -> bool:
+    key_ok = c.data_key_master_id == s.master_key_id
+    current = c.archived_revision == c.pii_revision and key_ok
+    if s.tonight:
+        return current or (_archive_due(c, s) and c.data_key_master_id in (None, s.master_key_id))
+    return current
+
+
+def selected(c: FakeCustomer, s: Selection) -> bool:
+    """The fake's twin of `adapters/db/retention.py`'s conditions."""
+    match s.due:
+        case Due.ARCHIVE:
+            return _archive_due(c, s)
+        case Due.RETRY:
+            return _archive_due(c, s) and c.archive_failed_at is not None
+        case Due.MASK:
+            return _mask_ready(c, s) and _copy_current(c, s)
+        case Due.REMASK:
+            return _remask_ready(c, s) and _copy_current(c, s)
+        case Due.MASK_REFUSED | Due.REMASK_REFUSED:
+            ready = _remask_ready if s.due is Due.REMASK_REFUSED else _mask_ready
+            return (
+                ready(c, s)
+                and c.archived_revision == c.pii_revision
+                and c.data_key_master_id != s.master_key_id
+            )
+
+
+class FakeCustomers:
+    def __init__(self, data: FakeData) -> None:
+        self.data = data
+
+    def lock_masked_state(self, customer_id: int) -> MaskedState:
+        c = self.data.customers[customer_id]
+        remasked = [
+            h.at
+            for h in self.data.history
+            if h.customer_id == customer_id and h.event == "remasked"
+        ]
+        last = c.masked_at
+        if last is not None and remasked:
+            last = max(last, *remasked)
+        return MaskedState(customer_id, c.masked_at, last)
+
+    def restore(
+        self, customer_id: int, order_id: int, merged: Mapping[str, Mapping[int, Mapping[str, Any]]]
+    ) -> int:
+        row = merged.get("customers", {}).get(customer_id)
+        if not row:
+            return 0
+        values = decode("customers", dict(row))
+        if "last_name" not in values:
+            return 0
+        self.data.customers[customer_id].last_name = str(values["last_name"])
+        return 1
+
+    def mark_retrieved(self, customer_id: int, at: datetime) -> None:
+        c = self.data.customers[customer_id]
+        c.retrieved_at = at
+        c.pii_revision += 1
+
+    def facts(self, ids: Sequence[int]) -> dict[int, CustomerFacts]:
+        facts = {}
+        for cid in ids:
+            c = self.data.customers[cid]
+            orders = tuple(
+                OrderFacts(o.shipped_at or c.closed_at, None, c.masked_at is not None, o.nr)
+                for o in self.data.orders.values()
+                if o.customer_id == cid
+            )
+            shop = next(s for s in self.data.shops if s.id == c.shop_id)
+            facts[cid] = CustomerFacts(
+                is_amazon=True,
+                feature_enabled=shop.retention_enabled,
+                orders=orders,
+                document_dates=(),
+                pii_revision=c.pii_revision,
+                archived_revision=c.archived_revision,
+                archive_failed_at=c.archive_failed_at,
+                masked_at=c.masked_at,
+                retrieved_at=c.retrieved_at,
+            )
+        return facts
+
+    def overdue_candidates(
+        self, shop_id: int, cutoffs: Cutoffs, after_id: int, limit: int
+    ) -> list[int]:
+        return [
+            c.id
+            for c in sorted(self.data.customers.values(), key=lambda c: c.id)
+            if c.shop_id == shop_id
+            and c.id > after_id
+            and (
+                (
+                    c.masked_at is None
+                    and c.closed_at is not None
+                    and c.closed_at < cutoffs.mask_before
+                )
+                or (c.retrieved_at is not None and c.retrieved_at < cutoffs.remask_before)
+            )
+        ][:limit]
+
+    def _ids(self, selection: Selection) -> list[int]:
+        return sorted(cid for cid, c in self.data.customers.items() if selected(c, selection))
+
+    def count(self, selection: Selection) -> int:
+        return len(self._ids(selection))
+
+    def next_batch(self, selection: Selection, after_id: int, limit: int) -> list[int]:
+        return [cid for cid in self._ids(selection) if cid > after_id][:limit]
+
+    def first_ids(self, selection: Selection, limit: int) -> list[int]:
+        return self._ids(selection)[:limit]
+
+    def count_retries(self, ids: Sequence[int]) -> int:
+        return sum(1 for cid in ids if self.data.customers[cid].archive_failed_at is not None)
+
+    def archive_keys(self, ids: Sequence[int]) -> dict[int, ArchiveKeyRow]:
+        return {
+            cid: ArchiveKeyRow(
+                cid,
+                self.data.customers[cid].pii_revision,
+                self.data.customers[cid].data_key_wrapped,
+                self.data.customers[cid].data_key_master_id,
+            )
+            for cid in ids
+        }
+
+    def snapshots(
+        self, ids: Sequence[int], revisions: Mapping[int, int]
+    ) -> dict[int, CustomerSnapshot]:
+        snaps = {}
+        for cid in ids:
+            snap = CustomerSnapshot(cid, revisions[cid])
+            snap.add("customers", cid, {"last_name": self.data.customers[cid].last_name})
+            snaps[cid] = snap
+        return snaps
+
+    def record_archived(self, done: Sequence[ArchivedCopy], at: datetime) -> None:
+        for d in done:
+            c = self.data.customers[d.customer_id]
+            self.data.copies.append((d.customer_id, CopyRef(d.object_key, d.revision, d.sha256)))
+            c.archived_revision, c.archive_failed_at, c.archive_failure = d.revision, None, None
+            if c.data_key_wrapped is None:
+                c.data_key_wrapped, c.data_key_master_id = d.wrapped_key, d.master_key_id
+
+    def record_failed(self, failed: Sequence[tuple[int, str]], at: datetime) -> None:
+        for cid, why in failed:
+            c = self.data.customers[cid]
+            c.archive_failed_at, c.archive_failure = at, why
+
+    def mask(self, ids: Sequence[int], at: datetime, event: str) -> int:
+        masked = 0
+        for cid in ids:
+            c = self.data.customers[cid]
+            if c.archived_revision != c.pii_revision:
+                continue
+            c.last_name = MASKED_TEXT
+            c.masked_at = c.masked_at or at
+            c.retrieved_at = None
+            self.data.history.append(FakeHistoryEntry(cid, None, at, event, "shelflife", ""))
+            masked += 1
+        return masked
+
+
+class FakeArchiveCopies:
+    def __init__(self, data: FakeData) -> None:
+        self.data = data
+
+    def of_customer(self, customer_id: int) -> list[CopyRef]:
+        refs = [ref for cid, ref in self.data.copies if cid == customer_id]
+        return sorted(refs, key=lambda r: r.revision, reverse=True)
+
+
+class FakeHistory:
+    def __init__(self, data: FakeData) -> None:
+        self.data = data
+
+    def add(
+        self, customer_id: int, order_id: int | None, at: datetime, event: str, user: str, text: str
+    ) -> None:
+        self.data.history.append(FakeHistoryEntry(customer_id, order_id, at, event, user, text))
+
+
+class FakeAudit:
+    def __init__(self, data: FakeData) -> None:
+        self.data = data
+
+    def append(
+        self,
+        at: datetime,
+        actor: str,
+        action: str,
+        subject: str | None = None,
+        detail: Mapping[str, str | int | None] | None = None,
+    ) -> AuditEntry:
+        last = self.data.audit[-1] if self.data.audit else None
+        entry = next_entry(last, at, actor, action, subject, detail)
+        self.data.audit.append(entry)
+        return entry
+
+    def count_actions(self, actor: str, action: str, since: datetime) -> int:
+        return sum(
+            1 for e in self.data.audit if (e.actor, e.action) == (actor, action) and e.at >= since
+        )
+
+    def entries(self) -> Iterator[AuditEntry]:
+        return iter(list(self.data.audit))
+
+    def recent(self, limit: int) -> list[AuditEntry]:
+        return list(reversed(self.data.audit))[:limit]
+
+    def purge_anchor(self) -> str | None:
+        purges = [e for e in self.data.audit if e.action == PURGE_ACTION]
+        return str(purges[-1].detail["anchor"]) if purges else None
+
+    def last_before(self, before: datetime) -> AuditEntry | None:
+        older = [e for e in self.data.audit if e.at < before]
+        return older[-1] if older else None
+
+    def count_through(self, seq: int) -> int:
+        return sum(1 for e in self.data.audit if e.seq <= seq)
+
+    def delete_through(self, seq: int) -> int:
+        kept = [e for e in self.data.audit if e.seq > seq]
+        removed = len(self.data.audit) - len(kept)
+        self.data.audit = kept
+        return removed
+
+
+class FakeRuns:
+    def __init__(self, data: FakeData) -> None:
+        self.data = data
+
+    def start(self, as_of: datetime, started_at: datetime) -> int:
+        run_id = len(self.data.runs) + 1
+        self.data.runs[run_id] = FakeRun(run_id, as_of, started_at)
+        return run_id
+
+    def finish(
+        self,
+        run_id: int,
+        finished_at: datetime,
+        counts: Mapping[str, int],
+        error: str | None = None,
+    ) -> None:
+        run = self.data.runs[run_id]
+        run.finished_at, run.counts, run.error = finished_at, dict(counts), error
+
+    def recent(self, limit: int) -> list[RunRow]:
+        runs = sorted(self.data.runs.values(), key=lambda r: (r.started_at, r.id), reverse=True)
+        return [
+            RunRow(
+                r.id,
+                r.as_of,
+                r.started_at,
+                r.finished_at,
+                error=r.error,
+                **{name: r.counts.get(name, 0) for name in RUN_COUNTS},
+            )
+            for r in runs[:limit]
+        ]
+
+
+class FakeShops:
+    def __init__(self, data: FakeData) -> None:
+        self.data = data
+
+    def enabled(self) -> list[ShopRow]:
+        return [s for s in self.data.shops if s.retention_enabled]
+
+    def all(self) -> list[ShopSettings]:
+        return sorted(
+            (
+                ShopSettings(
+                    s.name, s.time_zone, self.data.patterns.get(s.id, ""), s.retention_enabled
+                )
+                for s in self.data.shops
+            ),
+            key=lambda s: s.name,
+        )
+
+    def every(self) -> list[ShopRow]:
+        return sorted(self.data.shops, key=lambda s: s.id)
+
+    def by_name(self, name: str) -> ShopRow | None:
+        return next((s for s in self.data.shops if s.name == name), None)
+
+    def switch_feature(self, shop_id: int, enabled: bool, at: datetime, user: str) -> None:
+        self.data.shops = [
+            replace(s, retention_enabled=enabled) if s.id == shop_id else s for s in self.data.shops
+        ]
+        self.data.feature_changes.append((shop_id, enabled, at, user))
+
+    def configure(self, name: str, changes: Mapping[str, str]) -> bool:
+        shop = self.by_name(name)
+        if shop is None:
+            return False
+        if "time_zone" in changes:
+            self.data.shops = [
+                replace(s, time_zone=changes["time_zone"]) if s.id == shop.id else s
+                for s in self.data.shops
+            ]
+        if "amazon_order_pattern" in changes:
+            self.data.patterns[shop.id] = changes["amazon_order_pattern"]
+        return True
+
+
+class FakeInstallation:
+    def __init__(self, data: FakeData) -> None:
+        self.data = data
+
+    def master_key_id(self) -> str | None:
+        return self.data.master_key_id
+
+
+class FakeUnitOfWork:
+    """cosmicpython's FakeUnitOfWork, re-entrant like `SqlUnitOfWork`: the outermost `with`
+    works on a copy of `committed`; the outermost `commit()` makes the copy the committed
+    data; leaving without a commit (or after a failure inside) drops it."""
+
+    def __init__(self, data: FakeData | None = None, *, read_only: bool = False) -> None:
+        self.committed = data if data is not None else FakeData()
+        self.read_only = read_only
+        self.commits = 0
+        self._working: FakeData | None = None
+        self._depth = 0
+        self._doomed = False
+
+    def __enter__(self) -> Self:
+        if self._depth == 0:
+            self._working = copy.deepcopy(self.committed)
+            self._doomed = False
+            w = self._working
+            self.orders, self.customers = FakeOrders(w), FakeCustomers(w)
+            self.archive_copies, self.history = FakeArchiveCopies(w), FakeHistory(w)
+            self.audit, self.runs = FakeAudit(w), FakeRuns(w)
+            self.shops, self.installation = FakeShops(w), FakeInstallation(w)
+        self._depth += 1
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._depth -= 1
+        if exc[0] is not None:
+            self._doomed = True
+        if self._depth == 0:
+            self._working = None
+
+    def commit(self) -> None:
+        if self.read_only or self._doomed:
+            raise RuntimeError("this fake unit of work cannot commit now")
+        if self._depth == 1 and self._working is not None:
+            self.committed = copy.deepcopy(self._working)
+            self.commits += 1
+
+    def rollback(self) -> None:
+        if self._depth > 1:
+            self._doomed = True
+        self._working = copy.deepcopy(self.committed)
+
+
+class SharedReader(FakeUnitOfWork):
+    """A read-only unit of work that sees what the writer `of` has committed."""
+
+    def __init__(self, of: FakeUnitOfWork) -> None:
+        super().__init__(read_only=True)
+        self.of = of
+
+    def __enter__(self) -> Self:
+        if self._depth == 0:
+            self.committed = self.of.committed
+        return super().__enter__()
+
+
+# --- keys and archives ----------------------------------------------------------------------
+
+
+class FakeKeyProvider:
+    """Wraps a data key by prefixing it with the key id: enough for the envelope's checks."""
+
+    def __init__(self, key_id: str = "fake-master") -> None:
+        self.key_id = key_id
+
+    def wrap(self, data_key: bytes) -> WrappedKey:
+        return WrappedKey(self.key_id, self.key_id.encode() + b":" + data_key)
+
+    def unwrap(self, wrapped: WrappedKey) -> bytes:
+        prefix = self.key_id.encode() + b":"
+        if wrapped.master_key_id != self.key_id or not wrapped.blob.startswith(prefix):
+            raise ArchiveCorrupt("data key sealed under another master key (test double)")
+        return wrapped.blob[len(prefix) :]
+
+    def identity_digest(self, text: str) -> str:
+        return f"{self.key_id}:{text.casefold()}"
+
+
+class MissingKey:
+    """A key provider whose key file is offline: every use fails."""
+
+    def __call__(self) -> FakeKeyProvider:
+        raise KeyUnavailable("master key file missing (test double)")
+
+
+class InMemoryArchive:
+    """A working archive in a dict."""
+
+    def __init__(self) -> None:
+        self.objects: dict[str, bytes] = {}
+
+    def put(self, key: str, data: bytes) -> None:
+        self.objects[key] = data
+
+    def get(self, key: str) -> bytes:
+        try:
+            return self.objects[key]
+        except KeyError:
+            raise ArchiveUnavailable(f"archive object {key} not found (test double)") from None
+
+    def describe(self) -> str:
+        return "in-memory test double"
+
+    def list_objects(self) -> Iterator[StoredObject]:
+        for key, data in self.objects.items():
+            yield StoredObject(key, len(data), datetime(2026, 1, 1, tzinfo=UTC), False)
+
+    @property
+    def allows_deletion(self) -> bool:
+        return True
+
+    def delete(self, key: str) -> None:
+        self.objects.pop(key, None)
+
+
+@dataclass
+class FakeRunLock:
+    reclaims: list[tuple[int, bool]] = field(default_factory=list)
+
+    def reclaim_if_needed(self, run_id: int, masked: bool) -> None:
+        self.reclaims.append((run_id, masked))
+
+
+def fake_ports(
+    uow: FakeUnitOfWork | None = None,
+    archive: ArchiveStore | None = None,
+    keys: FakeKeyProvider | MissingKey | None = None,
+    now: datetime | None = None,
+    limits: Limits | None = None,
+) -> Ports:
+    """Ports on fakes; the reader sees what the writer committed."""
+    writer = uow if uow is not None else FakeUnitOfWork()
+    provider = keys if keys is not None else FakeKeyProvider()
+    lock = FakeRunLock()
+
+    def run_lock() -> AbstractContextManager[RunLock]:
+        return nullcontext(lock)
+
+    return Ports(
+        uow=writer,
+        reader=SharedReader(writer),
+        archive=archive if archive is not None else InMemoryArchive(),
+        key_provider=provider if isinstance(provider, MissingKey) else lambda: provider,
+        clock=FixedClock(now or datetime(2026, 3, 1, 12, tzinfo=UTC)),
+        run_lock=run_lock,
+        limits=limits or Limits(batch_size=2, archive_workers=2, retrieval_alert_per_hour=3),
+    )
+
+
+# --- failing archives ---------------------------------------------------------------------
 
 
 class Wrapping:

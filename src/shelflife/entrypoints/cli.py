@@ -327,7 +327,7 @@ def ship(
     with _errors():
         when = _instant(at, "--at")
         assert when is not None
-        _with_app(home, lambda a: ship_order(a, order_nr, when, shop))
+        _with_app(home, lambda a: ship_order(a.ports(), order_nr, when, shop))
         out.print(f"order {order_nr} shipped at {when.isoformat()}", highlight=False)
 
 
@@ -356,9 +356,9 @@ def run(
     with _errors():
         when = _instant(as_of, "--as-of")
         if dry_run:
-            report = _with_app(home, lambda a: count_due(a, when))
+            report = _with_app(home, lambda a: count_due(a.ports(), when))
         elif as_json or not out.is_terminal:
-            report = _with_app(home, lambda a: run_retention(a, when))
+            report = _with_app(home, lambda a: run_retention(a.ports(), when, actor=_operator()))
         else:
             columns = (TextColumn("{task.description:<9}"), BarColumn(), MofNCompleteColumn())
             with Progress(*columns, console=out, transient=True) as bar:
@@ -369,7 +369,9 @@ def run(
                         tasks[step] = bar.add_task(step, total=total)
                     bar.update(tasks[step], completed=done, total=total)
 
-                report = _with_app(home, lambda a: run_retention(a, when, progress))
+                report = _with_app(
+                    home, lambda a: run_retention(a.ports(), when, progress, _operator())
+                )
         if as_json:
             _print_json(report.model_dump(mode="json"))
             return
@@ -423,7 +425,9 @@ def retrieve(
 
     with _errors():
         when = _instant(as_of, "--as-of")
-        result = _with_app(home, lambda a: retrieve_order(a, order_nr, reason, user, when, shop))
+        result = _with_app(
+            home, lambda a: retrieve_order(a.ports(), order_nr, reason, user, when, shop)
+        )
         if as_json:
             _print_json(
                 {
@@ -454,7 +458,7 @@ def show(
 
     with _errors():
         when = _instant(as_of, "--as-of")
-        data = _with_app(home, lambda a: show_order(a, order_nr, when, shop)).model_dump(
+        data = _with_app(home, lambda a: show_order(a.ports(), order_nr, when, shop)).model_dump(
             mode="json"
         )
         if as_json:
@@ -588,7 +592,7 @@ def compliance(as_of: AsOfOpt = None, home: HomeOpt = None, as_json: JsonOpt = F
 
     with _errors():
         when = _instant(as_of, "--as-of")
-        entries = _with_app(home, lambda a: compliance_report(a, when))
+        entries = _with_app(home, lambda a: compliance_report(a.ports(), when))
         violations = [e for e in entries if e.finding is Finding.VIOLATION]
         held = [e for e in entries if e.finding is Finding.HOLD]
         if as_json:
@@ -641,7 +645,7 @@ def runs(
     from shelflife.services.runs import list_runs
 
     with _errors():
-        views = _with_app(home, lambda a: list_runs(a, limit))
+        views = _with_app(home, lambda a: list_runs(a.ports(), limit))
         if as_json:
             _print_json([v.model_dump(mode="json") for v in views])
             return
@@ -685,7 +689,7 @@ def find(
     from shelflife.services.search import find as find_orders
 
     with _errors():
-        result = _with_app(home, lambda a: find_orders(a, query, limit))
+        result = _with_app(home, lambda a: find_orders(a.ports(), query, limit))
         if as_json:
             _print_json(result.model_dump(mode="json"))
             return
@@ -786,7 +790,7 @@ def _set_feature(shop: str, enabled: bool, user: str, home: Path | None) -> None
     from shelflife.services.shops import set_feature
 
     with _errors():
-        changed = _with_app(home, lambda a: set_feature(a, shop, enabled, user))
+        changed = _with_app(home, lambda a: set_feature(a.ports(), shop, enabled, user))
         word = "enabled" if enabled else "disabled"
         out.print(
             f"retention {word} for shop {shop}" + ("" if changed else " (already)"), highlight=False
@@ -799,7 +803,7 @@ def shop_list(home: HomeOpt = None, as_json: JsonOpt = False) -> None:
     from shelflife.services.shops import list_shops
 
     with _errors():
-        shops = _with_app(home, list_shops)
+        shops = _with_app(home, lambda a: list_shops(a.ports()))
         if as_json:
             _print_json([s.__dict__ for s in shops])
             return
@@ -836,7 +840,7 @@ def shop_set(
     from shelflife.services.shops import configure_shop
 
     with _errors():
-        _with_app(home, lambda a: configure_shop(a, shop, time_zone, amazon_pattern))
+        _with_app(home, lambda a: configure_shop(a.ports(), shop, time_zone, amazon_pattern))
         out.print(f"shop {shop} updated", highlight=False)
 
 
@@ -1140,7 +1144,7 @@ def audit_verify(home: HomeOpt = None, as_json: JsonOpt = False) -> None:
     from shelflife.services.audit import verify_audit_log
 
     with _errors():
-        check = _with_app(home, verify_audit_log)
+        check = _with_app(home, lambda a: verify_audit_log(a.ports()))
         if as_json:
             _print_json(check.__dict__)
         elif check.intact:
@@ -1165,7 +1169,7 @@ def audit_list(
     from shelflife.services.audit import recent_entries
 
     with _errors():
-        entries = _with_app(home, lambda a: recent_entries(a, limit))
+        entries = _with_app(home, lambda a: recent_entries(a.ports(), limit))
         rows = [
             {
                 "seq": e.seq,

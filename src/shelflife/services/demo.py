@@ -242,12 +242,12 @@ def _simulate(
                 changed.append(line)
         report = import_lines(app, changed)
         for shop in {json.loads(line)["shop"] for line in changed} - enabled:
-            set_feature(app, shop, True, "demo")  # on from a shop's first night: a backlog
+            set_feature(app.ports(), shop, True, "demo")  # on from a shop's first night: a backlog
             enabled.add(shop)
         outage.down = night == OUTAGE_NIGHT
-        result = run_retention(app, moment)
+        result = run_retention(app.ports(), moment)
         outage.down = False
-        overdue = len(compliance_report(app, moment))
+        overdue = len(compliance_report(app.ports(), moment))
         table.add_row(
             str(night),
             day.strftime("%m-%d"),
@@ -264,7 +264,9 @@ def _simulate(
 
 def _explain_overdue(app: App, clock: FixedClock, console: Console) -> None:
     """Buyers still past 30 days at the end, grouped by why: what `compliance` reports."""
-    reasons = Counter(r for row in compliance_report(app, clock.instant) for r in row.blockers)
+    reasons = Counter(
+        r for row in compliance_report(app.ports(), clock.instant) for r in row.blockers
+    )
     if reasons:
         console.print("Still overdue at the end, and why (see `shelflife compliance`):")
         for reason, count in reasons.most_common():
@@ -283,8 +285,8 @@ def _retrieve_one(app: App, clock: FixedClock, console: Console) -> str | None:
         console.print("no order was masked; run the demo with more --nights")
         return None
     clock.instant = clock.instant + timedelta(hours=8)
-    retrieve_order(app, order_nr, "Demo: buyer returned an item", "demo-agent")
-    data = show_order(app, order_nr)
+    retrieve_order(app.ports(), order_nr, "Demo: buyer returned an item", "demo-agent")
+    data = show_order(app.ports(), order_nr)
     r = data.retention
     console.print()
     console.print(

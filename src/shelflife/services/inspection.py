@@ -8,22 +8,6 @@ from datetime import date, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import select
-
-from shelflife.adapters.db import retention as sql
-from shelflife.adapters.db.engine import read_only
-from shelflife.adapters.db.reading import find_order, load_customer_facts, overdue_candidates
-from shelflife.adapters.db.tables import (
-    Address,
-    Credit,
-    Customer,
-    CustomerHistory,
-    Invoice,
-    Order,
-    OrderItem,
-    Shop,
-)
-from shelflife.bootstrap import App
 from shelflife.domain.masking import MASK_PROFILE
 from shelflife.domain.policy import (
     ARCHIVE_AFTER_DAYS,
@@ -42,6 +26,7 @@ from shelflife.domain.policy import (
     order_state,
     retry_at,
 )
+from shelflife.domain.ports import Ports
 from shelflife.domain.references import customer_ref
 from shelflife.services.documents import ComplianceEntryDocument, ComplianceReport, OrderDocument
 
@@ -59,62 +44,12 @@ def _row(obj: Any, columns: list[str]) -> dict[str, object]:
 
 
 def show_order(
-    app: App, order_nr: str, as_of: datetime | None = None, shop: str | None = None
+    ports: Ports, order_nr: str, as_of: datetime | None = None, shop: str | None = None
 ) -> OrderDocument:
-    now = as_of or app.clock.now()
-    with read_only(app.engine) as conn:
-        order = find_order(conn, order_nr, shop)
-        shop_row = conn.execute(select(Shop.__table__).where(Shop.id == order.shop_id)).one()
-        customer = conn.execute(
-            select(Customer.__table__).where(Customer.id == order.customer_id)
-        ).one()
-        facts = load_customer_facts(conn, [customer.id])[customer.id]
-        addresses = list(
-            conn.execute(
-                select(Address.__table__).where(Address.order_id == order.id).order_by(Address.kind)
-            ).all()
-        )
-        items = list(
-            conn.execute(
-                select(OrderItem.__table__)
-                .where(OrderItem.order_id == order.id)
-                .order_by(OrderItem.position)
-            ).all()
-        )
-        invoices = list(
-            conn.execute(
-                select(Invoice.__table__)
-                .where(
-                    Invoice.customer_id == customer.id,
-                    (Invoice.order_id == order.id) | Invoice.order_id.is_(None),
-                )
-                .order_by(Invoice.id)
-            ).all()
-        )
-        credits = list(
-            conn.execute(
-                select(Credit.__table__)
-                .where(
-                    Credit.customer_id == customer.id,
-                    (Credit.order_id == order.id) | Credit.order_id.is_(None),
-                )
-                .order_by(Credit.id)
-            ).all()
-        )
-        history = list(
-            conn.execute(
-                select(CustomerHistory.__table__)
-                .where(CustomerHistory.customer_id == customer.id)
-                .order_by(CustomerHistory.id)
-            ).all()
-        )
-        others = list(
-            conn.execute(
-                select(Order.__table__)
-                .where(Order.customer_id == customer.id, Order.id != order.id)
-                .order_by(Order.ordered_at.desc(), Order.id.desc())
-            ).all()
-        )
+    now = as_of or ports.clock.now()
+    with ports.reader as reader:
+        records = reader.orders.records(order_nr, shop)
+    order, customer, facts, shop_row = records.order, records.customer, records.facts, records.shop
     zone = ZoneInfo(shop_row.time_zone)
     cutoffs = Cutoffs.for_shop(now, zone)
     order_facts = OrderFacts(order.shipped_at, order.cancelled_at, order.masked_at is not None)
@@ -165,27 +100,27 @@ def show_order(
             "channel": customer.channel,
             **_row(customer, customer_cols),
         },
-        "addresses": [_row(a, address_cols) for a in addresses],
-        "items": [_row(i, ["sku", "title", "qty", "price"]) for i in items],
+        "addresses": [_row(a, address_cols) for a in records.addresses],
+        "items": [_row(i, ["sku", "title", "qty", "price"]) for i in records.items],
         "invoices": [
             dict(
                 _row(i, ["invoice_nr", "created_at", "total", "billing_name", "billing_address"]),
                 manual=i.order_id is None,
             )
-            for i in invoices
+            for i in records.invoices
         ],
         "credits": [
             dict(
                 _row(c, ["credit_nr", "created_at", "total", "billing_name", "billing_address"]),
                 manual=c.order_id is None,
             )
-            for c in credits
+            for c in records.credits
         ],
         "customer_history": [
-            _row(h, ["recorded_at", "event", "user_name", "text"]) for h in history
+            _row(h, ["recorded_at", "event", "user_name", "text"]) for h in records.history
         ],
         "retention": retention,
-        "other_orders": [_other_order(o, facts, cutoffs) for o in others],
+        "other_orders": [_other_order(o, facts, cutoffs) for o in records.other_orders],
     }
     return OrderDocument.model_validate(document)
 
@@ -256,20 +191,20 @@ def _json_date(day: date | None) -> str | None:
 
 
 def compliance_report(
-    app: App, as_of: datetime | None = None, batch: int = 1000
+    ports: Ports, as_of: datetime | None = None, batch: int = 1000
 ) -> list[ComplianceEntry]:
     """Every Amazon buyer whose PII is unmasked more than 30 days after a shipment, filed as a
     violation or a hold by `policy.compliance_finding`, in shop and buyer order."""
-    now = as_of or app.clock.now()
+    now = as_of or ports.clock.now()
     entries: list[ComplianceEntry] = []
-    with read_only(app.engine) as conn:
-        for shop in sql.shops(conn):
+    with ports.reader as reader:
+        for shop in reader.shops.every():
             zone = ZoneInfo(shop.time_zone)
             cutoffs = Cutoffs.for_shop(now, zone)
             after = 0
-            while ids := overdue_candidates(conn, shop.id, cutoffs, after, batch):
+            while ids := reader.customers.overdue_candidates(shop.id, cutoffs, after, batch):
                 after = ids[-1]
-                facts = load_customer_facts(conn, ids)
+                facts = reader.customers.facts(ids)
                 for cid in ids:
                     f = facts[cid]
                     found = compliance_finding(f, cutoffs, zone)

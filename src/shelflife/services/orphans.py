@@ -16,7 +16,6 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from shelflife.adapters.archive.store import StoredObject
-from shelflife.adapters.db.engine import read_only
 from shelflife.adapters.db.reading import archive_object_keys
 from shelflife.bootstrap import App
 from shelflife.domain.errors import Forbidden, InvalidInput
@@ -101,7 +100,7 @@ def _chunks(objects: Iterator[StoredObject]) -> Iterator[list[StoredObject]]:
 def _orphans_in(app: App, chunk: list[StoredObject]) -> list[tuple[StoredObject, OrphanKind]]:
     """The chunk's objects that no copy record points to, with their kind; one query."""
     owners = {o.key: customer_of_object_key(o.key) for o in chunk if not o.temporary}
-    with read_only(app.engine) as conn:
+    with app.read_engine.connect() as conn:
         recorded = archive_object_keys(conn, sorted({c for c in owners.values() if c}))
     found: list[tuple[StoredObject, OrphanKind]] = []
     for obj in chunk:

@@ -12,23 +12,12 @@ import logging
 import re
 import secrets
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
-from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import Connection
-
-from shelflife.adapters.db import reclaim, runs
-from shelflife.adapters.db import retention as sql
-from shelflife.adapters.db.engine import read_only
-from shelflife.adapters.db.installation import read_installation
-from shelflife.adapters.db.runs import RUN_COUNTS
-from shelflife.adapters.db.tables import PII_TABLES
 from shelflife.adapters.keys.envelope import new_data_key, open_sealed, seal
-from shelflife.adapters.keys.master_key import WrappedKey
-from shelflife.bootstrap import App
 from shelflife.domain.errors import (
     ArchiveCorrupt,
     ArchiveUnavailable,
@@ -36,7 +25,22 @@ from shelflife.domain.errors import (
     ShelflifeError,
 )
 from shelflife.domain.policy import Cutoffs
+from shelflife.domain.ports import (
+    ERROR_LENGTH,
+    RUN_COUNTS,
+    ArchivedCopy,
+    ArchiveKeyRow,
+    ArchiveStore,
+    CustomerRepository,
+    Due,
+    KeyProvider,
+    Ports,
+    RunLock,
+    Selection,
+    WrappedKey,
+)
 from shelflife.domain.snapshot import CustomerSnapshot
+from shelflife.services.audit import purge_expired_entries
 from shelflife.services.documents import RunReportDocument
 
 log = logging.getLogger(__name__)
@@ -44,6 +48,11 @@ log = logging.getLogger(__name__)
 Progress = Callable[[str, int, int], None]
 """Called as (step, done, total) so a terminal can draw a bar; the service prints nothing."""
 
+
+RUN_FINISHED = "run.finished"
+RUN_FAILED = "run.failed"
+SYSTEM_ACTOR = "shelflife"
+"""The actor of a run nobody named (a scheduler's, a demo's)."""
 
 FAILURE_EXAMPLES = 3
 """How many different archive-failure reasons a run names; the count covers all of them."""
@@ -68,58 +77,66 @@ def _noop(_step: str, _done: int, _total: int) -> None:
     return None
 
 
-def run_retention(app: App, as_of: datetime | None = None, progress: Progress = _noop) -> RunReport:
-    """The nightly run. It is recorded in `retention_runs` with the real start and end time;
-    when it stops with an error, the record says why before the error goes on.
+def run_retention(
+    ports: Ports,
+    as_of: datetime | None = None,
+    progress: Progress = _noop,
+    actor: str = SYSTEM_ACTOR,
+) -> RunReport:
+    """The nightly run. It is recorded in `retention_runs` with the real start and end time
+    and audited (`run.finished` / `run.failed`, with its counts and `actor`: who started it);
+    when it stops with an error, both say why before the error goes on. A run that finishes
+    purges the audit entries older than `AUDIT_RETENTION` (see `services.audit`).
 
     A missing or foreign master key stops it before anything is written, the run record
-    included: such a run never started (`App.keys` checks the key against the recorded one).
+    included: such a run never started (the key provider checks the key against the recorded
+    one).
     """
-    with reclaim.run_lock(app.engine) as lock:  # several workers: see adapters/db/reclaim.py
-        return _run(app, as_of, progress, lock)
+    with ports.run_lock() as lock:  # several workers: see adapters/db/reclaim.py
+        return _run(ports, as_of, progress, lock, actor)
 
 
-def _run(app: App, as_of: datetime | None, progress: Progress, lock: reclaim.RunLock) -> RunReport:
+def _run(
+    ports: Ports, as_of: datetime | None, progress: Progress, lock: RunLock, actor: str
+) -> RunReport:
     started = time.monotonic()
-    now = as_of or app.clock.now()
+    clock = ports.clock
+    now = as_of or clock.now()
     report = RunReport(as_of=now.isoformat())
-    with read_only(app.engine) as conn:
-        enabled = sql.shops(conn, enabled_only=True)
-    if enabled:
-        _ = app.keys
-    with app.engine.begin() as conn:
-        run_id = runs.start_run(conn, now, app.clock.now())
+    with ports.reader as reader:
+        enabled = reader.shops.enabled()
+    keys = ports.keys if enabled else None
+    with ports.uow as uow:
+        run_id = uow.runs.start(now, clock.now())
+        uow.commit()
     try:
-        batch = app.settings.batch_size
+        batch = ports.limits.batch_size
         for shop in enabled:
+            assert keys is not None
             report.shops += 1
             cutoffs = Cutoffs.for_shop(now, ZoneInfo(shop.time_zone))
-            _archive_step(app, shop.id, cutoffs, batch, report, progress)
-            key_id = app.keys.key_id
-            masked, refused = _mask_step(
-                app,
-                sql.mask_due_condition(shop.id, cutoffs, key_id),
-                now,
-                "masked",
-                batch,
-                progress,
-            )
-            report.masked += masked
-            report.mask_refused += refused + _refused_by_key_id(app, shop.id, cutoffs, "masked")
-            remasked, refused = _mask_step(
-                app,
-                sql.remask_due_condition(shop.id, cutoffs, key_id),
-                now,
-                "remasked",
-                batch,
-                progress,
-            )
-            report.remasked += remasked
-            report.mask_refused += refused + _refused_by_key_id(app, shop.id, cutoffs, "remasked")
+            _archive_step(ports, keys, shop.id, cutoffs, batch, report, progress)
+            for event, due, refused_due in (
+                ("masked", Due.MASK, Due.MASK_REFUSED),
+                ("remasked", Due.REMASK, Due.REMASK_REFUSED),
+            ):
+                done, refused = _mask_step(
+                    ports,
+                    keys,
+                    Selection(due, shop.id, cutoffs, keys.key_id),
+                    now,
+                    event,
+                    batch,
+                    progress,
+                )
+                setattr(report, event, getattr(report, event) + done)
+                report.mask_refused += refused + _refused_by_key_id(
+                    ports, keys.key_id, Selection(refused_due, shop.id, cutoffs, keys.key_id), event
+                )
         # Old values out of the database files.
-        lock.reclaim_if_needed(run_id, bool(report.masked or report.remasked), list(PII_TABLES))
+        lock.reclaim_if_needed(run_id, bool(report.masked or report.remasked))
     except (Exception, KeyboardInterrupt) as exc:
-        _record_stop(app, run_id, report, exc)
+        _record_stop(ports, run_id, report, exc, actor)
         raise
     report.duration_seconds = round(time.monotonic() - started, 3)
     if report.archive_failed:
@@ -139,12 +156,24 @@ def _run(app: App, as_of: datetime | None, progress: Progress, lock: reclaim.Run
         report.remasked,
         report.duration_seconds,
     )
-    with app.engine.begin() as conn:
-        runs.finish_run(conn, run_id, app.clock.now(), report.counts())
+    with ports.uow as uow:
+        finished_at = clock.now()
+        uow.runs.finish(run_id, finished_at, report.counts())
+        uow.audit.append(finished_at, actor, RUN_FINISHED, str(run_id), _run_detail(report))
+        purge_expired_entries(uow.audit, finished_at, actor)
+        uow.commit()
     return report
 
 
-def _record_stop(app: App, run_id: int, report: RunReport, exc: BaseException) -> None:
+def _run_detail(report: RunReport) -> dict[str, str | int | None]:
+    detail: dict[str, str | int | None] = {"as_of": report.as_of}
+    detail.update(report.counts())
+    return detail
+
+
+def _record_stop(
+    ports: Ports, run_id: int, report: RunReport, exc: BaseException, actor: str
+) -> None:
     """Write why the run stopped. Only the project's own messages are PII-free by contract;
     of anything else only the type is kept, as on the command line."""
     if isinstance(exc, ShelflifeError):
@@ -154,64 +183,70 @@ def _record_stop(app: App, run_id: int, report: RunReport, exc: BaseException) -
     else:
         why = f"unexpected {type(exc).__name__}"
     try:
-        with app.engine.begin() as conn:
-            runs.finish_run(conn, run_id, app.clock.now(), report.counts(), error=why)
+        with ports.uow as uow:
+            stopped_at = ports.clock.now()
+            uow.runs.finish(run_id, stopped_at, report.counts(), error=why)
+            detail = _run_detail(report)
+            detail["error"] = why[:ERROR_LENGTH]
+            uow.audit.append(stopped_at, actor, RUN_FAILED, str(run_id), detail)
+            uow.commit()
     except Exception:  # the database may be what failed; the original error matters more
         log.warning("could not record why run %d stopped", run_id)
 
 
-def dry_run(app: App, as_of: datetime | None = None) -> RunReport:
+def dry_run(ports: Ports, as_of: datetime | None = None) -> RunReport:
     """The counts `run_retention` would report as of `as_of` if the archive works, from
     set-based counts on the same conditions; writes nothing and needs no master key.
 
     The mask and re-mask counts take tonight's archive step into account: a buyer archived
-    tonight and past the 30 days is masked in the same run (`policy.after_archive`)."""
+    tonight and past the 30 days is masked in the same run (`policy.after_archive`). A dry
+    run is not audited: it changes nothing and shows no PII."""
     started = time.monotonic()
-    now = as_of or app.clock.now()
+    now = as_of or ports.clock.now()
     report = RunReport(as_of=now.isoformat(), dry_run=True)
-    with read_only(app.engine) as conn:
-        installation = read_installation(conn)
+    with ports.reader as reader:
         # The key recorded by `init`: a real run refuses any other, so the dry run needs no file.
-        key_id = installation.master_key_id if installation else ""
-        for shop in sql.shops(conn, enabled_only=True):
+        key_id = reader.installation.master_key_id() or ""
+        customers = reader.customers
+        for shop in reader.shops.enabled():
             report.shops += 1
             cutoffs = Cutoffs.for_shop(now, ZoneInfo(shop.time_zone))
-            report.archived += sql.count_customers(
-                conn, sql.archive_due_condition(shop.id, cutoffs)
-            )
-            report.retried += sql.count_customers(conn, sql.retry_due_condition(shop.id, cutoffs))
-            report.masked += sql.count_customers(
-                conn, sql.mask_due_condition(shop.id, cutoffs, key_id, tonight=True)
-            )
-            report.remasked += sql.count_customers(
-                conn, sql.remask_due_condition(shop.id, cutoffs, key_id, tonight=True)
-            )
-            report.mask_refused += sum(
-                sql.count_customers(
-                    conn, sql.mask_refused_condition(shop.id, cutoffs, key_id, remask=remask)
-                )
-                for remask in (False, True)
-            )
+
+            def count(due: Due, *, tonight: bool = False) -> int:
+                return customers.count(Selection(due, shop.id, cutoffs, key_id, tonight))  # noqa: B023
+
+            report.archived += count(Due.ARCHIVE)
+            report.retried += count(Due.RETRY)
+            report.masked += count(Due.MASK, tonight=True)
+            report.remasked += count(Due.REMASK, tonight=True)
+            report.mask_refused += count(Due.MASK_REFUSED) + count(Due.REMASK_REFUSED)
     report.duration_seconds = round(time.monotonic() - started, 3)
     return report
 
 
 def _archive_step(
-    app: App, shop_id: int, cutoffs: Cutoffs, batch: int, report: RunReport, progress: Progress
+    ports: Ports,
+    keys: KeyProvider,
+    shop_id: int,
+    cutoffs: Cutoffs,
+    batch: int,
+    report: RunReport,
+    progress: Progress,
 ) -> None:
-    condition = sql.archive_due_condition(shop_id, cutoffs)
-    with app.engine.connect() as conn:
-        total = sql.count_customers(conn, condition)
+    selection = Selection(Due.ARCHIVE, shop_id, cutoffs)
+    with ports.reader as reader:
+        total = reader.customers.count(selection)
     after, handled = 0, 0
     while True:
-        with app.engine.begin() as conn:
-            ids = sql.select_batch(conn, condition, after, batch)
+        with ports.uow as uow:
+            ids = uow.customers.next_batch(selection, after, batch)
             if not ids:
                 break
-            report.retried += sql.count_retries(conn, ids)
-            done, failed = archive_customers(app, conn, ids)
-            sql.record_archived(conn, done, cutoffs.as_of)
-            sql.record_failed(conn, failed, cutoffs.as_of)
+            report.retried += uow.customers.count_retries(ids)
+            done, failed = archive_customers(ports, keys, uow.customers, ids)
+            uow.customers.record_archived(done, cutoffs.as_of)
+            uow.customers.record_failed(failed, cutoffs.as_of)
+            uow.commit()
         report.archived += len(done)
         report.note_failures(failed)
         log.info("archive batch: %d archived, %d failed", len(done), len(failed))
@@ -221,8 +256,8 @@ def _archive_step(
 
 
 def archive_customers(
-    app: App, conn: Connection, ids: Sequence[int]
-) -> tuple[list[dict[str, Any]], list[tuple[int, str]]]:
+    ports: Ports, keys: KeyProvider, customers: CustomerRepository, ids: Sequence[int]
+) -> tuple[list[ArchivedCopy], list[tuple[int, str]]]:
     """Seal, write, read back, decrypt and compare each buyer's snapshot.
 
     Only a copy whose read-back decrypts to exactly the bytes sealed counts as archived.
@@ -230,12 +265,14 @@ def archive_customers(
     on the network, so copies are written side by side. Failures are returned with a reason
     that names no PII.
     """
-    keys = sql.archive_keys(conn, ids)
-    snaps = sql.load_snapshots(conn, ids, {cid: k.pii_revision for cid, k in keys.items()})
-    workers = max(1, min(app.settings.archive_workers, len(ids)))
+    key_rows = customers.archive_keys(ids)
+    snaps = customers.snapshots(ids, {cid: k.pii_revision for cid, k in key_rows.items()})
+    workers = max(1, min(ports.limits.archive_workers, len(ids)))
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="archive") as pool:
-        results = list(pool.map(lambda cid: _archive_one(app, keys[cid], snaps[cid]), ids))
-    done = [r for r in results if isinstance(r, dict)]
+        results = list(
+            pool.map(lambda cid: _archive_one(ports.archive, keys, key_rows[cid], snaps[cid]), ids)
+        )
+    done = [r for r in results if isinstance(r, ArchivedCopy)]
     failed = [r for r in results if isinstance(r, tuple)]
     return done, failed
 
@@ -261,64 +298,72 @@ def customer_of_object_key(key: str) -> int | None:
 
 
 def _archive_one(
-    app: App, key_row: sql.ArchiveKeyRow, snap: CustomerSnapshot
-) -> dict[str, Any] | tuple[int, str]:
+    archive: ArchiveStore, keys: KeyProvider, key_row: ArchiveKeyRow, snap: CustomerSnapshot
+) -> ArchivedCopy | tuple[int, str]:
     cid = key_row.customer_id
     try:
         if key_row.data_key_wrapped is None:
             data_key = new_data_key()
-            wrapped = app.keys.wrap(data_key)
+            wrapped = keys.wrap(data_key)
             fresh: WrappedKey | None = wrapped
         else:
             wrapped = WrappedKey(key_row.data_key_master_id or "", key_row.data_key_wrapped)
-            data_key = app.keys.unwrap(wrapped)
+            data_key = keys.unwrap(wrapped)
             fresh = None
         plaintext = snap.to_bytes()
         blob = seal(data_key, wrapped, cid, snap.revision, plaintext)
         object_key = f"{object_key_prefix(cid)}r{snap.revision:06d}-{secrets.token_hex(4)}.slf"
-        app.archive.put(object_key, blob)
-        if open_sealed(app.archive.get(object_key), app.keys) != plaintext:
+        archive.put(object_key, blob)
+        if open_sealed(archive.get(object_key), keys) != plaintext:
             raise ArchiveCorrupt("read-back of the archive copy differs from what was written")
     except (ArchiveUnavailable, ArchiveCorrupt, KeyUnavailable) as exc:
         return (cid, str(exc))
-    return {
-        "customer_id": cid,
-        "revision": snap.revision,
-        "object_key": object_key,
-        "sha256": hashlib.sha256(blob).hexdigest(),
-        "wrapped_key": fresh.blob if fresh else None,
-        "master_key_id": fresh.master_key_id if fresh else None,
-    }
+    return ArchivedCopy(
+        customer_id=cid,
+        revision=snap.revision,
+        object_key=object_key,
+        sha256=hashlib.sha256(blob).hexdigest(),
+        wrapped_key=fresh.blob if fresh else None,
+        master_key_id=fresh.master_key_id if fresh else None,
+    )
 
 
 def _mask_step(
-    app: App, condition: Any, now: datetime, event: str, batch: int, progress: Progress
+    ports: Ports,
+    keys: KeyProvider,
+    selection: Selection,
+    now: datetime,
+    event: str,
+    batch: int,
+    progress: Progress,
 ) -> tuple[int, int]:
     """Mask the buyers due, batch by batch; returns (masked, refused). A buyer is masked only
     when the loaded master key opens its data key, i.e. its verified copy can be read."""
-    with app.engine.connect() as conn:
-        total = sql.count_customers(conn, condition)
+    with ports.reader as reader:
+        total = reader.customers.count(selection)
     after, masked, handled = 0, 0, 0
     refused: list[int] = []
     while True:
-        with app.engine.begin() as conn:
-            ids = sql.select_batch(conn, condition, after, batch)
+        with ports.uow as uow:
+            ids = uow.customers.next_batch(selection, after, batch)
             if not ids:
                 break
-            openable, closed = _split_by_key(app, conn, ids)
-            masked += sql.mask_customers(conn, openable, now, event)
+            openable, closed = _split_by_key(keys, uow.customers.archive_keys(ids), ids)
+            masked += uow.customers.mask(openable, now, event)
+            uow.commit()
         refused += closed
         after = ids[-1]
         handled += len(ids)
         progress(event, handled, max(total, handled))
     if refused:
-        _log_refused(app, event, len(refused), refused)
+        _log_refused(keys.key_id, event, len(refused), refused)
     return masked, len(refused)
 
 
-def _split_by_key(app: App, conn: Connection, ids: Sequence[int]) -> tuple[list[int], list[int]]:
+def _split_by_key(
+    keys: KeyProvider, rows: Mapping[int, ArchiveKeyRow], ids: Sequence[int]
+) -> tuple[list[int], list[int]]:
     """Unwrap each buyer's data key with the loaded master key (one query for the batch)."""
-    rows = sql.archive_keys(conn, ids)
     openable: list[int] = []
     closed: list[int] = []
     for cid in ids:
@@ -326,7 +371,7 @@ def _split_by_key(app: App, conn: Connection, ids: Sequence[int]) -> tuple[list[
         try:
             if row.data_key_wrapped is None or row.data_key_master_id is None:
                 raise KeyUnavailable("no data key")
-            app.keys.unwrap(WrappedKey(row.data_key_master_id, row.data_key_wrapped))
+            keys.unwrap(WrappedKey(row.data_key_master_id, row.data_key_wrapped))
         except (KeyUnavailable, ArchiveCorrupt):
             closed.append(cid)
         else:
@@ -334,27 +379,24 @@ def _split_by_key(app: App, conn: Connection, ids: Sequence[int]) -> tuple[list[
     return openable, closed
 
 
-def _refused_by_key_id(app: App, shop_id: int, cutoffs: Cutoffs, event: str) -> int:
+def _refused_by_key_id(ports: Ports, key_id: str, selection: Selection, event: str) -> int:
     """Buyers due whose data key is sealed under another master key: the SQL selection leaves
     them out; they are counted and logged so that the operator sees them."""
-    condition = sql.mask_refused_condition(
-        shop_id, cutoffs, app.keys.key_id, remask=event == "remasked"
-    )
-    with app.engine.connect() as conn:
-        first = sql.first_customer_ids(conn, condition, 10)
-        count = sql.count_customers(conn, condition) if first else 0
+    with ports.reader as reader:
+        first = reader.customers.first_ids(selection, 10)
+        count = reader.customers.count(selection) if first else 0
     if count:
-        _log_refused(app, event, count, first)
+        _log_refused(key_id, event, count, first)
     return count
 
 
-def _log_refused(app: App, event: str, count: int, ids: Sequence[int]) -> None:
+def _log_refused(key_id: str, event: str, count: int, ids: Sequence[int]) -> None:
     """One warning per step: how many, and the first customer ids (ids are not PII)."""
     log.warning(
         "%d buyer(s) due to be %s were not: their archive data key does not open with the "
         "loaded master key %s (first customer ids: %s)",
         count,
         event,
-        app.keys.key_id,
+        key_id,
         ", ".join(str(cid) for cid in ids[:10]),
     )

@@ -2,21 +2,19 @@
 
 from __future__ import annotations
 
-from shelflife.adapters.db.engine import read_only
-from shelflife.adapters.db.runs import recent_runs
-from shelflife.bootstrap import App
 from shelflife.domain.errors import InvalidInput
+from shelflife.domain.ports import Ports
 from shelflife.services.documents import RunView
 
 MAX_RUNS = 1000
 
 
-def list_runs(app: App, limit: int = 20) -> list[RunView]:
+def list_runs(ports: Ports, limit: int = 20) -> list[RunView]:
     """The most recently started runs, newest first."""
     if not 1 <= limit <= MAX_RUNS:
         raise InvalidInput(f"the number of runs to show must be between 1 and {MAX_RUNS}")
-    with read_only(app.engine) as conn:
-        rows = recent_runs(conn, limit)
+    with ports.reader as reader:
+        rows = reader.runs.recent(limit)
     views = []
     for r in rows:
         if r.finished_at is None:

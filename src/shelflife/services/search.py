@@ -7,11 +7,9 @@ import enum
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
-from shelflife.adapters.db.engine import read_only
-from shelflife.adapters.db.reading import find_orders, load_customer_facts
-from shelflife.bootstrap import App
 from shelflife.domain.errors import InvalidInput
 from shelflife.domain.policy import Cutoffs, OrderFacts, order_state
+from shelflife.domain.ports import Ports
 from shelflife.domain.references import customer_ref, parse_customer_ref
 from shelflife.services.documents import FindResult, FoundOrder
 
@@ -29,7 +27,7 @@ class SearchBy(enum.StrEnum):
 
 
 def find(
-    app: App,
+    ports: Ports,
     query: str,
     limit: int = 50,
     as_of: datetime | None = None,
@@ -48,17 +46,16 @@ def find(
         raise InvalidInput("the search must not contain NUL characters")
     if not 1 <= limit <= MAX_LIMIT:
         raise InvalidInput(f"the number of orders to list must be between 1 and {MAX_LIMIT}")
-    now = as_of or app.clock.now()
-    with read_only(app.engine) as conn:
-        rows, truncated = find_orders(
-            conn,
+    now = as_of or ports.clock.now()
+    with ports.reader as reader:
+        rows, truncated = reader.orders.search(
             query,
             parse_customer_ref(query) if by is SearchBy.ANYTHING else None,
             limit,
             numbers=by is not SearchBy.PERSONAL_DATA,
             personal_data=by is not SearchBy.NUMBER,
         )
-        facts = load_customer_facts(conn, sorted({r.customer_id for r in rows}))
+        facts = reader.customers.facts(sorted({r.customer_id for r in rows}))
     result = FindResult(query=query, limit=limit, truncated=truncated)
     for r in rows:
         cutoffs = Cutoffs.for_shop(now, ZoneInfo(r.time_zone))

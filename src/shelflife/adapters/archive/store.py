@@ -1,57 +1,22 @@
-"""Archive stores: where encrypted snapshots live. One interface, several backends."""
+"""Archive stores: where encrypted snapshots live. One interface (`domain.ports.ArchiveStore`),
+several backends."""
 
 from __future__ import annotations
 
 import os
 import tempfile
 from collections.abc import Iterator
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Protocol
 from urllib.parse import unquote, urlparse
 
 from shelflife.domain.errors import ArchiveUnavailable, InvalidInput
+from shelflife.domain.ports import ArchiveStore, StoredObject
+
+__all__ = ["ArchiveStore", "LocalFolderArchive", "StoredObject", "archive_from_url"]
 
 TEMP_PREFIX = ".tmp-"
 """Name prefix of a file being written; one left behind is the trace of a killed write."""
-
-
-@dataclass(frozen=True)
-class StoredObject:
-    """One object in the store as a listing sees it; says nothing about its content."""
-
-    key: str
-    size: int
-    modified_at: datetime
-    temporary: bool
-    """An unfinished write (a temp file left by a killed run), not an archive object."""
-
-
-class ArchiveStore(Protocol):
-    """Write-once object storage for sealed snapshots.
-
-    Listing and deletion exist for housekeeping only (`shelflife archive orphans`); the
-    nightly run and retrieval never delete. A store that does not allow deletion (S3 Object
-    Lock, WORM media) says so with `allows_deletion` and refuses `delete` with `Forbidden`.
-    """
-
-    def put(self, key: str, data: bytes) -> None: ...
-
-    def get(self, key: str) -> bytes: ...
-
-    def describe(self) -> str: ...
-
-    def list_objects(self) -> Iterator[StoredObject]:
-        """Every object and unfinished write in the store, in no particular order."""
-        ...
-
-    @property
-    def allows_deletion(self) -> bool: ...
-
-    def delete(self, key: str) -> None:
-        """Remove one object or unfinished write; `Forbidden` where the store is write-once."""
-        ...
 
 
 class LocalFolderArchive:

@@ -88,6 +88,17 @@ def recent(conn: Connection, limit: int) -> list[AuditEntry]:
     return [_entry(r) for r in rows]
 
 
+def last_before(conn: Connection, before: datetime) -> AuditEntry | None:
+    """The newest entry written before `before`: the last one a purge up to `before` removes."""
+    row = conn.execute(
+        select(AuditLogEntry.__table__)
+        .where(AuditLogEntry.at < before)
+        .order_by(AuditLogEntry.seq.desc())
+        .limit(1)
+    ).first()
+    return None if row is None else _entry(row)
+
+
 def purge_anchor(conn: Connection) -> str | None:
     """The hash the oldest remaining entry must link to, as recorded by the latest purge."""
     row = conn.execute(

@@ -7,7 +7,7 @@ import sqlite3
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Connection, Engine, create_engine, event, inspect, text
+from sqlalchemy import Engine, create_engine, event, inspect, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, DBAPIError
 
@@ -17,9 +17,6 @@ if TYPE_CHECKING:
     from alembic.config import Config
 
 MIGRATIONS = Path(__file__).parent / "migrations"
-READ_ONLY = "shelflife_read_only"
-"""Execution option of the connections `read_only` hands out."""
-
 DEFAULT_LOCK_TIMEOUT = 30.0
 """Seconds a statement waits for a lock another process holds (SHELFLIFE_LOCK_TIMEOUT)."""
 
@@ -84,10 +81,9 @@ def make_engine(
 
         @event.listens_for(engine, "begin")
         def _sqlite_begin(conn: Any) -> None:
-            # Writers take the write lock up front (no deadlock on upgrade); readers do not:
-            # a read-only engine, or a connection from `read_only()`.
-            reader = read_only or conn.get_execution_options().get(READ_ONLY, False)
-            conn.exec_driver_sql("BEGIN" if reader else "BEGIN IMMEDIATE")
+            # Writers take the write lock up front (no deadlock on upgrade); readers (the
+            # read-only engine, the one way to read without the write lock) do not.
+            conn.exec_driver_sql("BEGIN" if read_only else "BEGIN IMMEDIATE")
 
         return engine
     if parsed.drivername == "postgresql":
@@ -152,19 +148,6 @@ def database_error(exc: BaseException) -> ShelflifeError | None:
         f"the database failed (SQLSTATE {orig.sqlstate}); each step is a transaction, so "
         "nothing was half-written: fix the cause and rerun"
     )
-
-
-def read_only(engine: Engine) -> Connection:
-    """A connection for commands that only read (a dry run, listings).
-
-    SQLite: a deferred transaction that takes no write lock, so it neither waits for nor holds
-    up a nightly run (WAL readers see the last commit). PostgreSQL: a READ ONLY transaction, so
-    the server itself refuses any write.
-    """
-    options: dict[str, Any] = {READ_ONLY: True}
-    if engine.dialect.name == "postgresql":
-        options["postgresql_readonly"] = True
-    return engine.connect().execution_options(**options)
 
 
 def alembic_config(engine: Engine) -> Config:

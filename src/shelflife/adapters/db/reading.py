@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import enum
 from collections import defaultdict
 from collections.abc import Sequence
-from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -22,6 +20,7 @@ from shelflife.adapters.db.tables import (
 )
 from shelflife.domain.masking import MASKED_EMAIL, MASKED_TEXT
 from shelflife.domain.policy import CustomerFacts, Cutoffs, DocumentFacts, OrderFacts
+from shelflife.domain.ports import Match, OrderMatch
 
 
 def load_customer_facts(conn: Connection, ids: Sequence[int]) -> dict[int, CustomerFacts]:
@@ -139,33 +138,10 @@ def find_order(conn: Connection, order_nr: str, shop: str | None = None) -> Row[
     if not rows:
         raise UnknownOrder(order_nr)
     if len(rows) > 1:
-        raise InvalidInput(f"order number {order_nr!r} exists in several shops; give --shop")
+        raise InvalidInput(
+            f"order number {order_nr!r} exists in several shops; name the shop as well"
+        )
     return rows[0]
-
-
-class Match(enum.StrEnum):
-    """Why `find` lists an order, in the order the kinds are tried."""
-
-    CUSTOMER = "customer reference"
-    ORDER = "order number"
-    INVOICE = "invoice number"
-    CREDIT = "credit number"
-    PERSONAL_DATA = "e-mail or name"
-
-
-@dataclass(frozen=True)
-class OrderMatch:
-    order_id: int
-    customer_id: int
-    shop: str
-    time_zone: str
-    order_nr_external: str
-    is_amazon: bool
-    ordered_at: datetime
-    shipped_at: datetime | None
-    cancelled_at: datetime | None
-    masked_at: datetime | None
-    matched: Match
 
 
 def _unmasked_text_contains(column: Any, needle: str) -> ColumnElement[bool]:

@@ -24,7 +24,7 @@ from sqlalchemy import Connection, Engine, func, select, text
 from sqlalchemy.exc import OperationalError
 
 from shelflife.adapters.db.engine import database_error
-from shelflife.adapters.db.tables import RetentionRun
+from shelflife.adapters.db.tables import PII_TABLES, RetentionRun
 from shelflife.domain.errors import DatabaseBusy
 
 log = logging.getLogger(__name__)
@@ -62,7 +62,9 @@ class RunLock:
     engine: Engine
     conn: Connection | None
 
-    def reclaim_if_needed(self, run_id: int, masked: bool, tables: Sequence[str]) -> None:
+    def reclaim_if_needed(
+        self, run_id: int, masked: bool, tables: Sequence[str] = tuple(PII_TABLES)
+    ) -> None:
         """Rewrite what holds old values when this run masked or re-masked someone, or when
         the run before it stopped early (its masks may lack their reclaim).
 

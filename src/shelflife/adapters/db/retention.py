@@ -6,8 +6,7 @@ here loops over rows with a query inside. `domain.policy` holds the same rules i
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -44,15 +43,8 @@ from shelflife.adapters.db.tables import (
 )
 from shelflife.domain.masking import MASK_PROFILE, MaskKind, mask_value
 from shelflife.domain.policy import Cutoffs
+from shelflife.domain.ports import ArchivedCopy, ArchiveKeyRow, ShopRow
 from shelflife.domain.snapshot import CustomerSnapshot
-
-
-@dataclass(frozen=True)
-class ShopRow:
-    id: int
-    name: str
-    time_zone: str
-    retention_enabled: bool
 
 
 def shops(conn: Connection, enabled_only: bool = False) -> list[ShopRow]:
@@ -219,14 +211,6 @@ def count_retries(conn: Connection, ids: Sequence[int]) -> int:
     )
 
 
-@dataclass(frozen=True)
-class ArchiveKeyRow:
-    customer_id: int
-    pii_revision: int
-    data_key_wrapped: bytes | None
-    data_key_master_id: str | None
-
-
 def archive_keys(conn: Connection, ids: Sequence[int]) -> dict[int, ArchiveKeyRow]:
     rows = conn.execute(
         select(
@@ -243,7 +227,7 @@ def archive_keys(conn: Connection, ids: Sequence[int]) -> dict[int, ArchiveKeyRo
 
 
 def load_snapshots(
-    conn: Connection, ids: Sequence[int], revisions: dict[int, int]
+    conn: Connection, ids: Sequence[int], revisions: Mapping[int, int]
 ) -> dict[int, CustomerSnapshot]:
     """Every unmasked PII row of these buyers: one query per PII table for the whole batch."""
     snaps = {cid: CustomerSnapshot(cid, revisions[cid]) for cid in ids}
@@ -263,19 +247,18 @@ def load_snapshots(
     return snaps
 
 
-def record_archived(conn: Connection, done: Sequence[dict[str, Any]], now: datetime) -> None:
-    """Mark verified copies. Each dict: customer_id, revision, object_key, sha256, and the
-    wrapped data key (bytes or None when it was already stored)."""
+def record_archived(conn: Connection, done: Sequence[ArchivedCopy], now: datetime) -> None:
+    """Mark verified copies; a buyer's data key is stored when the copy made one."""
     if not done:
         return
     conn.execute(
         insert(ArchiveCopy),
         [
             {
-                "customer_id": d["customer_id"],
-                "revision": d["revision"],
-                "object_key": d["object_key"],
-                "ciphertext_sha256": d["sha256"],
+                "customer_id": d.customer_id,
+                "revision": d.revision,
+                "object_key": d.object_key,
+                "ciphertext_sha256": d.sha256,
                 "created_at": now,
                 "verified_at": now,
             }
@@ -301,10 +284,10 @@ def record_archived(conn: Connection, done: Sequence[dict[str, Any]], now: datet
         ),
         [
             {
-                "b_cid": d["customer_id"],
-                "b_rev": d["revision"],
-                "b_key": d.get("wrapped_key"),
-                "b_kid": d.get("master_key_id"),
+                "b_cid": d.customer_id,
+                "b_rev": d.revision,
+                "b_key": d.wrapped_key,
+                "b_kid": d.master_key_id,
             }
             for d in done
         ],

@@ -7,26 +7,14 @@ killed keeps `finished_at` empty, which is how `shelflife runs` tells it apart.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy import Connection, insert, select, update
 
 from shelflife.adapters.db.tables import RetentionRun
+from shelflife.domain.ports import ERROR_LENGTH, RUN_COUNTS, RunRow
 
-RUN_COUNTS = (
-    "shops",
-    "archived",
-    "archive_failed",
-    "retried",
-    "masked",
-    "remasked",
-    "mask_refused",
-)
-"""The counts a run records."""
-
-ERROR_LENGTH = 300
-"""The `error` column's width."""
+__all__ = ["ERROR_LENGTH", "RUN_COUNTS", "RunRow", "finish_run", "recent_runs", "start_run"]
 
 
 def start_run(conn: Connection, as_of: datetime, started_at: datetime) -> int:
@@ -53,22 +41,6 @@ def finish_run(
             **{name: counts[name] for name in RUN_COUNTS},
         )
     )
-
-
-@dataclass(frozen=True)
-class RunRow:
-    id: int
-    as_of: datetime
-    started_at: datetime
-    finished_at: datetime | None
-    shops: int
-    archived: int
-    archive_failed: int
-    retried: int
-    masked: int
-    remasked: int
-    mask_refused: int
-    error: str | None
 
 
 def recent_runs(conn: Connection, limit: int) -> list[RunRow]:

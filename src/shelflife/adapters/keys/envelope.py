@@ -18,8 +18,8 @@ import struct
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-from shelflife.adapters.keys.master_key import LocalKeyProvider, WrappedKey
 from shelflife.domain.errors import ArchiveCorrupt
+from shelflife.domain.ports import KeyProvider, WrappedKey
 
 MAGIC = b"SLF1"
 
@@ -62,7 +62,7 @@ def read_header(blob: bytes) -> tuple[dict[str, object], bytes, bytes, bytes]:
     return header, header_bytes, rest[:12], rest[12:]
 
 
-def open_sealed(blob: bytes, keys: LocalKeyProvider, data_key: bytes | None = None) -> bytes:
+def open_sealed(blob: bytes, keys: KeyProvider, data_key: bytes | None = None) -> bytes:
     """Decrypt an archive object; the data key comes from its own header unless given."""
     header, header_bytes, nonce, body = read_header(blob)
     if data_key is None:
@@ -84,7 +84,7 @@ def open_sealed(blob: bytes, keys: LocalKeyProvider, data_key: bytes | None = No
 
 def open_copy(
     blob: bytes,
-    keys: LocalKeyProvider,
+    keys: KeyProvider,
     *,
     object_key: str,
     customer_id: int,

@@ -12,7 +12,6 @@ import json
 import os
 import secrets
 import stat
-from dataclasses import dataclass
 from pathlib import Path
 
 from cryptography.hazmat.primitives import hashes, hmac
@@ -20,12 +19,9 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from shelflife.domain.errors import ArchiveCorrupt, KeyUnavailable
+from shelflife.domain.ports import WrappedKey
 
-
-@dataclass(frozen=True)
-class WrappedKey:
-    master_key_id: str
-    blob: bytes
+__all__ = ["LocalKeyProvider", "WrappedKey"]
 
 
 class LocalKeyProvider:

@@ -245,9 +245,9 @@ def find_orders(
     if (number is None) == (q is None):
         raise InvalidInput("give exactly one of number (order, invoice or credit) and q")
     if number is not None:
-        result = search.find(app, number, limit, by=search.SearchBy.NUMBER)
+        result = search.find(app.ports(), number, limit, by=search.SearchBy.NUMBER)
     else:
-        result = search.find(app, q or "", limit, by=search.SearchBy.PERSONAL_DATA)
+        result = search.find(app.ports(), q or "", limit, by=search.SearchBy.PERSONAL_DATA)
     return OrderList(items=result.orders, truncated=result.truncated)
 
 
@@ -257,7 +257,7 @@ def show_order(
 ) -> OrderDocument:
     """The order with its buyer, addresses, documents, history and retention state: the
     document `shelflife show --json` prints."""
-    return inspection.show_order(app, order_nr, shop=shop)
+    return inspection.show_order(app.ports(), order_nr, shop=shop)
 
 
 @router.post("/orders/{order_nr}/retrieve", tags=["orders"], responses=_problems(404, 409, 422))
@@ -266,8 +266,8 @@ def retrieve_order(
 ) -> OrderDocument:
     """Restore a masked order's data from the archive, read-only for 30 days, as the token's
     user and with the reason given; answers the order as it is now."""
-    retrieval.retrieve_order(app, order_nr, body.reason, account.name, shop=shop)
-    return inspection.show_order(app, order_nr, shop=shop)
+    retrieval.retrieve_order(app.ports(), order_nr, body.reason, account.name, shop=shop)
+    return inspection.show_order(app.ports(), order_nr, shop=shop)
 
 
 @router.patch(
@@ -288,7 +288,7 @@ def change_address(
     addresses.change_address(
         app, order_nr, kind, body.model_dump(exclude_unset=True), account.name, shop=shop
     )
-    return inspection.show_order(app, order_nr, shop=shop)
+    return inspection.show_order(app.ports(), order_nr, shop=shop)
 
 
 @router.post(
@@ -321,7 +321,7 @@ async def import_orders(request: Request, app: AppDep, _account: Importer) -> Im
 def compliance(app: AppDep, _account: DashboardViewer) -> ComplianceReport:
     """Amazon buyers whose data is unmasked past the limit: violations and holds, as
     `shelflife compliance --json` prints them."""
-    return inspection.compliance_document(inspection.compliance_report(app))
+    return inspection.compliance_document(inspection.compliance_report(app.ports()))
 
 
 @router.get("/runs", tags=["retention"], responses=_problems(422))
@@ -331,7 +331,7 @@ def list_runs(
     limit: Annotated[int, Query(ge=1, le=run_views.MAX_RUNS)] = 20,
 ) -> RunList:
     """The most recently started runs, newest first."""
-    return RunList(items=run_views.list_runs(app, limit))
+    return RunList(items=run_views.list_runs(app.ports(), limit))
 
 
 _RUNNING = threading.Lock()
@@ -339,15 +339,15 @@ _RUNNING = threading.Lock()
 
 
 @router.post("/runs", tags=["retention"], responses=_problems(409, 422))
-def start_run(app: AppDep, _account: RunManager, body: RunRequest) -> pipeline.RunReport:
+def start_run(app: AppDep, account: RunManager, body: RunRequest) -> pipeline.RunReport:
     """Run everything due now (retry, archive, verify, mask, re-mask) and answer its report;
     with `dry_run`, only count what a run would do."""
     if body.dry_run:
-        return pipeline.dry_run(app)
+        return pipeline.dry_run(app.ports())
     if not _RUNNING.acquire(blocking=False):
         raise Conflict("a run started from the API is still working; see GET /runs")
     try:
-        return pipeline.run_retention(app)
+        return pipeline.run_retention(app.ports(), actor=account.name)
     finally:
         _RUNNING.release()
 
@@ -369,7 +369,7 @@ def audit_entries(
                 subject=e.subject,
                 detail=dict(e.detail),
             )
-            for e in audit.recent_entries(app, limit)
+            for e in audit.recent_entries(app.ports(), limit)
         ]
     )
 
@@ -382,5 +382,5 @@ def switch_feature(
     body: FeatureSwitch,
 ) -> FeatureState:
     """Switch retention on or off for a shop; recorded with the token's user and the time."""
-    changed = shops.set_feature(app, shop, body.enabled, account.name)
+    changed = shops.set_feature(app.ports(), shop, body.enabled, account.name)
     return FeatureState(shop=shop, enabled=body.enabled, changed=changed)

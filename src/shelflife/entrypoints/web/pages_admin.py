@@ -105,5 +105,5 @@ def audit(request: Request, app: AppDep, signed_in: AuditReader) -> Response:
         request,
         "audit.html",
         signed_in,
-        {"check": verify_audit_log(app), "entries": recent_entries(app, 200)},
+        {"check": verify_audit_log(app.ports()), "entries": recent_entries(app.ports(), 200)},
     )

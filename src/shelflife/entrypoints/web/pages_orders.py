@@ -45,7 +45,7 @@ def search(
     status = 200
     if q.strip():
         try:
-            context["result"] = find(app, q)
+            context["result"] = find(app.ports(), q)
         except InvalidInput as exc:
             context["error"], status = str(exc), exc.http_status
     return render(request, "orders.html", signed_in, context, status=status)
@@ -60,7 +60,7 @@ def _order_url(order_nr: str, shop: str | None, **extra: str) -> str:
 def _shops_with(app: AppDep, order_nr: str) -> list[str]:
     """The shops that hold an order with this number, when the number alone is ambiguous."""
     try:
-        found = find(app, order_nr)
+        found = find(app.ports(), order_nr)
     except InvalidInput:
         return []
     return sorted({o.shop for o in found.orders if o.order_nr_external == order_nr})
@@ -75,7 +75,9 @@ def _order_context(
 ) -> dict[str, object]:
     role = signed_in.account.role
     return {
-        "order": OrderView(show_order(app, order_nr, shop=shop).model_dump(mode="json"), shop),
+        "order": OrderView(
+            show_order(app.ports(), order_nr, shop=shop).model_dump(mode="json"), shop
+        ),
         "order_nr": order_nr,
         "shop": shop,
         "can_retrieve": allows(role, Permission.RETRIEVE),
@@ -137,7 +139,9 @@ def retrieve(
 ) -> Response:
     check_csrf(signed_in, csrf_token)
     try:
-        retrieve_order(app, order_nr, reason, user=signed_in.account.name, shop=shop or None)
+        retrieve_order(
+            app.ports(), order_nr, reason, user=signed_in.account.name, shop=shop or None
+        )
     except (InvalidInput, Unavailable) as exc:
         if isinstance(exc, InvalidInput) and exc.http_status == 404:
             raise

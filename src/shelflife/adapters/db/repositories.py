@@ -1,0 +1,406 @@
+"""Repositories: the SQL behind `domain.ports`, each bound to one transaction's connection.
+
+Batch methods issue a fixed number of statements whatever the batch size (the set-based
+queries are in `retention.py`); nothing loops over rows with a query inside, except the
+retrieval of a single order, which touches one buyer.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping, Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import ColumnElement, Connection, delete, func, insert, or_, select, update
+
+from shelflife.adapters.db import audit_log, retention, runs
+from shelflife.adapters.db.installation import read_installation
+from shelflife.adapters.db.reading import (
+    find_order,
+    find_orders,
+    load_customer_facts,
+    overdue_candidates,
+)
+from shelflife.adapters.db.tables import (
+    PII_TABLES,
+    Address,
+    AddressHistory,
+    ArchiveCopy,
+    AuditLogEntry,
+    Credit,
+    Customer,
+    CustomerHistory,
+    Invoice,
+    Order,
+    OrderItem,
+    Shop,
+    ShopFeatureChange,
+)
+from shelflife.domain.audit import AuditEntry
+from shelflife.domain.policy import CustomerFacts, Cutoffs
+from shelflife.domain.ports import (
+    ArchivedCopy,
+    ArchiveKeyRow,
+    CopyRef,
+    Due,
+    MaskedState,
+    OrderMatch,
+    OrderRecords,
+    OrderRef,
+    RunRow,
+    Selection,
+    ShopRow,
+    ShopSettings,
+)
+from shelflife.domain.snapshot import CustomerSnapshot, decode
+
+
+class SqlOrders:
+    def __init__(self, conn: Connection) -> None:
+        self.conn = conn
+
+    def find(self, order_nr: str, shop: str | None = None) -> OrderRef:
+        row = find_order(self.conn, order_nr, shop)
+        return OrderRef(row.id, row.customer_id, row.shop_id, bool(row.is_amazon), row.ordered_at)
+
+    def search(
+        self,
+        query: str,
+        customer_id: int | None,
+        limit: int,
+        *,
+        numbers: bool = True,
+        personal_data: bool = True,
+    ) -> tuple[list[OrderMatch], bool]:
+        return find_orders(
+            self.conn, query, customer_id, limit, numbers=numbers, personal_data=personal_data
+        )
+
+    def ship(self, order_id: int, at: datetime) -> None:
+        self.conn.execute(
+            update(Order).where(Order.id == order_id).values(shipped_at=at, updated_at=at)
+        )
+
+    def records(self, order_nr: str, shop: str | None = None) -> OrderRecords:
+        conn = self.conn
+        order = find_order(conn, order_nr, shop)
+        customer_id = order.customer_id
+
+        def rows(query: Any) -> list[Any]:
+            return list(conn.execute(query).all())
+
+        return OrderRecords(
+            order=order,
+            shop=conn.execute(select(Shop.__table__).where(Shop.id == order.shop_id)).one(),
+            customer=conn.execute(
+                select(Customer.__table__).where(Customer.id == customer_id)
+            ).one(),
+            facts=load_customer_facts(conn, [customer_id])[customer_id],
+            addresses=rows(
+                select(Address.__table__).where(Address.order_id == order.id).order_by(Address.kind)
+            ),
+            items=rows(
+                select(OrderItem.__table__)
+                .where(OrderItem.order_id == order.id)
+                .order_by(OrderItem.position)
+            ),
+            invoices=rows(
+                select(Invoice.__table__)
+                .where(
+                    Invoice.customer_id == customer_id,
+                    (Invoice.order_id == order.id) | Invoice.order_id.is_(None),
+                )
+                .order_by(Invoice.id)
+            ),
+            credits=rows(
+                select(Credit.__table__)
+                .where(
+                    Credit.customer_id == customer_id,
+                    (Credit.order_id == order.id) | Credit.order_id.is_(None),
+                )
+                .order_by(Credit.id)
+            ),
+            history=rows(
+                select(CustomerHistory.__table__)
+                .where(CustomerHistory.customer_id == customer_id)
+                .order_by(CustomerHistory.id)
+            ),
+            other_orders=rows(
+                select(Order.__table__)
+                .where(Order.customer_id == customer_id, Order.id != order.id)
+                .order_by(Order.ordered_at.desc(), Order.id.desc())
+            ),
+        )
+
+
+def _condition(s: Selection) -> ColumnElement[bool]:
+    c = s.cutoffs
+    match s.due:
+        case Due.ARCHIVE:
+            return retention.archive_due_condition(s.shop_id, c)
+        case Due.RETRY:
+            return retention.retry_due_condition(s.shop_id, c)
+        case Due.MASK:
+            return retention.mask_due_condition(s.shop_id, c, s.master_key_id, tonight=s.tonight)
+        case Due.REMASK:
+            return retention.remask_due_condition(s.shop_id, c, s.master_key_id, tonight=s.tonight)
+        case Due.MASK_REFUSED:
+            return retention.mask_refused_condition(s.shop_id, c, s.master_key_id)
+        case Due.REMASK_REFUSED:
+            return retention.mask_refused_condition(s.shop_id, c, s.master_key_id, remask=True)
+
+
+class SqlCustomers:
+    def __init__(self, conn: Connection) -> None:
+        self.conn = conn
+
+    def lock_masked_state(self, customer_id: int) -> MaskedState:
+        masked_at = self.conn.execute(
+            select(Customer.masked_at).where(Customer.id == customer_id).with_for_update()
+        ).scalar_one()
+        remasked = self.conn.execute(
+            select(func.max(CustomerHistory.recorded_at)).where(
+                CustomerHistory.customer_id == customer_id, CustomerHistory.event == "remasked"
+            )
+        ).scalar()
+        last = masked_at if remasked is None or masked_at is None else max(masked_at, remasked)
+        return MaskedState(customer_id, masked_at, last)
+
+    def restore(
+        self, customer_id: int, order_id: int, merged: Mapping[str, Mapping[int, Mapping[str, Any]]]
+    ) -> int:
+        conn = self.conn
+        wanted: dict[str, set[int]] = {
+            "customers": {customer_id},
+            "orders": {order_id},
+            "addresses": set(
+                conn.execute(select(Address.id).where(Address.order_id == order_id)).scalars()
+            ),
+            "invoices": set(
+                conn.execute(
+                    select(Invoice.id).where(
+                        Invoice.customer_id == customer_id,
+                        or_(Invoice.order_id == order_id, Invoice.order_id.is_(None)),
+                    )
+                ).scalars()
+            ),
+            "credits": set(
+                conn.execute(
+                    select(Credit.id).where(
+                        Credit.customer_id == customer_id,
+                        or_(Credit.order_id == order_id, Credit.order_id.is_(None)),
+                    )
+                ).scalars()
+            ),
+            "customer_history": set(
+                conn.execute(
+                    select(CustomerHistory.id).where(CustomerHistory.customer_id == customer_id)
+                ).scalars()
+            ),
+        }
+        wanted["address_history"] = set(
+            conn.execute(
+                select(AddressHistory.id).where(AddressHistory.address_id.in_(wanted["addresses"]))
+            ).scalars()
+        )
+        restored = 0
+        for table, row_ids in wanted.items():
+            model = PII_TABLES[table]
+            archived = merged.get(table, {})
+            for row_id in sorted(row_ids & set(archived)):
+                values = decode(table, dict(archived[row_id]))
+                if not values:  # no copy knows any of its columns: it stays masked
+                    continue
+                if model is not Customer:
+                    values["masked_at"] = None
+                conn.execute(update(model).where(model.id == row_id).values(**values))
+                restored += 1
+        return restored
+
+    def mark_retrieved(self, customer_id: int, at: datetime) -> None:
+        self.conn.execute(
+            update(Customer)
+            .where(Customer.id == customer_id)
+            .values(retrieved_at=at, pii_revision=Customer.pii_revision + 1)
+        )
+
+    def facts(self, ids: Sequence[int]) -> dict[int, CustomerFacts]:
+        return load_customer_facts(self.conn, ids)
+
+    def overdue_candidates(
+        self, shop_id: int, cutoffs: Cutoffs, after_id: int, limit: int
+    ) -> list[int]:
+        return overdue_candidates(self.conn, shop_id, cutoffs, after_id, limit)
+
+    def count(self, selection: Selection) -> int:
+        return retention.count_customers(self.conn, _condition(selection))
+
+    def next_batch(self, selection: Selection, after_id: int, limit: int) -> list[int]:
+        return retention.select_batch(self.conn, _condition(selection), after_id, limit)
+
+    def first_ids(self, selection: Selection, limit: int) -> list[int]:
+        return retention.first_customer_ids(self.conn, _condition(selection), limit)
+
+    def count_retries(self, ids: Sequence[int]) -> int:
+        return retention.count_retries(self.conn, ids)
+
+    def archive_keys(self, ids: Sequence[int]) -> dict[int, ArchiveKeyRow]:
+        return retention.archive_keys(self.conn, ids)
+
+    def snapshots(
+        self, ids: Sequence[int], revisions: Mapping[int, int]
+    ) -> dict[int, CustomerSnapshot]:
+        return retention.load_snapshots(self.conn, ids, revisions)
+
+    def record_archived(self, done: Sequence[ArchivedCopy], at: datetime) -> None:
+        retention.record_archived(self.conn, done, at)
+
+    def record_failed(self, failed: Sequence[tuple[int, str]], at: datetime) -> None:
+        retention.record_failed(self.conn, failed, at)
+
+    def mask(self, ids: Sequence[int], at: datetime, event: str) -> int:
+        return retention.mask_customers(self.conn, ids, at, event)
+
+
+class SqlArchiveCopies:
+    def __init__(self, conn: Connection) -> None:
+        self.conn = conn
+
+    def of_customer(self, customer_id: int) -> list[CopyRef]:
+        rows = self.conn.execute(
+            select(ArchiveCopy.object_key, ArchiveCopy.revision, ArchiveCopy.ciphertext_sha256)
+            .where(ArchiveCopy.customer_id == customer_id)
+            .order_by(ArchiveCopy.revision.desc())
+        )
+        return [CopyRef(r.object_key, r.revision, r.ciphertext_sha256) for r in rows]
+
+
+class SqlHistory:
+    def __init__(self, conn: Connection) -> None:
+        self.conn = conn
+
+    def add(
+        self, customer_id: int, order_id: int | None, at: datetime, event: str, user: str, text: str
+    ) -> None:
+        self.conn.execute(
+            insert(CustomerHistory).values(
+                customer_id=customer_id,
+                order_id=order_id,
+                recorded_at=at,
+                event=event,
+                user_name=user,
+                text=text,
+            )
+        )
+
+
+class SqlAudit:
+    def __init__(self, conn: Connection) -> None:
+        self.conn = conn
+
+    def append(
+        self,
+        at: datetime,
+        actor: str,
+        action: str,
+        subject: str | None = None,
+        detail: Mapping[str, str | int | None] | None = None,
+    ) -> AuditEntry:
+        return audit_log.append(self.conn, at, actor, action, subject, detail)
+
+    def count_actions(self, actor: str, action: str, since: datetime) -> int:
+        return audit_log.count_actions(self.conn, actor, action, since)
+
+    def entries(self) -> Iterator[AuditEntry]:
+        return audit_log.entries(self.conn)
+
+    def recent(self, limit: int) -> list[AuditEntry]:
+        return audit_log.recent(self.conn, limit)
+
+    def purge_anchor(self) -> str | None:
+        return audit_log.purge_anchor(self.conn)
+
+    def last_before(self, before: datetime) -> AuditEntry | None:
+        return audit_log.last_before(self.conn, before)
+
+    def count_through(self, seq: int) -> int:
+        return int(
+            self.conn.execute(select(func.count()).where(AuditLogEntry.seq <= seq)).scalar_one()
+        )
+
+    def delete_through(self, seq: int) -> int:
+        result = self.conn.execute(delete(AuditLogEntry).where(AuditLogEntry.seq <= seq))
+        return int(result.rowcount)
+
+
+class SqlRuns:
+    def __init__(self, conn: Connection) -> None:
+        self.conn = conn
+
+    def start(self, as_of: datetime, started_at: datetime) -> int:
+        return runs.start_run(self.conn, as_of, started_at)
+
+    def finish(
+        self,
+        run_id: int,
+        finished_at: datetime,
+        counts: Mapping[str, int],
+        error: str | None = None,
+    ) -> None:
+        runs.finish_run(self.conn, run_id, finished_at, counts, error)
+
+    def recent(self, limit: int) -> list[RunRow]:
+        return runs.recent_runs(self.conn, limit)
+
+
+class SqlShops:
+    def __init__(self, conn: Connection) -> None:
+        self.conn = conn
+
+    def enabled(self) -> list[ShopRow]:
+        return retention.shops(self.conn, enabled_only=True)
+
+    def all(self) -> list[ShopSettings]:
+        rows = self.conn.execute(
+            select(
+                Shop.name, Shop.time_zone, Shop.amazon_order_pattern, Shop.retention_enabled
+            ).order_by(Shop.name)
+        )
+        return [
+            ShopSettings(r.name, r.time_zone, r.amazon_order_pattern, r.retention_enabled)
+            for r in rows
+        ]
+
+    def every(self) -> list[ShopRow]:
+        return retention.shops(self.conn)
+
+    def by_name(self, name: str) -> ShopRow | None:
+        row = self.conn.execute(
+            select(Shop.id, Shop.name, Shop.time_zone, Shop.retention_enabled).where(
+                Shop.name == name
+            )
+        ).first()
+        if row is None:
+            return None
+        return ShopRow(row.id, row.name, row.time_zone, bool(row.retention_enabled))
+
+    def switch_feature(self, shop_id: int, enabled: bool, at: datetime, user: str) -> None:
+        self.conn.execute(update(Shop).where(Shop.id == shop_id).values(retention_enabled=enabled))
+        self.conn.execute(
+            insert(ShopFeatureChange).values(
+                shop_id=shop_id, enabled=enabled, changed_at=at, changed_by=user
+            )
+        )
+
+    def configure(self, name: str, changes: Mapping[str, str]) -> bool:
+        result = self.conn.execute(update(Shop).where(Shop.name == name).values(**changes))
+        return bool(result.rowcount)
+
+
+class SqlInstallation:
+    def __init__(self, conn: Connection) -> None:
+        self.conn = conn
+
+    def master_key_id(self) -> str | None:
+        installation = read_installation(self.conn)
+        return installation.master_key_id if installation else None

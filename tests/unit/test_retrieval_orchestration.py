@@ -1,0 +1,168 @@
+"""Retrieve -> history -> audit on in-memory fakes: what one retrieval commits, and that a
+failure anywhere before the commit leaves nothing behind. No database; milliseconds."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from shelflife.adapters.keys.envelope import new_data_key, seal
+from shelflife.domain.errors import ArchiveUnavailable, KeyUnavailable, NotRetrievable, UnknownOrder
+from shelflife.domain.masking import MASKED_TEXT
+from shelflife.domain.ports import CopyRef, Ports
+from shelflife.domain.snapshot import CustomerSnapshot
+from shelflife.services.retrieval import RATE_ALERT, RETRIEVED, retrieve_order
+from tests.support.fakes import (
+    FakeCustomer,
+    FakeData,
+    FakeKeyProvider,
+    FakeOrder,
+    FakeUnitOfWork,
+    InMemoryArchive,
+    MissingKey,
+    UnreachableArchive,
+    fake_ports,
+)
+
+MASKED_AT = datetime(2026, 2, 1, 3, tzinfo=UTC)
+NOW = MASKED_AT + timedelta(days=5)
+NR, OTHER_NR = "302-1234567-1234567", "303-7654321-7654321"
+
+
+def _masked_buyer(data: FakeData, archive: InMemoryArchive, cid: int, nr: str, name: str) -> None:
+    """A masked buyer with one order and a sealed, recorded copy of its real name."""
+    keys = FakeKeyProvider()
+    data.customers[cid] = FakeCustomer(
+        cid, last_name=MASKED_TEXT, masked_at=MASKED_AT, archived_revision=1
+    )
+    data.orders[cid * 10] = FakeOrder(cid * 10, nr, cid)
+    snap = CustomerSnapshot(cid, 1)
+    snap.add("customers", cid, {"last_name": name})
+    data_key = new_data_key()
+    blob = seal(data_key, keys.wrap(data_key), cid, 1, snap.to_bytes())
+    key = f"customers/000000/{cid}-r000001-0000beef.slf"
+    archive.put(key, blob)
+    data.copies.append((cid, CopyRef(key, 1, hashlib.sha256(blob).hexdigest())))
+
+
+def _ports(keys: FakeKeyProvider | MissingKey | None = None) -> tuple[Ports, FakeUnitOfWork]:
+    store = InMemoryArchive()
+    data = FakeData()
+    _masked_buyer(data, store, 1, NR, "Müller")
+    _masked_buyer(data, store, 2, OTHER_NR, "Schmidt")
+    uow = FakeUnitOfWork(data)
+    return fake_ports(uow, archive=store, keys=keys, now=NOW), uow
+
+
+def test_retrieval_restores_the_buyer_writes_history_and_audit_and_commits_once() -> None:
+    ports, uow = _ports()
+
+    result = retrieve_order(ports, NR, "  Rücksendung ", "anna")
+
+    data = uow.committed
+    assert (result.order_nr, result.restored_rows, result.retrieved_at) == (NR, 1, NOW)
+    assert uow.commits == 1
+    buyer = data.customers[1]
+    assert (buyer.last_name, buyer.retrieved_at, buyer.pii_revision) == ("Müller", NOW, 2)
+    assert [(h.customer_id, h.order_id, h.at, h.event, h.user, h.text) for h in data.history] == [
+        (1, 10, NOW, "retrieved", "anna", "Rücksendung")
+    ]
+    assert [(e.seq, e.actor, e.action, e.subject, dict(e.detail)) for e in data.audit] == [
+        (1, "anna", RETRIEVED, NR, {"shop_id": 1, "reason": "Rücksendung", "restored": 1})
+    ]
+    assert data.customers[2].last_name == MASKED_TEXT
+
+
+def test_an_unreachable_archive_leaves_nothing_committed() -> None:
+    ports, uow = _ports()
+    before = uow.committed
+    unreachable = replace(ports, archive=UnreachableArchive())
+
+    with pytest.raises(ArchiveUnavailable):
+        retrieve_order(unreachable, NR, "Rücksendung", "anna")
+
+    assert uow.commits == 0
+    assert uow.committed is before
+    assert (before.customers[1].last_name, before.history, before.audit) == (MASKED_TEXT, [], [])
+
+
+def test_a_missing_master_key_stops_the_retrieval_before_the_transaction() -> None:
+    ports, uow = _ports(keys=MissingKey())
+
+    with pytest.raises(KeyUnavailable):
+        retrieve_order(ports, NR, "Rücksendung", "anna")
+
+    assert (uow.commits, uow.committed.history, uow.committed.audit) == (0, [], [])
+
+
+def test_an_order_that_is_not_masked_is_not_retrievable_and_nothing_is_committed() -> None:
+    ports, uow = _ports()
+    uow.committed.customers[1].masked_at = None
+
+    with pytest.raises(NotRetrievable, match="is not masked"):
+        retrieve_order(ports, NR, "Rücksendung", "anna")
+
+    assert (uow.commits, uow.committed.history, uow.committed.audit) == (0, [], [])
+
+
+def test_two_retrievals_in_one_unit_of_work_commit_together() -> None:
+    ports, uow = _ports()
+
+    with ports.uow:
+        retrieve_order(ports, NR, "Rücksendung", "anna")
+        retrieve_order(ports, OTHER_NR, "Rücksendung", "anna")
+        assert uow.commits == 0  # the inner commits leave the decision to this one
+        ports.uow.commit()
+
+    assert uow.commits == 1
+    assert [c.last_name for c in uow.committed.customers.values()] == ["Müller", "Schmidt"]
+    assert [e.subject for e in uow.committed.audit] == [NR, OTHER_NR]
+
+
+def test_two_operations_in_one_unit_of_work_commit_not_at_all_when_the_second_fails() -> None:
+    ports, uow = _ports()
+
+    def return_of_two_orders() -> None:
+        with ports.uow:
+            retrieve_order(ports, NR, "Rücksendung", "anna")
+            retrieve_order(ports, "999-0000000-0000000", "Rücksendung", "anna")
+            ports.uow.commit()
+
+    with pytest.raises(UnknownOrder):
+        return_of_two_orders()
+
+    assert uow.commits == 0
+    assert (uow.committed.customers[1].last_name, uow.committed.audit) == (MASKED_TEXT, [])
+
+
+def test_a_caller_cannot_commit_after_a_failed_inner_operation() -> None:
+    ports, uow = _ports()
+
+    with ports.uow:
+        retrieve_order(ports, NR, "Rücksendung", "anna")
+        with pytest.raises(UnknownOrder):
+            retrieve_order(ports, "999-0000000-0000000", "Rücksendung", "anna")
+        with pytest.raises(RuntimeError):
+            ports.uow.commit()
+
+    assert (uow.commits, uow.committed.audit) == (0, [])
+
+
+def test_the_retrieval_past_the_hourly_limit_raises_one_alert() -> None:
+    ports, uow = _ports()  # fake_ports' limit: 3 an hour
+    for _ in range(2):
+        retrieve_order(ports, NR, "eins", "anna")
+        retrieve_order(ports, OTHER_NR, "zwei", "anna")
+
+    actions = [(e.actor, e.action, e.subject) for e in uow.committed.audit]
+    assert actions == [
+        ("anna", RETRIEVED, NR),
+        ("anna", RETRIEVED, OTHER_NR),
+        ("anna", RETRIEVED, NR),
+        ("anna", RETRIEVED, OTHER_NR),
+        ("shelflife", RATE_ALERT, "anna"),
+    ]
+    assert dict(uow.committed.audit[-1].detail) == {"retrievals_last_hour": 4, "limit": 3}
