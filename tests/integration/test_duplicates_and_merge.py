@@ -71,7 +71,7 @@ def test_records_with_the_same_name_city_postcode_company_and_shop_are_one_group
         _buyer("302-0000005-0000005", "K5", first_name="Erik"),
         _buyer("302-0000006-0000006", "K6"),
     )
-    groups = find_duplicates(app).groups
+    groups = find_duplicates(app.ports()).groups
 
     assert [(g.shop, g.channel, g.customers, g.orders) for g in groups] == [
         (
@@ -85,7 +85,7 @@ def test_records_with_the_same_name_city_postcode_company_and_shop_are_one_group
             [1, 1, 1],
         )
     ]
-    assert find_duplicates(app, shop="second").groups == []
+    assert find_duplicates(app.ports(), shop="second").groups == []
 
 
 def test_amazons_shared_identity_empty_fields_and_other_channels_never_make_duplicates(
@@ -103,20 +103,20 @@ def test_amazons_shared_identity_empty_fields_and_other_channels_never_make_dupl
         _buyer("SHOP-7", "K7"),  # a shop order: another channel than the Amazon buyer K8
         _buyer("302-0000008-0000008", "K8"),
     )
-    assert find_duplicates(app).groups == []
+    assert find_duplicates(app.ports()).groups == []
 
 
 def test_archived_and_masked_buyers_are_never_offered_as_duplicates(app: App) -> None:
     _import(app, _buyer("302-0000001-0000001", "K1"), _buyer("302-0000002-0000002", "K2"))
     set_feature(app.ports(), "main", True, "test")
     _import(app, _buyer("302-0000003-0000003", "K3", shipped_at=None))
-    assert len(find_duplicates(app).groups[0].customers) == 3
+    assert len(find_duplicates(app.ports()).groups[0].customers) == 3
 
     run_retention(at(app, T0 + days(29) + days(0.5)).ports())  # K1, K2 archived, not yet masked
-    assert find_duplicates(app).groups == []
+    assert find_duplicates(app.ports()).groups == []
 
     run_retention(at(app, T0 + days(31)).ports())  # masked
-    assert find_duplicates(app).groups == []
+    assert find_duplicates(app.ports()).groups == []
 
 
 def test_merge_moves_orders_documents_and_history_and_is_recorded(app: App) -> None:
@@ -126,7 +126,7 @@ def test_merge_moves_orders_documents_and_history_and_is_recorded(app: App) -> N
     _import(app, first, second)
     keep, other = _ref(app, "302-0000001-0000001"), _ref(app, "302-0000002-0000002")
 
-    result = merge_customers(app, keep, other, "anna")
+    result = merge_customers(app.ports(), keep, other, "anna")
 
     assert (result.kept, result.merged, result.orders_moved) == (keep, other, 1)
     with app.engine.connect() as conn:
@@ -146,14 +146,15 @@ def test_merge_moves_orders_documents_and_history_and_is_recorded(app: App) -> N
     assert (entry.actor, entry.action, entry.subject) == ("anna", "customer.merged", keep)
     assert entry.detail == {"merged": other, "orders_moved": 1}
     assert verify_audit_log(app.ports()).intact
-    assert find_duplicates(app).groups == []
+    assert find_duplicates(app.ports()).groups == []
 
 
 def test_a_merged_buyer_is_archived_masked_and_retrieved_as_one(app: App) -> None:
     moved = _buyer("302-0000002-0000002", "K2")
     moved["shipping_address"] = moved["shipping_address"] | {"street": "Umzugsweg"}
     _import(app, _buyer("302-0000001-0000001", "K1"), moved)
-    merge_customers(app, _ref(app, "302-0000001-0000001"), _ref(app, "302-0000002-0000002"), "a")
+    keep, other = _ref(app, "302-0000001-0000001"), _ref(app, "302-0000002-0000002")
+    merge_customers(app.ports(), keep, other, "a")
     set_feature(app.ports(), "main", True, "test")
 
     report = run_retention(at(app, T0 + days(31)).ports())
@@ -185,11 +186,11 @@ def test_merge_is_refused_for_an_archived_or_masked_buyer_and_changes_nothing(ap
         with pytest.raises(
             Conflict, match=f"customer {archived} is archived; its data cannot be merged"
         ):
-            merge_customers(app, keep, other, "anna")
+            merge_customers(app.ports(), keep, other, "anna")
 
     run_retention(at(app, T0 + days(31)).ports())  # now masked
     with pytest.raises(Conflict, match="cannot be merged"):
-        merge_customers(app, fresh, archived, "anna")
+        merge_customers(app.ports(), fresh, archived, "anna")
     with app.engine.connect() as conn:
         assert conn.execute(select(func.count()).select_from(Customer)).scalar_one() == 2
     assert [e.action for e in recent_entries(app.ports(), 5)].count("customer.merged") == 0
@@ -211,7 +212,7 @@ def test_merge_of_unknown_or_malformed_references_is_refused(
     _import(app, _buyer("302-0000001-0000001", "K1"))
     assert _ref(app, "302-0000001-0000001") == "C1"
     with pytest.raises(error, match=message):
-        merge_customers(app, keep, other, "anna")
+        merge_customers(app.ports(), keep, other, "anna")
 
 
 def test_merge_across_shops_or_channels_is_refused(app: App) -> None:
@@ -225,6 +226,6 @@ def test_merge_across_shops_or_channels_is_refused(app: App) -> None:
         _ref(app, n) for n in ("302-0000001-0000001", "302-0000002-0000002", "SHOP-3")
     )
     with pytest.raises(Conflict, match="different shops"):
-        merge_customers(app, amazon, elsewhere, "anna")
+        merge_customers(app.ports(), amazon, elsewhere, "anna")
     with pytest.raises(Conflict, match="Amazon buyer and the other a shop customer"):
-        merge_customers(app, amazon, shop_buyer, "anna")
+        merge_customers(app.ports(), amazon, shop_buyer, "anna")

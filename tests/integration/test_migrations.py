@@ -121,7 +121,7 @@ def test_sqlite_never_hands_a_deleted_customers_id_out_again_even_after_upgradin
                 ).scalar_one()
                 == 2
             )
-        merge_customers(application, "C1", "C2", "test")  # deletes C2, the largest id
+        merge_customers(application.ports(), "C1", "C2", "test")  # deletes C2, the largest id
         third = order("302-0000003-0000003")
         third["customer"]["customer_nr_external"] = "THIRDBUYER"
         assert import_lines(application, lines(third)).created == 1

@@ -19,12 +19,14 @@ from typing import Any, Self
 
 from shelflife.domain.audit import PURGE_ACTION, AuditEntry, next_entry
 from shelflife.domain.clock import FixedClock
+from shelflife.domain.duplicates import DuplicateCandidate, MergeCandidate, PersonFields
 from shelflife.domain.errors import (
     ArchiveCorrupt,
     ArchiveUnavailable,
     Forbidden,
     InvalidInput,
     KeyUnavailable,
+    NotFound,
     UnknownOrder,
 )
 from shelflife.domain.masking import MASK_PROFILE, MASKED_TEXT
@@ -58,11 +60,17 @@ from shelflife.domain.snapshot import CustomerSnapshot, decode
 
 @dataclass
 class FakeCustomer:
-    """A buyer with one PII field (`last_name`) and the retention columns the run reads."""
+    """A buyer with the PII fields the duplicate rule compares (`last_name` is the one the run
+    archives and masks) and the retention columns the run reads."""
 
     id: int
     shop_id: int = 1
     last_name: str = "Mustermann"
+    first_name: str | None = "Erika"
+    city: str | None = "Köln"
+    zip: str | None = "51147"
+    company: str | None = None
+    channel: str = "amazon"
     closed_at: datetime | None = None
     """When the buyer's last order was shipped or cancelled (None: still open)."""
     pii_revision: int = 1
@@ -279,6 +287,44 @@ def selected(c: FakeCustomer, s: Selection) -> bool:
 class FakeCustomers:
     def __init__(self, data: FakeData) -> None:
         self.data = data
+
+    def duplicate_groups(self, shop: str | None) -> Iterator[list[DuplicateCandidate]]:
+        shops = {s.id: s.name for s in self.data.shops}
+        groups: dict[tuple[object, ...], list[DuplicateCandidate]] = {}
+        for c in sorted(self.data.customers.values(), key=lambda c: c.id):
+            person = PersonFields(c.first_name, c.last_name, c.city, c.zip, c.company)
+            key = (c.shop_id, *((v or "").strip(" ") for v in vars(person).values()))
+            eligible = c.masked_at is None and c.archived_revision is None and all(key[1:5])
+            if eligible and (shop is None or shops[c.shop_id] == shop):
+                orders = sum(1 for o in self.data.orders.values() if o.customer_id == c.id)
+                groups.setdefault(key, []).append(
+                    DuplicateCandidate(c.id, shops[c.shop_id], c.channel, person, orders)
+                )
+        yield from (g for g in groups.values() if len(g) > 1)
+
+    def merge_candidate(self, customer_id: int) -> MergeCandidate:
+        c = self.data.customers.get(customer_id)
+        if c is None:
+            raise NotFound(f"customer C{customer_id} does not exist")
+        copied = any(cid == customer_id for cid, _copy in self.data.copies)
+        return MergeCandidate(
+            c.id,
+            c.shop_id,
+            c.channel,
+            c.archived_revision is not None or copied,
+            c.masked_at is not None,
+        )
+
+    def merge(self, keep_id: int, other_id: int) -> int:
+        moved = [o for o in self.data.orders.values() if o.customer_id == other_id]
+        for o in moved:
+            o.customer_id = keep_id
+        for h in self.data.history:
+            if h.customer_id == other_id:
+                h.customer_id = keep_id
+        self.data.customers[keep_id].pii_revision += 1
+        del self.data.customers[other_id]
+        return len(moved)
 
     def lock_masked_state(self, customer_id: int) -> MaskedState:
         c = self.data.customers[customer_id]

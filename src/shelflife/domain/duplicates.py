@@ -32,6 +32,17 @@ class PersonFields:
     company: str | None
 
 
+@dataclass(frozen=True)
+class DuplicateCandidate:
+    """A customer record the database grouped with others by the compared fields."""
+
+    customer_id: int
+    shop: str
+    channel: str
+    person: PersonFields
+    orders: int
+
+
 def duplicate_key(person: PersonFields) -> tuple[str, str, str, str, str] | None:
     """What two records must share to be the same person; None when this record can never be
     anyone's duplicate (a required field empty, a placeholder, Amazon's shared identity).

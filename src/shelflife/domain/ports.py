@@ -22,6 +22,7 @@ from typing import Any, Protocol, Self
 
 from shelflife.domain.audit import AuditEntry
 from shelflife.domain.clock import Clock
+from shelflife.domain.duplicates import DuplicateCandidate, MergeCandidate
 from shelflife.domain.policy import CustomerFacts, Cutoffs
 from shelflife.domain.snapshot import CustomerSnapshot
 
@@ -302,6 +303,20 @@ class CustomerRepository(Protocol):
     def mask(self, ids: Sequence[int], at: datetime, event: str) -> int:
         """Mask these buyers whose archive is still current, writing `event` to each one's
         history; returns how many were masked."""
+        ...
+
+    def duplicate_groups(self, shop: str | None) -> Iterator[list[DuplicateCandidate]]:
+        """Unarchived, unmasked records sharing the compared fields (spaces around them
+        aside), one group at a time; the duplicate rule then decides within each group."""
+        ...
+
+    def merge_candidate(self, customer_id: int) -> MergeCandidate:
+        """The record's state, locked until the transaction ends; NotFound when missing."""
+        ...
+
+    def merge(self, keep_id: int, other_id: int) -> int:
+        """Give `other`'s orders, addresses, documents and history to `keep`, raise `keep`'s
+        revision, delete `other`; returns how many orders moved."""
         ...
 
 

@@ -729,7 +729,7 @@ def duplicates(
     from shelflife.services.customers import find_duplicates
 
     with _errors():
-        report = _with_app(home, lambda a: find_duplicates(a, shop))
+        report = _with_app(home, lambda a: find_duplicates(a.ports(), shop))
         if as_json:
             _print_json(report.model_dump(mode="json"))
             return
@@ -755,7 +755,7 @@ def merge(
     from shelflife.services.customers import merge_customers
 
     with _errors():
-        result = _with_app(home, lambda a: merge_customers(a, keep, other, _operator()))
+        result = _with_app(home, lambda a: merge_customers(a.ports(), keep, other, _operator()))
         out.print(
             f"merged {result.merged} into {result.kept} ({result.orders_moved} orders moved)",
             soft_wrap=True,

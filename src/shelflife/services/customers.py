@@ -7,27 +7,21 @@ in the archive, and mixing records would leave copies that describe nobody.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
-from sqlalchemy import insert
-
-from shelflife.adapters.db import audit_log
-from shelflife.adapters.db.customers import duplicate_candidates, merge_candidate, move_customer
-from shelflife.adapters.db.tables import CustomerHistory
-from shelflife.bootstrap import App
-from shelflife.domain.duplicates import check_merge, duplicate_key
+from shelflife.domain.duplicates import DuplicateCandidate, check_merge, duplicate_key
 from shelflife.domain.errors import InvalidInput
+from shelflife.domain.ports import Ports
 from shelflife.domain.references import customer_ref, parse_customer_ref
 from shelflife.services.documents import DuplicateGroup, DuplicatesReport
 
 
-def find_duplicates(app: App, shop: str | None = None) -> DuplicatesReport:
+def find_duplicates(ports: Ports, shop: str | None = None) -> DuplicatesReport:
     """Groups of customer records that are probably one person; names no personal data, only
     references, so that the list can be shared and logged."""
     report = DuplicatesReport()
-    with app.read_engine.connect() as conn:
-        for candidates in duplicate_candidates(conn, shop):
-            by_key: dict[tuple[str, tuple[str, ...]], list[Any]] = {}
+    with ports.reader as reader:
+        for candidates in reader.customers.duplicate_groups(shop):
+            by_key: dict[tuple[str, tuple[str, ...]], list[DuplicateCandidate]] = {}
             for c in candidates:
                 key = duplicate_key(c.person)
                 if key is not None:
@@ -52,34 +46,36 @@ class MergeResult:
     orders_moved: int
 
 
-def merge_customers(app: App, keep: str, other: str, actor: str) -> MergeResult:
+def merge_customers(ports: Ports, keep: str, other: str, actor: str) -> MergeResult:
     """Move `other`'s orders, addresses, documents and history to `keep` and delete `other`;
     refused when either is archived or masked, or they belong to different shops or channels.
-    Recorded in both customers' history (the kept one's) and in the audit log."""
+    Recorded in the kept customer's history and in the audit log."""
     keep_id, other_id = _customer_id(keep, "keep"), _customer_id(other, "other")
-    now = app.clock.now()
-    with app.engine.begin() as conn:
+    now = ports.clock.now()
+    with ports.uow as uow:
         first, second = sorted((keep_id, other_id))  # one lock order: two merges never deadlock
-        locked = {first: merge_candidate(conn, first), second: merge_candidate(conn, second)}
+        locked = {
+            first: uow.customers.merge_candidate(first),
+            second: uow.customers.merge_candidate(second),
+        }
         check_merge(locked[keep_id], locked[other_id])
-        moved = move_customer(conn, keep_id, other_id)
-        conn.execute(
-            insert(CustomerHistory).values(
-                customer_id=keep_id,
-                recorded_at=now,
-                event="merged",
-                user_name=actor,
-                text=f"customer {customer_ref(other_id)} merged into this one",
-            )
+        moved = uow.customers.merge(keep_id, other_id)
+        uow.history.add(
+            keep_id,
+            None,
+            now,
+            "merged",
+            actor,
+            f"customer {customer_ref(other_id)} merged into this one",
         )
-        audit_log.append(
-            conn,
+        uow.audit.append(
             now,
             actor,
             "customer.merged",
             customer_ref(keep_id),
             {"merged": customer_ref(other_id), "orders_moved": moved},
         )
+        uow.commit()
     return MergeResult(customer_ref(keep_id), customer_ref(other_id), moved)
 
 

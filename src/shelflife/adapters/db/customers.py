@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
 
 from sqlalchemy import Connection, delete, func, select, update
 
@@ -18,7 +17,7 @@ from shelflife.adapters.db.tables import (
     Order,
     Shop,
 )
-from shelflife.domain.duplicates import MergeCandidate, PersonFields
+from shelflife.domain.duplicates import DuplicateCandidate, MergeCandidate, PersonFields
 from shelflife.domain.errors import NotFound
 from shelflife.domain.references import customer_ref
 
@@ -31,16 +30,7 @@ _KEY_COLUMNS = (
 )
 
 
-@dataclass(frozen=True)
-class Candidate:
-    customer_id: int
-    shop: str
-    channel: str
-    person: PersonFields
-    orders: int
-
-
-def duplicate_candidates(conn: Connection, shop: str | None) -> Iterator[list[Candidate]]:
+def duplicate_candidates(conn: Connection, shop: str | None) -> Iterator[list[DuplicateCandidate]]:
     """Groups of unarchived, unmasked customers that share the compared fields, one group at a
     time: the database groups (nothing but keys comes back for the many singletons), then each
     group's members are read in one query per batch of keys."""
@@ -83,7 +73,7 @@ def duplicate_candidates(conn: Connection, shop: str | None) -> Iterator[list[Ca
             .order_by(Customer.id)
         ).all()
         yield [
-            Candidate(m[0], m[1], m[2], PersonFields(m[3], m[4], m[5], m[6], m[7]), m[8])
+            DuplicateCandidate(m[0], m[1], m[2], PersonFields(m[3], m[4], m[5], m[6], m[7]), m[8])
             for m in members
         ]
 

@@ -13,7 +13,7 @@ from typing import Any
 
 from sqlalchemy import ColumnElement, Connection, delete, func, insert, or_, select, update
 
-from shelflife.adapters.db import audit_log, retention, runs
+from shelflife.adapters.db import audit_log, customers, retention, runs
 from shelflife.adapters.db.installation import read_installation
 from shelflife.adapters.db.reading import (
     find_order,
@@ -37,6 +37,7 @@ from shelflife.adapters.db.tables import (
     ShopFeatureChange,
 )
 from shelflife.domain.audit import AuditEntry
+from shelflife.domain.duplicates import DuplicateCandidate, MergeCandidate
 from shelflife.domain.policy import CustomerFacts, Cutoffs
 from shelflife.domain.ports import (
     ArchivedCopy,
@@ -153,6 +154,15 @@ def _condition(s: Selection) -> ColumnElement[bool]:
 class SqlCustomers:
     def __init__(self, conn: Connection) -> None:
         self.conn = conn
+
+    def duplicate_groups(self, shop: str | None) -> Iterator[list[DuplicateCandidate]]:
+        return customers.duplicate_candidates(self.conn, shop)
+
+    def merge_candidate(self, customer_id: int) -> MergeCandidate:
+        return customers.merge_candidate(self.conn, customer_id)
+
+    def merge(self, keep_id: int, other_id: int) -> int:
+        return customers.move_customer(self.conn, keep_id, other_id)
 
     def lock_masked_state(self, customer_id: int) -> MaskedState:
         masked_at = self.conn.execute(
