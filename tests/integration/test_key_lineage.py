@@ -363,7 +363,14 @@ def _make_legacy(app: App) -> None:
     _import(app, order(NR, shipped_at=T0), order("303-1234567-1234567", suffix="-b"))
     set_feature(app.ports(), "main", True, "ops")
     assert run_retention(app.ports(), ARCHIVE_NIGHT).archived == 1  # data keys exist, nobody masked
-    with app.engine.begin() as conn:  # what migrations 0002 and 0003 added, removed again
+    with app.engine.begin() as conn:  # what migrations 0002 to 0004 added, removed again
+        for index in (
+            "ix_orders_number",
+            "ix_invoices_number",
+            "ix_credits_number",
+            "ix_archive_copies_object_key",
+        ):
+            conn.exec_driver_sql(f"DROP INDEX {index}")
         for table in ("audit_log", "web_sessions", "api_tokens", "password_history", "users"):
             conn.exec_driver_sql(f"DROP TABLE {table}")
         conn.exec_driver_sql("DROP TABLE installation")
