@@ -35,6 +35,7 @@ from shelflife.domain.errors import (
     ArchiveUnavailable,
     KeyUnavailable,
     ShelflifeError,
+    UnknownShop,
 )
 from shelflife.domain.policy import Cutoffs
 from shelflife.domain.snapshot import CustomerSnapshot
@@ -185,30 +186,53 @@ def dry_run(app: App, as_of: datetime | None = None) -> RunReport:
     now = as_of or app.clock.now()
     report = RunReport(as_of=now.isoformat(), dry_run=True)
     with read_only(app.engine) as conn:
-        installation = read_installation(conn)
-        # The key recorded by `init`: a real run refuses any other, so the dry run needs no file.
-        key_id = installation.master_key_id if installation else ""
+        key_id = _recorded_key_id(conn)
         for shop in sql.shops(conn, enabled_only=True):
-            report.shops += 1
-            cutoffs = Cutoffs.for_shop(now, ZoneInfo(shop.time_zone))
-            report.archived += sql.count_customers(
-                conn, sql.archive_due_condition(shop.id, cutoffs)
-            )
-            report.retried += sql.count_customers(conn, sql.retry_due_condition(shop.id, cutoffs))
-            report.masked += sql.count_customers(
-                conn, sql.mask_due_condition(shop.id, cutoffs, key_id, tonight=True)
-            )
-            report.remasked += sql.count_customers(
-                conn, sql.remask_due_condition(shop.id, cutoffs, key_id, tonight=True)
-            )
-            report.mask_refused += sum(
-                sql.count_customers(
-                    conn, sql.mask_refused_condition(shop.id, cutoffs, key_id, remask=remask)
-                )
-                for remask in (False, True)
-            )
+            _count_due(conn, shop, now, key_id, report)
     report.duration_seconds = round(time.monotonic() - started, 3)
     return report
+
+
+def dry_run_shop(app: App, shop: str, as_of: datetime | None = None) -> RunReport:
+    """What the next run would do for one shop if its feature were on, whether it is on now
+    or not: what switching it on starts, or what switching it off stops."""
+    started = time.monotonic()
+    now = as_of or app.clock.now()
+    report = RunReport(as_of=now.isoformat(), dry_run=True)
+    with read_only(app.engine) as conn:
+        found = [s for s in sql.shops(conn) if s.name == shop]
+        if not found:
+            raise UnknownShop(shop)
+        _count_due(conn, found[0], now, _recorded_key_id(conn), report)
+    report.duration_seconds = round(time.monotonic() - started, 3)
+    return report
+
+
+def _recorded_key_id(conn: Connection) -> str:
+    """The key recorded by `init`: a real run refuses any other, so a dry run needs no file."""
+    installation = read_installation(conn)
+    return installation.master_key_id if installation else ""
+
+
+def _count_due(
+    conn: Connection, shop: sql.ShopRow, now: datetime, key_id: str, report: RunReport
+) -> None:
+    report.shops += 1
+    cutoffs = Cutoffs.for_shop(now, ZoneInfo(shop.time_zone))
+    report.archived += sql.count_customers(conn, sql.archive_due_condition(shop.id, cutoffs))
+    report.retried += sql.count_customers(conn, sql.retry_due_condition(shop.id, cutoffs))
+    report.masked += sql.count_customers(
+        conn, sql.mask_due_condition(shop.id, cutoffs, key_id, tonight=True)
+    )
+    report.remasked += sql.count_customers(
+        conn, sql.remask_due_condition(shop.id, cutoffs, key_id, tonight=True)
+    )
+    report.mask_refused += sum(
+        sql.count_customers(
+            conn, sql.mask_refused_condition(shop.id, cutoffs, key_id, remask=remask)
+        )
+        for remask in (False, True)
+    )
 
 
 def _archive_step(

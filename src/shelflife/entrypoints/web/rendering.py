@@ -18,6 +18,8 @@ templates = Jinja2Templates(directory=HERE / "templates")  # autoescapes every .
 
 NAV: tuple[tuple[str, str, Permission | None], ...] = (
     ("Home", "/", None),
+    ("Dashboard", "/dashboard", Permission.VIEW_DASHBOARD),
+    ("Shops", "/shops", Permission.VIEW_COUNTS),
     ("Users", "/users", Permission.MANAGE_USERS),
     ("Audit log", "/audit", Permission.VIEW_AUDIT),
 )
