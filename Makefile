@@ -19,8 +19,8 @@ $(STAMP): requirements.lock pyproject.toml
 
 venv: $(STAMP) ## Create or refresh the virtual environment from the lock file
 
-demo: $(STAMP) ## Run the main job on the embedded default (SQLite + local archive) in ./demo-home
-	$(BIN)/shelflife demo --home ./demo-home --fresh
+demo: $(STAMP) ## Build the demo data set in ./demo-home, print a login per role, serve the web app (PORT=8000)
+	$(BIN)/shelflife demo --home ./demo-home --fresh --serve --port $${PORT:-8000}
 
 lint: $(STAMP) ## ruff check, ruff format --check and mypy
 	$(BIN)/ruff check .
