@@ -100,8 +100,8 @@ def test_switching_shows_the_next_runs_counts_first_and_changes_nothing(
     preview = dry_run_shop(app, "closed", AS_OF)
     assert (preview.archived, preview.masked) == (1, 1)
     assert "Switch retention on for closed?" in confirm.text
-    assert '<dd id="next-archive">1 buyers</dd>' in confirm.text
-    assert '<dd id="next-mask">1 buyers</dd>' in confirm.text
+    assert '<dd id="next-archive">1 buyer</dd>' in confirm.text
+    assert '<dd id="next-mask">1 buyer</dd>' in confirm.text
     assert '<input type="hidden" name="confirmed" value="yes">' in confirm.text
     # Posting the switch without the confirmation field shows the confirmation again.
     unconfirmed = web.post(
