@@ -222,3 +222,11 @@ def test_a_too_long_shop_name_is_refused_without_an_error_page_crash(web: TestCl
     response = web.get("/shops/feature", params={"shop": "x" * 101, "enabled": "on"})
     assert response.status_code == 422
     assert "Traceback" not in response.text
+
+
+def test_a_made_up_link_cannot_announce_a_switch(web: TestClient) -> None:
+    _as(web, "sam")
+    page = web.get("/shops", params={"done": "on", "shop": "Ihr Konto ist gesperrt", "state": "on"})
+    assert page.status_code == 200
+    assert "Ihr Konto ist gesperrt" not in page.text
+    assert 'role="status"' not in page.text

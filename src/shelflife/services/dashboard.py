@@ -7,7 +7,7 @@ the support role may see the per-shop counts.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Generic, TypeVar
 from zoneinfo import ZoneInfo
@@ -129,7 +129,7 @@ class Dashboard:
     violations: Listed[ComplianceEntry]
     holds: Listed[ComplianceEntry]
     runs: list[RunView]
-    alerts: Listed[RetrievalAlert] = field(default_factory=lambda: Listed([], 0))
+    alerts: Listed[RetrievalAlert]
 
 
 def shop_counts(app: App, as_of: datetime | None = None) -> list[ShopCounts]:

@@ -45,16 +45,18 @@ def shops(
     shop: Annotated[str, Query(max_length=100)] = "",
     state: Annotated[str, Query(max_length=3)] = "",
 ) -> Response:
+    shops = shop_counts(app)
     message = DONE.get(done)
+    known = shop in {s.name for s in shops} and state in SWITCH  # a link cannot make up news
     return render(
         request,
         "shops.html",
         signed_in,
         {
-            "shops": shop_counts(app),
+            "shops": shops,
             "states": [s.value for s in STATES],
             "may_switch": allows(signed_in.account.role, Permission.SWITCH_FEATURE),
-            "done": message.format(shop=shop, state=state) if message else None,
+            "done": message.format(shop=shop, state=state) if message and known else None,
         },
     )
 
