@@ -20,7 +20,7 @@ from shelflife.domain.errors import UnknownShop
 from shelflife.domain.policy import Cutoffs, Finding, RetentionState, retry_at
 from shelflife.domain.references import customer_ref
 from shelflife.services.inspection import ComplianceEntry, compliance_report
-from shelflife.services.pipeline import RunReport, dry_run, dry_run_shop
+from shelflife.services.pipeline import RunReport, dry_run_shop
 from shelflife.services.retrieval import RATE_ALERT
 from shelflife.services.runs import RunView, list_runs
 
@@ -123,7 +123,8 @@ class Dashboard:
     as_of: datetime
     states: list[StateCount]
     shops: list[ShopCounts]
-    preview: RunReport
+    preview: ShopPreview
+    """The sum over `preview_by_shop`: what `pipeline.dry_run` reports, without counting twice."""
     preview_by_shop: list[ShopPreview]
     failures: Listed[ArchiveFailure]
     violations: Listed[ComplianceEntry]
@@ -223,16 +224,22 @@ def dashboard(app: App, as_of: datetime | None = None, limit: int = LIST_LIMIT) 
     now = as_of or app.clock.now()
     shops = shop_counts(app, now)
     compliance = compliance_report(app, now)
+    by_shop = [
+        ShopPreview.of(s.name, dry_run_shop(app, s.name, now)) for s in shops if s.retention_enabled
+    ]
     return Dashboard(
         as_of=now,
         states=_totals(shops),
         shops=shops,
-        preview=dry_run(app, now),
-        preview_by_shop=[
-            ShopPreview.of(s.name, dry_run_shop(app, s.name, now))
-            for s in shops
-            if s.retention_enabled
-        ],
+        preview=ShopPreview(
+            shop="All shops",
+            archive=sum(p.archive for p in by_shop),
+            retry=sum(p.retry for p in by_shop),
+            mask=sum(p.mask for p in by_shop),
+            remask=sum(p.remask for p in by_shop),
+            mask_refused=sum(p.mask_refused for p in by_shop),
+        ),
+        preview_by_shop=by_shop,
         failures=_failures(app, limit),
         violations=_listed(compliance, Finding.VIOLATION, limit),
         holds=_listed(compliance, Finding.HOLD, limit),
