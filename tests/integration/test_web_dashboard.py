@@ -236,3 +236,23 @@ def test_the_start_page_links_the_pages_each_role_may_open(web: TestClient) -> N
         _as(web, user)
         start = re.search(r'<ul class="start".*?</ul>', web.get("/").text, re.S)
         assert (re.findall(r'href="([^"]+)"', start.group(0)) if start else []) == links
+
+
+@pytest.mark.parametrize("limit", [1, 20])
+def test_the_dashboards_violations_and_holds_are_the_compliance_reports(
+    app: App, limit: int
+) -> None:
+    """Counted and picked in SQL, filed by the policy: the same buyers, reasons and order as
+    `compliance`, on the dry-run tests' buyers in every state (retrieved and due for re-mask,
+    held by an open order or a young invoice, archive failing, a disabled shop, ...)."""
+    from tests.integration.test_dry_run import AS_OF as DRY_RUN_AS_OF
+    from tests.integration.test_dry_run import _mixed_states
+
+    _mixed_states(app)
+    report = compliance_report(app, DRY_RUN_AS_OF)
+    shown = dashboard(app, DRY_RUN_AS_OF, limit=limit)
+    for finding, listed in ((Finding.VIOLATION, shown.violations), (Finding.HOLD, shown.holds)):
+        expected = [e for e in report if e.finding is finding]
+        assert listed.total == len(expected)
+        assert [e.as_dict() for e in listed.items] == [e.as_dict() for e in expected[:limit]]
+    assert (shown.violations.total, shown.holds.total) == (12, 2)

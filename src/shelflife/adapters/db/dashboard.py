@@ -14,12 +14,15 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, Connection, and_, case, func, or_, select
+from sqlalchemy import ColumnElement, Connection, and_, case, exists, func, or_, select
 
+from shelflife.adapters.db.reading import overdue_condition
 from shelflife.adapters.db.retention import ShopRow, archive_due_condition
 from shelflife.adapters.db.tables import (
     AuditLogEntry,
+    Credit,
     Customer,
+    Invoice,
     Order,
     Shop,
     ShopFeatureChange,
@@ -215,3 +218,49 @@ def last_feature_changes(conn: Connection) -> dict[int, FeatureChangeRow]:
         ).join(latest, latest.c.id == ShopFeatureChange.id)
     ).all()
     return {r[0]: FeatureChangeRow(bool(r[1]), r[2], r[3]) for r in rows}
+
+
+def _legally_held(c: Cutoffs) -> ColumnElement[bool]:
+    """SQL twin of "`policy.holds` is not empty" for a buyer who is not retrieved: an open
+    order, an order closed or a document created less than 30 days ago. A retrieved buyer
+    past the re-mask day is always a violation (`policy.compliance_finding`)."""
+    young = c.mask_before
+    return and_(
+        Customer.retrieved_at.is_(None),
+        or_(
+            exists().where(
+                Order.customer_id == Customer.id,
+                or_(_closed_at().is_(None), _closed_at() >= young),
+            ),
+            exists().where(Invoice.customer_id == Customer.id, Invoice.created_at >= young),
+            exists().where(Credit.customer_id == Customer.id, Credit.created_at >= young),
+        ),
+    )
+
+
+def _finding_condition(shop_id: int, c: Cutoffs, held: bool) -> ColumnElement[bool]:
+    hold = _legally_held(c)
+    return and_(overdue_condition(shop_id, c), hold if held else ~hold)
+
+
+def count_overdue(conn: Connection, shop_id: int, c: Cutoffs, *, held: bool) -> int:
+    """Overdue buyers of one shop that are legal holds (`held`) or violations."""
+    return int(
+        conn.execute(
+            select(func.count()).select_from(Customer).where(_finding_condition(shop_id, c, held))
+        ).scalar_one()
+    )
+
+
+def first_overdue(
+    conn: Connection, shop_id: int, c: Cutoffs, *, held: bool, limit: int
+) -> list[int]:
+    """The first `limit` of them in buyer order, as the compliance report lists them."""
+    return list(
+        conn.execute(
+            select(Customer.id)
+            .where(_finding_condition(shop_id, c, held))
+            .order_by(Customer.id)
+            .limit(limit)
+        ).scalars()
+    )
