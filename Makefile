@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
 .DEFAULT_GOAL := help
-.PHONY: help venv demo test lint unit lock bench clean
+.PHONY: help venv demo test lint unit lock bench bench-http clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -19,8 +19,8 @@ $(STAMP): requirements.lock pyproject.toml
 
 venv: $(STAMP) ## Create or refresh the virtual environment from the lock file
 
-demo: $(STAMP) ## Run the main job on the embedded default (SQLite + local archive) in ./demo-home
-	$(BIN)/shelflife demo --home ./demo-home --fresh
+demo: $(STAMP) ## Build the demo data set in ./demo-home, print a login per role, serve the web app (PORT=8000)
+	$(BIN)/shelflife demo --home ./demo-home --fresh --serve --port $${PORT:-8000}
 
 lint: $(STAMP) ## ruff check, ruff format --check and mypy
 	$(BIN)/ruff check .
@@ -36,6 +36,9 @@ unit: $(STAMP) ## Only the fast unit tests
 
 bench: $(STAMP) ## Time `shelflife run` on a backlog (N=100000 by default; see bench/README.md)
 	$(BIN)/python bench/run_backlog.py --customers $${N:-100000}
+
+bench-http: $(STAMP) ## Search and retrieval latency over HTTP (N=100000 buyers, REQUESTS=500; see bench/README.md)
+	$(BIN)/python bench/http_latency.py --customers $${N:-100000} --requests $${REQUESTS:-500}
 
 lock: ## Re-pin requirements.lock from pyproject.toml (needs uv)
 	uv pip compile pyproject.toml --extra dev --python-version 3.11 -o requirements.lock

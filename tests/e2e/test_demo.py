@@ -14,6 +14,7 @@ from collections.abc import Mapping
 from pathlib import Path
 
 import pytest
+from fastapi import FastAPI
 from typer.testing import CliRunner, Result
 
 from shelflife.entrypoints.cli import app
@@ -324,3 +325,80 @@ def test_cli_doc_names_the_marker_the_demo_writes() -> None:
 
     assert f"`{MARKER}`" in demo_section
     assert "refused with exit 2 and" in demo_section
+
+
+# -- `make demo`: the tour, then a login per role and the web app ----------------------------
+
+
+def _printed_logins(output: str) -> dict[str, tuple[str, str]]:
+    rows = re.findall(r"^\s*(agent|admin|support)\s+(\S+)\s+(\S{16})\s*$", output, re.M)
+    return {role: (name, password) for role, name, password in rows}
+
+
+def test_demo_serve_prints_a_working_login_per_role_and_serves_the_demo_folder(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """uvicorn.run is replaced: the test checks what would be served, not that it blocks."""
+    import uvicorn
+    from argon2 import PasswordHasher
+
+    from shelflife.adapters.auth import secrets as auth_secrets
+    from shelflife.bootstrap import build_app
+    from shelflife.config import settings_for_folder
+    from shelflife.services.accounts import sign_in
+
+    monkeypatch.setattr(
+        auth_secrets, "_hasher", PasswordHasher(time_cost=1, memory_cost=64, parallelism=1)
+    )
+    served: list[tuple[str, int, Path]] = []
+
+    def fake_run(web: FastAPI, host: str, port: int, **_: object) -> None:
+        served.append((host, port, Path(web.state.shelflife.settings.home)))
+
+    monkeypatch.setattr(uvicorn, "run", fake_run)
+    home = tmp_path / "demo"
+
+    first = _cli("demo", "--home", str(home), *SMALL, "--serve", "--port", "8123")
+    again = _cli("demo", "--home", str(home), *SMALL, "--serve", "--port", "8123")
+
+    assert (first.exit_code, again.exit_code) == (0, 0), again.output
+    assert "Web app: http://127.0.0.1:8123  (Ctrl-C stops)" in first.stdout
+    assert [(host, port) for host, port, _ in served] == [("127.0.0.1", 8123)] * 2
+    assert {folder for _, _, folder in served} == {home.resolve()}
+    logins, renewed = _printed_logins(first.stdout), _printed_logins(again.stdout)
+    assert {role: name for role, (name, _) in logins.items()} == {
+        "agent": "agent",
+        "admin": "admin",
+        "support": "support",
+    }
+    assert all(renewed[role][1] != logins[role][1] for role in logins)  # new passwords
+    app = build_app(settings_for_folder(home))
+    try:
+        for role, (name, password) in renewed.items():
+            assert sign_in(app, name, password).role.value == role
+    finally:
+        app.close()
+
+
+def test_demo_without_serve_adds_no_login_and_serves_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import uvicorn
+
+    from shelflife.bootstrap import build_app
+    from shelflife.config import settings_for_folder
+    from shelflife.services.accounts import list_users
+
+    def refuse(*_: object, **__: object) -> None:
+        raise AssertionError("the demo served without --serve")
+
+    monkeypatch.setattr(uvicorn, "run", refuse)
+    home = tmp_path / "demo"
+    result = _cli("demo", "--home", str(home), *SMALL)
+    assert result.exit_code == 0
+    assert "Web app:" not in result.stdout
+    app = build_app(settings_for_folder(home))
+    try:
+        assert list_users(app) == []
+    finally:
+        app.close()

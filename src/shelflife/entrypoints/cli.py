@@ -927,13 +927,25 @@ def demo(
     nights: Annotated[
         int, typer.Option("--nights", min=31, max=400, help="Nights to simulate.")
     ] = 90,
+    serve_after: Annotated[
+        bool,
+        typer.Option(
+            "--serve",
+            help="Then add one web login per role (new passwords, printed) and serve the web "
+            "app on 127.0.0.1 until Ctrl-C.",
+        ),
+    ] = False,
+    port: Annotated[
+        int, typer.Option("--port", min=1, max=65535, help="TCP port for --serve.")
+    ] = 8000,
 ) -> None:
     """Generate realistic fake orders, enable retention and simulate nights of runs.
 
     Works only in a new or empty folder, or one it made itself (it writes a `.shelflife-demo`
     file there first); any other folder is refused untouched, so real data is never used.
     """
-    from shelflife.services.demo import run_demo
+    from shelflife.config import settings_for_folder
+    from shelflife.services.demo import demo_logins, run_demo
 
     with _errors():
         run_demo(
@@ -944,6 +956,17 @@ def demo(
             console=out,
             overriding=overriding_variables(),
         )
+        if not serve_after:
+            return
+        logins = demo_logins(home)
+        host = "127.0.0.1"
+        out.print()
+        out.print(f"Web app: http://{host}:{port}  (Ctrl-C stops)", soft_wrap=True)
+        table = Table("Role", "User name", "Password", box=box.SIMPLE)
+        for login in logins:
+            table.add_row(login.role, login.name, login.password)
+        out.print(table)
+        _serve(build_app(settings_for_folder(home)), host, port)
 
 
 @app.command()
@@ -957,29 +980,32 @@ def serve(
     Listens on 127.0.0.1 by default; put it behind a TLS-terminating proxy to serve others
     (cookies are then marked Secure). Users come from `shelflife user add`.
     """
-    import uvicorn
-
-    from shelflife.entrypoints.web.app import create_web_app
-
     with _errors():
         settings = load_settings(home)
         if not settings.home.is_dir():
             raise NotInitialised(
                 f"no shelflife home folder at {settings.home}; run `shelflife init`"
             )
-        application = build_app(settings)
-        try:
-            err.print(f"serving on http://{host}:{port} (Ctrl-C stops)", soft_wrap=True)
-            uvicorn.run(
-                create_web_app(application),
-                host=host,
-                port=port,
-                proxy_headers=True,
-                log_level="warning",
-                server_header=False,
-            )
-        finally:
-            application.close()
+        err.print(f"serving on http://{host}:{port} (Ctrl-C stops)", soft_wrap=True)
+        _serve(build_app(settings), host, port)
+
+
+def _serve(application: App, host: str, port: int) -> None:
+    import uvicorn
+
+    from shelflife.entrypoints.web.app import create_web_app
+
+    try:
+        uvicorn.run(
+            create_web_app(application),
+            host=host,
+            port=port,
+            proxy_headers=True,
+            log_level="warning",
+            server_header=False,
+        )
+    finally:
+        application.close()
 
 
 PasswordStdinOpt = Annotated[

@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import json
 import logging
+import secrets
 import shlex
 import shutil
 import sys
 from collections import Counter
 from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime, time, timedelta
 from pathlib import Path
 from typing import Any
@@ -29,8 +31,9 @@ from shelflife.adapters.db.tables import Order
 from shelflife.bootstrap import App, build_app, initialise
 from shelflife.config import settings_for_folder
 from shelflife.domain.clock import FixedClock
-from shelflife.domain.errors import ArchiveUnavailable, Conflict
+from shelflife.domain.errors import ArchiveUnavailable, Conflict, NotInitialised
 from shelflife.sample_data import SampleSpec, generate_orders
+from shelflife.services.accounts import add_user, change_password
 from shelflife.services.importing import import_lines
 from shelflife.services.inspection import compliance_report, show_order
 from shelflife.services.pipeline import run_retention
@@ -297,3 +300,36 @@ def _retrieve_one(app: App, clock: FixedClock, console: Console) -> str | None:
     for h in data.customer_history[-1:]:
         console.print(f"  history: {h.event} by {h.user_name}: {h.text}")
     return str(order_nr)
+
+
+DEMO_LOGINS = (("agent", "agent"), ("admin", "admin"), ("support", "support"))
+"""(user name, role): one login per role, so that each role's view can be tried."""
+DEMO_ACTOR = "shelflife demo"
+
+
+@dataclass(frozen=True)
+class DemoLogin:
+    role: str
+    name: str
+    password: str
+
+
+def demo_logins(home: Path) -> list[DemoLogin]:
+    """One web login per role in a folder the demo made, each with a new random password
+    (printed once by the caller, stored as an argon2 hash like any other): no fixed password
+    ever works on a demo someone left running. A login that exists gets a new password."""
+    if not (home / MARKER).is_file():
+        raise NotInitialised(f"{home} was not made by the demo (it has no {MARKER} file)")
+    app = build_app(settings_for_folder(home))
+    logins = []
+    try:
+        for name, role in DEMO_LOGINS:
+            password = secrets.token_urlsafe(12)  # 16 characters from 96 random bits
+            try:
+                add_user(app, name, role, password, DEMO_ACTOR)
+            except Conflict:
+                change_password(app, name, password, DEMO_ACTOR)
+            logins.append(DemoLogin(role, name, password))
+    finally:
+        app.close()
+    return logins

@@ -206,21 +206,27 @@ def compliance_report(
                 after = ids[-1]
                 facts = reader.customers.facts(ids)
                 for cid in ids:
-                    f = facts[cid]
-                    found = compliance_finding(f, cutoffs, zone)
-                    if found is None:
-                        continue
-                    entries.append(
-                        ComplianceEntry(
-                            finding=found.finding,
-                            shop=shop.name,
-                            customer=customer_ref(cid),
-                            orders=[o.number or "" for o in f.orders],
-                            reasons=list(found.reasons),
-                            since=found.since.isoformat(),
-                            expected_mask_date=_json_date(found.expected_mask_date),
-                            held_by=_held_by(found.holds),
-                            blockers=list(found.blockers),
-                        )
-                    )
+                    entry = compliance_entry(shop.name, cid, facts[cid], cutoffs, zone)
+                    if entry is not None:
+                        entries.append(entry)
     return entries
+
+
+def compliance_entry(
+    shop: str, customer_id: int, facts: CustomerFacts, cutoffs: Cutoffs, zone: ZoneInfo
+) -> ComplianceEntry | None:
+    """One buyer's line of the report; None when the buyer is not overdue."""
+    found = compliance_finding(facts, cutoffs, zone)
+    if found is None:
+        return None
+    return ComplianceEntry(
+        finding=found.finding,
+        shop=shop,
+        customer=customer_ref(customer_id),
+        orders=[o.number or "" for o in facts.orders],
+        reasons=list(found.reasons),
+        since=found.since.isoformat(),
+        expected_mask_date=_json_date(found.expected_mask_date),
+        held_by=_held_by(found.holds),
+        blockers=list(found.blockers),
+    )

@@ -23,6 +23,7 @@ from shelflife.domain.errors import (
     ArchiveUnavailable,
     KeyUnavailable,
     ShelflifeError,
+    UnknownShop,
 )
 from shelflife.domain.policy import Cutoffs
 from shelflife.domain.ports import (
@@ -37,6 +38,8 @@ from shelflife.domain.ports import (
     Ports,
     RunLock,
     Selection,
+    ShopRow,
+    UnitOfWork,
     WrappedKey,
 )
 from shelflife.domain.snapshot import CustomerSnapshot
@@ -205,23 +208,47 @@ def dry_run(ports: Ports, as_of: datetime | None = None) -> RunReport:
     now = as_of or ports.clock.now()
     report = RunReport(as_of=now.isoformat(), dry_run=True)
     with ports.reader as reader:
-        # The key recorded by `init`: a real run refuses any other, so the dry run needs no file.
-        key_id = reader.installation.master_key_id() or ""
-        customers = reader.customers
+        key_id = _recorded_key_id(reader)
         for shop in reader.shops.enabled():
-            report.shops += 1
-            cutoffs = Cutoffs.for_shop(now, ZoneInfo(shop.time_zone))
-
-            def count(due: Due, *, tonight: bool = False) -> int:
-                return customers.count(Selection(due, shop.id, cutoffs, key_id, tonight))  # noqa: B023
-
-            report.archived += count(Due.ARCHIVE)
-            report.retried += count(Due.RETRY)
-            report.masked += count(Due.MASK, tonight=True)
-            report.remasked += count(Due.REMASK, tonight=True)
-            report.mask_refused += count(Due.MASK_REFUSED) + count(Due.REMASK_REFUSED)
+            _count_due(reader.customers, shop, now, key_id, report)
     report.duration_seconds = round(time.monotonic() - started, 3)
     return report
+
+
+def dry_run_shop(ports: Ports, shop: str, as_of: datetime | None = None) -> RunReport:
+    """What the next run would do for one shop if its feature were on, whether it is on now
+    or not: what switching it on starts, or what switching it off stops."""
+    started = time.monotonic()
+    now = as_of or ports.clock.now()
+    report = RunReport(as_of=now.isoformat(), dry_run=True)
+    with ports.reader as reader:
+        found = reader.shops.by_name(shop)
+        if found is None:
+            raise UnknownShop(shop)
+        _count_due(reader.customers, found, now, _recorded_key_id(reader), report)
+    report.duration_seconds = round(time.monotonic() - started, 3)
+    return report
+
+
+def _recorded_key_id(reader: UnitOfWork) -> str:
+    """The key recorded by `init`: a real run refuses any other, so a dry run needs no file."""
+    return reader.installation.master_key_id() or ""
+
+
+def _count_due(
+    customers: CustomerRepository, shop: ShopRow, now: datetime, key_id: str, report: RunReport
+) -> None:
+    report.shops += 1
+    cutoffs = Cutoffs.for_shop(now, ZoneInfo(shop.time_zone))
+
+    def count(due: Due, *, tonight: bool = False) -> int:
+        return customers.count(Selection(due, shop.id, cutoffs, key_id, tonight))
+
+    report.archived += count(Due.ARCHIVE)
+    report.retried += count(Due.RETRY)
+    report.masked += count(Due.MASK, tonight=True)
+    report.remasked += count(Due.REMASK, tonight=True)
+    report.mask_refused += count(Due.MASK_REFUSED) + count(Due.REMASK_REFUSED)
 
 
 def _archive_step(

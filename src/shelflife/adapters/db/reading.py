@@ -88,12 +88,10 @@ def _document_order(d: DocumentFacts) -> tuple[datetime, str, str]:
     return (d.created_at, d.kind, d.number or "")
 
 
-def overdue_candidates(
-    conn: Connection, shop_id: int, c: Cutoffs, after_id: int, limit: int
-) -> list[int]:
-    """Amazon buyers holding real PII past a 30-day limit: the compliance report's rows."""
+def overdue_condition(shop_id: int, c: Cutoffs) -> ColumnElement[bool]:
+    """SQL twin of `policy.overdue`: Amazon buyers holding real PII past a 30-day limit."""
     closed = func.coalesce(Order.shipped_at, Order.cancelled_at)
-    condition = and_(
+    return and_(
         Customer.shop_id == shop_id,
         Customer.channel == "amazon",
         or_(
@@ -103,8 +101,14 @@ def overdue_candidates(
             ),
             and_(Customer.retrieved_at.is_not(None), Customer.retrieved_at < c.remask_before),
         ),
-        Customer.id > after_id,
     )
+
+
+def overdue_candidates(
+    conn: Connection, shop_id: int, c: Cutoffs, after_id: int, limit: int
+) -> list[int]:
+    """Amazon buyers holding real PII past a 30-day limit: the compliance report's rows."""
+    condition = and_(overdue_condition(shop_id, c), Customer.id > after_id)
     return list(
         conn.execute(
             select(Customer.id).where(condition).order_by(Customer.id).limit(limit)

@@ -16,7 +16,13 @@ from starlette.middleware.base import BaseHTTPMiddleware, RequestResponseEndpoin
 from shelflife.bootstrap import App
 from shelflife.domain.errors import ShelflifeError
 from shelflife.entrypoints.web import api as api_routes
-from shelflife.entrypoints.web import pages_admin, pages_auth, pages_orders
+from shelflife.entrypoints.web import (
+    pages_admin,
+    pages_auth,
+    pages_dashboard,
+    pages_orders,
+    pages_shops,
+)
 from shelflife.entrypoints.web.errors import api_reference, install_problem_handlers
 from shelflife.entrypoints.web.rendering import HERE, render
 from shelflife.entrypoints.web.security import ApiAccount, LoginRequired
@@ -53,6 +59,8 @@ def create_web_app(application: App) -> FastAPI:
     web.include_router(pages_auth.router)
     web.include_router(pages_admin.router)
     web.include_router(pages_orders.router)
+    web.include_router(pages_dashboard.router)
+    web.include_router(pages_shops.router)
 
     @web.exception_handler(LoginRequired)
     async def _login(_request: Request, _exc: LoginRequired) -> Response:

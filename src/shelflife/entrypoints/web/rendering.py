@@ -21,6 +21,8 @@ templates.env.tests["masked"] = is_masked
 NAV: tuple[tuple[str, str, Permission | None], ...] = (
     ("Home", "/", None),
     ("Orders", "/orders", Permission.VIEW_ORDERS),
+    ("Dashboard", "/dashboard", Permission.VIEW_DASHBOARD),
+    ("Shops", "/shops", Permission.VIEW_COUNTS),
     ("Users", "/users", Permission.MANAGE_USERS),
     ("Audit log", "/audit", Permission.VIEW_AUDIT),
 )
