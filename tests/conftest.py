@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from tests.support.pg_cluster import PostgresCluster
+from tests.support.s3_server import CREDENTIALS, S3Server
 
 
 def _ci() -> bool:
@@ -40,6 +41,47 @@ def postgres_cluster() -> Iterator[PostgresCluster]:
         yield cluster
     finally:
         cluster.stop()
+
+
+@pytest.fixture(scope="session")
+def s3_server() -> Iterator[S3Server]:
+    """One S3-compatible server (moto's server mode over HTTP) for the whole session.
+
+    It is a pinned test dependency that runs in-process, so a server that cannot start is a
+    failure, never a skip (with or without ``CI=true``)."""
+    server = S3Server()
+    failure: str | None = None
+    try:
+        server.start()
+    except RuntimeError as exc:
+        failure = str(exc)
+    if failure is not None:  # outside the except block: no chained traceback in the report
+        pytest.fail(failure, pytrace=False)
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def s3(s3_server: S3Server, monkeypatch: pytest.MonkeyPatch) -> S3Server:
+    """The S3 server, with the environment's AWS settings replaced by the test's own: test
+    credentials, and no profile, config file or endpoint of the machine's."""
+    for name in (
+        "AWS_PROFILE",
+        "AWS_DEFAULT_PROFILE",
+        "AWS_SESSION_TOKEN",
+        "AWS_ENDPOINT_URL",
+        "AWS_ENDPOINT_URL_S3",
+        "AWS_REGION",
+    ):
+        monkeypatch.delenv(name, raising=False)
+    for name, value in CREDENTIALS.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "eu-central-1")
+    monkeypatch.setenv("AWS_CONFIG_FILE", "/nonexistent/aws-config")
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent/aws-credentials")
+    return s3_server
 
 
 @pytest.fixture(

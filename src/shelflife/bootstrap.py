@@ -13,7 +13,8 @@ from pathlib import Path
 from sqlalchemy import Connection, Engine
 from sqlalchemy.exc import OperationalError
 
-from shelflife.adapters.archive.store import ArchiveStore, LocalFolderArchive, archive_from_url
+from shelflife.adapters.archive.replicated import ReplicatedArchive
+from shelflife.adapters.archive.store import ArchiveStore, Preparable, archive_from_url
 from shelflife.adapters.db.engine import (
     CANNOT_CONNECT,
     database_error,
@@ -39,6 +40,7 @@ from shelflife.domain.clock import Clock, SystemClock
 from shelflife.domain.errors import (
     ArchiveCorrupt,
     DatabaseBusy,
+    InvalidInput,
     KeyUnavailable,
     NotInitialised,
     ShelflifeError,
@@ -119,7 +121,7 @@ def build_app(
     app = App(
         settings=settings,
         engine=engine,
-        archive=archive_from_url(settings.resolved_archive_url),
+        archive=build_archive(settings),
         key_path=settings.resolved_master_key_file,
         clock=clock or SystemClock(),
     )
@@ -135,6 +137,33 @@ def build_app(
                 "the database is not set up (or needs an upgrade); run `shelflife init`"
             )
     return app
+
+
+def build_archive(settings: Settings) -> ArchiveStore:
+    """The archive store the settings name, replicated when a second location is set.
+
+    Object Lock retention is dated by the wall clock, not by a run's simulated time: the store
+    judges a retain-until date against real time."""
+
+    def store(url: str, setting: str) -> ArchiveStore:
+        return archive_from_url(
+            url,
+            setting,
+            retention_days=settings.archive_retention_days,
+            storage_class=settings.archive_storage_class,
+            clock=SystemClock(),
+        )
+
+    primary = store(settings.resolved_archive_url, "SHELFLIFE_ARCHIVE_URL")
+    if settings.archive_replica_url is None:
+        return primary
+    replica = store(settings.archive_replica_url, "SHELFLIFE_ARCHIVE_REPLICA_URL")
+    if replica.describe() == primary.describe():
+        raise InvalidInput(
+            "SHELFLIFE_ARCHIVE_REPLICA_URL: names the same place as the archive; the second "
+            "copy must be in another folder or bucket, ideally in another location"
+        )
+    return ReplicatedArchive(primary, replica)
 
 
 def _database_failure(exc: OperationalError) -> ShelflifeError:
@@ -161,7 +190,7 @@ def initialise(settings: Settings, clock: Clock | None = None) -> InitReport:
     failed init leaves none behind.
     """
     report = InitReport()
-    archive_from_url(settings.resolved_archive_url)  # refuse a bad URL before writing anything
+    build_archive(settings)  # refuse a bad archive URL before writing anything
     try:
         settings.home.mkdir(parents=True, exist_ok=True, mode=0o700)
         settings.home.chmod(0o700)  # also when it existed: it holds the database and the key
@@ -178,7 +207,7 @@ def initialise(settings: Settings, clock: Clock | None = None) -> InitReport:
             raise _database_failure(exc) from None
         make_sqlite_files_private(settings.resolved_database_url)
         report.done.append(f"database schema is current ({_safe_url(settings)})")
-        if isinstance(app.archive, LocalFolderArchive):
+        if isinstance(app.archive, Preparable):
             app.archive.ensure()
         report.done.append(f"archive at {app.archive.describe()}")
         with app.engine.begin() as conn:

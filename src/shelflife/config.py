@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, get_args
 
 from annotated_types import Ge, Gt, Le
 from pydantic import Field, ValidationError
@@ -17,7 +17,11 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from shelflife.domain.errors import InvalidInput
 
 CONFIG_FILE = "config.json"
-STORED_KEYS = ("database_url", "archive_url", "master_key_file")
+
+StorageClass = Literal["STANDARD", "STANDARD_IA", "ONEZONE_IA", "INTELLIGENT_TIERING", "GLACIER_IR"]
+"""S3 storage classes whose objects can be read at once (GLACIER and DEEP_ARCHIVE need a restore
+before each read: neither the read-back before masking nor a retrieval could work)."""
+STORED_KEYS = ("database_url", "archive_url", "archive_replica_url", "master_key_file")
 
 
 class Settings(BaseSettings):
@@ -28,7 +32,19 @@ class Settings(BaseSettings):
 
     home: Path = Field(default=Path(".shelflife"), description="Home folder of shelflife's data")
     database_url: str | None = Field(default=None, description="SQLAlchemy URL; default SQLite")
-    archive_url: str | None = Field(default=None, description="file:// URL of the archive")
+    archive_url: str | None = Field(default=None, description="file:// or s3:// URL of the archive")
+    archive_replica_url: str | None = Field(
+        default=None, description="file:// or s3:// URL of the archive's second copy"
+    )
+    archive_retention_days: int = Field(
+        default=3650,
+        ge=0,
+        le=36_500,
+        description="Days each S3 archive object is locked (compliance mode); 0: no lock",
+    )
+    archive_storage_class: StorageClass = Field(
+        default="STANDARD", description="S3 storage class of archive objects"
+    )
     master_key_file: Path | None = Field(default=None, description="Path of the master key")
     batch_size: int = Field(default=1000, ge=1, le=100_000, description="Rows per batch")
     archive_workers: int = Field(
@@ -64,6 +80,7 @@ class Settings(BaseSettings):
         values = {
             "database_url": self.database_url,
             "archive_url": self.archive_url,
+            "archive_replica_url": self.archive_replica_url,
             "master_key_file": str(self.master_key_file) if self.master_key_file else None,
         }
         return {k: v for k, v in values.items() if v}
@@ -108,6 +125,7 @@ def settings_for_folder(home: Path) -> Settings:
             "home": home,
             "database_url": f"sqlite:///{folder / 'shelflife.db'}",
             "archive_url": (folder / "archive").as_uri(),
+            "archive_replica_url": None,
             "master_key_file": folder / "master.key",
         }
     )
@@ -141,7 +159,9 @@ _ALLOWED = {
     "database_url": (
         "a database URL as text: sqlite:///PATH or postgresql+psycopg://USER:PASSWORD@HOST/NAME"
     ),
-    "archive_url": "a file:// URL with an absolute path, as text",
+    "archive_url": "a file:// URL with an absolute path or an s3:// URL, as text",
+    "archive_replica_url": "a file:// URL with an absolute path or an s3:// URL, as text",
+    "archive_storage_class": "one of " + ", ".join(get_args(StorageClass)),
     "master_key_file": "the path of the master key file, as text",
 }
 

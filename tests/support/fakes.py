@@ -712,6 +712,12 @@ class InMemoryArchive:
         except KeyError:
             raise ArchiveUnavailable(f"archive object {key} not found (test double)") from None
 
+    def get_range(self, key: str, start: int, length: int) -> bytes:
+        data = self.get(key)[start : start + length]
+        if len(data) != length:
+            raise ArchiveCorrupt(f"archive object {key} ends before the range (test double)")
+        return data
+
     def describe(self) -> str:
         return "in-memory test double"
 
@@ -776,6 +782,9 @@ class Wrapping:
     def get(self, key: str) -> bytes:
         return self.real.get(key)
 
+    def get_range(self, key: str, start: int, length: int) -> bytes:
+        return self.real.get_range(key, start, length)
+
     def describe(self) -> str:
         return self.real.describe()
 
@@ -835,6 +844,9 @@ class UnreachableArchive:
         raise ArchiveUnavailable("archive unreachable (test double)")
 
     def get(self, key: str) -> bytes:
+        raise ArchiveUnavailable("archive unreachable (test double)")
+
+    def get_range(self, key: str, start: int, length: int) -> bytes:
         raise ArchiveUnavailable("archive unreachable (test double)")
 
     def describe(self) -> str:

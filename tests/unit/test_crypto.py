@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from shelflife.adapters.archive.s3 import S3Archive, S3Location
 from shelflife.adapters.archive.store import LocalFolderArchive, archive_from_url
 from shelflife.adapters.keys.envelope import (
     new_data_key,
@@ -670,21 +671,77 @@ def test_archive_describes_itself_as_a_file_url(tmp_path: Path) -> None:
 def test_file_url_gives_a_local_folder_archive(tmp_path: Path) -> None:
     archive = archive_from_url(f"file://{tmp_path}/archive")
 
+    assert isinstance(archive, LocalFolderArchive)
     assert archive.root == tmp_path / "archive"
 
 
 def test_file_url_on_localhost_gives_a_local_folder_archive() -> None:
-    assert archive_from_url("file://localhost/var/lib/archive").root == Path("/var/lib/archive")
+    archive = archive_from_url("file://localhost/var/lib/archive")
+
+    assert isinstance(archive, LocalFolderArchive)
+    assert archive.root == Path("/var/lib/archive")
 
 
-def test_s3_url_is_not_available_yet() -> None:
-    with pytest.raises(InvalidInput) as info:
-        archive_from_url("s3://x")
-
-    assert str(info.value) == (
-        "SHELFLIFE_ARCHIVE_URL: the S3 archive backend is not available in this version; "
-        "use a file:// URL"
+def test_s3_url_gives_an_s3_archive_with_its_bucket_prefix_and_options() -> None:
+    archive = archive_from_url(
+        "s3://shelflife-archive/eu/prod?endpoint=https://s3.example.net&region=eu-central-1",
+        retention_days=30,
+        storage_class="STANDARD_IA",
     )
+
+    assert isinstance(archive, S3Archive)
+    assert archive.location == S3Location(
+        "shelflife-archive", "eu/prod", "https://s3.example.net", "eu-central-1"
+    )
+    assert (archive.retention_days, archive.storage_class, archive.allows_deletion) == (
+        30,
+        "STANDARD_IA",
+        False,
+    )
+    assert archive.describe() == "s3://shelflife-archive/eu/prod at https://s3.example.net"
+
+
+BUCKET_NEEDED = "an S3 URL needs a bucket name, e.g. s3://my-archive-bucket/shelflife"
+
+
+@pytest.mark.parametrize(
+    ("url", "message"),
+    [
+        ("s3://", BUCKET_NEEDED),
+        ("s3:///x", BUCKET_NEEDED),
+        (
+            "s3://Archive_Bucket/x",
+            "'Archive_Bucket' is not a valid S3 bucket name (3 to 63 lowercase letters, digits, "
+            "dots and hyphens), e.g. s3://my-archive-bucket/shelflife",
+        ),
+        (
+            "s3://ab",
+            "'ab' is not a valid S3 bucket name (3 to 63 lowercase letters, digits, dots and "
+            "hyphens), e.g. s3://my-archive-bucket/shelflife",
+        ),
+        (
+            "s3://bucket/../x",
+            "the key prefix of an S3 URL must be a plain path, e.g. s3://my-archive-bucket/shelflife",
+        ),
+        (
+            "s3://bucket/x?secret=abc",
+            "an S3 URL's query may only hold endpoint=URL and region=NAME, once each",
+        ),
+        (
+            "s3://bucket/x?region=a&region=b",
+            "an S3 URL's query may only hold endpoint=URL and region=NAME, once each",
+        ),
+        (
+            "s3://bucket/x?endpoint=localhost:9000",
+            "the endpoint of an S3 URL must be an http:// or https:// URL",
+        ),
+    ],
+)
+def test_bad_s3_urls_are_invalid_input_naming_the_setting(url: str, message: str) -> None:
+    with pytest.raises(InvalidInput) as info:
+        archive_from_url(url, "SHELFLIFE_ARCHIVE_REPLICA_URL")
+
+    assert str(info.value) == f"SHELFLIFE_ARCHIVE_REPLICA_URL: {message}"
     assert info.value.exit_code == 2
 
 

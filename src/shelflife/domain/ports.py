@@ -468,6 +468,11 @@ class ArchiveStore(Protocol):
 
     def get(self, key: str) -> bytes: ...
 
+    def get_range(self, key: str, start: int, length: int) -> bytes:
+        """`length` bytes of an object from offset `start`: one record of a segment without
+        reading the rest. `ArchiveCorrupt` when the object ends before the range does."""
+        ...
+
     def describe(self) -> str: ...
 
     def list_objects(self) -> Iterator[StoredObject]:

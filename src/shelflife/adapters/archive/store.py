@@ -8,12 +8,14 @@ import tempfile
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Protocol, runtime_checkable
 from urllib.parse import unquote, urlparse
 
-from shelflife.domain.errors import ArchiveUnavailable, InvalidInput
+from shelflife.domain.clock import Clock, SystemClock
+from shelflife.domain.errors import ArchiveCorrupt, ArchiveUnavailable, InvalidInput
 from shelflife.domain.ports import ArchiveStore, StoredObject
 
-__all__ = ["ArchiveStore", "LocalFolderArchive", "StoredObject", "archive_from_url"]
+__all__ = ["ArchiveStore", "LocalFolderArchive", "Preparable", "StoredObject", "archive_from_url"]
 
 TEMP_PREFIX = ".tmp-"
 """Name prefix of a file being written; one left behind is the trace of a killed write."""
@@ -26,15 +28,16 @@ class LocalFolderArchive:
     embedded default and should live on a disk that is backed up and access-controlled.
     """
 
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, setting: str = "SHELFLIFE_ARCHIVE_URL") -> None:
         self.root = root
+        self.setting = setting
 
     def ensure(self) -> None:
         try:
             self.root.mkdir(parents=True, exist_ok=True, mode=0o700)
         except (FileExistsError, NotADirectoryError):
             raise InvalidInput(
-                f"SHELFLIFE_ARCHIVE_URL: {self.root} is not a folder; use a file:// URL of a folder"
+                f"{self.setting}: {self.root} is not a folder; use a file:// URL of a folder"
             ) from None
         except OSError as exc:
             raise ArchiveUnavailable(
@@ -79,6 +82,25 @@ class LocalFolderArchive:
             raise ArchiveUnavailable(
                 f"cannot read the archive folder {self.root}: {exc.strerror}"
             ) from None
+
+    def get_range(self, key: str, start: int, length: int) -> bytes:
+        if start < 0 or length < 0:
+            raise ArchiveUnavailable(f"invalid byte range for archive object {key}")
+        try:
+            with self._path(key).open("rb") as handle:
+                handle.seek(start)
+                data = handle.read(length)
+        except FileNotFoundError:
+            raise ArchiveUnavailable(f"archive object {key} is missing from {self.root}") from None
+        except OSError as exc:
+            raise ArchiveUnavailable(
+                f"cannot read the archive folder {self.root}: {exc.strerror}"
+            ) from None
+        if len(data) != length:
+            raise ArchiveCorrupt(
+                f"archive object {key} in {self.root} ends before the requested range"
+            )
+        return data
 
     def describe(self) -> str:
         return self.root.resolve().as_uri()
@@ -131,19 +153,42 @@ def _fsync_dir(folder: Path) -> None:
         os.close(fd)
 
 
-def archive_from_url(url: str) -> LocalFolderArchive:
+@runtime_checkable
+class Preparable(Protocol):
+    """A store that `init` can create or check before anything is written to it."""
+
+    def ensure(self) -> None: ...
+
+
+def archive_from_url(
+    url: str,
+    setting: str = "SHELFLIFE_ARCHIVE_URL",
+    *,
+    retention_days: int = 0,
+    storage_class: str = "STANDARD",
+    clock: Clock | None = None,
+) -> ArchiveStore:
+    """The store a URL names; `InvalidInput` naming `setting` for a URL that names none.
+
+    The S3 options apply to `s3://` URLs only; `clock` dates their Object Lock retention."""
     parsed = urlparse(url)
     if parsed.scheme == "file":
         # file://archive would silently mean the current folder: the host part is not a path
         if parsed.netloc not in ("", "localhost") or not parsed.path.startswith("/"):
             raise InvalidInput(
-                "SHELFLIFE_ARCHIVE_URL: a file URL needs an absolute local path, "
+                f"{setting}: a file URL needs an absolute local path, "
                 "e.g. file:///var/lib/shelflife/archive"
             )
-        return LocalFolderArchive(Path(unquote(parsed.path)))
+        return LocalFolderArchive(Path(unquote(parsed.path)), setting)
     if parsed.scheme == "s3":
-        raise InvalidInput(
-            "SHELFLIFE_ARCHIVE_URL: the S3 archive backend is not available in this version; "
-            "use a file:// URL"
+        from shelflife.adapters.archive.s3 import S3Archive, parse_s3_url  # boto3 only if used
+
+        return S3Archive(
+            parse_s3_url(url, setting),
+            retention_days=retention_days,
+            storage_class=storage_class,
+            clock=clock or SystemClock(),
         )
-    raise InvalidInput(f"SHELFLIFE_ARCHIVE_URL: unsupported scheme {parsed.scheme!r}; use file://")
+    raise InvalidInput(
+        f"{setting}: unsupported scheme {parsed.scheme!r}; use a file:// or s3:// URL"
+    )
