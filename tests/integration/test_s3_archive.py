@@ -200,11 +200,14 @@ def test_a_missing_bucket_is_named_with_what_to_do(s3: S3Server) -> None:
     with pytest.raises(ArchiveUnavailable) as on_init:
         store.ensure()
 
-    assert str(on_put.value) == (
-        f"S3 bucket shelflife-no-such-bucket does not exist (while writing {KEY} in S3 bucket "
-        "shelflife-no-such-bucket); create it with Object Lock enabled, or fix the archive URL"
+    assert (
+        str(on_put.value)
+        == str(on_init.value)
+        == (
+            "S3 bucket shelflife-no-such-bucket does not exist; create it with Object Lock "
+            "enabled, or fix the archive URL"
+        )
     )
-    assert str(on_init.value).startswith("S3 bucket shelflife-no-such-bucket does not exist")
 
 
 def test_an_unreachable_endpoint_is_unavailable_naming_what_to_check(s3: S3Server) -> None:
@@ -220,7 +223,7 @@ def test_an_unreachable_endpoint_is_unavailable_naming_what_to_check(s3: S3Serve
         store.get(KEY)
 
     assert str(info.value) == (
-        f"cannot reach S3 for reading {KEY} in S3 bucket shelflife-archive "
+        "cannot reach S3 for reading from S3 bucket shelflife-archive "
         "(EndpointConnectionError); check the network, AWS_ENDPOINT_URL_S3 (or the URL's "
         "endpoint) and the region"
     )
@@ -238,7 +241,7 @@ def test_missing_credentials_are_named_without_a_traceback(
         store.put(KEY, DATA)
 
     assert str(info.value) == (
-        f"no AWS credentials for writing {KEY} in S3 bucket shelflife-archive; provide them "
+        "no AWS credentials for writing to S3 bucket shelflife-archive; provide them "
         "the standard AWS way (AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, AWS_PROFILE, or an "
         "instance role)"
     )

@@ -16,9 +16,12 @@ T0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
 """A Monday well away from DST changes; tests move from here."""
 
 
-def make_app(database_url: str, home: Path, now: datetime = T0) -> tuple[App, FixedClock]:
-    """Initialise a home folder on `database_url` and build the app with a fixed clock."""
-    settings = Settings(home=home, database_url=database_url)
+def make_app(
+    database_url: str, home: Path, now: datetime = T0, **settings_given: Any
+) -> tuple[App, FixedClock]:
+    """Initialise a home folder on `database_url` and build the app with a fixed clock;
+    `settings_given` are further `Settings` fields (an `archive_url`, a replica...)."""
+    settings = Settings(home=home, database_url=database_url, **settings_given)
     initialise(settings)
     clock = FixedClock(now)
     return build_app(settings, clock), clock

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from shelflife.adapters.archive.store import LocalFolderArchive, StoredObject
-from shelflife.domain.errors import ArchiveUnavailable
+from shelflife.domain.errors import ArchiveCorrupt, ArchiveUnavailable
 from shelflife.services.pipeline import customer_of_object_key, object_key_prefix
 
 MOMENT = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
@@ -76,3 +76,33 @@ def test_object_keys_name_their_buyer_and_foreign_keys_name_none() -> None:
         "customers/000000/.tmp-abc123",
     ):
         assert (foreign, customer_of_object_key(foreign)) == (foreign, None)
+
+
+def test_get_range_reads_only_the_slice_asked_for(tmp_path: Path) -> None:
+    store = _store(tmp_path)
+    data = bytes(range(256)) * 4
+    store.put("segments/s1.seg", data)
+
+    assert store.get_range("segments/s1.seg", 0, 3) == data[:3]
+    assert store.get_range("segments/s1.seg", 500, 100) == data[500:600]
+    assert store.get_range("segments/s1.seg", len(data) - 1, 1) == data[-1:]
+    assert store.get_range("segments/s1.seg", 9, 0) == b""
+
+
+def test_get_range_past_the_end_is_corrupt_and_a_missing_object_unavailable(
+    tmp_path: Path,
+) -> None:
+    store = _store(tmp_path)
+    store.put("segments/s1.seg", b"0123456789")
+
+    with pytest.raises(ArchiveCorrupt) as short:
+        store.get_range("segments/s1.seg", 8, 3)
+    with pytest.raises(ArchiveUnavailable) as missing:
+        store.get_range("segments/s2.seg", 0, 1)
+    with pytest.raises(ArchiveUnavailable, match="invalid archive object key"):
+        store.get_range("../outside.txt", 0, 1)
+
+    assert str(short.value) == (
+        f"archive object segments/s1.seg in {store.root} ends before the requested range"
+    )
+    assert str(missing.value) == f"archive object segments/s2.seg is missing from {store.root}"

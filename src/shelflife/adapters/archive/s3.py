@@ -272,56 +272,68 @@ class S3Archive:
     def _failure(
         self, exc: BotoCoreError | ClientError, action: str, key: str | None
     ) -> ArchiveUnavailable | ArchiveCorrupt:
-        """The library's error in our words: what failed, where, and what to check."""
-        what = f"{action} {key} in S3 bucket {self.bucket}" if key else f"{action} S3 bucket"
-        if key is None:
-            what = f"{what} {self.bucket}"
+        """The library's error in our words: what failed, where, and what to check.
+
+        Failures of the bucket as a whole (missing, denied, unreachable) name no object key,
+        so that a night's many failed writes share one reason in the run report."""
+        bucket_what = f"{_PHRASES[action]} S3 bucket {self.bucket}"
+        object_what = f"{action} {key} in S3 bucket {self.bucket}" if key else bucket_what
         if isinstance(exc, NoCredentialsError):
             return ArchiveUnavailable(
-                f"no AWS credentials for {what}; provide them the standard AWS way "
+                f"no AWS credentials for {bucket_what}; provide them the standard AWS way "
                 "(AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, AWS_PROFILE, or an instance role)"
             )
         if isinstance(exc, FlexibleChecksumError):
             return ArchiveCorrupt(
-                f"{what}: the bytes received do not match the checksum S3 stored; "
+                f"{object_what}: the bytes received do not match the checksum S3 stored; "
                 "check the network path, or read the replica"
             )
         if isinstance(exc, ConnectionError | HTTPClientError):
             return ArchiveUnavailable(
-                f"cannot reach S3 for {what} ({type(exc).__name__}); check the network, "
+                f"cannot reach S3 for {bucket_what} ({type(exc).__name__}); check the network, "
                 "AWS_ENDPOINT_URL_S3 (or the URL's endpoint) and the region"
             )
         if isinstance(exc, BotoCoreError):
             return ArchiveUnavailable(
-                f"S3 client error {type(exc).__name__} while {what}; check the AWS "
+                f"S3 client error {type(exc).__name__} while {bucket_what}; check the AWS "
                 "configuration and the network"
             )
         code = _code(exc)
         if code == "NoSuchBucket" or (key is None and code in _MISSING):
             return ArchiveUnavailable(
-                f"S3 bucket {self.bucket} does not exist (while {what}); create it with "
-                "Object Lock enabled, or fix the archive URL"
+                f"S3 bucket {self.bucket} does not exist; create it with Object Lock enabled, "
+                "or fix the archive URL"
             )
         if code in _DENIED:
             return ArchiveUnavailable(
-                f"access denied ({code}) while {what}; check the credentials and that their "
-                "IAM policy grants the permissions listed in docs/operations.md"
+                f"access denied ({code}) while {bucket_what}; check the credentials and that "
+                "their IAM policy grants the permissions listed in docs/operations.md"
             )
         if code in _MISSING and key is not None:
             return ArchiveUnavailable(f"archive object {key} is missing from {self.describe()}")
         if code in _ALTERED:
             return ArchiveCorrupt(
-                f"S3 refused {what}: the bytes arrived altered ({code}); nothing was stored; "
-                "check the network path"
+                f"S3 refused {object_what}: the bytes arrived altered ({code}); nothing was "
+                "stored; check the network path"
             )
         if code == "InvalidRequest" and action == "writing" and self.retention_days:
             return ArchiveUnavailable(
-                f"S3 refused {what} (InvalidRequest); check that the bucket has Object Lock "
-                "enabled, or set SHELFLIFE_ARCHIVE_RETENTION_DAYS=0"
+                f"S3 refused {bucket_what} (InvalidRequest); check that the bucket has Object "
+                "Lock enabled, or set SHELFLIFE_ARCHIVE_RETENTION_DAYS=0"
             )
         return ArchiveUnavailable(
-            f"S3 error {code} while {what}; check the bucket, the credentials and the endpoint"
+            f"S3 error {code} while {object_what}; check the bucket, the credentials and the "
+            "endpoint"
         )
+
+
+_PHRASES = {
+    "writing": "writing to",
+    "reading": "reading from",
+    "listing": "listing",
+    "deleting": "deleting from",
+    "checking": "checking",
+}
 
 
 def _code(exc: ClientError) -> str:

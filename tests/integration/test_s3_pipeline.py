@@ -1,0 +1,173 @@
+"""The nightly pipeline with the production archive: S3 with Object Lock (moto's server over
+HTTP) and a second location, on SQLite and PostgreSQL. A copy counts only when both locations
+hold it verified; retrieval falls back to the replica; no stored byte holds PII."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import select
+
+from shelflife.adapters.db.tables import ArchiveCopy, Customer
+from shelflife.bootstrap import App, build_app
+from shelflife.config import Settings
+from shelflife.domain.clock import FixedClock
+from shelflife.services.importing import import_lines
+from shelflife.services.pipeline import run_retention
+from shelflife.services.retrieval import retrieve_order
+from shelflife.services.shops import set_feature
+from tests.support.builders import T0, at, days, lines, make_app, order, pii_strings
+from tests.support.s3_server import S3Server
+
+ORDERS = [
+    order(f"30{i}-7654321-765432{i}", shipped_at=T0, invoiced_at=T0 + days(0.1), suffix=f"-s3{i}")
+    for i in range(3)
+]
+PII = {s for o in ORDERS for s in pii_strings(o) if len(s) >= 6}
+COUNTS = ("archived", "archive_failed", "masked")
+
+
+@pytest.fixture
+def buckets(s3: S3Server) -> tuple[str, str]:
+    """A primary and a replica bucket, both with Object Lock."""
+    return s3.create_bucket(), s3.create_bucket()
+
+
+@pytest.fixture
+def app(database_url: str, tmp_path: Path, s3: S3Server, buckets: tuple[str, str]) -> Iterator[App]:
+    """An installation on S3 with a replica bucket, initialised (which checks both), writing
+    in a storage class other than the default (S3 names no class for STANDARD)."""
+    primary, replica = buckets
+    application, _clock = make_app(
+        database_url,
+        tmp_path / "home",
+        archive_url=s3.url(primary),
+        archive_replica_url=s3.url(replica),
+        archive_storage_class="STANDARD_IA",
+    )
+    yield application
+    application.close()
+
+
+def _run(app: App, moment: datetime) -> dict[str, int]:
+    report = run_retention(app.ports(), moment)
+    return {k: getattr(report, k) for k in COUNTS}
+
+
+def _start(app: App) -> None:
+    assert import_lines(app, lines(*ORDERS)).refused == []
+    set_feature(app.ports(), "main", True, "ops")
+
+
+def _recorded_keys(app: App) -> list[str]:
+    with app.engine.connect() as conn:
+        return sorted(conn.scalars(select(ArchiveCopy.object_key)))
+
+
+def _masked(app: App) -> list[bool]:
+    with app.engine.connect() as conn:
+        return [m is not None for m in conn.scalars(select(Customer.masked_at).order_by("id"))]
+
+
+def test_archive_mask_and_retrieve_on_s3_with_both_copies_locked_and_free_of_pii(
+    app: App, s3: S3Server, buckets: tuple[str, str]
+) -> None:
+    _start(app)
+
+    archive_night = _run(app, T0 + days(29))
+    mask_night = _run(app, T0 + days(30))
+    restored = retrieve_order(
+        at(app, T0 + days(31)).ports(), ORDERS[1]["order_nr_external"], "Rücksendung", "anna"
+    )
+
+    assert archive_night == {"archived": 3, "archive_failed": 0, "masked": 0}
+    assert mask_night == {"archived": 0, "archive_failed": 0, "masked": 3}
+    assert _masked(app) == [True, True, True]
+    assert restored.restored_rows > 0
+    with app.engine.connect() as conn:
+        emails = list(conn.scalars(select(Customer.email).order_by("id")))
+    assert emails[1] == ORDERS[1]["customer"]["email"]
+    recorded = _recorded_keys(app)
+    assert len(recorded) == 3
+    for bucket in buckets:
+        stored = dict(s3.every_object(bucket))
+        assert sorted(stored) == [f"archive/{key}" for key in recorded]
+        for key in stored:
+            head = s3.client().head_object(Bucket=bucket, Key=key)
+            assert (head["ObjectLockMode"], head["StorageClass"]) == ("COMPLIANCE", "STANDARD_IA")
+            assert head["ObjectLockRetainUntilDate"].year >= 2035  # ten years from today
+        leaked = {p for body in stored.values() for p in PII if p.encode() in body}
+        assert leaked == set()
+
+
+def test_a_failing_replica_archives_nobody_masks_nobody_and_the_next_night_retries(
+    app: App, s3: S3Server, buckets: tuple[str, str]
+) -> None:
+    primary, replica = buckets
+    _start(app)
+    s3.client().delete_bucket(Bucket=replica)  # the second location is lost after init
+
+    failed = run_retention(app.ports(), T0 + days(30))
+    s3.client().create_bucket(
+        Bucket=replica,
+        ObjectLockEnabledForBucket=True,
+        CreateBucketConfiguration={"LocationConstraint": "eu-central-1"},
+    )
+    next_night = _run(app, T0 + days(31))
+
+    assert {k: getattr(failed, k) for k in COUNTS} == {
+        "archived": 0,
+        "archive_failed": 3,
+        "masked": 0,
+    }
+    assert failed.archive_failure_reasons == [
+        f"replica archive s3://{replica}/archive at {s3.endpoint}: S3 bucket {replica} does not "
+        "exist; create it with Object Lock enabled, or fix the archive URL"
+    ]
+    assert next_night == {"archived": 3, "archive_failed": 0, "masked": 3}
+    assert len(dict(s3.every_object(replica))) == 3
+    assert len(dict(s3.every_object(primary))) == 6  # tonight's three and last night's orphans
+
+
+def test_retrieval_reads_the_replica_when_the_primary_has_lost_the_copy(
+    app: App,
+    s3: S3Server,
+    buckets: tuple[str, str],
+    database_url: str,
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    _, replica = buckets
+    _start(app)
+    assert _run(app, T0 + days(30)) == {"archived": 3, "archive_failed": 0, "masked": 3}
+    empty = s3.create_bucket()  # the primary as a lost region leaves it: without the copies
+    settings: dict[str, Any] = {
+        "home": tmp_path / "home",
+        "database_url": database_url,
+        "archive_url": s3.url(empty),
+        "archive_replica_url": s3.url(replica),
+    }
+    after_loss = build_app(Settings(**settings), FixedClock(T0 + days(31)))
+    try:
+        with caplog.at_level(logging.WARNING, logger="shelflife"):
+            result = retrieve_order(
+                after_loss.ports(), ORDERS[0]["order_nr_external"], "Rücksendung", "anna"
+            )
+    finally:
+        after_loss.close()
+
+    assert result.restored_rows > 0
+    fallbacks = [r.getMessage() for r in caplog.records if "reading the replica" in r.getMessage()]
+    assert len(fallbacks) == 1
+    assert fallbacks[0].startswith("archive object customers/")
+    assert fallbacks[0].endswith(
+        f"could not be read from the primary s3://{empty}/archive at {s3.endpoint} "
+        f"(ArchiveUnavailable); reading the replica s3://{replica}/archive at {s3.endpoint}"
+    )
+    logged = "\n".join(r.getMessage() for r in caplog.records)
+    assert {p for p in PII if p in logged} == set()
