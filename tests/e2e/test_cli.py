@@ -164,11 +164,11 @@ def test_commands_on_an_uninitialised_database_exit_1_and_say_to_run_init(cli: C
     )
 
 
-def test_an_s3_archive_url_is_refused_clearly_and_not_stored(cli: Cli) -> None:
-    s3 = cli.env(archive_url="s3://bucket/shelflife")
+def test_an_s3_archive_url_without_a_bucket_is_refused_clearly_and_not_stored(cli: Cli) -> None:
+    s3 = cli.env(archive_url="s3:///shelflife")
     message = (
-        "error: SHELFLIFE_ARCHIVE_URL: the S3 archive backend is not available in this "
-        "version; use a file:// URL\n"
+        "error: SHELFLIFE_ARCHIVE_URL: an S3 URL needs a bucket name, "
+        "e.g. s3://my-archive-bucket/shelflife\n"
     )
 
     refused = cli("init", env=s3)

@@ -61,12 +61,28 @@ BAD_VALUES: list[tuple[str, str, int, str]] = [
         1,
         "cannot connect to the database; check SHELFLIFE_DATABASE_URL",
     ),
+    *(
+        (
+            "SHELFLIFE_ARCHIVE_URL",
+            bad,
+            2,
+            "SHELFLIFE_ARCHIVE_URL: an S3 URL needs a bucket name, "
+            "e.g. s3://my-archive-bucket/shelflife",
+        )
+        for bad in ("s3://", "s3:///x")
+    ),
     (
         "SHELFLIFE_ARCHIVE_URL",
-        "s3://bucket/shelflife",
+        "s3://My_Bucket/x",
         2,
-        "SHELFLIFE_ARCHIVE_URL: the S3 archive backend is not available in this version; "
-        "use a file:// URL",
+        "SHELFLIFE_ARCHIVE_URL: 'My_Bucket' is not a valid S3 bucket name (3 to 63 lowercase "
+        "letters, digits, dots and hyphens), e.g. s3://my-archive-bucket/shelflife",
+    ),
+    (
+        "SHELFLIFE_ARCHIVE_URL",
+        "ftp://host/archive",
+        2,
+        "SHELFLIFE_ARCHIVE_URL: unsupported scheme 'ftp'; use a file:// or s3:// URL",
     ),
     (
         "SHELFLIFE_ARCHIVE_URL",
@@ -80,6 +96,58 @@ BAD_VALUES: list[tuple[str, str, int, str]] = [
         "file://{file}",
         2,
         "SHELFLIFE_ARCHIVE_URL: {file} is not a folder; use a file:// URL of a folder",
+    ),
+    (
+        "SHELFLIFE_ARCHIVE_REPLICA_URL",
+        "s3://",
+        2,
+        "SHELFLIFE_ARCHIVE_REPLICA_URL: an S3 URL needs a bucket name, "
+        "e.g. s3://my-archive-bucket/shelflife",
+    ),
+    (
+        "SHELFLIFE_ARCHIVE_REPLICA_URL",
+        "gs://bucket/archive",
+        2,
+        "SHELFLIFE_ARCHIVE_REPLICA_URL: unsupported scheme 'gs'; use a file:// or s3:// URL",
+    ),
+    (
+        "SHELFLIFE_ARCHIVE_REPLICA_URL",
+        "file://replica",
+        2,
+        "SHELFLIFE_ARCHIVE_REPLICA_URL: a file URL needs an absolute local path, "
+        "e.g. file:///var/lib/shelflife/archive",
+    ),
+    (
+        "SHELFLIFE_ARCHIVE_REPLICA_URL",
+        "file://{file}",
+        2,
+        "SHELFLIFE_ARCHIVE_REPLICA_URL: {file} is not a folder; use a file:// URL of a folder",
+    ),
+    (
+        "SHELFLIFE_ARCHIVE_REPLICA_URL",
+        "file://{tmp}/home/archive",
+        2,
+        "SHELFLIFE_ARCHIVE_REPLICA_URL: names the same place as the archive; the second copy "
+        "must be in another folder or bucket, ideally in another location",
+    ),
+    *(
+        (
+            "SHELFLIFE_ARCHIVE_RETENTION_DAYS",
+            bad,
+            2,
+            "SHELFLIFE_ARCHIVE_RETENTION_DAYS: must be a whole number from 0 to 36500",
+        )
+        for bad in ("-1", "36501", "ten", "1.5")
+    ),
+    *(
+        (
+            "SHELFLIFE_ARCHIVE_STORAGE_CLASS",
+            bad,
+            2,
+            "SHELFLIFE_ARCHIVE_STORAGE_CLASS: must be one of STANDARD, STANDARD_IA, ONEZONE_IA, "
+            "INTELLIGENT_TIERING, GLACIER_IR",
+        )
+        for bad in ("GLACIER", "DEEP_ARCHIVE", "standard", "cheap")
     ),
     ("SHELFLIFE_MASTER_KEY_FILE", "{tmp}", 1, "cannot read master key file {tmp}: Is a directory"),
     (
@@ -194,7 +262,12 @@ def test_a_bad_number_stops_every_command_before_it_writes(
         (
             "archive_url",
             ["file:///srv/archive-4096"],
-            "a file:// URL with an absolute path, as text",
+            "a file:// URL with an absolute path or an s3:// URL, as text",
+        ),
+        (
+            "archive_replica_url",
+            {"url": "file:///srv/replica-4096"},
+            "a file:// URL with an absolute path or an s3:// URL, as text",
         ),
         ("master_key_file", {"path": "/srv/key-4096"}, "the path of the master key file, as text"),
     ],
