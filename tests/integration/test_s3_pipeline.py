@@ -22,7 +22,7 @@ from shelflife.services.pipeline import run_retention
 from shelflife.services.retrieval import retrieve_order
 from shelflife.services.shops import set_feature
 from tests.support.builders import T0, at, days, lines, make_app, order, pii_strings
-from tests.support.s3_server import S3Server
+from tests.support.s3_server import REGION, S3Server, free_port
 
 ORDERS = [
     order(f"30{i}-7654321-765432{i}", shipped_at=T0, invoiced_at=T0 + days(0.1), suffix=f"-s3{i}")
@@ -134,22 +134,29 @@ def test_a_failing_replica_archives_nobody_masks_nobody_and_the_next_night_retri
     assert len(dict(s3.every_object(primary))) == 6  # tonight's three and last night's orphans
 
 
-def test_retrieval_reads_the_replica_when_the_primary_has_lost_the_copy(
+@pytest.mark.parametrize("failure", ["copy lost", "unreachable"])
+def test_retrieval_reads_the_replica_when_the_primary_fails(
     app: App,
     s3: S3Server,
     buckets: tuple[str, str],
     database_url: str,
     tmp_path: Path,
     caplog: pytest.LogCaptureFixture,
+    failure: str,
 ) -> None:
-    _, replica = buckets
+    primary, replica = buckets
     _start(app)
-    assert _run(app, T0 + days(30)) == {"archived": 3, "archive_failed": 0, "masked": 3}
-    empty = s3.create_bucket()  # the primary as a lost region leaves it: without the copies
+    assert _run(app, T0 + days(30)) == {"archive_failed": 0, "archived": 3, "masked": 3}
+    if failure == "copy lost":  # a bucket without the copies, as a lost region leaves it
+        failed_url, failed_store = s3.url(s3.create_bucket()), None
+    else:  # nothing answers at the primary's endpoint
+        endpoint = f"http://127.0.0.1:{free_port()}"
+        failed_url = f"s3://{primary}/archive?endpoint={endpoint}&region={REGION}"
+        failed_store = f"s3://{primary}/archive at {endpoint}"
     settings: dict[str, Any] = {
         "home": tmp_path / "home",
         "database_url": database_url,
-        "archive_url": s3.url(empty),
+        "archive_url": failed_url,
         "archive_replica_url": s3.url(replica),
     }
     after_loss = build_app(Settings(**settings), FixedClock(T0 + days(31)))
@@ -165,9 +172,10 @@ def test_retrieval_reads_the_replica_when_the_primary_has_lost_the_copy(
     fallbacks = [r.getMessage() for r in caplog.records if "reading the replica" in r.getMessage()]
     assert len(fallbacks) == 1
     assert fallbacks[0].startswith("archive object customers/")
+    described = failed_store or failed_url.split("?")[0] + f" at {s3.endpoint}"
     assert fallbacks[0].endswith(
-        f"could not be read from the primary s3://{empty}/archive at {s3.endpoint} "
-        f"(ArchiveUnavailable); reading the replica s3://{replica}/archive at {s3.endpoint}"
+        f"could not be read from the primary {described} (ArchiveUnavailable); reading the "
+        f"replica s3://{replica}/archive at {s3.endpoint}"
     )
     logged = "\n".join(r.getMessage() for r in caplog.records)
     assert {p for p in PII if p in logged} == set()

@@ -735,6 +735,10 @@ BUCKET_NEEDED = "an S3 URL needs a bucket name, e.g. s3://my-archive-bucket/shel
             "s3://bucket/x?endpoint=localhost:9000",
             "the endpoint of an S3 URL must be an http:// or https:// URL",
         ),
+        (
+            "s3://bucket/x?endpoint=https://key:s3cret@s3.example.net",
+            "the endpoint of an S3 URL must hold no credentials; give them the standard AWS way",
+        ),
     ],
 )
 def test_bad_s3_urls_are_invalid_input_naming_the_setting(url: str, message: str) -> None:

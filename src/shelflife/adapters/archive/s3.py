@@ -382,8 +382,15 @@ def parse_s3_url(url: str, setting: str) -> S3Location:
             f"{setting}: an S3 URL's query may only hold endpoint=URL and region=NAME, once each"
         )
     endpoint = query.get("endpoint", [None])[0]
-    if endpoint is not None and urlparse(endpoint).scheme not in ("http", "https"):
-        raise InvalidInput(
-            f"{setting}: the endpoint of an S3 URL must be an http:// or https:// URL"
-        )
+    if endpoint is not None:
+        target = urlparse(endpoint)
+        if target.scheme not in ("http", "https") or not target.hostname:
+            raise InvalidInput(
+                f"{setting}: the endpoint of an S3 URL must be an http:// or https:// URL"
+            )
+        if target.username is not None or target.password is not None:
+            raise InvalidInput(
+                f"{setting}: the endpoint of an S3 URL must hold no credentials; give them the "
+                "standard AWS way"
+            )
     return S3Location(bucket, prefix, endpoint, query.get("region", [None])[0])
