@@ -6,11 +6,14 @@ import os
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
 from tests.support.pg_cluster import PostgresCluster
-from tests.support.s3_server import CREDENTIALS, S3Server
+
+if TYPE_CHECKING:
+    from tests.support.s3_server import S3Server
 
 
 def _ci() -> bool:
@@ -48,7 +51,10 @@ def s3_server() -> Iterator[S3Server]:
     """One S3-compatible server (moto's server mode over HTTP) for the whole session.
 
     It is a pinned test dependency that runs in-process, so a server that cannot start is a
-    failure, never a skip (with or without ``CI=true``)."""
+    failure, never a skip (with or without ``CI=true``). Imported here: moto takes seconds to
+    import, which a run without S3 tests should not pay."""
+    from tests.support.s3_server import S3Server
+
     server = S3Server()
     failure: str | None = None
     try:
@@ -67,6 +73,8 @@ def s3_server() -> Iterator[S3Server]:
 def s3(s3_server: S3Server, monkeypatch: pytest.MonkeyPatch) -> S3Server:
     """The S3 server, with the environment's AWS settings replaced by the test's own: test
     credentials, and no profile, config file or endpoint of the machine's."""
+    from tests.support.s3_server import CREDENTIALS
+
     for name in (
         "AWS_PROFILE",
         "AWS_DEFAULT_PROFILE",

@@ -175,6 +175,22 @@ def test_listing_pages_through_every_object_under_the_prefix_only(s3: S3Server) 
     assert all(o.modified_at.tzinfo is not None for o in listed)
 
 
+def test_a_deletion_the_server_refuses_is_access_denied_in_our_words(s3: S3Server) -> None:
+    bucket = s3.create_bucket()
+    _store(s3, bucket).put(KEY, DATA)  # locked for ten days
+    unlocked_view = _store(s3, bucket, retention_days=0)
+
+    with pytest.raises(ArchiveUnavailable) as info:
+        unlocked_view.delete(KEY)
+
+    assert str(info.value) == (
+        f"access denied (AccessDenied) while deleting from S3 bucket {bucket}; check the "
+        "credentials and that their IAM policy grants the permissions listed in "
+        "docs/operations.md, and that no Object Lock retention holds it"
+    )
+    assert unlocked_view.get(KEY) == DATA
+
+
 def test_init_check_accepts_a_locked_bucket_and_refuses_one_without_object_lock(
     s3: S3Server,
 ) -> None:

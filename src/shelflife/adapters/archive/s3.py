@@ -305,9 +305,10 @@ class S3Archive:
                 "or fix the archive URL"
             )
         if code in _DENIED:
+            locked = ", and that no Object Lock retention holds it" if action == "deleting" else ""
             return ArchiveUnavailable(
                 f"access denied ({code}) while {bucket_what}; check the credentials and that "
-                "their IAM policy grants the permissions listed in docs/operations.md"
+                f"their IAM policy grants the permissions listed in docs/operations.md{locked}"
             )
         if code in _MISSING and key is not None:
             return ArchiveUnavailable(f"archive object {key} is missing from {self.describe()}")
