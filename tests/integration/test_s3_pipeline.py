@@ -4,7 +4,9 @@ hold it verified; retrieval falls back to the replica; no stored byte holds PII.
 
 from __future__ import annotations
 
+import copy
 import logging
+import shutil
 from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
@@ -179,3 +181,47 @@ def test_retrieval_reads_the_replica_when_the_primary_fails(
     )
     logged = "\n".join(r.getMessage() for r in caplog.records)
     assert {p for p in PII if p in logged} == set()
+
+
+def test_a_file_replica_beside_s3_holds_the_same_copies_and_fails_the_night_when_unwritable(
+    database_url: str, tmp_path: Path, s3: S3Server
+) -> None:
+    primary, replica = s3.create_bucket(), tmp_path / "replica"
+    application, _clock = make_app(
+        database_url,
+        tmp_path / "home",
+        archive_url=s3.url(primary),
+        archive_replica_url=replica.as_uri(),
+    )
+    try:
+        _start(application)
+        first = _run(application, T0 + days(29))
+        on_s3 = {key.removeprefix("archive/"): body for key, body in s3.every_object(primary)}
+        in_folder = {
+            p.relative_to(replica).as_posix(): p.read_bytes()
+            for p in replica.rglob("*")
+            if p.is_file()
+        }
+        shutil.rmtree(replica)
+        replica.write_text("a plain file where the replica folder was\n")
+        changed = copy.deepcopy(ORDERS[0])
+        changed["billing_address"]["city"] = "Bonn-Beuel"
+        assert import_lines(application, lines(changed)).refused == []
+        second = run_retention(application.ports(), T0 + days(30))
+        recorded = _recorded_keys(application)
+    finally:
+        application.close()
+
+    assert first == {"archived": 3, "archive_failed": 0, "masked": 0}
+    assert in_folder == on_s3
+    assert sorted(on_s3) == recorded  # the first night's three; the second night added none
+    assert {p for body in in_folder.values() for p in PII if p.encode() in body} == set()
+    assert {k: getattr(second, k) for k in COUNTS} == {
+        "archived": 0,
+        "archive_failed": 1,
+        "masked": 2,  # the unchanged buyers' verified copies are current; the changed one waits
+    }
+    assert second.archive_failure_reasons == [
+        f"replica archive {replica.as_uri()}: cannot write to the archive folder {replica}: "
+        "Not a directory"
+    ]
