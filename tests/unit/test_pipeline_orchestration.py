@@ -81,7 +81,7 @@ def test_a_copy_that_does_not_read_back_is_never_masked() -> None:
     assert (buyer.last_name, buyer.masked_at, buyer.archived_revision) == ("Buyer1", None, None)
     assert (buyer.archive_failed_at, _data(ports).copies) == (NIGHT, [])
     assert report.archive_failure_reasons == [
-        "archive object failed authentication (damaged or wrong key)"
+        "read-back of the archive copy differs from what was written"
     ]
 
 

@@ -71,6 +71,11 @@ class _OutageArchive:
             raise ArchiveUnavailable("archive unreachable (simulated outage)")
         return self.inner.get(key)
 
+    def get_range(self, key: str, start: int, length: int) -> bytes:
+        if self.down:
+            raise ArchiveUnavailable("archive unreachable (simulated outage)")
+        return self.inner.get_range(key, start, length)
+
     def describe(self) -> str:
         return self.inner.describe()
 

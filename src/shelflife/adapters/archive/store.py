@@ -80,6 +80,20 @@ class LocalFolderArchive:
                 f"cannot read the archive folder {self.root}: {exc.strerror}"
             ) from None
 
+    def get_range(self, key: str, start: int, length: int) -> bytes:
+        if start < 0 or length < 0:
+            raise ArchiveUnavailable("invalid archive byte range")
+        try:
+            with self._path(key).open("rb") as handle:
+                handle.seek(start)
+                return handle.read(length)
+        except FileNotFoundError:
+            raise ArchiveUnavailable(f"archive object {key} is missing from {self.root}") from None
+        except OSError as exc:
+            raise ArchiveUnavailable(
+                f"cannot read the archive folder {self.root}: {exc.strerror}"
+            ) from None
+
     def describe(self) -> str:
         return self.root.resolve().as_uri()
 
