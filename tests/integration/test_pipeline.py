@@ -12,7 +12,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import func, select
 from typer.testing import CliRunner
 
 from shelflife.adapters.archive.segments import is_segment_key, read_manifest
@@ -21,6 +21,7 @@ from shelflife.adapters.db.retention import load_snapshots
 from shelflife.adapters.db.tables import (
     PII_TABLES,
     ArchiveCopy,
+    ArchiveSegment,
     Customer,
     CustomerHistory,
     Order,
@@ -40,7 +41,14 @@ from shelflife.services.retrieval import retrieve_order
 from shelflife.services.shops import configure_shop, set_feature, ship_order
 from tests.support.archive import copy_plaintext
 from tests.support.builders import T0, at, days, iso, lines, order, pii_strings
-from tests.support.fakes import AlteredGet, FailingPut, TamperedRecord, Wrapping
+from tests.support.fakes import (
+    AlteredGet,
+    Counting,
+    FailingPut,
+    TamperedRecord,
+    Truncating,
+    Wrapping,
+)
 
 NR = "302-1234567-1234567"
 COUNTS = ("archived", "archive_failed", "retried", "masked", "remasked")
@@ -513,6 +521,58 @@ def test_batches_smaller_than_the_work_still_process_every_buyer(app: App) -> No
     assert _run(app, T0 + days(31)) == _only(archived=5, masked=5)
 
     assert _unmasked_rows(app) == {"customer_history": 5}
+
+
+def test_each_batch_is_one_segment_written_once_and_read_back_once(app: App) -> None:
+    _start(app, *_buyers(5))
+    app.settings.batch_size = 2
+    counting = Counting(app.archive)
+    app.archive = counting
+
+    assert _run(app, T0 + days(31)) == _only(archived=5, masked=5)
+
+    assert len(counting.puts) == 3
+    assert counting.gets == counting.puts  # each segment read back once, as a whole
+    assert counting.ranges == []
+    with app.engine.connect() as conn:
+        segments = conn.execute(select(ArchiveSegment.__table__).order_by(ArchiveSegment.id)).all()
+        copies = conn.execute(select(ArchiveCopy.__table__).order_by(ArchiveCopy.id)).all()
+    assert [(s.object_key, s.record_count) for s in segments] == list(
+        zip(counting.puts, [2, 2, 1], strict=True)
+    )
+    for segment in segments:
+        blob = app.archive.get(segment.object_key)
+        assert (segment.size_bytes, segment.sha256) == (len(blob), hashlib.sha256(blob).hexdigest())
+        # The manifest inside the segment says what the index says.
+        assert [
+            (e.customer_id, e.revision, e.offset, e.length, e.sha256) for e in read_manifest(blob)
+        ] == [
+            (c.customer_id, c.revision, c.record_offset, c.record_length, c.ciphertext_sha256)
+            for c in copies
+            if c.object_key == segment.object_key
+        ]
+
+
+def test_a_truncated_segment_masks_none_of_its_buyers(app: App) -> None:
+    buyers = _buyers(3)
+    _start(app, *buyers)
+    app.archive = Truncating(app.archive, keep=1000)
+    as_of = T0 + days(31)
+
+    assert _run(app, as_of) == _only(archive_failed=3)
+
+    for nr in (b["order_nr_external"] for b in buyers):
+        buyer = _customer(app, nr)
+        assert (buyer.masked_at, buyer.archived_revision, buyer.archive_failed_at) == (
+            None,
+            None,
+            as_of,
+        )
+        assert buyer.archive_failure == "read-back of the archive segment is truncated"
+    with app.engine.connect() as conn:
+        assert conn.execute(select(func.count()).select_from(ArchiveCopy)).scalar_one() == 0
+        assert conn.execute(select(func.count()).select_from(ArchiveSegment)).scalar_one() == 0
+    assert _unmasked_rows(app) == {"customers": 3, "addresses": 6, "orders": 3}
 
 
 def test_run_without_the_master_key_writes_nothing_not_even_a_run_record(app: App) -> None:
