@@ -76,3 +76,17 @@ def test_object_keys_name_their_buyer_and_foreign_keys_name_none() -> None:
         "customers/000000/.tmp-abc123",
     ):
         assert (foreign, customer_of_object_key(foreign)) == (foreign, None)
+
+
+def test_a_byte_range_reads_only_that_part_and_less_at_the_end(tmp_path: Path) -> None:
+    store = _store(tmp_path)
+    store.put("segments/2026/03/02/090000-0123456789abcdef.sls", b"0123456789")
+
+    key = "segments/2026/03/02/090000-0123456789abcdef.sls"
+    assert store.get_range(key, 3, 4) == b"3456"
+    assert store.get_range(key, 8, 5) == b"89"
+    assert store.get_range(key, 10, 5) == b""
+    with pytest.raises(ArchiveUnavailable, match="is missing from"):
+        store.get_range("segments/2026/03/02/090000-ffffffffffffffff.sls", 0, 1)
+    with pytest.raises(ArchiveUnavailable, match="invalid archive"):
+        store.get_range(key, -1, 1)
