@@ -44,6 +44,7 @@ from generate import (
     parse_instant,
     positive_int,
 )
+from shelflife.adapters.archive.segments import read_manifest
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_AS_OF = "2026-06-01T02:00:00+02:00"  # a night three months after the last shipment
@@ -100,7 +101,8 @@ class Result:
     rerun_reported_seconds: float = 0.0
     import_peak_rss_mb: float = 0.0
     rerun_counts: dict[str, int] = field(default_factory=dict)
-    archive_objects: int = 0
+    archive_objects: int = 0  # segments: one per batch of a shop
+    archive_records: int = 0  # buyers' records in them, from their manifests
     expected: dict[str, int] = field(default_factory=dict)
     load_average: list[float] = field(default_factory=list)  # 1-min load before, after the run
     profiled: bool = False  # the timed run ran under cProfile (slower; see profile_prefix)
@@ -262,9 +264,9 @@ def bench_backend(backend: str, data: Generated, as_of: str, keep: bool, profile
             result.masked = counts["masked"]
             result.archive_failed = counts["archive_failed"]
             result.per_second = round(result.archived / run.seconds, 1)
-            result.archive_objects = sum(
-                1 for p in (home / "archive").rglob("*.slf") if p.is_file()
-            )
+            segments = [p for p in (home / "archive").rglob("*.sls") if p.is_file()]
+            result.archive_objects = len(segments)
+            result.archive_records = sum(len(read_manifest(p.read_bytes())) for p in segments)
 
             rerun = cli("run", "--as-of", as_of, "--json")
             rerun_counts = rerun.json()
@@ -306,9 +308,13 @@ def check(result: Result) -> None:
             result.problems.append(f"{key} is {actual[key]}, the data says {want}")
     if result.archive_failed:
         result.problems.append(f"{result.archive_failed} archive(s) failed")
-    if result.archive_objects != result.archived:
+    if result.archive_records != result.archived:
         result.problems.append(
-            f"{result.archive_objects} archive objects for {result.archived} archived buyers"
+            f"{result.archive_records} archive records for {result.archived} archived buyers"
+        )
+    if result.archived and not 0 < result.archive_objects < result.archived:
+        result.problems.append(
+            f"{result.archive_objects} segments for {result.archived} archived buyers"
         )
     if any(result.rerun_counts.values()):
         result.problems.append(f"the rerun was not a no-op: {result.rerun_counts}")

@@ -635,7 +635,7 @@ def test_run_dry_run_reports_what_the_run_then_does_and_writes_nothing(ready: Cl
 
     planned = ready.json("run", "--dry-run", "--as-of", AFTER_MASK_DUE)
     text = ready.ok("run", "--dry-run", "--as-of", AFTER_MASK_DUE)
-    unchanged = (ready.show(), ready.json("runs"), list((ready.home / "archive").rglob("*.slf")))
+    unchanged = (ready.show(), ready.json("runs"), list((ready.home / "archive").rglob("*.sls")))
     done = ready.json("run", "--as-of", AFTER_MASK_DUE)
 
     assert unchanged == (before, [], [])
@@ -786,8 +786,8 @@ def test_find_and_show_print_markup_looking_data_as_itself(ready: Cli) -> None:
 def test_archive_orphans_lists_and_deletes_what_a_killed_run_left(ready: Cli) -> None:
     _masked(ready)
     archive = ready.home / "archive"
-    (recorded,) = archive.rglob("*.slf")
-    unreferenced = recorded.with_name(recorded.name.replace("-r000001-", "-r000009-"))
+    (recorded,) = archive.rglob("*.sls")  # the run's one segment
+    unreferenced = recorded.with_name(f"{recorded.name[:6]}-{'0' * 16}.sls")
     unreferenced.write_bytes(recorded.read_bytes())
     temp = recorded.with_name(".tmp-k1ll3d")
     temp.write_bytes(b"half")

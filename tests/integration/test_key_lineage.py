@@ -363,7 +363,7 @@ def _make_legacy(app: App) -> None:
     _import(app, order(NR, shipped_at=T0), order("303-1234567-1234567", suffix="-b"))
     set_feature(app.ports(), "main", True, "ops")
     assert run_retention(app.ports(), ARCHIVE_NIGHT).archived == 1  # data keys exist, nobody masked
-    with app.engine.begin() as conn:  # what migrations 0002 to 0004 added, removed again
+    with app.engine.begin() as conn:  # what migrations 0002 to 0006 added, removed again
         for index in (
             "ix_orders_number",
             "ix_invoices_number",
@@ -374,6 +374,9 @@ def _make_legacy(app: App) -> None:
         for table in ("audit_log", "web_sessions", "api_tokens", "password_history", "users"):
             conn.exec_driver_sql(f"DROP TABLE {table}")
         conn.exec_driver_sql("DROP TABLE installation")
+        conn.exec_driver_sql("DROP TABLE archive_segments")  # and what 0006 added
+        for column in ("record_offset", "record_length"):
+            conn.exec_driver_sql(f"ALTER TABLE archive_copies DROP COLUMN {column}")
         conn.exec_driver_sql("ALTER TABLE customers DROP COLUMN pii_sources")
         for column in ("shops", "mask_refused", "error"):
             conn.exec_driver_sql(f"ALTER TABLE retention_runs DROP COLUMN {column}")

@@ -16,9 +16,10 @@ from shelflife.bootstrap import App
 from shelflife.domain.errors import Forbidden, InvalidInput
 from shelflife.services.importing import import_lines
 from shelflife.services.orphans import Orphan, OrphanKind, archive_orphans
-from shelflife.services.pipeline import run_retention
+from shelflife.services.pipeline import object_key_prefix, run_retention
 from shelflife.services.retrieval import retrieve_order
 from shelflife.services.shops import set_feature
+from tests.support.archive import make_legacy
 from tests.support.builders import T0, at, days, lines, order
 from tests.support.fakes import Wrapping, WriteOnce
 
@@ -47,7 +48,7 @@ def _root(app: App) -> Path:
 
 @pytest.fixture
 def leftovers(app: App) -> dict[str, str]:
-    """One recorded copy (Erika's, masked); a copy a killed run wrote but never recorded; a
+    """One recorded copy (Erika's, masked); a segment a killed run wrote but never recorded; a
     temp file of a write it never finished; a file shelflife did not write. All old."""
     report = import_lines(
         app,
@@ -65,7 +66,7 @@ def leftovers(app: App) -> dict[str, str]:
     with app.engine.connect() as conn:
         (recorded,) = conn.execute(select(ArchiveCopy.object_key)).scalars()
     (unrecorded,) = [
-        p.relative_to(root).as_posix() for p in root.rglob("*.slf") if p.name != Path(recorded).name
+        p.relative_to(root).as_posix() for p in root.rglob("*.sls") if p.name != Path(recorded).name
     ]
     temp = (root / recorded).parent / ".tmp-k1ll3d"
     temp.write_bytes(b"half a copy")
@@ -174,3 +175,33 @@ def test_a_write_once_store_lists_but_refuses_deletion_and_deletes_nothing(
 def test_a_minimum_age_under_an_hour_is_refused(app: App) -> None:
     with pytest.raises(InvalidInput, match="the minimum age is at least 1 hour"):
         archive_orphans(app, min_age=timedelta(minutes=59))
+
+
+def test_a_segment_is_referenced_while_any_copy_names_it_and_legacy_objects_still_count(
+    app: App,
+) -> None:
+    report = import_lines(
+        app, lines(order(NR, shipped_at=T0), order(LEFTOVER_NR, shipped_at=T0, suffix="-b"))
+    )
+    assert report.refused == []
+    set_feature(app.ports(), "main", True, "ops")
+    assert run_retention(app.ports(), T0 + days(31)).masked == 2
+    with app.engine.connect() as conn:
+        first, second = conn.execute(select(ArchiveCopy.__table__).order_by(ArchiveCopy.id))
+    segment = first.object_key
+    assert second.object_key == segment  # one batch, one segment
+    legacy = make_legacy(app, first)  # Erika's copy as the old code wrote it
+    stray = f"{object_key_prefix(first.customer_id)}r000009-0badc0de.slf"
+    app.archive.put(stray, b"a legacy object no copy records")
+    for path in _root(app).rglob("*"):
+        _age(path, OLD)
+
+    assert _listed(app) == [(stray, OrphanKind.UNREFERENCED, False)]
+
+    make_legacy(app, second)  # no copy names the segment any more
+    _age(_root(app) / segment, OLD)
+    assert _listed(app, delete=True) == sorted(
+        [(segment, OrphanKind.UNREFERENCED, True), (stray, OrphanKind.UNREFERENCED, True)]
+    )
+    assert (_root(app) / legacy).exists()
+    retrieve_order(at(app, T0 + days(36)).ports(), NR, "Rücksendung", "anna", T0 + days(36))

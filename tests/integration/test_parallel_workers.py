@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, select
 
-from shelflife.adapters.db.tables import ArchiveCopy, Customer
+from shelflife.adapters.archive.segments import read_manifest
+from shelflife.adapters.db.tables import ArchiveCopy, ArchiveSegment, Customer
 from shelflife.bootstrap import App, build_app
 from shelflife.config import Settings
 from shelflife.domain.clock import FixedClock
@@ -80,10 +81,19 @@ def test_two_workers_in_parallel_archive_and_mask_every_buyer_exactly_once(
         assert sum(r.archive_failed for r in reports.values()) == 0
         with first.engine.connect() as conn:
             copies = conn.execute(select(func.count()).select_from(ArchiveCopy)).scalar_one()
+            buyer_ids = list(conn.execute(select(Customer.id).order_by(Customer.id)).scalars())
+            segments = conn.execute(select(func.count()).select_from(ArchiveSegment)).scalar_one()
             unmasked = conn.execute(
                 select(func.count()).select_from(Customer).where(Customer.masked_at.is_(None))
             ).scalar_one()
         assert (copies, unmasked) == (BUYERS, 0)
+        written = [
+            e.customer_id
+            for o in first.archive.list_objects()
+            for e in read_manifest(first.archive.get(o.key))
+        ]
+        assert sorted(written) == buyer_ids  # every buyer in exactly one segment
+        assert segments == BUYERS // 3  # one segment per batch of 3, whichever worker took it
     finally:
         second.close()
         first.close()

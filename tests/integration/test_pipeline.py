@@ -6,28 +6,28 @@ from __future__ import annotations
 import copy
 import hashlib
 import json
-import threading
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import func, select
 from typer.testing import CliRunner
 
+from shelflife.adapters.archive.segments import is_segment_key, read_manifest
 from shelflife.adapters.db import retention
 from shelflife.adapters.db.retention import load_snapshots
 from shelflife.adapters.db.tables import (
     PII_TABLES,
     ArchiveCopy,
+    ArchiveSegment,
     Customer,
     CustomerHistory,
     Order,
     RetentionRun,
     ShopFeatureChange,
 )
-from shelflife.adapters.keys.envelope import open_sealed
 from shelflife.bootstrap import App, build_app
 from shelflife.domain.clock import FixedClock
 from shelflife.domain.errors import KeyUnavailable
@@ -36,11 +36,19 @@ from shelflife.domain.snapshot import CustomerSnapshot
 from shelflife.entrypoints import cli
 from shelflife.services.importing import import_lines
 from shelflife.services.inspection import show_order
-from shelflife.services.pipeline import RunReport, object_key_prefix, run_retention
+from shelflife.services.pipeline import RunReport, run_retention
 from shelflife.services.retrieval import retrieve_order
 from shelflife.services.shops import configure_shop, set_feature, ship_order
+from tests.support.archive import copy_plaintext
 from tests.support.builders import T0, at, days, iso, lines, order, pii_strings
-from tests.support.fakes import AlteredGet, FailingPut, Wrapping
+from tests.support.fakes import (
+    AlteredGet,
+    Counting,
+    FailingPut,
+    TamperedRecord,
+    Truncating,
+    Wrapping,
+)
 
 NR = "302-1234567-1234567"
 COUNTS = ("archived", "archive_failed", "retried", "masked", "remasked")
@@ -52,24 +60,10 @@ class Killed(BaseException):
 
 
 class KilledOnGet(Wrapping):
-    """Writes succeed; the process dies on the `die_on`-th read-back, before any commit.
-
-    Read-backs may run on worker threads, hence the lock around the counter.
-    """
-
-    def __init__(self, real: Any, die_on: int = 1) -> None:
-        super().__init__(real)
-        self.die_on, self.gets = die_on, 0
-        self.lock = threading.Lock()
+    """Writes succeed; the process dies on the first read-back, before any commit."""
 
     def get(self, key: str) -> bytes:
-        with self.lock:
-            self.gets += 1
-            dies = self.gets >= self.die_on
-        if dies:
-            raise Killed
-        data: bytes = self.real.get(key)
-        return data
+        raise Killed
 
     def describe(self) -> str:
         return "dying test double"
@@ -112,8 +106,8 @@ def _copies(app: App, customer_id: int) -> list[Any]:
         )
 
 
-def _snapshot(app: App, object_key: str) -> CustomerSnapshot:
-    return CustomerSnapshot.from_bytes(open_sealed(app.archive.get(object_key), app.keys))
+def _snapshot(app: App, copy: Any) -> CustomerSnapshot:
+    return CustomerSnapshot.from_bytes(copy_plaintext(app, copy))
 
 
 def _pii_dump(app: App) -> PiiDump:
@@ -195,13 +189,17 @@ def test_archive_copy_decrypts_to_the_buyers_current_pii(app: App) -> None:
     buyer = _customer(app)
     (stored,) = _copies(app, buyer.id)
     blob = app.archive.get(stored.object_key)
-    plaintext = open_sealed(blob, app.keys)
+    record = blob[stored.record_offset : stored.record_offset + stored.record_length]
+    plaintext = copy_plaintext(app, stored)
     with app.engine.connect() as conn:
         expected = load_snapshots(conn, [buyer.id], {buyer.id: buyer.pii_revision})[buyer.id]
     assert plaintext == expected.to_bytes()
     assert stored.revision == buyer.pii_revision == buyer.archived_revision
-    assert stored.ciphertext_sha256 == hashlib.sha256(blob).hexdigest()
-    assert stored.object_key.startswith(f"{object_key_prefix(buyer.id)}r{buyer.pii_revision:06d}-")
+    assert stored.ciphertext_sha256 == hashlib.sha256(record).hexdigest()
+    assert is_segment_key(stored.object_key)
+    assert [(e.customer_id, e.revision, e.offset, e.length) for e in read_manifest(blob)] == [
+        (buyer.id, buyer.pii_revision, stored.record_offset, stored.record_length)
+    ]
     snap = CustomerSnapshot.from_bytes(plaintext)
     assert pii_strings(imported) <= set(snap.values())
     assert snap.rows["customers"][buyer.id]["email"] == "erika.mustermann@example.org"
@@ -229,7 +227,7 @@ def test_pii_changed_after_archiving_is_archived_again_then_masked(app: App) -> 
 
     buyer = _customer(app)
     assert [c.revision for c in _copies(app, buyer.id)] == [1, 2]
-    newest = _snapshot(app, _copies(app, buyer.id)[-1].object_key)
+    newest = _snapshot(app, _copies(app, buyer.id)[-1])
     assert newest.rows["customers"][buyer.id]["city"] == "Bonn-Beuel"
     assert buyer.archived_revision == buyer.pii_revision == 2
 
@@ -258,7 +256,7 @@ def test_pii_changed_after_archiving_is_never_masked_with_the_stale_copy(app: Ap
         pytest.param(FailingPut, "archive offline (test double)", id="put-unavailable"),
         pytest.param(
             AlteredGet,
-            "archive object failed authentication (damaged or wrong key)",
+            "read-back of the archive copy differs from what was written",
             id="read-back-differs",
         ),
     ],
@@ -297,15 +295,19 @@ def test_failed_archive_is_retried_the_next_day_and_masked_in_the_same_run(app: 
     assert (buyer.archive_failed_at, buyer.masked_at) == (None, retried_at)
 
 
-def test_one_buyers_archive_failure_does_not_stop_the_others(app: App) -> None:
+def test_one_buyers_damaged_record_does_not_stop_the_others_in_its_segment(app: App) -> None:
     buyers = _buyers(3)
     _start(app, *buyers)
     nrs = [b["order_nr_external"] for b in buyers]
-    app.archive = FailingPut(app.archive, only=object_key_prefix(_customer(app, nrs[1]).id))
+    app.archive = TamperedRecord(app.archive, _customer(app, nrs[1]).id)
 
     assert _run(app, T0 + days(31)) == _only(archived=2, archive_failed=1, masked=2)
 
     assert [_customer(app, nr).masked_at is not None for nr in nrs] == [True, False, True]
+    assert _customer(app, nrs[1]).archive_failure == (
+        "read-back of the archive copy differs from what was written"
+    )
+    assert _copies(app, _customer(app, nrs[1]).id) == []
 
 
 # -- what blocks masking ----------------------------------------------------------------------
@@ -406,10 +408,12 @@ def test_second_run_at_the_same_time_finds_nothing_to_do(app: App) -> None:
 def test_run_killed_between_archive_write_and_commit_is_completed_by_a_rerun(app: App) -> None:
     _start(app, *_buyers(2))
     real = app.archive
-    app.archive = KilledOnGet(real, die_on=2)
+    app.archive = KilledOnGet(real)
 
     with pytest.raises(Killed):
         run_retention(app.ports(), T0 + days(31))
+    (written,) = [o.key for o in real.list_objects()]  # the segment, written but unrecorded
+    assert is_segment_key(written)
 
     assert [_customer(app, f"30{i}-1234567-1234567").archived_revision for i in (0, 1)] == [
         None,
@@ -502,7 +506,7 @@ def test_retrieval_bumps_the_revision_so_the_next_run_archives_before_remasking(
     assert _run(app, retrieved_at + days(30)) == _only(archived=1, remasked=1)
 
     assert [c.revision for c in _copies(app, buyer.id)] == [1, 2]
-    newest = _snapshot(app, _copies(app, buyer.id)[-1].object_key)
+    newest = _snapshot(app, _copies(app, buyer.id)[-1])
     texts = sorted(row["text"] or "" for row in newest.rows["customer_history"].values())
     assert texts == ["", "Rücksendung"]
 
@@ -517,6 +521,58 @@ def test_batches_smaller_than_the_work_still_process_every_buyer(app: App) -> No
     assert _run(app, T0 + days(31)) == _only(archived=5, masked=5)
 
     assert _unmasked_rows(app) == {"customer_history": 5}
+
+
+def test_each_batch_is_one_segment_written_once_and_read_back_once(app: App) -> None:
+    _start(app, *_buyers(5))
+    app.settings.batch_size = 2
+    counting = Counting(app.archive)
+    app.archive = counting
+
+    assert _run(app, T0 + days(31)) == _only(archived=5, masked=5)
+
+    assert len(counting.puts) == 3
+    assert counting.gets == counting.puts  # each segment read back once, as a whole
+    assert counting.ranges == []
+    with app.engine.connect() as conn:
+        segments = conn.execute(select(ArchiveSegment.__table__).order_by(ArchiveSegment.id)).all()
+        copies = conn.execute(select(ArchiveCopy.__table__).order_by(ArchiveCopy.id)).all()
+    assert [(s.object_key, s.record_count) for s in segments] == list(
+        zip(counting.puts, [2, 2, 1], strict=True)
+    )
+    for segment in segments:
+        blob = app.archive.get(segment.object_key)
+        assert (segment.size_bytes, segment.sha256) == (len(blob), hashlib.sha256(blob).hexdigest())
+        # The manifest inside the segment says what the index says.
+        assert [
+            (e.customer_id, e.revision, e.offset, e.length, e.sha256) for e in read_manifest(blob)
+        ] == [
+            (c.customer_id, c.revision, c.record_offset, c.record_length, c.ciphertext_sha256)
+            for c in copies
+            if c.object_key == segment.object_key
+        ]
+
+
+def test_a_truncated_segment_masks_none_of_its_buyers(app: App) -> None:
+    buyers = _buyers(3)
+    _start(app, *buyers)
+    app.archive = Truncating(app.archive, keep=1000)
+    as_of = T0 + days(31)
+
+    assert _run(app, as_of) == _only(archive_failed=3)
+
+    for nr in (b["order_nr_external"] for b in buyers):
+        buyer = _customer(app, nr)
+        assert (buyer.masked_at, buyer.archived_revision, buyer.archive_failed_at) == (
+            None,
+            None,
+            as_of,
+        )
+        assert buyer.archive_failure == "read-back of the archive segment is truncated"
+    with app.engine.connect() as conn:
+        assert conn.execute(select(func.count()).select_from(ArchiveCopy)).scalar_one() == 0
+        assert conn.execute(select(func.count()).select_from(ArchiveSegment)).scalar_one() == 0
+    assert _unmasked_rows(app) == {"customers": 3, "addresses": 6, "orders": 3}
 
 
 def test_run_without_the_master_key_writes_nothing_not_even_a_run_record(app: App) -> None:

@@ -45,7 +45,6 @@ from shelflife.adapters.db.tables import (
     Order,
     Shop,
 )
-from shelflife.adapters.keys.envelope import open_sealed
 from shelflife.bootstrap import App
 from shelflife.domain import policy
 from shelflife.domain.clock import FixedClock
@@ -57,8 +56,9 @@ from shelflife.services.importing import import_lines
 from shelflife.services.pipeline import dry_run, run_retention
 from shelflife.services.retrieval import retrieve_order
 from shelflife.services.shops import set_feature, ship_order
+from tests.support.archive import copy_plaintext
 from tests.support.builders import T0, lines, make_app, order
-from tests.support.fakes import Wrapping
+from tests.support.fakes import AlteredGet, Wrapping
 
 DATABASE_EXAMPLES = settings(
     max_examples=25,
@@ -184,7 +184,7 @@ class MisbehavingArchive(Wrapping):
     """Hand-written fake around the real store.
 
     `up`: passes through. `down`: unreachable. `lost`: acknowledges writes but keeps nothing.
-    `corrupt`: returns the object with one byte flipped.
+    `corrupt`: returns the object with one byte of each record flipped.
     """
 
     def __init__(self, inner: ArchiveStore) -> None:
@@ -201,10 +201,9 @@ class MisbehavingArchive(Wrapping):
     def get(self, key: str) -> bytes:
         if self.mode == "down":
             raise ArchiveUnavailable("archive unreachable (test outage)")
-        data = self.real.get(key)
         if self.mode == "corrupt":
-            return data[:-1] + bytes([data[-1] ^ 0x01])
-        return data
+            return AlteredGet(self.real).get(key)
+        return self.real.get(key)
 
 
 @dataclass
@@ -437,9 +436,9 @@ def check_invariants(app: App, store: ArchiveStore, model: Model) -> None:
     snapshots: dict[int, list[CustomerSnapshot]] = {}
     for cid, rows in copies.items():
         for c in rows:
-            blob = store.get(c.object_key)
-            assert hashlib.sha256(blob).hexdigest() == c.ciphertext_sha256
-            snap = CustomerSnapshot.from_bytes(open_sealed(blob, app.keys))
+            record = store.get_range(c.object_key, c.record_offset, c.record_length)
+            assert hashlib.sha256(record).hexdigest() == c.ciphertext_sha256
+            snap = CustomerSnapshot.from_bytes(copy_plaintext(app, c))
             assert (snap.customer_id, snap.revision) == (cid, c.revision)
             snapshots.setdefault(cid, []).append(snap)
 

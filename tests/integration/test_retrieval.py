@@ -13,8 +13,9 @@ from typing import Any
 import pytest
 from sqlalchemy import insert, select, update
 
+from shelflife.adapters.archive.segments import pack_segment
 from shelflife.adapters.db.tables import ArchiveCopy, Base, Customer, Order
-from shelflife.adapters.keys.envelope import new_data_key, open_sealed, seal
+from shelflife.adapters.keys.envelope import new_data_key, seal, seal_record
 from shelflife.bootstrap import App, build_app
 from shelflife.domain.clock import FixedClock
 from shelflife.domain.errors import (
@@ -33,8 +34,10 @@ from shelflife.services.inspection import show_order
 from shelflife.services.pipeline import run_retention
 from shelflife.services.retrieval import retrieve_order
 from shelflife.services.shops import set_feature
+from tests.support.archive import copy_plaintext, make_legacy
+from tests.support.archive import data_key as buyer_data_key
 from tests.support.builders import T0, at, days, iso, order
-from tests.support.fakes import UnreachableArchive
+from tests.support.fakes import Counting, UnreachableArchive
 
 NR = "302-1234567-1234567"
 OTHER_NR = "303-7654321-7654321"
@@ -348,6 +351,8 @@ def test_another_buyers_object_in_place_of_the_copy_is_refused_and_changes_nothi
     _import(app, order(NR, shipped_at=T0), order(OTHER_NR, shipped_at=T0, suffix="-b"))
     set_feature(app.ports(), "main", True, "ops")
     assert _run(app, MASKED_AT) == (2, 2, 0)
+    for nr in (NR, OTHER_NR):  # whole objects of their own, as written before segments
+        make_legacy(app, _copies(app, nr)[0])
     (copy_a,), (copy_b,) = _copies(app, NR), _copies(app, OTHER_NR)
     shutil.copyfile(_object_path(app, copy_b.object_key), _object_path(app, copy_a.object_key))
     before = _dump(app)
@@ -363,6 +368,81 @@ def test_another_buyers_object_in_place_of_the_copy_is_refused_and_changes_nothi
     assert _dump(app) == before
     assert _run(app, RETRIEVED_AT + days(1)) == (0, 0, 0)
     assert _dump(app)["archive_copies"] == before["archive_copies"]
+
+
+def test_a_record_moved_to_another_buyers_index_entry_is_refused_and_changes_nothing(
+    app: App,
+) -> None:
+    _import(app, order(NR, shipped_at=T0), order(OTHER_NR, shipped_at=T0, suffix="-b"))
+    set_feature(app.ports(), "main", True, "ops")
+    assert _run(app, MASKED_AT) == (2, 2, 0)
+    (copy_a,), (copy_b,) = _copies(app, NR), _copies(app, OTHER_NR)
+    assert copy_a.object_key == copy_b.object_key  # one batch, one segment
+    with app.engine.begin() as conn:  # A's index entry now points at B's record, digest and all
+        conn.execute(
+            update(ArchiveCopy)
+            .where(ArchiveCopy.id == copy_a.id)
+            .values(
+                record_offset=copy_b.record_offset,
+                record_length=copy_b.record_length,
+                ciphertext_sha256=copy_b.ciphertext_sha256,
+            )
+        )
+    before = _dump(app)
+
+    with pytest.raises(ArchiveCorrupt) as refused:
+        retrieve_order(at(app, RETRIEVED_AT).ports(), NR, "Rücksendung", "anna", RETRIEVED_AT)
+
+    assert str(refused.value) == (
+        f"archive record {copy_a.object_key}@{copy_b.record_offset} does not belong to this "
+        "buyer; nothing was changed (check the archive index for a moved record)"
+    )
+    assert _dump(app) == before
+
+
+def test_retrieval_reads_only_its_records_byte_range_of_the_segment(app: App) -> None:
+    others = [order(f"30{i}-1111111-1111111", shipped_at=T0, suffix=f"-{i}") for i in range(5)]
+    original = order(NR, shipped_at=T0)
+    _import(app, *others, original)
+    expected = _pii_view(show_order(app.ports(), NR, T0).model_dump(mode="json"))
+    set_feature(app.ports(), "main", True, "ops")
+    assert _run(app, MASKED_AT) == (6, 6, 0)
+    (copy,) = _copies(app, NR)
+    segment_size = len(app.archive.get(copy.object_key))
+    counting = Counting(app.archive)
+    app.archive = counting
+
+    retrieve_order(at(app, RETRIEVED_AT).ports(), NR, "Rücksendung", "anna", RETRIEVED_AT)
+
+    assert (counting.gets, counting.puts) == ([], [])
+    assert counting.ranges == [(copy.object_key, copy.record_offset, copy.record_length)]
+    assert counting.bytes_read == copy.record_length < segment_size // 5
+    shown = show_order(app.ports(), NR, RETRIEVED_AT).model_dump(mode="json")
+    assert _pii_view(shown) == expected
+
+
+def test_legacy_whole_object_copies_written_before_segments_are_still_retrieved(
+    app: App,
+) -> None:
+    _import(app, order(NR, shipped_at=T0))
+    set_feature(app.ports(), "main", True, "ops")
+    assert _run(app, T0 + days(29)) == (1, 0, 0)
+    moved = order(NR, shipped_at=T0)
+    moved["billing_address"]["city"] = "Bonn-Beuel"
+    _import(app, moved)
+    expected = _pii_view(show_order(app.ports(), NR, T0).model_dump(mode="json"))
+    assert _run(app, MASKED_AT) == (1, 1, 0)
+    first, second = _copies(app, NR)
+    legacy_key = make_legacy(app, first)  # revision 1 as the old code wrote it, 2 in a segment
+    counting = Counting(app.archive)
+    app.archive = counting
+
+    retrieve_order(at(app, RETRIEVED_AT).ports(), NR, "Rücksendung", "anna", RETRIEVED_AT)
+
+    assert counting.gets == [legacy_key]
+    assert counting.ranges == [(second.object_key, second.record_offset, second.record_length)]
+    shown = show_order(app.ports(), NR, RETRIEVED_AT).model_dump(mode="json")
+    assert _pii_view(shown) == expected
 
 
 def test_an_older_copy_of_the_buyer_in_place_of_the_newest_is_refused(app: App) -> None:
@@ -381,8 +461,8 @@ def test_an_older_copy_of_the_buyer_in_place_of_the_newest_is_refused(app: App) 
         retrieve_order(at(app, RETRIEVED_AT).ports(), NR, "Rücksendung", "anna", RETRIEVED_AT)
 
     assert str(refused.value) == (
-        f"archive copy {second.object_key} is not the recorded one; nothing was changed "
-        "(check the archive store for a replaced object)"
+        f"archive record {second.object_key}@{second.record_offset} is not the recorded one; "
+        "nothing was changed (check the archive store for a damaged or replaced segment)"
     )
     assert _dump(app) == before
 
@@ -394,16 +474,25 @@ def test_a_recorded_copy_that_restores_no_record_is_a_failure_and_changes_nothin
     revision (and recorded digest) that holds none of the order's rows."""
     _masked(app, order(NR, shipped_at=T0))
     (copy,) = _copies(app, NR)
-    keys = app.keys
-    data_key = new_data_key()
     empty = CustomerSnapshot(copy.customer_id, copy.revision).to_bytes()
-    blob = seal(data_key, keys.wrap(data_key), copy.customer_id, copy.revision, empty)
+    record = seal_record(
+        buyer_data_key(app, copy.customer_id),
+        app.keys.key_id,
+        copy.customer_id,
+        copy.revision,
+        empty,
+    )
+    blob, (entry,) = pack_segment([(copy.customer_id, copy.revision, "k", record)], MASKED_AT)
     _object_path(app, copy.object_key).write_bytes(blob)
     with app.engine.begin() as conn:
         conn.execute(
             update(ArchiveCopy)
             .where(ArchiveCopy.id == copy.id)
-            .values(ciphertext_sha256=hashlib.sha256(blob).hexdigest())
+            .values(
+                ciphertext_sha256=entry.sha256,
+                record_offset=entry.offset,
+                record_length=entry.length,
+            )
         )
     before = _dump(app)
 
@@ -443,9 +532,7 @@ def test_copy_taken_after_a_zero_restore_holds_no_placeholders_and_the_genuine_v
 
     assert _run(app, RETRIEVED_AT + days(1)) == (1, 0, 0)
     newest = _copies(app, NR)[-1]
-    snapshot = CustomerSnapshot.from_bytes(
-        open_sealed(app.archive.get(newest.object_key), app.keys)
-    )
+    snapshot = CustomerSnapshot.from_bytes(copy_plaintext(app, newest))
     assert _placeholders(snapshot) == []
     assert _run(app, RETRIEVED_AT + days(31)) == (0, 0, 1)
     later = RETRIEVED_AT + days(40)
@@ -467,7 +554,7 @@ def test_a_partially_restored_row_is_archived_without_its_placeholders(app: App)
     _masked(app, original)
     (copy,) = _copies(app, NR)
     keys = app.keys
-    snapshot = CustomerSnapshot.from_bytes(open_sealed(app.archive.get(copy.object_key), keys))
+    snapshot = CustomerSnapshot.from_bytes(copy_plaintext(app, copy))
     del snapshot.rows["customers"][copy.customer_id]["phone"]
     snapshot.revision = 2
     data_key = new_data_key()
@@ -496,12 +583,7 @@ def test_a_partially_restored_row_is_archived_without_its_placeholders(app: App)
     assert shown["customer"]["phone"] == original["customer"]["phone"]  # from the older copy
     assert _run(app, RETRIEVED_AT + days(1)) == (1, 0, 0)
     newest = _copies(app, NR)[-1]
-    assert (
-        _placeholders(
-            CustomerSnapshot.from_bytes(open_sealed(app.archive.get(newest.object_key), keys))
-        )
-        == []
-    )
+    assert _placeholders(CustomerSnapshot.from_bytes(copy_plaintext(app, newest))) == []
 
 
 # -- when a retrieval may be dated --------------------------------------------------------------

@@ -17,6 +17,7 @@ from datetime import UTC, datetime
 from types import SimpleNamespace
 from typing import Any, Self
 
+from shelflife.adapters.archive.segments import SEGMENT_MAGIC, read_manifest
 from shelflife.domain.audit import PURGE_ACTION, AuditEntry, next_entry
 from shelflife.domain.clock import FixedClock
 from shelflife.domain.duplicates import DuplicateCandidate, MergeCandidate, PersonFields
@@ -34,6 +35,7 @@ from shelflife.domain.policy import CustomerFacts, Cutoffs, OrderFacts
 from shelflife.domain.ports import (
     RUN_COUNTS,
     ArchivedCopy,
+    ArchivedSegment,
     ArchiveKeyRow,
     ArchiveStore,
     CopyRef,
@@ -124,6 +126,7 @@ class FakeData:
     customers: dict[int, FakeCustomer] = field(default_factory=dict)
     orders: dict[int, FakeOrder] = field(default_factory=dict)
     copies: list[tuple[int, CopyRef]] = field(default_factory=list)
+    segments: list[ArchivedSegment] = field(default_factory=list)
     history: list[FakeHistoryEntry] = field(default_factory=list)
     audit: list[AuditEntry] = field(default_factory=list)
     runs: dict[int, FakeRun] = field(default_factory=dict)
@@ -435,7 +438,8 @@ class FakeCustomers:
     def record_archived(self, done: Sequence[ArchivedCopy], at: datetime) -> None:
         for d in done:
             c = self.data.customers[d.customer_id]
-            self.data.copies.append((d.customer_id, CopyRef(d.object_key, d.revision, d.sha256)))
+            ref = CopyRef(d.object_key, d.revision, d.sha256, d.offset, d.length)
+            self.data.copies.append((d.customer_id, ref))
             c.archived_revision, c.archive_failed_at, c.archive_failure = d.revision, None, None
             if c.data_key_wrapped is None:
                 c.data_key_wrapped, c.data_key_master_id = d.wrapped_key, d.master_key_id
@@ -466,6 +470,9 @@ class FakeArchiveCopies:
     def of_customer(self, customer_id: int) -> list[CopyRef]:
         refs = [ref for cid, ref in self.data.copies if cid == customer_id]
         return sorted(refs, key=lambda r: r.revision, reverse=True)
+
+    def add_segment(self, segment: ArchivedSegment) -> None:
+        self.data.segments.append(segment)
 
 
 class FakeHistory:
@@ -816,14 +823,74 @@ class FailingPut(Wrapping):
 
 
 class AlteredGet(Wrapping):
-    """An archive that stores but reads back different bytes (silent corruption)."""
+    """An archive that stores but reads back different bytes (silent corruption): the last
+    byte of each record of a segment, or of a whole object."""
 
     def get(self, key: str) -> bytes:
         data = self.real.get(key)
-        return data[:-1] + bytes([data[-1] ^ 1])
+        if not data.startswith(SEGMENT_MAGIC):
+            return data[:-1] + bytes([data[-1] ^ 1])
+        for entry in read_manifest(data):
+            at = entry.offset + entry.length - 1
+            data = data[:at] + bytes([data[at] ^ 1]) + data[at + 1 :]
+        return data
 
     def describe(self) -> str:
         return "corrupting test double"
+
+
+class Counting(Wrapping):
+    """Counts the writes and reads a store sees, and the bytes read."""
+
+    def __init__(self, real: ArchiveStore) -> None:
+        super().__init__(real)
+        self.puts: list[str] = []
+        self.gets: list[str] = []
+        self.ranges: list[tuple[str, int, int]] = []
+        self.bytes_read = 0
+
+    def put(self, key: str, data: bytes) -> None:
+        self.puts.append(key)
+        self.real.put(key, data)
+
+    def get(self, key: str) -> bytes:
+        self.gets.append(key)
+        data = self.real.get(key)
+        self.bytes_read += len(data)
+        return data
+
+    def get_range(self, key: str, start: int, length: int) -> bytes:
+        self.ranges.append((key, start, length))
+        data = self.real.get_range(key, start, length)
+        self.bytes_read += len(data)
+        return data
+
+
+class TamperedRecord(Wrapping):
+    """Stores a segment with one byte of `customer_id`'s record flipped (silent damage of one
+    record): found through the segment's own manifest."""
+
+    def __init__(self, real: ArchiveStore, customer_id: int) -> None:
+        super().__init__(real)
+        self.customer_id = customer_id
+
+    def put(self, key: str, data: bytes) -> None:
+        for entry in read_manifest(data):
+            if entry.customer_id == self.customer_id:
+                at = entry.offset + entry.length - 1
+                data = data[:at] + bytes([data[at] ^ 1]) + data[at + 1 :]
+        self.real.put(key, data)
+
+
+class Truncating(Wrapping):
+    """Stores only the first `keep` bytes of every object (a write cut short)."""
+
+    def __init__(self, real: ArchiveStore, keep: int = 100) -> None:
+        super().__init__(real)
+        self.keep = keep
+
+    def put(self, key: str, data: bytes) -> None:
+        self.real.put(key, data[: self.keep])
 
 
 class WriteOnce(Wrapping):

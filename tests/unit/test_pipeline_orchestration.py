@@ -23,6 +23,7 @@ from shelflife.domain.ports import ArchiveStore, Ports
 from shelflife.services.pipeline import RUN_FAILED, RUN_FINISHED, dry_run, run_retention
 from tests.support.fakes import (
     AlteredGet,
+    Counting,
     FailingPut,
     FakeCustomer,
     FakeCustomers,
@@ -30,6 +31,7 @@ from tests.support.fakes import (
     FakeUnitOfWork,
     InMemoryArchive,
     MissingKey,
+    TamperedRecord,
     fake_ports,
 )
 
@@ -81,7 +83,7 @@ def test_a_copy_that_does_not_read_back_is_never_masked() -> None:
     assert (buyer.last_name, buyer.masked_at, buyer.archived_revision) == ("Buyer1", None, None)
     assert (buyer.archive_failed_at, _data(ports).copies) == (NIGHT, [])
     assert report.archive_failure_reasons == [
-        "archive object failed authentication (damaged or wrong key)"
+        "read-back of the archive copy differs from what was written"
     ]
 
 
@@ -266,3 +268,47 @@ def test_a_purge_of_every_older_entry_leaves_a_verifiable_chain_of_one() -> None
     assert [e.action for e in audit] == [RUN_FINISHED, PURGE_ACTION]
     assert audit[-1].detail["anchor"] == purged[0].hash
     assert verify_chain(audit, anchor=purged[0].hash).intact is True
+
+
+def test_each_batch_is_written_as_one_segment_and_read_back_once() -> None:
+    store = Counting(InMemoryArchive())
+    ports = _ports(*(_shipped(cid) for cid in (1, 2, 3)), archive=store)  # batch size 2
+
+    report = run_retention(ports, NIGHT)
+
+    data = _data(ports)
+    assert (report.archived, report.masked) == (3, 3)
+    assert (len(store.puts), store.gets, store.ranges) == (2, store.puts, [])
+    assert [(s.object_key, s.record_count) for s in data.segments] == [
+        (store.puts[0], 2),
+        (store.puts[1], 1),
+    ]
+    assert [(cid, ref.object_key) for cid, ref in data.copies] == [
+        (1, store.puts[0]),
+        (2, store.puts[0]),
+        (3, store.puts[1]),
+    ]
+
+
+def test_a_damaged_record_fails_only_its_buyer_and_the_others_in_the_segment_count() -> None:
+    ports = _ports(_shipped(1), _shipped(2), archive=TamperedRecord(InMemoryArchive(), 2))
+
+    report = run_retention(ports, NIGHT)
+
+    data = _data(ports)
+    assert (report.archived, report.archive_failed, report.masked) == (1, 1, 1)
+    assert [cid for cid, _ref in data.copies] == [1]
+    assert (data.customers[1].last_name, data.customers[2].last_name) == (MASKED_TEXT, "Buyer2")
+    assert data.customers[2].archive_failure == (
+        "read-back of the archive copy differs from what was written"
+    )
+    assert len(data.segments) == 1
+
+
+def test_a_segment_whose_every_record_fails_is_not_recorded() -> None:
+    ports = _ports(_shipped(1), archive=TamperedRecord(InMemoryArchive(), 1))
+
+    report = run_retention(ports, NIGHT)
+
+    assert (report.archived, report.archive_failed) == (0, 1)
+    assert (_data(ports).segments, _data(ports).copies) == ([], [])

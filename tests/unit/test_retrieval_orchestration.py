@@ -9,13 +9,21 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from shelflife.adapters.keys.envelope import new_data_key, seal
-from shelflife.domain.errors import ArchiveUnavailable, KeyUnavailable, NotRetrievable, UnknownOrder
+from shelflife.adapters.archive.segments import pack_segment, segment_key
+from shelflife.adapters.keys.envelope import new_data_key, seal, seal_record
+from shelflife.domain.errors import (
+    ArchiveCorrupt,
+    ArchiveUnavailable,
+    KeyUnavailable,
+    NotRetrievable,
+    UnknownOrder,
+)
 from shelflife.domain.masking import MASKED_TEXT
-from shelflife.domain.ports import CopyRef, Ports
+from shelflife.domain.ports import ArchiveStore, CopyRef, Ports
 from shelflife.domain.snapshot import CustomerSnapshot
 from shelflife.services.retrieval import RATE_ALERT, RETRIEVED, retrieve_order
 from tests.support.fakes import (
+    Counting,
     FakeCustomer,
     FakeData,
     FakeKeyProvider,
@@ -166,3 +174,55 @@ def test_the_retrieval_past_the_hourly_limit_raises_one_alert() -> None:
         ("shelflife", RATE_ALERT, "anna"),
     ]
     assert dict(uow.committed.audit[-1].detail) == {"retrievals_last_hour": 4, "limit": 3}
+
+
+def _segment_buyer(data: FakeData, archive: ArchiveStore, cid: int, nr: str, name: str) -> None:
+    """A masked buyer whose copy is a record in a segment, with its data key in the database."""
+    keys = FakeKeyProvider()
+    data_key = new_data_key()
+    wrapped = keys.wrap(data_key)
+    data.customers[cid] = FakeCustomer(
+        cid,
+        last_name=MASKED_TEXT,
+        masked_at=MASKED_AT,
+        archived_revision=1,
+        data_key_wrapped=wrapped.blob,
+        data_key_master_id=wrapped.master_key_id,
+    )
+    data.orders[cid * 10] = FakeOrder(cid * 10, nr, cid)
+    snap = CustomerSnapshot(cid, 1)
+    snap.add("customers", cid, {"last_name": name})
+    record = seal_record(data_key, keys.key_id, cid, 1, snap.to_bytes())
+    other = seal_record(new_data_key(), keys.key_id, cid + 1, 1, b"another buyer's record")
+    records = [(cid + 1, 1, keys.key_id, other), (cid, 1, keys.key_id, record)]
+    blob, (_, entry) = pack_segment(records, MASKED_AT)
+    key = segment_key(MASKED_AT)
+    archive.put(key, blob)
+    data.copies.append((cid, CopyRef(key, 1, entry.sha256, entry.offset, entry.length)))
+
+
+def test_a_segment_record_is_read_by_its_byte_range_and_opened_with_the_recorded_data_key() -> None:
+    store = Counting(InMemoryArchive())
+    data = FakeData()
+    _segment_buyer(data, store, 5, NR, "Weiß")
+    uow = FakeUnitOfWork(data)
+    ((_, ref),) = data.copies
+
+    result = retrieve_order(fake_ports(uow, archive=store, now=NOW), NR, "Rücksendung", "anna")
+
+    assert result.restored_rows == 1
+    assert uow.committed.customers[5].last_name == "Weiß"
+    assert (store.gets, store.ranges) == ([], [(ref.object_key, ref.offset, ref.length)])
+
+
+def test_a_segment_record_without_a_recorded_data_key_is_refused_and_changes_nothing() -> None:
+    store = InMemoryArchive()
+    data = FakeData()
+    _segment_buyer(data, store, 5, NR, "Weiß")
+    data.customers[5].data_key_wrapped = None
+    uow = FakeUnitOfWork(data)
+
+    with pytest.raises(ArchiveCorrupt, match="data key is not recorded"):
+        retrieve_order(fake_ports(uow, archive=store, now=NOW), NR, "Rücksendung", "anna")
+
+    assert (uow.commits, uow.committed.customers[5].last_name) == (0, MASKED_TEXT)

@@ -136,11 +136,14 @@ class MaskedState:
 
 @dataclass(frozen=True)
 class CopyRef:
-    """A recorded, verified archive copy of a buyer's PII."""
+    """A recorded, verified archive copy of a buyer's PII: a record of a segment (`offset`
+    and `length` set) or a legacy whole object of its own (both None)."""
 
     object_key: str
     revision: int
     ciphertext_sha256: str
+    offset: int | None = None
+    length: int | None = None
 
 
 @dataclass(frozen=True)
@@ -162,6 +165,21 @@ class ArchivedCopy:
     sha256: str
     wrapped_key: bytes | None = None
     master_key_id: str | None = None
+    offset: int | None = None
+    """Where the record starts in its segment; None for a legacy whole-object copy."""
+    length: int | None = None
+
+
+@dataclass(frozen=True)
+class ArchivedSegment:
+    """A segment written and read back tonight: the whole object's size and SHA-256 (what a
+    later scrub compares against) and how many records it holds."""
+
+    object_key: str
+    created_at: datetime
+    record_count: int
+    size: int
+    sha256: str
 
 
 RUN_COUNTS = (
@@ -323,6 +341,10 @@ class CustomerRepository(Protocol):
 class ArchiveCopyRepository(Protocol):
     def of_customer(self, customer_id: int) -> list[CopyRef]:
         """The buyer's recorded copies, newest revision first."""
+        ...
+
+    def add_segment(self, segment: ArchivedSegment) -> None:
+        """Record a segment whose records the same transaction records as copies."""
         ...
 
 

@@ -1,7 +1,8 @@
 """Archive housekeeping: objects no copy record points to, and files killed runs left behind.
 
-A run writes, reads back and verifies a copy before the batch's transaction records it; a run
-killed in between leaves an object nothing refers to, or a temp file of a write it never
+A run writes a batch's segment, reads it back and verifies it before the batch's transaction
+records its copies; a run killed in between leaves a segment nothing refers to (as legacy
+one-buyer objects could), or a temp file of a write it never
 finished. Neither holds anything retrieval needs. They are listed here and removed only where
 the store allows deletion and only once older than a minimum age, so that the objects of a run
 still in flight are never touched.
@@ -15,8 +16,9 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
+from shelflife.adapters.archive.segments import is_segment_key
 from shelflife.adapters.archive.store import StoredObject
-from shelflife.adapters.db.reading import archive_object_keys
+from shelflife.adapters.db.reading import recorded_object_keys
 from shelflife.bootstrap import App
 from shelflife.domain.errors import Forbidden, InvalidInput
 from shelflife.services.pipeline import customer_of_object_key
@@ -98,15 +100,21 @@ def _chunks(objects: Iterator[StoredObject]) -> Iterator[list[StoredObject]]:
 
 
 def _orphans_in(app: App, chunk: list[StoredObject]) -> list[tuple[StoredObject, OrphanKind]]:
-    """The chunk's objects that no copy record points to, with their kind; one query."""
-    owners = {o.key: customer_of_object_key(o.key) for o in chunk if not o.temporary}
+    """The chunk's objects that no copy record points to, with their kind; one query. A
+    segment is referenced as long as any copy names it."""
+    ours = [
+        o.key
+        for o in chunk
+        if not o.temporary and (is_segment_key(o.key) or customer_of_object_key(o.key))
+    ]
     with app.read_engine.connect() as conn:
-        recorded = archive_object_keys(conn, sorted({c for c in owners.values() if c}))
+        recorded = recorded_object_keys(conn, ours)
+    known = set(ours)
     found: list[tuple[StoredObject, OrphanKind]] = []
     for obj in chunk:
         if obj.temporary:
             found.append((obj, OrphanKind.TEMPORARY))
-        elif owners[obj.key] is None:
+        elif obj.key not in known:
             found.append((obj, OrphanKind.UNKNOWN))
         elif obj.key not in recorded:
             found.append((obj, OrphanKind.UNREFERENCED))

@@ -10,14 +10,19 @@ from __future__ import annotations
 import hashlib
 import logging
 import re
-import secrets
 import time
 from collections.abc import Callable, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
-from shelflife.adapters.keys.envelope import new_data_key, open_sealed, seal
+from shelflife.adapters.archive.segments import (
+    RecordEntry,
+    pack_segment,
+    read_manifest,
+    segment_key,
+)
+from shelflife.adapters.keys.envelope import new_data_key, open_record, seal_record
 from shelflife.domain.errors import (
     ArchiveCorrupt,
     ArchiveUnavailable,
@@ -30,8 +35,8 @@ from shelflife.domain.ports import (
     ERROR_LENGTH,
     RUN_COUNTS,
     ArchivedCopy,
+    ArchivedSegment,
     ArchiveKeyRow,
-    ArchiveStore,
     CustomerRepository,
     Due,
     KeyProvider,
@@ -270,7 +275,9 @@ def _archive_step(
             if not ids:
                 break
             report.retried += uow.customers.count_retries(ids)
-            done, failed = archive_customers(ports, keys, uow.customers, ids)
+            done, failed, segment = archive_customers(ports, keys, uow.customers, ids)
+            if segment is not None:
+                uow.archive_copies.add_segment(segment)
             uow.customers.record_archived(done, cutoffs.as_of)
             uow.customers.record_failed(failed, cutoffs.as_of)
             uow.commit()
@@ -284,30 +291,112 @@ def _archive_step(
 
 def archive_customers(
     ports: Ports, keys: KeyProvider, customers: CustomerRepository, ids: Sequence[int]
-) -> tuple[list[ArchivedCopy], list[tuple[int, str]]]:
-    """Seal, write, read back, decrypt and compare each buyer's snapshot.
+) -> tuple[list[ArchivedCopy], list[tuple[int, str]], ArchivedSegment | None]:
+    """Seal each buyer's snapshot, write the batch as one segment, read it back once and
+    verify every record in it (digest, decryption, the snapshot's exact bytes).
 
-    Only a copy whose read-back decrypts to exactly the bytes sealed counts as archived.
-    The archive I/O of a batch runs on a small thread pool: a local disk waits on fsync and S3
-    on the network, so copies are written side by side. Failures are returned with a reason
-    that names no PII.
+    A buyer counts as archived only when its own record verifies; a record that does not fails
+    only its buyer. A segment that cannot be written, or comes back truncated or with a damaged
+    manifest, fails every buyer in it. Returns the copies, the failures (with a reason that
+    names no PII) and the segment when any copy is in it.
     """
     key_rows = customers.archive_keys(ids)
     snaps = customers.snapshots(ids, {cid: k.pii_revision for cid, k in key_rows.items()})
-    workers = max(1, min(ports.limits.archive_workers, len(ids)))
-    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="archive") as pool:
-        results = list(
-            pool.map(lambda cid: _archive_one(ports.archive, keys, key_rows[cid], snaps[cid]), ids)
+    failed: list[tuple[int, str]] = []
+    sealed: list[_Sealed] = []
+    for cid in ids:
+        try:
+            sealed.append(_seal(keys, key_rows[cid], snaps[cid]))
+        except (ArchiveCorrupt, KeyUnavailable) as exc:
+            failed.append((cid, str(exc)))
+    if not sealed:
+        return [], failed, None
+    created_at = ports.clock.now()
+    segment, entries = pack_segment(
+        [(s.customer_id, s.revision, s.key_id, s.record) for s in sealed], created_at
+    )
+    object_key = segment_key(created_at)
+    try:
+        ports.archive.put(object_key, segment)
+        back = ports.archive.get(object_key)
+        if len(back) != len(segment):
+            raise ArchiveCorrupt("read-back of the archive segment is truncated")
+        if read_manifest(back) != entries:
+            raise ArchiveCorrupt("read-back of the archive segment's manifest differs")
+    except (ArchiveUnavailable, ArchiveCorrupt) as exc:
+        return [], failed + [(s.customer_id, str(exc)) for s in sealed], None
+    done: list[ArchivedCopy] = []
+    for item, entry in zip(sealed, entries, strict=True):
+        try:
+            _verify(back, item, entry, object_key)
+        except ArchiveCorrupt as exc:
+            failed.append((item.customer_id, str(exc)))
+            continue
+        done.append(
+            ArchivedCopy(
+                customer_id=item.customer_id,
+                revision=item.revision,
+                object_key=object_key,
+                sha256=entry.sha256,
+                wrapped_key=item.fresh.blob if item.fresh else None,
+                master_key_id=item.fresh.master_key_id if item.fresh else None,
+                offset=entry.offset,
+                length=entry.length,
+            )
         )
-    done = [r for r in results if isinstance(r, ArchivedCopy)]
-    failed = [r for r in results if isinstance(r, tuple)]
-    return done, failed
+    if not done:
+        return [], failed, None
+    whole = hashlib.sha256(segment).hexdigest()
+    return done, failed, ArchivedSegment(object_key, created_at, len(entries), len(segment), whole)
+
+
+@dataclass(frozen=True)
+class _Sealed:
+    customer_id: int
+    revision: int
+    key_id: str
+    data_key: bytes
+    fresh: WrappedKey | None
+    """The buyer's data key wrapped, when it was made for this record."""
+    plaintext: bytes
+    record: bytes
+
+
+def _seal(keys: KeyProvider, key_row: ArchiveKeyRow, snap: CustomerSnapshot) -> _Sealed:
+    if key_row.data_key_wrapped is None:
+        data_key = new_data_key()
+        wrapped = keys.wrap(data_key)
+        fresh: WrappedKey | None = wrapped
+    else:
+        wrapped = WrappedKey(key_row.data_key_master_id or "", key_row.data_key_wrapped)
+        data_key = keys.unwrap(wrapped)
+        fresh = None
+    plaintext = snap.to_bytes()
+    cid = key_row.customer_id
+    record = seal_record(data_key, wrapped.master_key_id, cid, snap.revision, plaintext)
+    return _Sealed(cid, snap.revision, wrapped.master_key_id, data_key, fresh, plaintext, record)
+
+
+def _verify(back: bytes, item: _Sealed, entry: RecordEntry, object_key: str) -> None:
+    """The record as read back is the very bytes sealed and opens to exactly the snapshot."""
+    piece = back[entry.offset : entry.offset + entry.length]
+    if piece != item.record:
+        raise ArchiveCorrupt("read-back of the archive copy differs from what was written")
+    opened = open_record(
+        piece,
+        item.data_key,
+        where=f"{object_key}@{entry.offset}",
+        customer_id=item.customer_id,
+        revision=item.revision,
+        sha256=entry.sha256,
+    )
+    if opened != item.plaintext:
+        raise ArchiveCorrupt("read-back of the archive copy differs from what was written")
 
 
 def object_key_prefix(customer_id: int) -> str:
-    """Where a buyer's copies live. A folder per thousand buyers keeps folders small at a
-    million buyers; the random suffix added to each key makes every write a new object, as
-    write-once (Object Lock) storage requires."""
+    """Where a buyer's legacy whole-object copies live (before segments): a folder per
+    thousand buyers, and a random suffix that made every write a new object."""
     return f"customers/{customer_id // 1000:06d}/{customer_id}-"
 
 
@@ -315,44 +404,13 @@ _OBJECT_KEY = re.compile(r"customers/([0-9]{6})/([0-9]+)-r[0-9]+-[0-9a-f]+\.slf"
 
 
 def customer_of_object_key(key: str) -> int | None:
-    """The buyer an archive object key was made for (see `object_key_prefix`); None for a
-    key shelflife does not make, which housekeeping then never deletes."""
+    """The buyer a legacy archive object key was made for (see `object_key_prefix`); None for
+    any other key."""
     match = _OBJECT_KEY.fullmatch(key)
     if match is None:
         return None
     customer_id = int(match.group(2))
     return customer_id if object_key_prefix(customer_id) in key else None
-
-
-def _archive_one(
-    archive: ArchiveStore, keys: KeyProvider, key_row: ArchiveKeyRow, snap: CustomerSnapshot
-) -> ArchivedCopy | tuple[int, str]:
-    cid = key_row.customer_id
-    try:
-        if key_row.data_key_wrapped is None:
-            data_key = new_data_key()
-            wrapped = keys.wrap(data_key)
-            fresh: WrappedKey | None = wrapped
-        else:
-            wrapped = WrappedKey(key_row.data_key_master_id or "", key_row.data_key_wrapped)
-            data_key = keys.unwrap(wrapped)
-            fresh = None
-        plaintext = snap.to_bytes()
-        blob = seal(data_key, wrapped, cid, snap.revision, plaintext)
-        object_key = f"{object_key_prefix(cid)}r{snap.revision:06d}-{secrets.token_hex(4)}.slf"
-        archive.put(object_key, blob)
-        if open_sealed(archive.get(object_key), keys) != plaintext:
-            raise ArchiveCorrupt("read-back of the archive copy differs from what was written")
-    except (ArchiveUnavailable, ArchiveCorrupt, KeyUnavailable) as exc:
-        return (cid, str(exc))
-    return ArchivedCopy(
-        customer_id=cid,
-        revision=snap.revision,
-        object_key=object_key,
-        sha256=hashlib.sha256(blob).hexdigest(),
-        wrapped_key=fresh.blob if fresh else None,
-        master_key_id=fresh.master_key_id if fresh else None,
-    )
 
 
 def _mask_step(

@@ -11,10 +11,18 @@ import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from shelflife.adapters.keys.envelope import open_copy
+from shelflife.adapters.keys.envelope import open_copy, open_record
 from shelflife.domain.errors import ArchiveCorrupt, InvalidInput, NotRetrievable
 from shelflife.domain.policy import check_retrieval_time, validate_retrieval_reason
-from shelflife.domain.ports import ArchiveStore, AuditRepository, CopyRef, KeyProvider, Ports
+from shelflife.domain.ports import (
+    ArchiveStore,
+    AuditRepository,
+    CopyRef,
+    KeyProvider,
+    Ports,
+    UnitOfWork,
+    WrappedKey,
+)
 from shelflife.domain.snapshot import CustomerSnapshot, merge_newest_first
 
 log = logging.getLogger(__name__)
@@ -63,7 +71,10 @@ def retrieve_order(
         if not copies:
             raise NotRetrievable(f"order {order_nr!r} has no archive copy to retrieve from")
         # Read, check and decrypt every copy first: any failure here changes nothing.
-        snapshots = [_open_copy(ports.archive, keys, c, order.customer_id) for c in copies]
+        data_key = _data_key(uow, keys, order.customer_id, copies)
+        snapshots = [
+            _open_copy(ports.archive, keys, c, order.customer_id, data_key) for c in copies
+        ]
         merged = merge_newest_first(snapshots)
         restored = uow.customers.restore(order.customer_id, order.id, merged)
         if restored == 0:  # the transaction is rolled back: nothing is marked retrieved
@@ -107,18 +118,50 @@ def _alert_on_retrieval_rate(audit: AuditRepository, user: str, now: datetime, l
         log.warning("user %s retrieved %d orders within an hour (limit %d)", user, count, limit)
 
 
+def _data_key(
+    uow: UnitOfWork, keys: KeyProvider, customer_id: int, copies: list[CopyRef]
+) -> bytes | None:
+    """The buyer's data key from the database, unwrapped: segment records do not carry it
+    (legacy whole objects do, so a buyer with only those needs none)."""
+    if all(c.offset is None for c in copies):
+        return None
+    row = uow.customers.archive_keys([customer_id])[customer_id]
+    if row.data_key_wrapped is None or row.data_key_master_id is None:
+        raise ArchiveCorrupt(
+            "the buyer's archive data key is not recorded; its segment records cannot be "
+            "opened and nothing was changed"
+        )
+    return keys.unwrap(WrappedKey(row.data_key_master_id, row.data_key_wrapped))
+
+
 def _open_copy(
-    archive: ArchiveStore, keys: KeyProvider, copy: CopyRef, customer_id: int
+    archive: ArchiveStore,
+    keys: KeyProvider,
+    copy: CopyRef,
+    customer_id: int,
+    data_key: bytes | None,
 ) -> CustomerSnapshot:
-    """One recorded copy, checked to be this buyer's and this revision's, decrypted."""
-    plaintext = open_copy(
-        archive.get(copy.object_key),
-        keys,
-        object_key=copy.object_key,
-        customer_id=customer_id,
-        revision=copy.revision,
-        ciphertext_sha256=copy.ciphertext_sha256,
-    )
+    """One recorded copy, checked to be this buyer's and this revision's, decrypted: a
+    segment record from its byte range alone, a legacy copy from its whole object."""
+    if copy.offset is None or copy.length is None:
+        plaintext = open_copy(
+            archive.get(copy.object_key),
+            keys,
+            object_key=copy.object_key,
+            customer_id=customer_id,
+            revision=copy.revision,
+            ciphertext_sha256=copy.ciphertext_sha256,
+        )
+    else:
+        assert data_key is not None  # _data_key unwraps it whenever a copy is a record
+        plaintext = open_record(
+            archive.get_range(copy.object_key, copy.offset, copy.length),
+            data_key,
+            where=f"{copy.object_key}@{copy.offset}",
+            customer_id=customer_id,
+            revision=copy.revision,
+            sha256=copy.ciphertext_sha256,
+        )
     try:
         snapshot = CustomerSnapshot.from_bytes(plaintext)
     except (ValueError, KeyError, TypeError, AttributeError):

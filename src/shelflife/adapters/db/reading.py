@@ -116,14 +116,14 @@ def overdue_candidates(
     )
 
 
-def archive_object_keys(conn: Connection, customer_ids: Sequence[int]) -> set[str]:
-    """The object keys `archive_copies` records for these buyers: one query on the
-    (customer, revision) index, whatever the number of copies."""
-    if not customer_ids:
+def recorded_object_keys(conn: Connection, object_keys: Sequence[str]) -> set[str]:
+    """Which of these object keys (segments or legacy whole objects) `archive_copies` points
+    to: one query on the object-key index."""
+    if not object_keys:
         return set()
     return set(
         conn.execute(
-            select(ArchiveCopy.object_key).where(ArchiveCopy.customer_id.in_(customer_ids))
+            select(ArchiveCopy.object_key).where(ArchiveCopy.object_key.in_(object_keys)).distinct()
         ).scalars()
     )
 

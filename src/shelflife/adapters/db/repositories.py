@@ -26,6 +26,7 @@ from shelflife.adapters.db.tables import (
     Address,
     AddressHistory,
     ArchiveCopy,
+    ArchiveSegment,
     AuditLogEntry,
     Credit,
     Customer,
@@ -41,6 +42,7 @@ from shelflife.domain.duplicates import DuplicateCandidate, MergeCandidate
 from shelflife.domain.policy import CustomerFacts, Cutoffs
 from shelflife.domain.ports import (
     ArchivedCopy,
+    ArchivedSegment,
     ArchiveKeyRow,
     CopyRef,
     Due,
@@ -278,11 +280,28 @@ class SqlArchiveCopies:
 
     def of_customer(self, customer_id: int) -> list[CopyRef]:
         rows = self.conn.execute(
-            select(ArchiveCopy.object_key, ArchiveCopy.revision, ArchiveCopy.ciphertext_sha256)
+            select(
+                ArchiveCopy.object_key,
+                ArchiveCopy.revision,
+                ArchiveCopy.ciphertext_sha256,
+                ArchiveCopy.record_offset,
+                ArchiveCopy.record_length,
+            )
             .where(ArchiveCopy.customer_id == customer_id)
             .order_by(ArchiveCopy.revision.desc())
         )
-        return [CopyRef(r.object_key, r.revision, r.ciphertext_sha256) for r in rows]
+        return [CopyRef(*r) for r in rows]
+
+    def add_segment(self, segment: ArchivedSegment) -> None:
+        self.conn.execute(
+            insert(ArchiveSegment).values(
+                object_key=segment.object_key,
+                created_at=segment.created_at,
+                record_count=segment.record_count,
+                size_bytes=segment.size,
+                sha256=segment.sha256,
+            )
+        )
 
 
 class SqlHistory:

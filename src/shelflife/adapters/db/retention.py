@@ -261,6 +261,8 @@ def record_archived(conn: Connection, done: Sequence[ArchivedCopy], now: datetim
                 "ciphertext_sha256": d.sha256,
                 "created_at": now,
                 "verified_at": now,
+                "record_offset": d.offset,
+                "record_length": d.length,
             }
             for d in done
         ],

@@ -11,6 +11,7 @@ from decimal import Decimal
 from typing import Any, ClassVar
 
 from sqlalchemy import (
+    BigInteger,
     Boolean,
     CheckConstraint,
     Date,
@@ -336,6 +337,24 @@ class ArchiveCopy(Base):
     ciphertext_sha256: Mapped[str] = mapped_column(String(64))
     created_at: Mapped[datetime]
     verified_at: Mapped[datetime]
+    record_offset: Mapped[int | None] = mapped_column(
+        BigInteger, comment="Start of the record in its segment; NULL: a legacy whole object"
+    )
+    record_length: Mapped[int | None] = mapped_column(Integer)
+
+
+class ArchiveSegment(Base):
+    """One archive object written by a nightly batch, holding many buyers' records; its copies
+    name it by `object_key`. The size and digest are the whole object's, for scrubbing."""
+
+    __tablename__ = "archive_segments"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    object_key: Mapped[str] = mapped_column(String(300), unique=True)
+    created_at: Mapped[datetime]
+    record_count: Mapped[int] = mapped_column(Integer)
+    size_bytes: Mapped[int] = mapped_column(BigInteger)
+    sha256: Mapped[str] = mapped_column(String(64))
 
 
 class RetentionRun(Base):

@@ -1,6 +1,13 @@
 """Envelope encryption of archive objects: AES-256-GCM with a per-buyer data key.
 
-Object layout: b"SLF1", 4-byte header length, JSON header (no PII), 12-byte nonce, ciphertext.
+Two formats. A segment record (`seal_record`, what the nightly run writes into segments, see
+`adapters/archive/segments.py`): b"SLR1", 4-byte header length, JSON header (customer id,
+revision, key id: no PII and no wrapped data key), 12-byte nonce, ciphertext; the header is the
+associated data, so the record cannot be relabelled, and the data key comes from the database,
+so deleting a buyer's key there leaves nothing in the archive that opens the record.
+
+The legacy whole-object copy (`seal`, still read by retrieval): b"SLF1", 4-byte header
+length, JSON header (no PII), 12-byte nonce, ciphertext.
 The header (customer id, revision, master key id, wrapped data key) is authenticated as AES-GCM
 associated data, so it cannot be relabelled; `open_copy` also checks it, and the object's
 SHA-256, against what the database recorded for the copy, so a valid object of another buyer
@@ -22,6 +29,7 @@ from shelflife.domain.errors import ArchiveCorrupt
 from shelflife.domain.ports import KeyProvider, WrappedKey
 
 MAGIC = b"SLF1"
+RECORD_MAGIC = b"SLR1"
 
 
 def new_data_key() -> bytes:
@@ -45,8 +53,56 @@ def seal(
     return MAGIC + struct.pack(">I", len(header)) + header + nonce + body
 
 
-def read_header(blob: bytes) -> tuple[dict[str, object], bytes, bytes, bytes]:
-    if blob[:4] != MAGIC or len(blob) < 8:
+def seal_record(
+    data_key: bytes, key_id: str, customer_id: int, revision: int, plaintext: bytes
+) -> bytes:
+    """One buyer's record for a segment; `key_id` names the master key that wrapped the data
+    key when it was sealed (a later re-wrap under another master key does not touch it)."""
+    header = json.dumps(
+        {"customer_id": customer_id, "revision": revision, "key_id": key_id}, sort_keys=True
+    ).encode()
+    nonce = secrets.token_bytes(12)
+    body = AESGCM(data_key).encrypt(nonce, plaintext, header)
+    return RECORD_MAGIC + struct.pack(">I", len(header)) + header + nonce + body
+
+
+def open_record(
+    blob: bytes,
+    data_key: bytes,
+    *,
+    where: str,
+    customer_id: int,
+    revision: int,
+    sha256: str,
+) -> bytes:
+    """Decrypt a segment record only if it is the one recorded: the very bytes (digest), this
+    buyer's and this revision's (authenticated header). `where` names it in messages."""
+    if hashlib.sha256(blob).hexdigest() != sha256:
+        raise ArchiveCorrupt(
+            f"archive record {where} is not the recorded one; nothing was changed "
+            "(check the archive store for a damaged or replaced segment)"
+        )
+    header, header_bytes, nonce, body = read_header(blob, RECORD_MAGIC)
+    if header.get("customer_id") != customer_id:
+        raise ArchiveCorrupt(
+            f"archive record {where} does not belong to this buyer; nothing was changed "
+            "(check the archive index for a moved record)"
+        )
+    if header.get("revision") != revision:
+        raise ArchiveCorrupt(
+            f"archive record {where} is not the recorded one; nothing was changed "
+            "(check the archive index for a moved record)"
+        )
+    try:
+        return AESGCM(data_key).decrypt(nonce, body, header_bytes)
+    except InvalidTag:
+        raise ArchiveCorrupt(
+            "archive object failed authentication (damaged or wrong key)"
+        ) from None
+
+
+def read_header(blob: bytes, magic: bytes = MAGIC) -> tuple[dict[str, object], bytes, bytes, bytes]:
+    if blob[:4] != magic or len(blob) < 8:
         raise ArchiveCorrupt("archive object is not a shelflife archive object")
     (length,) = struct.unpack(">I", blob[4:8])
     header_bytes = blob[8 : 8 + length]
