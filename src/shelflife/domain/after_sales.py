@@ -125,7 +125,7 @@ def credit_nr(invoice_nr: str, n: int) -> str:
 
 
 def retrieval_reason(kind: str, number: str, reason: str) -> str:
-    """"Return 123-RET1: damaged in transit", cut to the 50 characters a retrieval's reason
+    """ "Return 123-RET1: damaged in transit", cut to the 50 characters a retrieval's reason
     may have (ending in "…" when cut); the full reason stays on the document."""
     text = f"{kind} {number}: {reason}"
     if len(text) <= MAX_RETRIEVAL_REASON_LENGTH:
