@@ -71,6 +71,19 @@ def _retrieve_if_masked(
     return True
 
 
+def _load_keys_if_masked(ports: Ports, masked: bool) -> None:
+    """Load the key provider before the write transaction when a retrieval will need it: the
+    provider checks the key against the database on another connection, which on SQLite would
+    wait for this transaction's own write lock."""
+    if masked:
+        ports.keys  # noqa: B018 - loaded for its check, cached by the provider
+
+
+def _order_masked(ports: Ports, order_nr: str, shop: str | None) -> bool:
+    with ports.reader as reader:
+        return reader.after_sales.order_masked(reader.orders.find(order_nr, shop).id)
+
+
 def _shop_name(uow: UnitOfWork, shop_id: int) -> str:
     return next(s.name for s in uow.shops.every() if s.id == shop_id)
 
@@ -82,6 +95,7 @@ def create_return(
     wanted = parse_items(items)
     reason = check_reason(reason)
     user = _check_user(user)
+    _load_keys_if_masked(ports, _order_masked(ports, order_nr, shop))
     now = ports.clock.now()
     with ports.uow as uow:
         order = uow.orders.find(order_nr, shop)
@@ -130,6 +144,7 @@ def create_replacement(
     wanted = parse_items(items)
     reason = check_reason(reason)
     user = _check_user(user)
+    _load_keys_if_masked(ports, _order_masked(ports, order_nr, shop))
     now = ports.clock.now()
     with ports.uow as uow:
         original = uow.orders.find(order_nr, shop)
@@ -189,6 +204,9 @@ def create_credit(
     amount = parse_amount(total)
     reason = check_reason(reason)
     user = _check_user(user)
+    with ports.reader as reader:
+        masked = reader.after_sales.find_invoice(invoice_nr, shop).masked
+    _load_keys_if_masked(ports, masked)
     now = ports.clock.now()
     with ports.uow as uow:
         docs = uow.after_sales
