@@ -13,6 +13,7 @@ from sqlalchemy import select
 
 from shelflife.adapters.db.tables import Address, Base, Credit, Order, Return
 from shelflife.bootstrap import App
+from shelflife.domain.after_sales import parse_items
 from shelflife.domain.errors import ArchiveUnavailable, InvalidInput, NotFound, UnknownOrder
 from shelflife.domain.masking import MASKED_TEXT
 from shelflife.services.after_sales import create_credit, create_replacement, create_return
@@ -65,7 +66,7 @@ def test_a_return_on_a_masked_order_retrieves_it_first_and_shows_both(app: App) 
     _masked(app)
 
     created = create_return(
-        at(app, CREATED_AT).ports(), NR, "BK-1:1", "Griff abgebrochen, Frau Mustermann", "anna"
+        at(app, CREATED_AT).ports(), NR, {"BK-1": 1}, "Griff abgebrochen, Frau Mustermann", "anna"
     )
 
     shown = show_order(app.ports(), NR).model_dump(mode="json")
@@ -93,8 +94,8 @@ def test_new_documents_are_masked_with_the_buyer_30_days_after_the_retrieval_and
 ) -> None:
     _masked(app)
     ports = at(app, CREATED_AT).ports()
-    create_return(ports, NR, "BK-1:1", "Griff abgebrochen", "anna")
-    create_replacement(ports, NR, "BK-1:1", "Ersatz für Frau Mustermann", "anna")
+    create_return(ports, NR, {"BK-1": 1}, "Griff abgebrochen", "anna")
+    create_replacement(ports, NR, {"BK-1": 1}, "Ersatz für Frau Mustermann", "anna")
     create_credit(ports, INVOICE, "9.99", "Kulanz Mustermann", "anna")
 
     report = run_retention(at(app, REMASK_AT).ports(), REMASK_AT)
@@ -139,7 +140,7 @@ def test_a_document_on_an_unmasked_buyer_is_archived_before_the_buyer_is_masked(
     set_feature(app.ports(), "main", True, "ops")
     assert run_retention(app.ports(), T0 + days(29.5)).archived == 1
 
-    created = create_return(at(app, T0 + days(30)).ports(), NR, "PEN-2:1", "zu groß", "anna")
+    created = create_return(at(app, T0 + days(30)).ports(), NR, {"PEN-2": 1}, "zu groß", "anna")
     report = run_retention(at(app, MASKED_AT).ports(), MASKED_AT)
 
     assert created.retrieved is False
@@ -156,8 +157,8 @@ def test_a_shop_order_needs_no_retrieval(app: App) -> None:
 
     ports = at(app, CREATED_AT).ports()
     results = [
-        create_return(ports, SHOP_NR, "BK-1:2", "defekt", "anna").retrieved,
-        create_replacement(ports, SHOP_NR, "PEN-2:1", "defekt", "anna").retrieved,
+        create_return(ports, SHOP_NR, {"BK-1": 2}, "defekt", "anna").retrieved,
+        create_replacement(ports, SHOP_NR, {"PEN-2": 1}, "defekt", "anna").retrieved,
         create_credit(ports, f"RE-{SHOP_NR}", "19.98", "defekt", "anna").retrieved,
     ]
 
@@ -175,9 +176,9 @@ def test_an_unreachable_archive_leaves_everything_as_it_was(app: App) -> None:
     ports = at(app, CREATED_AT).ports()
 
     with pytest.raises(ArchiveUnavailable):
-        create_return(ports, NR, "BK-1:1", "Griff abgebrochen", "anna")
+        create_return(ports, NR, {"BK-1": 1}, "Griff abgebrochen", "anna")
     with pytest.raises(ArchiveUnavailable):
-        create_replacement(ports, NR, "BK-1:1", "Griff abgebrochen", "anna")
+        create_replacement(ports, NR, {"BK-1": 1}, "Griff abgebrochen", "anna")
     with pytest.raises(ArchiveUnavailable):
         create_credit(ports, INVOICE, "1.00", "Kulanz", "anna")
 
@@ -194,11 +195,11 @@ def test_an_unreachable_archive_leaves_everything_as_it_was(app: App) -> None:
 )
 def test_quantities_beyond_what_is_left_are_refused(app: App, items: str, message: str) -> None:
     _import(app, order(SHOP_NR, shipped_at=T0, items=TWO_ITEMS))
-    create_return(app.ports(), SHOP_NR, "BK-1:1", "defekt", "anna")
+    create_return(app.ports(), SHOP_NR, {"BK-1": 1}, "defekt", "anna")
     before = _dump(app)
 
     with pytest.raises(InvalidInput) as refused:
-        create_return(app.ports(), SHOP_NR, items, "defekt", "anna")
+        create_return(app.ports(), SHOP_NR, parse_items(items), "defekt", "anna")
 
     assert str(refused.value) == message
     assert _dump(app) == before
@@ -208,9 +209,9 @@ def test_unknown_order_and_invoice_are_refused(app: App) -> None:
     _import(app, order(SHOP_NR, shipped_at=T0))
 
     with pytest.raises(UnknownOrder):
-        create_return(app.ports(), "10002", "BK-1:1", "defekt", "anna")
+        create_return(app.ports(), "10002", {"BK-1": 1}, "defekt", "anna")
     with pytest.raises(UnknownOrder):
-        create_replacement(app.ports(), "10002", "BK-1:1", "defekt", "anna")
+        create_replacement(app.ports(), "10002", {"BK-1": 1}, "defekt", "anna")
     with pytest.raises(NotFound) as refused:
         create_credit(app.ports(), "RE-404", "1.00", "defekt", "anna")
     assert str(refused.value) == "no invoice with number 'RE-404'; check the number"

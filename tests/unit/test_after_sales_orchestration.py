@@ -68,7 +68,9 @@ def test_a_return_on_a_masked_order_retrieves_it_and_both_commit_together() -> N
     uow, archive = _masked_shop()
     commits = uow.commits
 
-    created = create_return(_ports_later(uow, archive), "302-1", "A-1:1", "Broken handle", "anna")
+    created = create_return(
+        _ports_later(uow, archive), "302-1", {"A-1": 1}, "Broken handle", "anna"
+    )
 
     data = uow.committed
     assert uow.commits == commits + 1
@@ -103,9 +105,9 @@ def test_a_failing_retrieval_creates_nothing(archive_of: object, keys: MissingKe
     ports = _ports_later(uow, archive_of(archive), keys)  # type: ignore[operator]
 
     with pytest.raises((ArchiveUnavailable, KeyUnavailable)):
-        create_return(ports, "302-1", "A-1:1", "Broken handle", "anna")
+        create_return(ports, "302-1", {"A-1": 1}, "Broken handle", "anna")
     with pytest.raises((ArchiveUnavailable, KeyUnavailable)):
-        create_replacement(ports, "302-1", "A-1:1", "Broken handle", "anna")
+        create_replacement(ports, "302-1", {"A-1": 1}, "Broken handle", "anna")
     with pytest.raises((ArchiveUnavailable, KeyUnavailable)):
         create_credit(ports, "RE-1", "5.00", "Goodwill", "anna")
 
@@ -118,7 +120,7 @@ def test_a_failing_retrieval_creates_nothing(archive_of: object, keys: MissingKe
 def test_a_replacement_is_a_new_order_of_the_buyer_linked_to_the_original() -> None:
     uow, archive = _masked_shop()
 
-    created = create_replacement(_ports_later(uow, archive), "302-1", "B-2:1", "Lost", "anna")
+    created = create_replacement(_ports_later(uow, archive), "302-1", {"B-2": 1}, "Lost", "anna")
 
     data = uow.committed
     new = data.orders[2]
@@ -148,10 +150,10 @@ def test_a_credit_on_an_invoice_of_a_masked_order_retrieves_the_order() -> None:
 
 def test_a_second_document_on_a_retrieved_order_retrieves_nothing_again() -> None:
     uow, archive = _masked_shop()
-    create_return(_ports_later(uow, archive), "302-1", "A-1:1", "Broken", "anna")
+    create_return(_ports_later(uow, archive), "302-1", {"A-1": 1}, "Broken", "anna")
     revision = uow.committed.customers[1].pii_revision
 
-    created = create_return(_ports_later(uow, archive), "302-1", "A-1:1", "Broken too", "anna")
+    created = create_return(_ports_later(uow, archive), "302-1", {"A-1": 1}, "Broken too", "anna")
 
     assert (created.return_nr, created.retrieved) == ("302-1-RET2", False)
     assert [e.action for e in uow.committed.audit].count(RETRIEVED) == 1
@@ -164,7 +166,7 @@ def test_an_unmasked_order_needs_no_retrieval_but_raises_the_buyers_revision() -
     data.orders[1] = FakeOrder(1, "10001", 1, is_amazon=False, lines=list(LINES))
     uow = FakeUnitOfWork(data)
 
-    created = create_return(fake_ports(uow, now=LATER), "10001", "B-2:1", "Wrong size", "anna")
+    created = create_return(fake_ports(uow, now=LATER), "10001", {"B-2": 1}, "Wrong size", "anna")
 
     assert created.retrieved is False
     assert [e.action for e in uow.committed.audit] == ["return.created"]
@@ -174,17 +176,17 @@ def test_an_unmasked_order_needs_no_retrieval_but_raises_the_buyers_revision() -
 def test_quantities_count_earlier_returns_and_replacements_separately() -> None:
     uow, archive = _masked_shop()
     ports = _ports_later(uow, archive)
-    create_return(ports, "302-1", "A-1:2", "Broken", "anna")
+    create_return(ports, "302-1", {"A-1": 2}, "Broken", "anna")
 
     with pytest.raises(
         InvalidInput, match=r"SKU 'A-1': 1 asked for, but 0 of 2 ordered can still be returned"
     ):
-        create_return(ports, "302-1", "A-1:1", "Again", "anna")
-    created = create_replacement(ports, "302-1", "A-1:2", "Broken", "anna")
+        create_return(ports, "302-1", {"A-1": 1}, "Again", "anna")
+    created = create_replacement(ports, "302-1", {"A-1": 2}, "Broken", "anna")
 
     assert created.order_nr_external == "302-1-R1"
     with pytest.raises(InvalidInput, match=r"0 of 2 ordered can still be replaced"):
-        create_replacement(ports, "302-1", "A-1:1", "Again", "anna")
+        create_replacement(ports, "302-1", {"A-1": 1}, "Again", "anna")
 
 
 @pytest.mark.parametrize(
@@ -204,7 +206,7 @@ def test_bad_items_are_refused_before_anything_is_written(items: str, message: s
     before = uow.committed
 
     with pytest.raises(InvalidInput, match=message):
-        create_return(_ports_later(uow, archive), "302-1", items, "Broken", "anna")
+        create_return(_ports_later(uow, archive), "302-1", parse_items(items), "Broken", "anna")
 
     assert uow.committed is before
 
@@ -224,7 +226,7 @@ def test_unknown_order_and_invoice_are_not_found() -> None:
     ports = _ports_later(uow, archive)
 
     with pytest.raises(UnknownOrder):
-        create_return(ports, "302-9", "A-1:1", "Broken", "anna")
+        create_return(ports, "302-9", {"A-1": 1}, "Broken", "anna")
     with pytest.raises(NotFound, match="no invoice with number 'RE-9'"):
         create_credit(ports, "RE-9", "1.00", "Goodwill", "anna")
 
@@ -237,6 +239,16 @@ def test_unknown_order_and_invoice_are_not_found() -> None:
 def test_credit_totals_are_positive_amounts_in_cents(text: str, message: str) -> None:
     with pytest.raises(InvalidInput, match=message):
         parse_amount(text)
+
+
+@pytest.mark.parametrize(
+    "items", [{}, {"A-1": 0}, {" ": 1}, {f"S{n}": 1 for n in range(101)}], ids=str
+)
+def test_items_given_as_a_mapping_are_checked_like_text(items: dict[str, int]) -> None:
+    uow, archive = _masked_shop()
+
+    with pytest.raises(InvalidInput, match=r"^items: "):
+        create_return(_ports_later(uow, archive), "302-1", items, "Broken", "anna")
 
 
 def test_items_of_one_sku_named_twice_add_up() -> None:

@@ -57,6 +57,16 @@ def parse_items(text: str) -> dict[str, int]:
     return wanted
 
 
+def check_items(items: Mapping[str, int]) -> dict[str, int]:
+    """Items given as a mapping (the API's): the same limits as `parse_items`."""
+    if not items or len(items) > MAX_ITEMS:
+        raise InvalidInput(f"items: give 1 to {MAX_ITEMS} items as SKU:QTY, separated by commas")
+    for sku, qty in items.items():
+        if not sku.strip() or "\x00" in sku or not 1 <= qty <= 999_999:
+            raise InvalidInput("items: each needs a SKU and a quantity of at least 1")
+    return {sku.strip(): qty for sku, qty in items.items()}
+
+
 def check_quantities(
     wanted: Mapping[str, int],
     ordered: Mapping[str, int],

@@ -805,11 +805,15 @@ def return_create(
 
     A masked order is retrieved first, in the same transaction, with the return as the reason.
     """
+    from shelflife.domain.after_sales import parse_items
     from shelflife.services.after_sales import create_return
 
     with _errors():
         created = _with_app(
-            home, lambda a: create_return(a.ports(), order_nr, items, reason, _operator(), shop)
+            home,
+            lambda a: create_return(
+                a.ports(), order_nr, parse_items(items), reason, _operator(), shop
+            ),
         )
         if as_json:
             _print_json(created.model_dump(mode="json"))
@@ -831,12 +835,15 @@ def replacement_create(
     A masked order is retrieved first, in the same transaction, with the replacement as the
     reason.
     """
+    from shelflife.domain.after_sales import parse_items
     from shelflife.services.after_sales import create_replacement
 
     with _errors():
         created = _with_app(
             home,
-            lambda a: create_replacement(a.ports(), order_nr, items, reason, _operator(), shop),
+            lambda a: create_replacement(
+                a.ports(), order_nr, parse_items(items), reason, _operator(), shop
+            ),
         )
         if as_json:
             _print_json(created.model_dump(mode="json"))

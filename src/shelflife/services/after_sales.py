@@ -11,17 +11,18 @@ masked with the buyer (30 days after the retrieval, or at the buyer's first mask
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from datetime import datetime
 from decimal import Decimal
 
 from shelflife.domain.after_sales import (
     OrderedLine,
     check_credit_total,
+    check_items,
     check_quantities,
     check_reason,
     credit_nr,
     parse_amount,
-    parse_items,
     replacement_nr,
     retrieval_reason,
     return_nr,
@@ -89,10 +90,15 @@ def _shop_name(uow: UnitOfWork, shop_id: int) -> str:
 
 
 def create_return(
-    ports: Ports, order_nr: str, items: str, reason: str, user: str, shop: str | None = None
+    ports: Ports,
+    order_nr: str,
+    items: Mapping[str, int],
+    reason: str,
+    user: str,
+    shop: str | None = None,
 ) -> ReturnCreated:
     """Record goods coming back against an order, at most what is left to return per SKU."""
-    wanted = parse_items(items)
+    wanted = check_items(items)
     reason = check_reason(reason)
     user = _check_user(user)
     _load_keys_if_masked(ports, _order_masked(ports, order_nr, shop))
@@ -137,11 +143,16 @@ def create_return(
 
 
 def create_replacement(
-    ports: Ports, order_nr: str, items: str, reason: str, user: str, shop: str | None = None
+    ports: Ports,
+    order_nr: str,
+    items: Mapping[str, int],
+    reason: str,
+    user: str,
+    shop: str | None = None,
 ) -> ReplacementCreated:
     """A new order `<order>-R<n>` of the same buyer that ships these items again, to the
     original's addresses, at most what is left to replace per SKU."""
-    wanted = parse_items(items)
+    wanted = check_items(items)
     reason = check_reason(reason)
     user = _check_user(user)
     _load_keys_if_masked(ports, _order_masked(ports, order_nr, shop))
