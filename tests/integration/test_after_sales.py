@@ -227,3 +227,11 @@ def test_a_credit_cannot_exceed_what_is_left_of_the_invoice(app: App) -> None:
     assert str(refused.value) == (
         "total: 10.00 is more than the 9.98 of the invoice's 19.98 not yet credited"
     )
+
+
+def test_a_number_an_imported_order_holds_already_is_skipped(app: App) -> None:
+    _import(app, order(SHOP_NR, shipped_at=T0), order(f"{SHOP_NR}-R1", shipped_at=T0))
+
+    created = create_replacement(app.ports(), SHOP_NR, {"BK-1": 1}, "defekt", "anna")
+
+    assert created.order_nr_external == f"{SHOP_NR}-R2"

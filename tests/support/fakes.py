@@ -606,6 +606,11 @@ class FakeAfterSales:
             )
         )
 
+    def number_taken(self, kind: str, shop_id: int, number: str) -> bool:
+        if kind == "order":
+            return any(o.nr == number for o in self.data.orders.values())
+        return any((d.kind, d.nr) == (kind, number) for d in self.data.documents)
+
     def buyer_changed(self, customer_id: int) -> None:
         self.data.customers[customer_id].pii_revision += 1
 

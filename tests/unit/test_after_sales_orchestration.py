@@ -221,6 +221,15 @@ def test_a_credit_is_refused_above_what_is_left_of_the_invoice() -> None:
     assert create_credit(ports, "RE-1", "3.80", "Rest", "anna").credit_nr == "GS-RE-1-2"
 
 
+def test_a_number_an_imported_order_holds_already_is_skipped() -> None:
+    uow, archive = _masked_shop()
+    uow.committed.orders[2] = FakeOrder(2, "302-1-R1", 1, shipped_at=SHIPPED)
+
+    created = create_replacement(_ports_later(uow, archive), "302-1", {"A-1": 1}, "Lost", "anna")
+
+    assert created.order_nr_external == "302-1-R2"
+
+
 def test_unknown_order_and_invoice_are_not_found() -> None:
     uow, archive = _masked_shop()
     ports = _ports_later(uow, archive)

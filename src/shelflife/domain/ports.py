@@ -408,6 +408,11 @@ class AfterSalesRepository(Protocol):
         """A credit against the invoice, printed with the invoice's billing name and address."""
         ...
 
+    def number_taken(self, kind: str, shop_id: int, number: str) -> bool:
+        """Whether the shop has a return, order or credit (`kind`) with this number already,
+        e.g. an imported one that happens to follow the same numbering."""
+        ...
+
     def buyer_changed(self, customer_id: int) -> None:
         """Raise the buyer's PII revision: the next archive copy must hold the new rows before
         the buyer is masked (again)."""

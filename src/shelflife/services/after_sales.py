@@ -11,7 +11,7 @@ masked with the buyer (30 days after the retrieval, or at the buyer's first mask
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import datetime
 from decimal import Decimal
 
@@ -85,6 +85,17 @@ def _order_masked(ports: Ports, order_nr: str, shop: str | None) -> bool:
         return reader.after_sales.order_masked(reader.orders.find(order_nr, shop).id)
 
 
+def _free(
+    numbered: Callable[[int], str], kind: str, shop_id: int, earlier: int, uow: UnitOfWork
+) -> str:
+    """The next number after the `earlier` documents of its kind that no row of the shop holds
+    yet (an imported document or order may already carry it)."""
+    n = earlier + 1
+    while uow.after_sales.number_taken(kind, shop_id, numbered(n)):
+        n += 1
+    return numbered(n)
+
+
 def _shop_name(uow: UnitOfWork, shop_id: int) -> str:
     return next(s.name for s in uow.shops.every() if s.id == shop_id)
 
@@ -108,7 +119,13 @@ def create_return(
         docs = uow.after_sales
         ordered = {line.sku: line.qty for line in docs.lines(order.id)}
         check_quantities(wanted, ordered, docs.returned(order.id), "returned")
-        number = return_nr(order_nr, docs.count_returns(order.id) + 1)
+        number = _free(
+            lambda n: return_nr(order_nr, n),
+            "return",
+            order.shop_id,
+            docs.count_returns(order.id),
+            uow,
+        )
         shop_name = _shop_name(uow, order.shop_id)
         retrieved = _retrieve_if_masked(
             ports,
@@ -167,7 +184,13 @@ def create_replacement(
             docs.replaced(original.id),
             "replaced",
         )
-        number = replacement_nr(order_nr, docs.count_replacements(original.id) + 1)
+        number = _free(
+            lambda n: replacement_nr(order_nr, n),
+            "order",
+            original.shop_id,
+            docs.count_replacements(original.id),
+            uow,
+        )
         shop_name = _shop_name(uow, original.shop_id)
         retrieved = _retrieve_if_masked(
             ports,
@@ -223,7 +246,13 @@ def create_credit(
         docs = uow.after_sales
         invoice = docs.find_invoice(invoice_nr, shop)
         check_credit_total(amount, invoice.total, docs.credited(invoice.id))
-        number = credit_nr(invoice.invoice_nr, docs.count_credits(invoice.id) + 1)
+        number = _free(
+            lambda n: credit_nr(invoice.invoice_nr, n),
+            "credit",
+            invoice.shop_id,
+            docs.count_credits(invoice.id),
+            uow,
+        )
         retrieved = _retrieve_if_masked(
             ports,
             uow,

@@ -238,6 +238,15 @@ class SqlAfterSales:
             )
         )
 
+    def number_taken(self, kind: str, shop_id: int, number: str) -> bool:
+        column = {
+            "return": Return.return_nr,
+            "order": Order.order_nr_external,
+            "credit": Credit.credit_nr,
+        }[kind]
+        query = select(func.count()).where(column == number, column.table.c.shop_id == shop_id)
+        return bool(self.conn.execute(query).scalar_one())
+
     def buyer_changed(self, customer_id: int) -> None:
         self.conn.execute(
             update(Customer)
