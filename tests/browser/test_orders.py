@@ -68,7 +68,7 @@ def test_an_agent_finds_a_masked_order_by_invoice_and_retrieves_it_on_the_same_p
     page.evaluate("window.shelflifeMarker = 'same page'")
     page.locator("summary", has_text="Retrieve order").focus()
     page.keyboard.press("Enter")
-    reason = page.get_by_label("Reason")
+    reason = page.get_by_label("Reason", exact=True)
     expect(reason).to_be_focused()
     page.keyboard.type(TOO_LONG)
     expect(reason).to_have_value("x" * 50)  # the input stops at 50
@@ -81,7 +81,7 @@ def test_an_agent_finds_a_masked_order_by_invoice_and_retrieves_it_on_the_same_p
     expect(page.get_by_role("alert")).to_have_text(
         "reason: the reason has 51 characters; at most 50 are allowed"
     )
-    reason = page.get_by_label("Reason")
+    reason = page.get_by_label("Reason", exact=True)
     expect(reason).to_be_focused()
     expect(reason).to_have_value(TOO_LONG)
 

@@ -214,6 +214,7 @@ def test_the_command_tree_is_what_these_tests_expect() -> None:
             "shelflife audit list",
             "shelflife audit verify",
             "shelflife compliance",
+            "shelflife credit create",
             "shelflife demo",
             "shelflife duplicates",
             "shelflife feature disable",
@@ -222,7 +223,9 @@ def test_the_command_tree_is_what_these_tests_expect() -> None:
             "shelflife import",
             "shelflife init",
             "shelflife merge",
+            "shelflife replacement create",
             "shelflife retrieve",
+            "shelflife return create",
             "shelflife run",
             "shelflife runs",
             "shelflife serve",
@@ -292,10 +295,13 @@ def _json_keys() -> dict[str, list[str]]:
     """The keys each command's --json document has, from the models that define it."""
     from shelflife.services.documents import (
         ComplianceEntryDocument,
+        CreditCreated,
         DuplicateGroup,
         DuplicatesReport,
         FindResult,
         FoundOrder,
+        ReplacementCreated,
+        ReturnCreated,
         RunReportDocument,
         RunView,
     )
@@ -306,6 +312,9 @@ def _json_keys() -> dict[str, list[str]]:
         "shelflife runs": list(RunView.model_fields),
         "shelflife find": [*FindResult.model_fields, *FoundOrder.model_fields],
         "shelflife duplicates": [*DuplicatesReport.model_fields, *DuplicateGroup.model_fields],
+        "shelflife return create": list(ReturnCreated.model_fields),
+        "shelflife replacement create": list(ReplacementCreated.model_fields),
+        "shelflife credit create": list(CreditCreated.model_fields),
     }
 
 

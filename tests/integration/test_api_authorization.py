@@ -49,6 +49,33 @@ MATRIX: list[tuple[Call, tuple[int, int, int, int, int, int]]] = [
     ),
     (
         Call(
+            "POST",
+            "/orders/{order_nr}/returns",
+            f"/orders/{OPEN_NR}/returns",
+            {"items": {"NOT-ON-IT": 1}, "reason": "x"},
+        ),
+        (401, 401, 422, 403, 422, 401),  # allowed, but the SKU is not on the order
+    ),
+    (
+        Call(
+            "POST",
+            "/orders/{order_nr}/replacements",
+            f"/orders/{OPEN_NR}/replacements",
+            {"items": {"NOT-ON-IT": 1}, "reason": "x"},
+        ),
+        (401, 401, 422, 403, 422, 401),
+    ),
+    (
+        Call(
+            "POST",
+            "/invoices/{invoice_nr}/credits",
+            f"/invoices/{MASKED_INVOICE}/credits",
+            {"total": "0.00", "reason": "x"},
+        ),
+        (401, 401, 422, 403, 422, 401),  # allowed, but a credit of 0 is refused
+    ),
+    (
+        Call(
             "PATCH",
             "/orders/{order_nr}/addresses/{kind}",
             f"/orders/{OPEN_NR}/addresses/billing",

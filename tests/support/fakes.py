@@ -14,10 +14,12 @@ from collections.abc import Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
+from decimal import Decimal
 from types import SimpleNamespace
 from typing import Any, Self
 
 from shelflife.adapters.archive.segments import SEGMENT_MAGIC, read_manifest
+from shelflife.domain.after_sales import OrderedLine
 from shelflife.domain.audit import PURGE_ACTION, AuditEntry, next_entry
 from shelflife.domain.clock import FixedClock
 from shelflife.domain.duplicates import DuplicateCandidate, MergeCandidate, PersonFields
@@ -40,6 +42,7 @@ from shelflife.domain.ports import (
     ArchiveStore,
     CopyRef,
     Due,
+    InvoiceRef,
     Limits,
     MaskedState,
     Match,
@@ -94,6 +97,33 @@ class FakeOrder:
     is_amazon: bool = True
     ordered_at: datetime = datetime(2026, 1, 2, 10, tzinfo=UTC)
     shipped_at: datetime | None = None
+    lines: list[OrderedLine] = field(default_factory=list)
+    replaces: int | None = None
+
+
+@dataclass
+class FakeInvoice:
+    id: int
+    nr: str
+    customer_id: int
+    order_id: int | None
+    total: Decimal
+    shop_id: int = 1
+
+
+@dataclass
+class FakeDocument:
+    """A return or credit the fake recorded: its number, what it is against, and why."""
+
+    kind: str
+    nr: str
+    customer_id: int
+    against: int
+    at: datetime
+    user: str
+    reason: str
+    items: dict[str, int] = field(default_factory=dict)
+    total: Decimal = Decimal("0.00")
 
 
 @dataclass
@@ -125,6 +155,8 @@ class FakeData:
     )
     customers: dict[int, FakeCustomer] = field(default_factory=dict)
     orders: dict[int, FakeOrder] = field(default_factory=dict)
+    invoices: dict[int, FakeInvoice] = field(default_factory=dict)
+    documents: list[FakeDocument] = field(default_factory=list)
     copies: list[tuple[int, CopyRef]] = field(default_factory=list)
     segments: list[ArchivedSegment] = field(default_factory=list)
     history: list[FakeHistoryEntry] = field(default_factory=list)
@@ -463,6 +495,130 @@ class FakeCustomers:
         return masked
 
 
+class FakeAfterSales:
+    """Returns, replacements and credits on the fake's orders and invoices. An order counts as
+    masked while its buyer is masked and not retrieved (the fake's orders have no own state)."""
+
+    def __init__(self, data: FakeData) -> None:
+        self.data = data
+
+    def _masked(self, customer_id: int) -> bool:
+        return not _holds_real_pii(self.data.customers[customer_id])
+
+    def order_masked(self, order_id: int) -> bool:
+        return self._masked(self.data.orders[order_id].customer_id)
+
+    def lines(self, order_id: int) -> list[OrderedLine]:
+        return list(self.data.orders[order_id].lines)
+
+    def _documents(self, kind: str, against: int) -> list[FakeDocument]:
+        return [d for d in self.data.documents if (d.kind, d.against) == (kind, against)]
+
+    def returned(self, order_id: int) -> dict[str, int]:
+        totals: dict[str, int] = {}
+        for d in self._documents("return", order_id):
+            for sku, qty in d.items.items():
+                totals[sku] = totals.get(sku, 0) + qty
+        return totals
+
+    def replaced(self, order_id: int) -> dict[str, int]:
+        totals: dict[str, int] = {}
+        for o in self.data.orders.values():
+            if o.replaces == order_id:
+                for line in o.lines:
+                    totals[line.sku] = totals.get(line.sku, 0) + line.qty
+        return totals
+
+    def count_returns(self, order_id: int) -> int:
+        return len(self._documents("return", order_id))
+
+    def count_replacements(self, order_id: int) -> int:
+        return sum(1 for o in self.data.orders.values() if o.replaces == order_id)
+
+    def add_return(
+        self,
+        order: OrderRef,
+        return_nr: str,
+        at: datetime,
+        user: str,
+        reason: str,
+        items: Mapping[str, int],
+    ) -> None:
+        self.data.documents.append(
+            FakeDocument(
+                "return", return_nr, order.customer_id, order.id, at, user, reason, dict(items)
+            )
+        )
+
+    def add_replacement(
+        self, original: OrderRef, order_nr: str, at: datetime, lines: Sequence[OrderedLine]
+    ) -> int:
+        new_id = max(self.data.orders, default=0) + 1
+        self.data.orders[new_id] = FakeOrder(
+            new_id,
+            order_nr,
+            original.customer_id,
+            original.shop_id,
+            original.is_amazon,
+            at,
+            lines=list(lines),
+            replaces=original.id,
+        )
+        return new_id
+
+    def find_invoice(self, invoice_nr: str, shop: str | None = None) -> InvoiceRef:
+        found = [i for i in self.data.invoices.values() if i.nr == invoice_nr]
+        if not found:
+            raise NotFound(f"no invoice with number {invoice_nr!r}; check the number")
+        i = found[0]
+        order = self.data.orders.get(i.order_id) if i.order_id is not None else None
+        if order is None:
+            order = next(
+                (o for o in self.data.orders.values() if o.customer_id == i.customer_id), None
+            )
+        shop_name = next(s.name for s in self.data.shops if s.id == i.shop_id)
+        return InvoiceRef(
+            i.id,
+            i.nr,
+            i.customer_id,
+            i.shop_id,
+            shop_name,
+            i.order_id,
+            order.nr if order else None,
+            i.total,
+            self._masked(i.customer_id),
+        )
+
+    def credited(self, invoice_id: int) -> Decimal:
+        return sum((d.total for d in self._documents("credit", invoice_id)), Decimal("0.00"))
+
+    def count_credits(self, invoice_id: int) -> int:
+        return len(self._documents("credit", invoice_id))
+
+    def add_credit(
+        self,
+        invoice: InvoiceRef,
+        credit_nr: str,
+        at: datetime,
+        user: str,
+        reason: str,
+        total: Decimal,
+    ) -> None:
+        self.data.documents.append(
+            FakeDocument(
+                "credit", credit_nr, invoice.customer_id, invoice.id, at, user, reason, total=total
+            )
+        )
+
+    def number_taken(self, kind: str, shop_id: int, number: str) -> bool:
+        if kind == "order":
+            return any(o.nr == number for o in self.data.orders.values())
+        return any((d.kind, d.nr) == (kind, number) for d in self.data.documents)
+
+    def buyer_changed(self, customer_id: int) -> None:
+        self.data.customers[customer_id].pii_revision += 1
+
+
 class FakeArchiveCopies:
     def __init__(self, data: FakeData) -> None:
         self.data = data
@@ -637,6 +793,7 @@ class FakeUnitOfWork:
             w = self._working
             self.orders, self.customers = FakeOrders(w), FakeCustomers(w)
             self.archive_copies, self.history = FakeArchiveCopies(w), FakeHistory(w)
+            self.after_sales = FakeAfterSales(w)
             self.audit, self.runs = FakeAudit(w), FakeRuns(w)
             self.shops, self.installation = FakeShops(w), FakeInstallation(w)
         self._depth += 1

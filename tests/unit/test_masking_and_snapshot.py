@@ -182,6 +182,8 @@ def test_unbounded_pii_columns_are_text() -> None:
         ("orders", "shop_note"),
         ("invoices", "billing_address"),
         ("credits", "billing_address"),
+        ("credits", "reason"),
+        ("returns", "reason"),
     }
 
 

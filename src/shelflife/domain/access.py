@@ -24,6 +24,7 @@ class Permission(enum.StrEnum):
     RETRIEVE = "retrieve masked orders"
     ADD_NOTE = "add customer history notes"
     EDIT_ORDERS = "edit addresses of unmasked orders"
+    CREATE_DOCUMENTS = "create returns, replacement orders and credits"
     VIEW_COUNTS = "see counts per state (no personal data)"
     SWITCH_FEATURE = "switch retention per shop"
     CHANGE_SHOP_SETTINGS = "change shop settings"
@@ -41,6 +42,7 @@ _AGENT = frozenset(
         Permission.RETRIEVE,
         Permission.ADD_NOTE,
         Permission.EDIT_ORDERS,
+        Permission.CREATE_DOCUMENTS,
     }
 )
 _SUPPORT = frozenset(

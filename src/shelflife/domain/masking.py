@@ -135,7 +135,10 @@ ORDER_FIELDS = _fields(
 )
 
 INVOICE_FIELDS = _fields("invoices", ("billing_name", (), T), ("billing_address", (), T))
-CREDIT_FIELDS = _fields("credits", ("billing_name", (), T), ("billing_address", (), T))
+CREDIT_FIELDS = _fields(
+    "credits", ("billing_name", (), T), ("billing_address", (), T), ("reason", (), T)
+)
+RETURN_FIELDS = _fields("returns", ("reason", (), T))
 
 MASK_PROFILE: dict[str, tuple[PiiField, ...]] = {
     "customers": CUSTOMER_FIELDS,
@@ -145,6 +148,7 @@ MASK_PROFILE: dict[str, tuple[PiiField, ...]] = {
     "orders": ORDER_FIELDS,
     "invoices": INVOICE_FIELDS,
     "credits": CREDIT_FIELDS,
+    "returns": RETURN_FIELDS,
 }
 """Table name -> its PII columns. Every table here has a `masked_at` column and a `customer_id`
 column, except `customers`, whose own `id` is the customer id."""

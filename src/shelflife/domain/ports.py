@@ -15,11 +15,13 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
+from decimal import Decimal
 from enum import StrEnum
 from typing import Any, Protocol, Self
 
+from shelflife.domain.after_sales import OrderedLine
 from shelflife.domain.audit import AuditEntry
 from shelflife.domain.clock import Clock
 from shelflife.domain.duplicates import DuplicateCandidate, MergeCandidate
@@ -78,6 +80,24 @@ class OrderRef:
 
 
 @dataclass(frozen=True)
+class InvoiceRef:
+    """An invoice a credit is written against, and the order a retrieval goes through: the
+    invoice's own, or for a manual invoice the buyer's newest order (retrieving any of the
+    buyer's orders restores its manual documents)."""
+
+    id: int
+    invoice_nr: str
+    customer_id: int
+    shop_id: int
+    shop: str
+    order_id: int | None
+    order_nr: str | None
+    total: Decimal
+    masked: bool
+    """The invoice's own row is masked (its buyer may have been retrieved through another order)."""
+
+
+@dataclass(frozen=True)
 class OrderRecords:
     """One order as `show` presents it, with its buyer and the buyer's facts. Rows are read-only
     records whose attributes are the table's columns (what the view picks from them is the
@@ -97,6 +117,10 @@ class OrderRecords:
     """The buyer's customer history, oldest first."""
     other_orders: list[Any]
     """The buyer's other orders, newest first."""
+    returns: list[Any] = field(default_factory=list)
+    """The order's returns, oldest first."""
+    replaces_order: str | None = None
+    """For a replacement order, the number of the order it replaces."""
 
 
 class Match(StrEnum):
@@ -338,6 +362,81 @@ class CustomerRepository(Protocol):
         ...
 
 
+class AfterSalesRepository(Protocol):
+    """Returns, replacement orders and credits written in shelflife."""
+
+    def order_masked(self, order_id: int) -> bool:
+        """The order's own row is masked: its buyer may have been retrieved through another
+        order, which leaves this one masked."""
+        ...
+
+    def lines(self, order_id: int) -> list[OrderedLine]:
+        """The order's lines, one per SKU (quantities of a SKU on several lines added up)."""
+        ...
+
+    def returned(self, order_id: int) -> dict[str, int]:
+        """Quantity per SKU taken back by the order's earlier returns."""
+        ...
+
+    def replaced(self, order_id: int) -> dict[str, int]:
+        """Quantity per SKU shipped by the order's earlier replacement orders."""
+        ...
+
+    def count_returns(self, order_id: int) -> int: ...
+
+    def count_replacements(self, order_id: int) -> int: ...
+
+    def add_return(
+        self,
+        order: OrderRef,
+        return_nr: str,
+        at: datetime,
+        user: str,
+        reason: str,
+        items: Mapping[str, int],
+    ) -> None: ...
+
+    def add_replacement(
+        self, original: OrderRef, order_nr: str, at: datetime, lines: Sequence[OrderedLine]
+    ) -> int:
+        """A new order of the same buyer that names `original`, with these lines and copies of
+        the original's addresses; returns its id."""
+        ...
+
+    def find_invoice(self, invoice_nr: str, shop: str | None = None) -> InvoiceRef:
+        """The one invoice with this number (`NotFound`; `InvalidInput` when several shops
+        have it and no shop is given)."""
+        ...
+
+    def credited(self, invoice_id: int) -> Decimal:
+        """What the invoice's earlier credits paid back."""
+        ...
+
+    def count_credits(self, invoice_id: int) -> int: ...
+
+    def add_credit(
+        self,
+        invoice: InvoiceRef,
+        credit_nr: str,
+        at: datetime,
+        user: str,
+        reason: str,
+        total: Decimal,
+    ) -> None:
+        """A credit against the invoice, printed with the invoice's billing name and address."""
+        ...
+
+    def number_taken(self, kind: str, shop_id: int, number: str) -> bool:
+        """Whether the shop has a return, order or credit (`kind`) with this number already,
+        e.g. an imported one that happens to follow the same numbering."""
+        ...
+
+    def buyer_changed(self, customer_id: int) -> None:
+        """Raise the buyer's PII revision: the next archive copy must hold the new rows before
+        the buyer is masked (again)."""
+        ...
+
+
 class ArchiveCopyRepository(Protocol):
     def of_customer(self, customer_id: int) -> list[CopyRef]:
         """The buyer's recorded copies, newest revision first."""
@@ -450,6 +549,9 @@ class UnitOfWork(Protocol):
 
     @property
     def archive_copies(self) -> ArchiveCopyRepository: ...
+
+    @property
+    def after_sales(self) -> AfterSalesRepository: ...
 
     @property
     def history(self) -> HistoryRepository: ...

@@ -100,7 +100,21 @@ archive_app = typer.Typer(
     no_args_is_help=True,
     rich_markup_mode="markdown",
 )
+return_app = typer.Typer(
+    help="Returns: goods a buyer sends back.", no_args_is_help=True, rich_markup_mode="markdown"
+)
+replacement_app = typer.Typer(
+    help="Replacement orders: goods shipped again.",
+    no_args_is_help=True,
+    rich_markup_mode="markdown",
+)
+credit_app = typer.Typer(
+    help="Credits against invoices.", no_args_is_help=True, rich_markup_mode="markdown"
+)
 app.add_typer(feature_app, name="feature")
+app.add_typer(return_app, name="return")
+app.add_typer(replacement_app, name="replacement")
+app.add_typer(credit_app, name="credit")
 app.add_typer(shop_app, name="shop")
 app.add_typer(user_app, name="user")
 app.add_typer(token_app, name="token")
@@ -758,6 +772,126 @@ def merge(
         result = _with_app(home, lambda a: merge_customers(a.ports(), keep, other, _operator()))
         out.print(
             f"merged {result.merged} into {result.kept} ({result.orders_moved} orders moved)",
+            soft_wrap=True,
+        )
+
+
+ItemsOpt = Annotated[
+    str,
+    typer.Option(
+        "--items", help="SKU:QTY[,SKU:QTY…] from the order, e.g. A-1:2,B-7:1.", callback=_text
+    ),
+]
+DocumentReasonOpt = Annotated[
+    str,
+    typer.Option(
+        "--reason",
+        help="Why (1-500 characters); personal data, masked with the buyer.",
+        callback=_text,
+    ),
+]
+
+
+@return_app.command("create")
+def return_create(
+    order_nr: Annotated[str, typer.Argument(help="External order number.", callback=_text)],
+    items: ItemsOpt,
+    reason: DocumentReasonOpt,
+    shop: ShopOpt = None,
+    home: HomeOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Record a return (`<order>-RET<n>`) of items of an order.
+
+    A masked order is retrieved first, in the same transaction, with the return as the reason.
+    """
+    from shelflife.domain.after_sales import parse_items
+    from shelflife.services.after_sales import create_return
+
+    with _errors():
+        created = _with_app(
+            home,
+            lambda a: create_return(
+                a.ports(), order_nr, parse_items(items), reason, _operator(), shop
+            ),
+        )
+        if as_json:
+            _print_json(created.model_dump(mode="json"))
+            return
+        _print_created(f"return {created.return_nr}", created.retrieved, order_nr)
+
+
+@replacement_app.command("create")
+def replacement_create(
+    order_nr: Annotated[str, typer.Argument(help="External order number.", callback=_text)],
+    items: ItemsOpt,
+    reason: DocumentReasonOpt,
+    shop: ShopOpt = None,
+    home: HomeOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Create a replacement order (`<order>-R<n>`) that ships items of an order again.
+
+    A masked order is retrieved first, in the same transaction, with the replacement as the
+    reason.
+    """
+    from shelflife.domain.after_sales import parse_items
+    from shelflife.services.after_sales import create_replacement
+
+    with _errors():
+        created = _with_app(
+            home,
+            lambda a: create_replacement(
+                a.ports(), order_nr, parse_items(items), reason, _operator(), shop
+            ),
+        )
+        if as_json:
+            _print_json(created.model_dump(mode="json"))
+            return
+        _print_created(
+            f"replacement order {created.order_nr_external}", created.retrieved, order_nr
+        )
+
+
+@credit_app.command("create")
+def credit_create(
+    invoice_nr: Annotated[str, typer.Argument(help="Invoice number.", callback=_text)],
+    total: Annotated[
+        str, typer.Option("--total", help="Amount credited, e.g. 19.99.", callback=_text)
+    ],
+    reason: DocumentReasonOpt,
+    shop: ShopOpt = None,
+    home: HomeOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Create a credit (`GS-<invoice>-<n>`) against an invoice.
+
+    When the invoice is masked, its order is retrieved first, in the same transaction, with the
+    credit as the reason.
+    """
+    from shelflife.services.after_sales import create_credit
+
+    with _errors():
+        created = _with_app(
+            home, lambda a: create_credit(a.ports(), invoice_nr, total, reason, _operator(), shop)
+        )
+        if as_json:
+            _print_json(created.model_dump(mode="json"))
+            return
+        _print_created(
+            f"credit {created.credit_nr} of {created.total}",
+            created.retrieved,
+            created.order_nr_external or invoice_nr,
+        )
+
+
+def _print_created(what: str, retrieved: bool, order_nr: str) -> None:
+    out.print(f"{what} created", highlight=False, soft_wrap=True)
+    if retrieved:
+        out.print(
+            f"order {order_nr} was masked and has been retrieved (read-only, masked again in "
+            "30 days)",
+            highlight=False,
             soft_wrap=True,
         )
 

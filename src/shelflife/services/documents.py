@@ -151,6 +151,14 @@ class CreditDocument(Document):
     manual: bool
 
 
+class ReturnDocument(Document):
+    return_nr: str
+    created_at: Instant
+    created_by: str
+    items: dict[str, int] = Field(description="Quantity returned per SKU.")
+    reason: Text
+
+
 class HistoryEntryDocument(Document):
     recorded_at: Instant
     event: str
@@ -217,6 +225,56 @@ class OrderDocument(Document):
     other_orders: list[OtherOrderDocument] = Field(
         description="The buyer's other orders, newest first, each with its own state."
     )
+    returns: list[ReturnDocument] = Field(
+        default_factory=list, description="The order's returns, oldest first."
+    )
+    replaces_order: str | None = Field(
+        default=None, description="For a replacement order: the number of the order it replaces."
+    )
+
+
+# -- return / replacement / credit create --json, POST .../returns, .../replacements, .../credits
+
+
+class ReturnCreated(Document):
+    """A return created against an order; `retrieved` says the order was masked and was
+    retrieved first, in the same transaction."""
+
+    return_nr: str
+    order_nr_external: str
+    shop: str
+    items: dict[str, int]
+    reason: str
+    created_at: Instant
+    created_by: str
+    retrieved: bool
+
+
+class ReplacementCreated(Document):
+    """A replacement order: a new order of the same buyer, linked to the one it replaces."""
+
+    order_nr_external: str
+    replaces_order: str
+    shop: str
+    items: list[ItemDocument]
+    reason: str
+    created_at: Instant
+    created_by: str
+    retrieved: bool
+
+
+class CreditCreated(Document):
+    """A credit against an invoice, printed with the invoice's billing name and address."""
+
+    credit_nr: str
+    invoice_nr: str
+    order_nr_external: str | None = Field(description="The invoice's order; null when manual.")
+    shop: str
+    total: Money
+    reason: str
+    created_at: Instant
+    created_by: str
+    retrieved: bool
 
 
 # -- shelflife find --json / GET /orders -------------------------------------------------------

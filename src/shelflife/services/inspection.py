@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
@@ -121,6 +122,14 @@ def show_order(
         ],
         "retention": retention,
         "other_orders": [_other_order(o, facts, cutoffs) for o in records.other_orders],
+        "returns": [
+            dict(
+                _row(r, ["return_nr", "created_at", "created_by", "reason"]),
+                items=json.loads(r.items),
+            )
+            for r in records.returns
+        ],
+        "replaces_order": records.replaces_order,
     }
     return OrderDocument.model_validate(document)
 

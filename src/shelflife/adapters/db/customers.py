@@ -15,6 +15,7 @@ from shelflife.adapters.db.tables import (
     CustomerHistory,
     Invoice,
     Order,
+    Return,
     Shop,
 )
 from shelflife.domain.duplicates import DuplicateCandidate, MergeCandidate, PersonFields
@@ -111,7 +112,7 @@ def move_customer(conn: Connection, keep_id: int, other_id: int) -> int:
     `keep`'s data changed, so its revision goes up (the next archive copy holds all of it).
     Returns how many orders moved."""
     moved = 0
-    for table in (Order, Address, AddressHistory, CustomerHistory, Invoice, Credit):
+    for table in (Order, Address, AddressHistory, CustomerHistory, Invoice, Credit, Return):
         result = conn.execute(
             update(table).where(table.customer_id == other_id).values(customer_id=keep_id)
         )

@@ -34,6 +34,7 @@ from shelflife.adapters.db.tables import (
     Invoice,
     Order,
     OrderItem,
+    Return,
     Shop,
     ShopFeatureChange,
 )
@@ -133,6 +134,14 @@ class SqlOrders:
                 .where(Order.customer_id == customer_id, Order.id != order.id)
                 .order_by(Order.ordered_at.desc(), Order.id.desc())
             ),
+            returns=rows(
+                select(Return.__table__).where(Return.order_id == order.id).order_by(Return.id)
+            ),
+            replaces_order=conn.execute(
+                select(Order.order_nr_external).where(Order.id == order.replaces_order_id)
+            ).scalar()
+            if order.replaces_order_id is not None
+            else None,
         )
 
 
@@ -181,12 +190,21 @@ class SqlCustomers:
     def restore(
         self, customer_id: int, order_id: int, merged: Mapping[str, Mapping[int, Mapping[str, Any]]]
     ) -> int:
+        """The order, its replacement orders and returns, their addresses, the buyer, the
+        buyer's history and manual documents, and the order's invoices and credits."""
         conn = self.conn
+        # A replacement order and a return belong to the case of the order they came from.
+        orders = {order_id} | set(
+            conn.execute(select(Order.id).where(Order.replaces_order_id == order_id)).scalars()
+        )
         wanted: dict[str, set[int]] = {
             "customers": {customer_id},
-            "orders": {order_id},
+            "orders": orders,
             "addresses": set(
-                conn.execute(select(Address.id).where(Address.order_id == order_id)).scalars()
+                conn.execute(select(Address.id).where(Address.order_id.in_(orders))).scalars()
+            ),
+            "returns": set(
+                conn.execute(select(Return.id).where(Return.order_id.in_(orders))).scalars()
             ),
             "invoices": set(
                 conn.execute(

@@ -189,6 +189,11 @@ class Order(Base):
     masked_at: Mapped[datetime | None]
     created_at: Mapped[datetime]
     updated_at: Mapped[datetime]
+    replaces_order_id: Mapped[int | None] = mapped_column(
+        ForeignKey("orders.id"),
+        index=True,
+        comment="The order this replacement order replaces; NULL for an ordinary order",
+    )
 
 
 class OrderItem(Base):
@@ -319,6 +324,35 @@ class Credit(_AccountingDocument, Base):
 
     invoice_id: Mapped[int | None] = mapped_column(ForeignKey("invoices.id"))
     credit_nr: Mapped[str] = mapped_column(String(64))
+    created_by: Mapped[str | None] = mapped_column(
+        String(100), comment="Staff member who created it in shelflife; NULL when imported"
+    )
+    reason: Mapped[str | None] = pii(None, "PII: why the credit was given (free text)")
+
+
+class Return(Base):
+    """Goods a buyer sends back, against one order. The reason is free text a person typed and
+    may name the buyer: PII, archived and masked with the buyer's other rows."""
+
+    __tablename__ = "returns"
+    __table_args__ = (
+        UniqueConstraint("shop_id", "return_nr", name="uq_returns_number"),
+        Index("ix_returns_customer", "customer_id"),
+        Index("ix_returns_order", "order_id"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    shop_id: Mapped[int] = mapped_column(ForeignKey("shops.id"))
+    customer_id: Mapped[int] = mapped_column(ForeignKey("customers.id"))
+    order_id: Mapped[int] = mapped_column(ForeignKey("orders.id"))
+    return_nr: Mapped[str] = mapped_column(String(64), comment="<order>-RET<n>")
+    created_at: Mapped[datetime]
+    created_by: Mapped[str] = mapped_column(String(100), comment="Staff member; not a buyer")
+    items: Mapped[str] = mapped_column(
+        Text, comment='JSON object SKU -> quantity returned, e.g. {"A-1": 2}; not PII'
+    )
+    reason: Mapped[str | None] = pii(None, "PII: why the goods came back (free text)")
+    masked_at: Mapped[datetime | None]
 
 
 class ArchiveCopy(Base):
@@ -417,6 +451,7 @@ PII_TABLES: dict[str, type[Any]] = {
     "orders": Order,
     "invoices": Invoice,
     "credits": Credit,
+    "returns": Return,
 }
 
 

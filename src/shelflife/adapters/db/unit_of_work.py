@@ -12,6 +12,7 @@ from typing import Self
 
 from sqlalchemy import Connection, Engine
 
+from shelflife.adapters.db.after_sales import SqlAfterSales
 from shelflife.adapters.db.repositories import (
     SqlArchiveCopies,
     SqlAudit,
@@ -35,6 +36,7 @@ class SqlUnitOfWork:
     orders: SqlOrders
     customers: SqlCustomers
     archive_copies: SqlArchiveCopies
+    after_sales: SqlAfterSales
     history: SqlHistory
     audit: SqlAudit
     runs: SqlRuns
@@ -60,6 +62,7 @@ class SqlUnitOfWork:
             self.orders = SqlOrders(conn)
             self.customers = SqlCustomers(conn)
             self.archive_copies = SqlArchiveCopies(conn)
+            self.after_sales = SqlAfterSales(conn)
             self.history = SqlHistory(conn)
             self.audit = SqlAudit(conn)
             self.runs = SqlRuns(conn)

@@ -20,6 +20,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from shelflife.domain.access import Permission
 from shelflife.domain.accounts import Account
+from shelflife.domain.after_sales import MAX_ITEMS, MAX_REASON_LENGTH
 from shelflife.domain.errors import Conflict, InvalidInput
 from shelflife.domain.policy import MAX_RETRIEVAL_REASON_LENGTH
 from shelflife.domain.records import FIELD_MAX_LENGTH
@@ -27,6 +28,7 @@ from shelflife.entrypoints.web.errors import PROBLEM_JSON, problem
 from shelflife.entrypoints.web.security import AppDep, api_permission
 from shelflife.services import (
     addresses,
+    after_sales,
     audit,
     importing,
     inspection,
@@ -38,9 +40,12 @@ from shelflife.services import (
 from shelflife.services import runs as run_views
 from shelflife.services.documents import (
     ComplianceReport,
+    CreditCreated,
     FoundOrder,
     ImportReportDocument,
     OrderDocument,
+    ReplacementCreated,
+    ReturnCreated,
     RunView,
 )
 
@@ -132,6 +137,7 @@ DashboardViewer = Annotated[Account, Depends(api_permission(Permission.VIEW_DASH
 RunManager = Annotated[Account, Depends(api_permission(Permission.MANAGE_RUNS))]
 AuditReader = Annotated[Account, Depends(api_permission(Permission.VIEW_AUDIT))]
 FeatureSwitcher = Annotated[Account, Depends(api_permission(Permission.SWITCH_FEATURE))]
+DocumentCreator = Annotated[Account, Depends(api_permission(Permission.CREATE_DOCUMENTS))]
 
 OrderNr = Annotated[
     str,
@@ -169,6 +175,38 @@ class RetrieveRequest(StrictBody):
             strip_whitespace=True, min_length=1, max_length=MAX_RETRIEVAL_REASON_LENGTH
         ),
     ] = Field(description="Why the order is retrieved; stored in the customer history.")
+
+
+DocumentReason = Annotated[
+    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=MAX_REASON_LENGTH)
+]
+Sku = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)]
+
+
+class ItemsRequest(StrictBody):
+    """A return or a replacement: quantities per SKU of the order, and why."""
+
+    items: dict[Sku, Annotated[int, Field(ge=1, le=999_999)]] = Field(
+        min_length=1,
+        max_length=MAX_ITEMS,
+        description='Quantity per SKU, e.g. {"BK-1": 1}; at most what is left on the order.',
+    )
+    reason: DocumentReason = Field(
+        description="Why; personal data, masked with the buyer. A masked order is retrieved "
+        "first with the document as the reason (cut to 50 characters)."
+    )
+
+
+class CreditRequest(StrictBody):
+    total: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=20)] = (
+        Field(description='The amount credited as a decimal string, e.g. "9.99".')
+    )
+    reason: DocumentReason = Field(description="Why; personal data, masked with the buyer.")
+
+
+InvoiceNr = Annotated[
+    str, Path(min_length=1, max_length=MAX_NUMBER_LENGTH, description="Invoice number.")
+]
 
 
 class AddressChange(StrictBody):
@@ -268,6 +306,66 @@ def retrieve_order(
     user and with the reason given; answers the order as it is now."""
     retrieval.retrieve_order(app.ports(), order_nr, body.reason, account.name, shop=shop)
     return inspection.show_order(app.ports(), order_nr, shop=shop)
+
+
+@router.post(
+    "/orders/{order_nr}/returns",
+    tags=["orders"],
+    status_code=201,
+    responses=_problems(404, 409, 422),
+)
+def create_return(
+    app: AppDep,
+    account: DocumentCreator,
+    order_nr: OrderNr,
+    body: ItemsRequest,
+    shop: ShopName = None,
+) -> ReturnCreated:
+    """Record a return `<order>-RET<n>` as the token's user. A masked order is retrieved first,
+    in the same transaction (503 and nothing created when the archive or key fails)."""
+    return after_sales.create_return(
+        app.ports(), order_nr, body.items, body.reason, account.name, shop
+    )
+
+
+@router.post(
+    "/orders/{order_nr}/replacements",
+    tags=["orders"],
+    status_code=201,
+    responses=_problems(404, 409, 422),
+)
+def create_replacement(
+    app: AppDep,
+    account: DocumentCreator,
+    order_nr: OrderNr,
+    body: ItemsRequest,
+    shop: ShopName = None,
+) -> ReplacementCreated:
+    """Create a replacement order `<order>-R<n>` of the same buyer, linked to the original; a
+    masked original is retrieved first, in the same transaction."""
+    return after_sales.create_replacement(
+        app.ports(), order_nr, body.items, body.reason, account.name, shop
+    )
+
+
+@router.post(
+    "/invoices/{invoice_nr}/credits",
+    tags=["orders"],
+    status_code=201,
+    responses=_problems(404, 409, 422),
+)
+def create_credit(
+    app: AppDep,
+    account: DocumentCreator,
+    invoice_nr: InvoiceNr,
+    body: CreditRequest,
+    shop: ShopName = None,
+) -> CreditCreated:
+    """Create a credit `GS-<invoice>-<n>` against an invoice; when the invoice is masked, its
+    order is retrieved first, in the same transaction."""
+    return after_sales.create_credit(
+        app.ports(), invoice_nr, body.total, body.reason, account.name, shop
+    )
 
 
 @router.patch(

@@ -14,12 +14,14 @@ from fastapi import APIRouter, Depends, Form, Query, Request
 from fastapi.responses import RedirectResponse, Response
 
 from shelflife.domain.access import Permission, allows
+from shelflife.domain.after_sales import MAX_REASON_LENGTH, parse_items
 from shelflife.domain.errors import InvalidInput, ShelflifeError, Unavailable
 from shelflife.domain.policy import MAX_RETRIEVAL_REASON_LENGTH
 from shelflife.entrypoints.web.order_view import OrderView, local_day
 from shelflife.entrypoints.web.rendering import render
 from shelflife.entrypoints.web.security import AppDep, check_csrf, page_permission
 from shelflife.services.accounts import SignedIn
+from shelflife.services.after_sales import create_credit, create_replacement, create_return
 from shelflife.services.history import MAX_NOTE_LENGTH, add_note
 from shelflife.services.inspection import show_order
 from shelflife.services.retrieval import retrieve_order
@@ -29,9 +31,16 @@ router = APIRouter(include_in_schema=False)
 OrderReader = Annotated[SignedIn, Depends(page_permission(Permission.VIEW_ORDERS))]
 Retriever = Annotated[SignedIn, Depends(page_permission(Permission.RETRIEVE))]
 NoteWriter = Annotated[SignedIn, Depends(page_permission(Permission.ADD_NOTE))]
+DocumentCreator = Annotated[SignedIn, Depends(page_permission(Permission.CREATE_DOCUMENTS))]
 ShopParam = Annotated[str | None, Query(max_length=100)]
 FRAGMENT_HEADER = "X-Fragment"
-DONE = {"retrieved": "Order retrieved.", "note": "Note added to the customer history."}
+DONE = {
+    "retrieved": "Order retrieved.",
+    "note": "Note added to the customer history.",
+    "return": "Return created.",
+    "replacement": "Replacement order created.",
+    "credit": "Credit created.",
+}
 
 
 @router.get("/orders")
@@ -82,6 +91,8 @@ def _order_context(
         "shop": shop,
         "can_retrieve": allows(role, Permission.RETRIEVE),
         "can_note": allows(role, Permission.ADD_NOTE),
+        "can_create": allows(role, Permission.CREATE_DOCUMENTS),
+        "max_document_reason": MAX_REASON_LENGTH,
         "max_reason": MAX_RETRIEVAL_REASON_LENGTH,
         "max_note": MAX_NOTE_LENGTH,
         **extra,
@@ -173,6 +184,99 @@ def note(
     return RedirectResponse(_order_url(order_nr, shop or None, done="note"), status_code=303)
 
 
+@router.post("/orders/{order_nr}/returns")
+def new_return(
+    request: Request,
+    app: AppDep,
+    signed_in: DocumentCreator,
+    order_nr: str,
+    items: Annotated[str, Form(max_length=2000)] = "",
+    reason: Annotated[str, Form(max_length=2000)] = "",
+    shop: Annotated[str, Form(max_length=100)] = "",
+    csrf_token: Annotated[str, Form(max_length=200)] = "",
+) -> Response:
+    """Create a return; a masked order is retrieved first, so the page then shows its data."""
+    check_csrf(signed_in, csrf_token)
+    try:
+        create_return(
+            app.ports(), order_nr, parse_items(items), reason, signed_in.account.name, shop or None
+        )
+    except (InvalidInput, Unavailable) as exc:
+        if isinstance(exc, InvalidInput) and exc.http_status == 404:
+            raise
+        return _refused(
+            request, app, signed_in, order_nr, shop, exc, form="return", items=items, reason=reason
+        )
+    return RedirectResponse(_order_url(order_nr, shop or None, done="return"), status_code=303)
+
+
+@router.post("/orders/{order_nr}/replacements")
+def new_replacement(
+    request: Request,
+    app: AppDep,
+    signed_in: DocumentCreator,
+    order_nr: str,
+    items: Annotated[str, Form(max_length=2000)] = "",
+    reason: Annotated[str, Form(max_length=2000)] = "",
+    shop: Annotated[str, Form(max_length=100)] = "",
+    csrf_token: Annotated[str, Form(max_length=200)] = "",
+) -> Response:
+    """Create a replacement order; the original's page then lists it among the buyer's orders."""
+    check_csrf(signed_in, csrf_token)
+    try:
+        create_replacement(
+            app.ports(), order_nr, parse_items(items), reason, signed_in.account.name, shop or None
+        )
+    except (InvalidInput, Unavailable) as exc:
+        if isinstance(exc, InvalidInput) and exc.http_status == 404:
+            raise
+        return _refused(
+            request,
+            app,
+            signed_in,
+            order_nr,
+            shop,
+            exc,
+            form="replacement",
+            items=items,
+            reason=reason,
+        )
+    return RedirectResponse(_order_url(order_nr, shop or None, done="replacement"), status_code=303)
+
+
+@router.post("/invoices/{invoice_nr}/credits")
+def new_credit(
+    request: Request,
+    app: AppDep,
+    signed_in: DocumentCreator,
+    invoice_nr: str,
+    order_nr: Annotated[str, Form(min_length=1, max_length=100)],
+    total: Annotated[str, Form(max_length=100)] = "",
+    reason: Annotated[str, Form(max_length=2000)] = "",
+    shop: Annotated[str, Form(max_length=100)] = "",
+    csrf_token: Annotated[str, Form(max_length=200)] = "",
+) -> Response:
+    """Create a credit against an invoice shown on the order page `order_nr`, and go back there."""
+    check_csrf(signed_in, csrf_token)
+    try:
+        create_credit(app.ports(), invoice_nr, total, reason, signed_in.account.name, shop or None)
+    except (InvalidInput, Unavailable) as exc:
+        if isinstance(exc, InvalidInput) and exc.http_status == 404:
+            raise
+        return _refused(
+            request,
+            app,
+            signed_in,
+            order_nr,
+            shop,
+            exc,
+            form=f"credit:{invoice_nr}",
+            total=total,
+            reason=reason,
+        )
+    return RedirectResponse(_order_url(order_nr, shop or None, done="credit"), status_code=303)
+
+
 def _refused(
     request: Request,
     app: AppDep,
@@ -180,10 +284,11 @@ def _refused(
     order_nr: str,
     shop: str,
     exc: ShelflifeError,
+    form: str | None = None,
     **typed: str,
 ) -> Response:
     """The order page again, the refusal next to the form it came from, what was typed kept."""
-    form = "retrieve" if "reason" in typed else "note"
+    form = form or ("retrieve" if "reason" in typed else "note")
     return _order_response(
         request,
         app,
