@@ -11,11 +11,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from alembic import command
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from sqlalchemy import delete, func, select, update
 
-from shelflife.adapters.db.engine import make_engine, schema_is_current
+from shelflife.adapters.db.engine import alembic_config, make_engine, schema_is_current
 from shelflife.adapters.db.tables import Base, Customer, Installation, RetentionRun
 from shelflife.adapters.keys.master_key import LocalKeyProvider
 from shelflife.bootstrap import App, build_app, initialise
@@ -363,24 +364,7 @@ def _make_legacy(app: App) -> None:
     _import(app, order(NR, shipped_at=T0), order("303-1234567-1234567", suffix="-b"))
     set_feature(app.ports(), "main", True, "ops")
     assert run_retention(app.ports(), ARCHIVE_NIGHT).archived == 1  # data keys exist, nobody masked
-    with app.engine.begin() as conn:  # what migrations 0002 to 0006 added, removed again
-        for index in (
-            "ix_orders_number",
-            "ix_invoices_number",
-            "ix_credits_number",
-            "ix_archive_copies_object_key",
-        ):
-            conn.exec_driver_sql(f"DROP INDEX {index}")
-        for table in ("audit_log", "web_sessions", "api_tokens", "password_history", "users"):
-            conn.exec_driver_sql(f"DROP TABLE {table}")
-        conn.exec_driver_sql("DROP TABLE installation")
-        conn.exec_driver_sql("DROP TABLE archive_segments")  # and what 0006 added
-        for column in ("record_offset", "record_length"):
-            conn.exec_driver_sql(f"ALTER TABLE archive_copies DROP COLUMN {column}")
-        conn.exec_driver_sql("ALTER TABLE customers DROP COLUMN pii_sources")
-        for column in ("shops", "mask_refused", "error"):
-            conn.exec_driver_sql(f"ALTER TABLE retention_runs DROP COLUMN {column}")
-        conn.exec_driver_sql("UPDATE alembic_version SET version_num = '0001'")
+    command.downgrade(alembic_config(app.engine), "0001")  # every later migration undone
     app.close()
 
 
