@@ -25,7 +25,8 @@ SHA-256 prefix as a check), then 12-byte nonce and ciphertext. Associated data o
 ``customer_id:revision:key_id``. A wrapped data key is nonce (12) + ciphertext (32 + 16).
 
     .venv/bin/python bench/floor.py --database-url sqlite:///bench/out/x/shelflife.db \\
-        --archive bench/out/x/floor --kek-file bench/out/x/floor.kek --as-of 2026-06-01T02:00:00+02:00
+        --archive bench/out/x/floor --kek-file bench/out/x/floor.kek \\
+        --as-of 2026-06-01T02:00:00+02:00
 """
 
 from __future__ import annotations
@@ -187,9 +188,7 @@ def load_pii(conn: Connection, ids: Sequence[int]) -> dict[int, dict[str, dict[s
         names = [f.column for f in MASK_PROFILE[name]]
         columns = [getattr(model, n) for n in names]
         if model is Customer:
-            query = select(Customer.id, Customer.id, *columns).where(
-                _among(conn, Customer.id, ids)
-            )
+            query = select(Customer.id, Customer.id, *columns).where(_among(conn, Customer.id, ids))
         else:
             query = select(model.customer_id, model.id, *columns).where(
                 _among(conn, model.customer_id, ids), model.masked_at.is_(None)
