@@ -451,6 +451,8 @@ def main(argv: list[str] | None = None) -> int:
         except BenchError as exc:
             console.print(f"[red]{backend}:[/] {exc}", highlight=False)
             failed = True
+        if rows:  # after each backend, so that a stopped run keeps what it measured
+            save(rows, args.customers, time.perf_counter() - began)
     if rows:
         print_table(rows, args.customers)
         path = save(rows, args.customers, time.perf_counter() - began)
