@@ -104,14 +104,14 @@ def show_order(
         "items": [_row(i, ["sku", "title", "qty", "price"]) for i in records.items],
         "invoices": [
             dict(
-                _row(i, ["invoice_nr", "created_at", "total", "billing_name", "billing_address"]),
+                _row(i, [*DOCUMENT_COLUMNS, "invoice_nr"]),
                 manual=i.order_id is None,
             )
             for i in records.invoices
         ],
         "credits": [
             dict(
-                _row(c, ["credit_nr", "created_at", "total", "billing_name", "billing_address"]),
+                _row(c, [*DOCUMENT_COLUMNS, "credit_nr"]),
                 manual=c.order_id is None,
             )
             for c in records.credits
@@ -123,6 +123,17 @@ def show_order(
         "other_orders": [_other_order(o, facts, cutoffs) for o in records.other_orders],
     }
     return OrderDocument.model_validate(document)
+
+
+DOCUMENT_COLUMNS = [
+    "created_at",
+    "total",
+    "net",
+    "tax",
+    "currency",
+    *(f.column for f in MASK_PROFILE["invoices"]),
+    "billing_country",
+]
 
 
 def _other_order(row: Any, facts: CustomerFacts, cutoffs: Cutoffs) -> dict[str, object]:

@@ -188,6 +188,7 @@ class AddressChange(StrictBody):
     country: Annotated[str | None, Field(max_length=FIELD_MAX_LENGTH["country"])] = None
     phone: Annotated[str | None, Field(max_length=FIELD_MAX_LENGTH["phone"])] = None
     email: Annotated[str | None, Field(max_length=FIELD_MAX_LENGTH["email"])] = None
+    vat_id: Annotated[str | None, Field(max_length=FIELD_MAX_LENGTH["vat_id"])] = None
 
 
 class RunRequest(StrictBody):
