@@ -29,7 +29,7 @@ from shelflife.domain.errors import (
     NotFound,
     UnknownOrder,
 )
-from shelflife.domain.masking import MASK_PROFILE, MASKED_TEXT
+from shelflife.domain.masking import MASK_PROFILE, MASKED_TEXT, TAX_FIELDS
 from shelflife.domain.policy import CustomerFacts, Cutoffs, OrderFacts
 from shelflife.domain.ports import (
     RUN_COUNTS,
@@ -131,6 +131,8 @@ class FakeData:
     patterns: dict[int, str] = field(default_factory=dict)
     """Shop id -> Amazon order pattern."""
     feature_changes: list[tuple[int, bool, datetime, str]] = field(default_factory=list)
+    tax_fields: dict[int, tuple[frozenset[str], str | None]] = field(default_factory=dict)
+    """Shop id -> the tax fields it keeps and their legal basis."""
 
 
 # --- repositories -------------------------------------------------------------------------
@@ -569,7 +571,16 @@ class FakeShops:
         return sorted(
             (
                 ShopSettings(
-                    s.name, s.time_zone, self.data.patterns.get(s.id, ""), s.retention_enabled
+                    s.name,
+                    s.time_zone,
+                    self.data.patterns.get(s.id, ""),
+                    s.retention_enabled,
+                    tuple(
+                        name
+                        for name in TAX_FIELDS
+                        if name in self.data.tax_fields.get(s.id, (frozenset(), None))[0]
+                    ),
+                    self.data.tax_fields.get(s.id, (frozenset(), None))[1],
                 )
                 for s in self.data.shops
             ),
@@ -600,6 +611,9 @@ class FakeShops:
         if "amazon_order_pattern" in changes:
             self.data.patterns[shop.id] = changes["amazon_order_pattern"]
         return True
+
+    def set_tax_fields(self, shop_id: int, kept: frozenset[str], basis: str | None) -> None:
+        self.data.tax_fields[shop_id] = (frozenset(kept), basis)
 
 
 class FakeInstallation:

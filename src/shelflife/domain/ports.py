@@ -64,6 +64,9 @@ class ShopSettings:
     time_zone: str
     amazon_order_pattern: str
     retention_enabled: bool
+    kept_tax_fields: tuple[str, ...] = ()
+    """The tax fields (masking.TAX_FIELDS order) its invoices and credits keep when masked."""
+    tax_fields_basis: str | None = None
 
 
 @dataclass(frozen=True)
@@ -408,6 +411,10 @@ class ShopRepository(Protocol):
 
     def configure(self, name: str, changes: Mapping[str, str]) -> bool:
         """Change `time_zone` and/or `amazon_order_pattern`; False when no shop has the name."""
+        ...
+
+    def set_tax_fields(self, shop_id: int, kept: frozenset[str], basis: str | None) -> None:
+        """Keep exactly these tax fields (masking.TAX_FIELDS) under this basis; none: clear."""
         ...
 
 

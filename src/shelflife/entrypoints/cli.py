@@ -808,7 +808,7 @@ def shop_list(home: HomeOpt = None, as_json: JsonOpt = False) -> None:
             _print_json([s.__dict__ for s in shops])
             return
         table = Table()
-        for col in ("shop", "time zone", "Amazon order pattern", "retention"):
+        for col in ("shop", "time zone", "Amazon order pattern", "retention", "tax fields kept"):
             table.add_column(col)
         for s in shops:
             table.add_row(
@@ -816,8 +816,58 @@ def shop_list(home: HomeOpt = None, as_json: JsonOpt = False) -> None:
                 s.time_zone,
                 s.amazon_order_pattern,
                 "enabled" if s.retention_enabled else "disabled",
+                _kept_text(s.kept_tax_fields, s.tax_fields_basis),
             )
         out.print(table)
+
+
+def _kept_text(kept: tuple[str, ...], basis: str | None) -> str:
+    return f"{', '.join(kept)} ({basis})" if kept else "none"
+
+
+@shop_app.command("tax-fields")
+def shop_tax_fields(
+    shop: Annotated[str, typer.Argument(help="Shop name.", callback=_text)],
+    keep: Annotated[
+        str | None,
+        typer.Option(
+            "--keep",
+            help="Comma-separated: vat_id, zip, state (replaces the current choice).",
+            callback=_text,
+        ),
+    ] = None,
+    basis: Annotated[
+        str | None,
+        typer.Option("--basis", help="The legal basis (required with --keep).", callback=_text),
+    ] = None,
+    clear: Annotated[
+        bool, typer.Option("--clear", help="Keep none: mask them like other fields.")
+    ] = False,
+    user: Annotated[
+        str, typer.Option("--user", help="Who decided it.", callback=_text)
+    ] = "operator",
+    home: HomeOpt = None,
+) -> None:
+    """Keep the buyer's VAT ID, postcode or region on a shop's invoices and credits unmasked.
+
+    Off by default. Each kept field needs a recorded legal basis (e.g. reverse-charge or OSS
+    records); names, street, phone and e-mail are masked whatever is chosen. The choice applies
+    from the next masking on and is recorded in the audit log."""
+    from shelflife.services.shops import set_tax_fields
+
+    if clear == (keep is not None):
+        _fail("give either --keep FIELDS with --basis, or --clear", 2)
+    fields = [] if clear else [f.strip() for f in (keep or "").split(",") if f.strip()]
+    if not clear and not fields:
+        _fail("--keep: name one or more of vat_id, zip, state (or use --clear)", 2)
+    with _errors():
+        view = _with_app(home, lambda a: set_tax_fields(a.ports(), shop, fields, basis, user))
+        out.print(
+            f"shop {shop}: tax fields kept: "
+            + _kept_text(view.kept_tax_fields, view.tax_fields_basis),
+            highlight=False,
+            soft_wrap=True,
+        )
 
 
 @shop_app.command("set")

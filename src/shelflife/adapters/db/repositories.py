@@ -39,6 +39,7 @@ from shelflife.adapters.db.tables import (
 from shelflife.domain.audit import AuditEntry
 from shelflife.domain.duplicates import DuplicateCandidate, MergeCandidate
 from shelflife.domain.policy import CustomerFacts, Cutoffs
+from shelflife.domain.masking import TAX_FIELDS
 from shelflife.domain.ports import (
     ArchivedCopy,
     ArchiveKeyRow,
@@ -373,11 +374,23 @@ class SqlShops:
     def all(self) -> list[ShopSettings]:
         rows = self.conn.execute(
             select(
-                Shop.name, Shop.time_zone, Shop.amazon_order_pattern, Shop.retention_enabled
+                Shop.name,
+                Shop.time_zone,
+                Shop.amazon_order_pattern,
+                Shop.retention_enabled,
+                Shop.tax_fields_basis,
+                *(getattr(Shop, f"keep_{name}") for name in TAX_FIELDS),
             ).order_by(Shop.name)
         )
         return [
-            ShopSettings(r.name, r.time_zone, r.amazon_order_pattern, r.retention_enabled)
+            ShopSettings(
+                r.name,
+                r.time_zone,
+                r.amazon_order_pattern,
+                r.retention_enabled,
+                tuple(name for name in TAX_FIELDS if getattr(r, f"keep_{name}")),
+                r.tax_fields_basis,
+            )
             for r in rows
         ]
 
@@ -405,6 +418,16 @@ class SqlShops:
     def configure(self, name: str, changes: Mapping[str, str]) -> bool:
         result = self.conn.execute(update(Shop).where(Shop.name == name).values(**changes))
         return bool(result.rowcount)
+
+    def set_tax_fields(self, shop_id: int, kept: frozenset[str], basis: str | None) -> None:
+        self.conn.execute(
+            update(Shop)
+            .where(Shop.id == shop_id)
+            .values(
+                tax_fields_basis=basis,
+                **{f"keep_{name}": name in kept for name in TAX_FIELDS},
+            )
+        )
 
 
 class SqlInstallation:

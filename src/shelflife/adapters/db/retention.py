@@ -306,12 +306,19 @@ def record_failed(conn: Connection, failed: Sequence[tuple[int, str]], now: date
 
 
 def _mask_assignments(name: str) -> dict[str, Any]:
+    """Each PII column's new value: empty stays empty, a tax field the row's shop keeps stays
+    as it is (one correlated test per column in the same UPDATE: no per-row work), every other
+    value becomes its mask value."""
     model = PII_TABLES[name]
     values: dict[str, Any] = {}
     for f in MASK_PROFILE[name]:
         col = getattr(model, f.column)
         empty = col.is_(None) if f.kind is MaskKind.DATE else or_(col.is_(None), col == "")
-        values[f.column] = case((empty, col), else_=literal(mask_value(f.kind), col.type))
+        unchanged: list[tuple[ColumnElement[bool], Any]] = [(empty, col)]
+        if f.kept_by is not None:
+            keep = getattr(Shop, f"keep_{f.kept_by}")
+            unchanged.append((exists().where(Shop.id == model.shop_id, keep.is_(True)), col))
+        values[f.column] = case(*unchanged, else_=literal(mask_value(f.kind), col.type))
     return values
 
 
