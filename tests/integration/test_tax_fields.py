@@ -64,15 +64,21 @@ def masked(app: App) -> None:
     assert run_retention(at(app, T0 + days(32)).ports(), T0 + days(32)).masked == 2
 
 
+BILLING_COLUMNS = (
+    "billing_name",
+    "billing_address",
+    "billing_zip",
+    "billing_state",
+    "billing_country",
+    "billing_vat_id",
+)
+
+
 def documents(app: App, table: type[Any], nr: str) -> dict[str, Any]:
     number = Invoice.invoice_nr if table is Invoice else Credit.credit_nr
     with app.engine.connect() as conn:
         row = conn.execute(select(table.__table__).where(number == nr)).one()
-    return {
-        k: getattr(row, k)
-        for k in ("billing_name", "billing_address", "billing_zip", "billing_state")
-        + ("billing_country", "billing_vat_id")
-    }
+    return {k: getattr(row, k) for k in BILLING_COLUMNS}
 
 
 def test_a_kept_vat_id_and_postcode_stay_while_names_street_and_email_are_masked(

@@ -146,7 +146,6 @@ ORDER_FIELDS = _fields(
 )
 
 
-
 def _document_fields(table: str) -> tuple[PiiField, ...]:
     return (
         *_fields(table, ("billing_name", (), T), ("billing_address", (), T)),

@@ -346,9 +346,7 @@ def parse_record(obj: object) -> OrderRecord | ManualDocumentRecord:
     cancelled_at = p.instant(obj, "cancelled_at", "")
     cust = p.mapping(obj, "customer", "", CUSTOMER_KEYS)
     customer: dict[str, str | date | None] = {
-        k: p.field(cust, k, "customer.")
-        for k in CUSTOMER_KEYS
-        if k != "birth_date"
+        k: p.field(cust, k, "customer.") for k in CUSTOMER_KEYS if k != "birth_date"
     }
     customer["birth_date"] = p.day(cust, "birth_date", "customer.")
     billing_raw = p.mapping(obj, "billing_address", "", ADDRESS_KEYS)

@@ -38,8 +38,8 @@ from shelflife.adapters.db.tables import (
 )
 from shelflife.domain.audit import AuditEntry
 from shelflife.domain.duplicates import DuplicateCandidate, MergeCandidate
-from shelflife.domain.policy import CustomerFacts, Cutoffs
 from shelflife.domain.masking import TAX_FIELDS
+from shelflife.domain.policy import CustomerFacts, Cutoffs
 from shelflife.domain.ports import (
     ArchivedCopy,
     ArchiveKeyRow,

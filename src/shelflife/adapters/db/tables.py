@@ -439,7 +439,9 @@ class Export(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     kind: Mapped[str] = mapped_column(String(20), comment="accounting")
     shop: Mapped[str | None] = mapped_column(String(100), comment="NULL: every shop")
-    period_from: Mapped[date] = mapped_column(comment="First day, inclusive, in each shop's time zone")
+    period_from: Mapped[date] = mapped_column(
+        comment="First day, inclusive, in each shop's time zone"
+    )
     period_to: Mapped[date] = mapped_column(comment="Last day, inclusive, in each shop's time zone")
     file_sha256: Mapped[str] = mapped_column(String(64))
     rows: Mapped[int] = mapped_column(Integer, comment="Data rows, the header not counted")

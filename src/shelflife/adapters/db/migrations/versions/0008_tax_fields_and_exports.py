@@ -50,9 +50,7 @@ def upgrade() -> None:
     with op.batch_alter_table("shops") as batch:
         for column, comment in KEEP_COMMENTS.items():
             batch.add_column(
-                sa.Column(
-                    column, sa.Boolean(), nullable=False, server_default="0", comment=comment
-                )
+                sa.Column(column, sa.Boolean(), nullable=False, server_default="0", comment=comment)
             )
         batch.add_column(
             sa.Column(
