@@ -33,11 +33,13 @@ from shelflife.domain.masking import MASK_PROFILE, MASKED_TEXT, TAX_FIELDS
 from shelflife.domain.policy import CustomerFacts, Cutoffs, OrderFacts
 from shelflife.domain.ports import (
     RUN_COUNTS,
+    AccountingRow,
     ArchivedCopy,
     ArchiveKeyRow,
     ArchiveStore,
     CopyRef,
     Due,
+    ExportRecord,
     Limits,
     MaskedState,
     Match,
@@ -132,6 +134,11 @@ class FakeData:
     """Shop id -> Amazon order pattern."""
     feature_changes: list[tuple[int, bool, datetime, str]] = field(default_factory=list)
     tax_fields: dict[int, tuple[frozenset[str], str | None]] = field(default_factory=dict)
+    documents: list[AccountingRow] = field(default_factory=list)
+    """Invoices and credits, as the accounting export lists them."""
+    exported: dict[tuple[str, int], datetime] = field(default_factory=dict)
+    """(kind, document id) -> when it was last exported."""
+    exports: list[ExportRecord] = field(default_factory=list)
     """Shop id -> the tax fields it keeps and their legal basis."""
 
 
@@ -616,6 +623,39 @@ class FakeShops:
         self.data.tax_fields[shop_id] = (frozenset(kept), basis)
 
 
+class FakeExports:
+    def __init__(self, data: FakeData) -> None:
+        self.data = data
+
+    def accounting_rows(self, shop_id: int, start: datetime, end: datetime) -> list[AccountingRow]:
+        shop = next(s.name for s in self.data.shops if s.id == shop_id)
+        found = [d for d in self.data.documents if d.shop == shop and start <= d.created_at < end]
+        return sorted(found, key=lambda d: (d.created_at, d.kind != "invoice", d.number))
+
+    def mark_exported(self, rows: Sequence[AccountingRow], at: datetime) -> None:
+        self.data.exported.update({(r.kind, r.id): at for r in rows})
+
+    def record(self, export: ExportRecord) -> None:
+        self.data.exports.append(export)
+
+    def last(self, kind: str) -> ExportRecord | None:
+        of_kind = [e for e in self.data.exports if e.kind == kind]
+        return max(of_kind, key=lambda e: e.created_at) if of_kind else None
+
+    def unexported_due(self, shop_id: int, cutoffs: Cutoffs) -> int:
+        """Simply: the shop's unmasked documents never exported and older than the mask
+        cut-off (the fakes model no buyer behind a document)."""
+        shop = next(s.name for s in self.data.shops if s.id == shop_id)
+        return sum(
+            1
+            for d in self.data.documents
+            if d.shop == shop
+            and not d.masked
+            and (d.kind, d.id) not in self.data.exported
+            and d.created_at < cutoffs.mask_before
+        )
+
+
 class FakeInstallation:
     def __init__(self, data: FakeData) -> None:
         self.data = data
@@ -646,6 +686,7 @@ class FakeUnitOfWork:
             self.archive_copies, self.history = FakeArchiveCopies(w), FakeHistory(w)
             self.audit, self.runs = FakeAudit(w), FakeRuns(w)
             self.shops, self.installation = FakeShops(w), FakeInstallation(w)
+            self.exports = FakeExports(w)
         self._depth += 1
         return self
 

@@ -290,6 +290,11 @@ class ComplianceEntryDocument(Document):
 class ComplianceReport(Document):
     violations: list[ComplianceEntryDocument]
     holds: list[ComplianceEntryDocument]
+    warnings: list[str] = Field(
+        default_factory=list,
+        description="Exports falling behind the masking: the last accounting export older "
+        "than 14 days, documents masked within 7 days never exported.",
+    )
 
 
 # -- shelflife run --json / POST /runs, shelflife runs --json / GET /runs -----------------------

@@ -177,11 +177,15 @@ class ComplianceEntry:
         )
 
 
-def compliance_document(entries: Sequence[ComplianceEntry]) -> ComplianceReport:
-    """The report as `shelflife compliance --json` prints it: violations, then holds."""
+def compliance_document(
+    entries: Sequence[ComplianceEntry], warnings: Sequence[str] = ()
+) -> ComplianceReport:
+    """The report as `shelflife compliance --json` prints it: violations, then holds, and the
+    export warnings (services/exports.py)."""
     return ComplianceReport(
         violations=[e.document() for e in entries if e.finding is Finding.VIOLATION],
         holds=[e.document() for e in entries if e.finding is Finding.HOLD],
+        warnings=list(warnings),
     )
 
 

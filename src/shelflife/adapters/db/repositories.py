@@ -13,7 +13,7 @@ from typing import Any
 
 from sqlalchemy import ColumnElement, Connection, delete, func, insert, or_, select, update
 
-from shelflife.adapters.db import audit_log, customers, retention, runs
+from shelflife.adapters.db import audit_log, customers, exports, retention, runs
 from shelflife.adapters.db.installation import read_installation
 from shelflife.adapters.db.reading import (
     find_order,
@@ -41,10 +41,12 @@ from shelflife.domain.duplicates import DuplicateCandidate, MergeCandidate
 from shelflife.domain.masking import TAX_FIELDS
 from shelflife.domain.policy import CustomerFacts, Cutoffs
 from shelflife.domain.ports import (
+    AccountingRow,
     ArchivedCopy,
     ArchiveKeyRow,
     CopyRef,
     Due,
+    ExportRecord,
     MaskedState,
     OrderMatch,
     OrderRecords,
@@ -437,3 +439,23 @@ class SqlInstallation:
     def master_key_id(self) -> str | None:
         installation = read_installation(self.conn)
         return installation.master_key_id if installation else None
+
+
+class SqlExports:
+    def __init__(self, conn: Connection) -> None:
+        self.conn = conn
+
+    def accounting_rows(self, shop_id: int, start: datetime, end: datetime) -> list[AccountingRow]:
+        return exports.accounting_rows(self.conn, shop_id, start, end)
+
+    def mark_exported(self, rows: Sequence[AccountingRow], at: datetime) -> None:
+        exports.mark_exported(self.conn, rows, at)
+
+    def record(self, export: ExportRecord) -> None:
+        exports.record(self.conn, export)
+
+    def last(self, kind: str) -> ExportRecord | None:
+        return exports.last(self.conn, kind)
+
+    def unexported_due(self, shop_id: int, cutoffs: Cutoffs) -> int:
+        return exports.unexported_due(self.conn, shop_id, cutoffs)

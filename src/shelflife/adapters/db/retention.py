@@ -132,6 +132,11 @@ def _mask_ready(shop_id: int, c: Cutoffs) -> ColumnElement[bool]:
     )
 
 
+def mask_ready_condition(shop_id: int, c: Cutoffs) -> ColumnElement[bool]:
+    """Buyers the mask step selects by these cut-offs once their archive copy is current."""
+    return _mask_ready(shop_id, c)
+
+
 def _remask_ready(shop_id: int, c: Cutoffs) -> ColumnElement[bool]:
     """Everything `policy.can_remask` asks except the archive copy."""
     return and_(

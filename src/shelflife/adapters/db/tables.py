@@ -334,6 +334,9 @@ class _AccountingDocument:
     currency: Mapped[str] = mapped_column(
         String(3), default="EUR", server_default="EUR", comment="ISO 4217 code of the amounts"
     )
+    exported_at: Mapped[datetime | None] = mapped_column(
+        comment="Last accounting export that listed it; NULL: never exported"
+    )
     masked_at: Mapped[datetime | None]
 
 

@@ -16,6 +16,7 @@ from shelflife.adapters.db.repositories import (
     SqlArchiveCopies,
     SqlAudit,
     SqlCustomers,
+    SqlExports,
     SqlHistory,
     SqlInstallation,
     SqlOrders,
@@ -40,6 +41,7 @@ class SqlUnitOfWork:
     runs: SqlRuns
     shops: SqlShops
     installation: SqlInstallation
+    exports: SqlExports
 
     def __init__(self, engine: Engine, *, read_only: bool = False) -> None:
         self.engine = engine
@@ -65,6 +67,7 @@ class SqlUnitOfWork:
             self.runs = SqlRuns(conn)
             self.shops = SqlShops(conn)
             self.installation = SqlInstallation(conn)
+            self.exports = SqlExports(conn)
         self._depth += 1
         return self
 

@@ -95,6 +95,14 @@ def upgrade() -> None:
                 )
                 batch.add_column(
                     sa.Column(
+                        "exported_at",
+                        shelflife.adapters.db.types.UtcDateTime(),
+                        nullable=True,
+                        comment="Last accounting export that listed it; NULL: never exported",
+                    )
+                )
+                batch.add_column(
+                    sa.Column(
                         "currency",
                         sa.String(3),
                         nullable=False,
@@ -143,7 +151,7 @@ def downgrade() -> None:
     for table, columns in NEW_PII.items():
         with op.batch_alter_table(table) as batch:
             if table in ("invoices", "credits"):
-                for column in ("currency", "tax", "net", "billing_country"):
+                for column in ("currency", "exported_at", "tax", "net", "billing_country"):
                     batch.drop_column(column)
             for column in reversed(columns):
                 batch.drop_column(column)
