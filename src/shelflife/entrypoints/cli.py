@@ -680,7 +680,7 @@ def export_accounting_csv(
                 a.ports(), start, end, shop, user, write_atomically(out_file)
             ),
         )
-        note = f", {result.masked_rows} of them masked" if result.masked_rows else ""
+        note = f", {result.masked_rows} of them masked," if result.masked_rows else ""
         out.print(
             f"{result.rows} documents{note} written to {out_file} (sha256 {result.sha256})",
             highlight=False,

@@ -195,8 +195,10 @@ def export_warnings(reader: UnitOfWork, now: datetime) -> ExportWarnings:
     last = reader.exports.last(ACCOUNTING)
     due = 0
     for shop in reader.shops.enabled():
-        cutoffs = Cutoffs.for_shop(now + timedelta(days=WARN_DAYS_AHEAD), ZoneInfo(shop.time_zone))
-        due += reader.exports.unexported_due(shop.id, cutoffs)
+        zone = ZoneInfo(shop.time_zone)
+        # Cut-offs depend on the local day only: 7 local days ahead, whatever DST does.
+        ahead = start_of_local_day(local_date(now, zone) + timedelta(days=WARN_DAYS_AHEAD), zone)
+        due += reader.exports.unexported_due(shop.id, Cutoffs.for_shop(ahead, zone))
     stale = last is not None and now - last.created_at > STALE_AFTER
     return ExportWarnings(last.created_at if last else None, stale, due)
 
