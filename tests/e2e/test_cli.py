@@ -385,6 +385,8 @@ def test_feature_enable_and_disable_switch_the_shop_and_are_recorded(ready: Cli)
         "name": "main",
         "time_zone": "Europe/Berlin",
         "amazon_order_pattern": DEFAULT_AMAZON_ORDER_PATTERN,
+        "kept_tax_fields": [],
+        "tax_fields_basis": None,
     }
     assert listed_on == [{**shop, "retention_enabled": True}]
     assert listed_off == [{**shop, "retention_enabled": False}]
@@ -399,6 +401,42 @@ def test_feature_enable_and_disable_switch_the_shop_and_are_recorded(ready: Cli)
     finally:
         engine.dispose()
     assert [tuple(c) for c in changes] == [(True, "anna"), (False, "ben")]
+
+
+def test_shop_tax_fields_needs_a_basis_is_listed_and_audited(ready: Cli, wide: None) -> None:
+    ready.ok("import", "-", input=_stdin(order()))
+    basis = "reverse-charge records (UStG §14a)"
+
+    no_basis = ready("shop", "tax-fields", "main", "--keep", "vat_id")
+    unknown = ready("shop", "tax-fields", "main", "--keep", "vat_id,street", "--basis", basis)
+    neither = ready("shop", "tax-fields", "main")
+    both = ready("shop", "tax-fields", "main", "--keep", "zip", "--clear")
+    kept = ready.ok(
+        "shop", "tax-fields", "main", "--keep", "zip, vat_id", "--basis", basis, "--user", "anna"
+    )
+    listed = ready.json("shop", "list")
+    table = ready.ok("shop", "list").stdout
+    cleared = ready.ok("shop", "tax-fields", "main", "--clear", "--user", "ben")
+    audit = ready.json("audit", "list")
+
+    assert [(r.exit_code, r.stderr) for r in (no_basis, unknown, neither, both)] == [
+        (2, "error: legal basis: required when keeping tax fields, e.g. the law or rule\n"),
+        (2, "error: tax fields: street not among vat_id, zip, state\n"),
+        (2, "error: give either --keep FIELDS with --basis, or --clear\n"),
+        (2, "error: give either --keep FIELDS with --basis, or --clear\n"),
+    ]
+    assert kept.stdout == f"shop main: tax fields kept: vat_id, zip ({basis})\n"
+    assert (listed[0]["kept_tax_fields"], listed[0]["tax_fields_basis"]) == (
+        ["vat_id", "zip"],
+        basis,
+    )
+    assert f"vat_id, zip ({basis})" in table
+    assert cleared.stdout == "shop main: tax fields kept: none\n"
+    changes = [e for e in audit if e["action"] == "shop.tax_fields"]
+    assert [(e["actor"], e["subject"], e["detail"]) for e in changes] == [
+        ("ben", "main", {"kept": None, "basis": None}),
+        ("anna", "main", {"kept": "vat_id,zip", "basis": basis}),
+    ]
 
 
 def test_feature_enable_for_an_unknown_shop_exits_2(ready: Cli) -> None:

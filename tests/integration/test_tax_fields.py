@@ -202,3 +202,34 @@ def test_keeping_tax_fields_needs_a_basis_and_is_audited(database_url: str, tmp_
         ]
     finally:
         app.close()
+
+
+def test_a_document_added_to_a_masked_order_takes_no_vat_id_from_the_line(
+    database_url: str, tmp_path: Path
+) -> None:
+    """A re-import adds the new credit already masked: its billing copy comes from the stored,
+    masked rows, never from the line's fresh VAT ID."""
+    app, _clock = make_app(database_url, tmp_path / "home")
+    try:
+        imported(app)
+        masked(app)
+        again = tax_order("302-2222222-2222222", "outlet", "93")
+        again["billing_address"]["vat_id"] = None  # only the customer block carries one
+        again["customer"]["vat_id"] = "DE935555555"
+        again["credits"].append(
+            {"credit_nr": "GS-late", "created_at": (T0 + days(40)).isoformat(), "total": "1.00"}
+        )
+
+        report = import_lines(at(app, T0 + days(40)), lines(again))
+
+        assert (report.pii_ignored_masked, report.refused) == (1, [])
+        assert documents(app, Credit, "GS-late") == {
+            "billing_name": "***",
+            "billing_address": "***\n*** ***",  # joined from the masked address parts
+            "billing_zip": "***",
+            "billing_state": "***",
+            "billing_country": "DE",
+            "billing_vat_id": "***",
+        }
+    finally:
+        app.close()

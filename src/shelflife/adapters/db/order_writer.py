@@ -319,9 +319,13 @@ class OrderWriter:
                     Address.order_id == order_id, Address.kind == "billing"
                 )
             ).one_or_none()
+            # Stored values only, as for the address: a masked buyer's copy stays masked.
+            stored_vat_id = self.conn.execute(
+                select(Customer.vat_id).where(Customer.id == customer_id)
+            ).scalar_one_or_none()
             billing = _billing_copy(
                 {c: getattr(billing_row, c) for c in ADDRESS_PII} if billing_row else {},
-                _vat_id(rec),
+                stored_vat_id,
             )
             self._add_documents(
                 shop.id,
