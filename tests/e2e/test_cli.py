@@ -381,7 +381,7 @@ def test_feature_enable_and_disable_switch_the_shop_and_are_recorded(ready: Cli)
     assert enabled.stdout == "retention enabled for shop main\n"
     assert again.stdout == "retention enabled for shop main (already)\n"
     assert disabled.stdout == "retention disabled for shop main\n"
-    shop = {
+    shop: dict[str, object] = {
         "name": "main",
         "time_zone": "Europe/Berlin",
         "amazon_order_pattern": DEFAULT_AMAZON_ORDER_PATTERN,
