@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from datetime import UTC, date, datetime
 from pathlib import Path
 
@@ -276,3 +277,32 @@ def test_the_stale_warning_appears_fourteen_days_after_the_last_export(
         "the last accounting export was on 2026-04-04, more than 14 days ago"
     ]
     assert dashboard(exported_app).exports.stale is True
+
+
+def test_the_dashboard_page_shows_the_export_warnings(
+    exported_app: App, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(
+        auth_secrets, "_hasher", PasswordHasher(time_cost=1, memory_cost=64, parallelism=1)
+    )
+    add_user(exported_app, "boss", "admin", "correct horse battery", "setup")
+    export_accounting(exported_app.ports(), date(2026, 3, 1), date(2026, 3, 31), None, "anna")
+    at(exported_app, datetime(2026, 4, 24, 9, tzinfo=UTC))  # RE-O (1 April) masked 1 May
+    with TestClient(create_web_app(exported_app), base_url="https://shelflife.test") as web:
+        login = web.get("/login")
+        csrf = re.search(r'name="csrf_token" value="([^"]+)"', login.text)
+        assert csrf is not None
+        web.post(
+            "/login",
+            data={"user_name": "boss", "password": "correct horse battery",
+                  "csrf_token": csrf.group(1)},
+        )  # fmt: skip
+        page = web.get("/dashboard").text
+
+    section = re.search(r'<section class="card" id="exports".*?</section>', page, re.S)
+    assert section is not None
+    items = re.findall(r'<li class="warning">(.*?)</li>', section.group(0))
+    assert items == [
+        "the last accounting export was on 2026-04-04, more than 14 days ago",
+        "1 invoices and credits will be masked within 7 days without ever having been exported",
+    ]
