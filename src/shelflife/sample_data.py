@@ -408,6 +408,7 @@ class _Generator:
             "country": person.country,
             "phone": None if recipient else person.phone,
             "email": None if recipient else person.email,
+            "vat_id": None,
         }
 
     def _customer(self, person: _Person, nr: str | None) -> dict[str, str | None]:
@@ -427,6 +428,7 @@ class _Generator:
             "fax": data.phone() if rng.random() < 0.05 else None,
             "birth_date": _iso_date(birth_date),
             "note": rng.choice(_CUSTOMER_NOTES) if rng.random() < 0.05 else None,
+            "vat_id": None,
         }
 
     def _payment(self, person: _Person) -> dict[str, str | None] | None:

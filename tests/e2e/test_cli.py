@@ -381,10 +381,12 @@ def test_feature_enable_and_disable_switch_the_shop_and_are_recorded(ready: Cli)
     assert enabled.stdout == "retention enabled for shop main\n"
     assert again.stdout == "retention enabled for shop main (already)\n"
     assert disabled.stdout == "retention disabled for shop main\n"
-    shop = {
+    shop: dict[str, object] = {
         "name": "main",
         "time_zone": "Europe/Berlin",
         "amazon_order_pattern": DEFAULT_AMAZON_ORDER_PATTERN,
+        "kept_tax_fields": [],
+        "tax_fields_basis": None,
     }
     assert listed_on == [{**shop, "retention_enabled": True}]
     assert listed_off == [{**shop, "retention_enabled": False}]
@@ -399,6 +401,42 @@ def test_feature_enable_and_disable_switch_the_shop_and_are_recorded(ready: Cli)
     finally:
         engine.dispose()
     assert [tuple(c) for c in changes] == [(True, "anna"), (False, "ben")]
+
+
+def test_shop_tax_fields_needs_a_basis_is_listed_and_audited(ready: Cli, wide: None) -> None:
+    ready.ok("import", "-", input=_stdin(order()))
+    basis = "reverse-charge records (UStG §14a)"
+
+    no_basis = ready("shop", "tax-fields", "main", "--keep", "vat_id")
+    unknown = ready("shop", "tax-fields", "main", "--keep", "vat_id,street", "--basis", basis)
+    neither = ready("shop", "tax-fields", "main")
+    both = ready("shop", "tax-fields", "main", "--keep", "zip", "--clear")
+    kept = ready.ok(
+        "shop", "tax-fields", "main", "--keep", "zip, vat_id", "--basis", basis, "--user", "anna"
+    )
+    listed = ready.json("shop", "list")
+    table = ready.ok("shop", "list").stdout
+    cleared = ready.ok("shop", "tax-fields", "main", "--clear", "--user", "ben")
+    audit = ready.json("audit", "list")
+
+    assert [(r.exit_code, r.stderr) for r in (no_basis, unknown, neither, both)] == [
+        (2, "error: legal basis: required when keeping tax fields, e.g. the law or rule\n"),
+        (2, "error: tax fields: street not among vat_id, zip, state\n"),
+        (2, "error: give either --keep FIELDS with --basis, or --clear\n"),
+        (2, "error: give either --keep FIELDS with --basis, or --clear\n"),
+    ]
+    assert kept.stdout == f"shop main: tax fields kept: vat_id, zip ({basis})\n"
+    assert (listed[0]["kept_tax_fields"], listed[0]["tax_fields_basis"]) == (
+        ["vat_id", "zip"],
+        basis,
+    )
+    assert f"vat_id, zip ({basis})" in table
+    assert cleared.stdout == "shop main: tax fields kept: none\n"
+    changes = [e for e in audit if e["action"] == "shop.tax_fields"]
+    assert [(e["actor"], e["subject"], e["detail"]) for e in changes] == [
+        ("ben", "main", {"kept": None, "basis": None}),
+        ("anna", "main", {"kept": "vat_id,zip", "basis": basis}),
+    ]
 
 
 def test_feature_enable_for_an_unknown_shop_exits_2(ready: Cli) -> None:
@@ -531,6 +569,7 @@ def test_compliance_exits_1_while_a_buyer_is_overdue_and_0_once_masked(
             }
         ],
         "holds": [],
+        "warnings": [],
     }
     assert table.exit_code == 1
     assert "1 violation(s): past the 30-day limit because something is wrong" in table.stdout
@@ -539,7 +578,7 @@ def test_compliance_exits_1_while_a_buyer_is_overdue_and_0_once_masked(
         "feature disabled",
         "no verified archive of the current data yet",
     ]
-    assert compliant == {"violations": [], "holds": []}
+    assert compliant == {"violations": [], "holds": [], "warnings": []}
     assert text.stdout == (
         "compliant: no Amazon buyer's data is kept past the limit without a legal reason\n"
     )
@@ -573,7 +612,7 @@ def test_compliance_before_the_limit_exits_0(ready: Cli) -> None:
 
     result = ready.json("compliance", "--as-of", ARCHIVE_DUE_NIGHT)
 
-    assert result == {"violations": [], "holds": []}
+    assert result == {"violations": [], "holds": [], "warnings": []}
 
 
 # -- archive failure and retry -----------------------------------------------------------------
@@ -979,7 +1018,7 @@ def test_installed_script_runs_the_whole_cycle(database_url: str, tmp_path: Path
     assert json.loads(load.stdout)["created"] == 1
     assert json.loads(run.stdout)["masked"] == 1
     assert json.loads(show.stdout)["retention"]["state"] == "masked"
-    assert json.loads(compliance.stdout) == {"violations": [], "holds": []}
+    assert json.loads(compliance.stdout) == {"violations": [], "holds": [], "warnings": []}
     assert [s for s in pii_strings(imported) if s in show.stdout] == []
 
 

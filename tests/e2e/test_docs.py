@@ -217,6 +217,7 @@ def test_the_command_tree_is_what_these_tests_expect() -> None:
             "shelflife credit create",
             "shelflife demo",
             "shelflife duplicates",
+            "shelflife export accounting",
             "shelflife feature disable",
             "shelflife feature enable",
             "shelflife find",
@@ -232,6 +233,7 @@ def test_the_command_tree_is_what_these_tests_expect() -> None:
             "shelflife ship",
             "shelflife shop list",
             "shelflife shop set",
+            "shelflife shop tax-fields",
             "shelflife show",
             "shelflife token create",
             "shelflife token revoke",
@@ -308,7 +310,12 @@ def _json_keys() -> dict[str, list[str]]:
 
     return {
         "shelflife run": list(RunReportDocument.model_fields),
-        "shelflife compliance": ["violations", "holds", *ComplianceEntryDocument.model_fields],
+        "shelflife compliance": [
+            "violations",
+            "holds",
+            "warnings",
+            *ComplianceEntryDocument.model_fields,
+        ],
         "shelflife runs": list(RunView.model_fields),
         "shelflife find": [*FindResult.model_fields, *FoundOrder.model_fields],
         "shelflife duplicates": [*DuplicatesReport.model_fields, *DuplicateGroup.model_fields],
@@ -333,7 +340,7 @@ def test_cli_doc_explains_the_three_exit_codes() -> None:
 
 def test_cli_doc_mentions_every_command_group() -> None:
     text = _read(DOCS / "cli.md")
-    for group in ("feature", "shop", "archive"):
+    for group in ("feature", "shop", "archive", "export"):
         assert f"## shelflife {group} " in text
 
 

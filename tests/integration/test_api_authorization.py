@@ -94,6 +94,14 @@ MATRIX: list[tuple[Call, tuple[int, int, int, int, int, int]]] = [
         (401, 401, 403, 403, 200, 401),
     ),
     (Call("GET", "/compliance", "/compliance"), (401, 401, 403, 403, 200, 401)),
+    (
+        Call(
+            "GET",
+            "/exports/accounting",
+            "/exports/accounting?from=2026-01-01&to=2026-12-31&shop=main",
+        ),
+        (401, 401, 403, 403, 200, 401),  # recorded each time: a new record, the same data
+    ),
     (Call("GET", "/runs", "/runs"), (401, 401, 403, 403, 200, 401)),
     (Call("POST", "/runs", "/runs", {"dry_run": True}), (401, 401, 403, 403, 200, 401)),
     (Call("GET", "/audit", "/audit"), (401, 401, 403, 403, 200, 401)),

@@ -32,16 +32,18 @@ from shelflife.domain.errors import (
     NotFound,
     UnknownOrder,
 )
-from shelflife.domain.masking import MASK_PROFILE, MASKED_TEXT
+from shelflife.domain.masking import MASK_PROFILE, MASKED_TEXT, TAX_FIELDS
 from shelflife.domain.policy import CustomerFacts, Cutoffs, OrderFacts
 from shelflife.domain.ports import (
     RUN_COUNTS,
+    AccountingRow,
     ArchivedCopy,
     ArchivedSegment,
     ArchiveKeyRow,
     ArchiveStore,
     CopyRef,
     Due,
+    ExportRecord,
     InvoiceRef,
     Limits,
     MaskedState,
@@ -166,6 +168,13 @@ class FakeData:
     patterns: dict[int, str] = field(default_factory=dict)
     """Shop id -> Amazon order pattern."""
     feature_changes: list[tuple[int, bool, datetime, str]] = field(default_factory=list)
+    tax_fields: dict[int, tuple[frozenset[str], str | None]] = field(default_factory=dict)
+    """Shop id -> the tax fields it keeps and their legal basis."""
+    accounting_rows: list[AccountingRow] = field(default_factory=list)
+    """Invoices and credits, as the accounting export lists them."""
+    exported: dict[tuple[str, int], datetime] = field(default_factory=dict)
+    """(kind, document id) -> when it was last exported."""
+    exports: list[ExportRecord] = field(default_factory=list)
 
 
 # --- repositories -------------------------------------------------------------------------
@@ -732,7 +741,16 @@ class FakeShops:
         return sorted(
             (
                 ShopSettings(
-                    s.name, s.time_zone, self.data.patterns.get(s.id, ""), s.retention_enabled
+                    s.name,
+                    s.time_zone,
+                    self.data.patterns.get(s.id, ""),
+                    s.retention_enabled,
+                    tuple(
+                        name
+                        for name in TAX_FIELDS
+                        if name in self.data.tax_fields.get(s.id, (frozenset(), None))[0]
+                    ),
+                    self.data.tax_fields.get(s.id, (frozenset(), None))[1],
                 )
                 for s in self.data.shops
             ),
@@ -763,6 +781,44 @@ class FakeShops:
         if "amazon_order_pattern" in changes:
             self.data.patterns[shop.id] = changes["amazon_order_pattern"]
         return True
+
+    def set_tax_fields(self, shop_id: int, kept: frozenset[str], basis: str | None) -> None:
+        self.data.tax_fields[shop_id] = (frozenset(kept), basis)
+
+
+class FakeExports:
+    def __init__(self, data: FakeData) -> None:
+        self.data = data
+
+    def accounting_rows(self, shop_id: int, start: datetime, end: datetime) -> list[AccountingRow]:
+        shop = next(s.name for s in self.data.shops if s.id == shop_id)
+        found = [
+            d for d in self.data.accounting_rows if d.shop == shop and start <= d.created_at < end
+        ]
+        return sorted(found, key=lambda d: (d.created_at, d.kind != "invoice", d.number))
+
+    def mark_exported(self, rows: Sequence[AccountingRow], at: datetime) -> None:
+        self.data.exported.update({(r.kind, r.id): at for r in rows})
+
+    def record(self, export: ExportRecord) -> None:
+        self.data.exports.append(export)
+
+    def last(self, kind: str) -> ExportRecord | None:
+        of_kind = [e for e in self.data.exports if e.kind == kind]
+        return max(of_kind, key=lambda e: e.created_at) if of_kind else None
+
+    def unexported_due(self, shop_id: int, cutoffs: Cutoffs) -> int:
+        """Simply: the shop's unmasked documents never exported and older than the mask
+        cut-off (the fakes model no buyer behind a document)."""
+        shop = next(s.name for s in self.data.shops if s.id == shop_id)
+        return sum(
+            1
+            for d in self.data.accounting_rows
+            if d.shop == shop
+            and not d.masked
+            and (d.kind, d.id) not in self.data.exported
+            and d.created_at < cutoffs.mask_before
+        )
 
 
 class FakeInstallation:
@@ -796,6 +852,7 @@ class FakeUnitOfWork:
             self.after_sales = FakeAfterSales(w)
             self.audit, self.runs = FakeAudit(w), FakeRuns(w)
             self.shops, self.installation = FakeShops(w), FakeInstallation(w)
+            self.exports = FakeExports(w)
         self._depth += 1
         return self
 

@@ -37,6 +37,7 @@ FULL_LINE: dict[str, Any] = {
         "fax": "+49 221 1234568",
         "birth_date": "1980-05-01",
         "note": "Bitte klingeln",
+        "vat_id": "DE123456789",
     },
     "billing_address": {
         "salutation": "Frau",
@@ -52,6 +53,7 @@ FULL_LINE: dict[str, Any] = {
         "country": "DE",
         "phone": "+49 221 7654321",
         "email": "rechnung.mustermann@example.org",
+        "vat_id": "DE 123 456 789",
     },
     "shipping_address": {
         "salutation": "Herr",
@@ -84,7 +86,16 @@ FULL_LINE: dict[str, Any] = {
         {"sku": "BK-1", "title": "Notizbuch", "qty": 2, "price": "9.99"},
         {"sku": "PEN-7", "title": "Füller", "qty": 1, "price": 24.5},
     ],
-    "invoices": [{"invoice_nr": "RE-1", "created_at": "2026-01-02T11:00:00Z", "total": "44.48"}],
+    "invoices": [
+        {
+            "invoice_nr": "RE-1",
+            "created_at": "2026-01-02T11:00:00Z",
+            "total": "44.48",
+            "net": "37.38",
+            "tax": 7.1,
+            "currency": "EUR",
+        }
+    ],
     "credits": [
         {
             "credit_nr": "GS-1",
@@ -149,9 +160,10 @@ def test_full_issue_format_line_is_parsed_into_an_order_record() -> None:
             "fax": "+49 221 1234568",
             "birth_date": date(1980, 5, 1),
             "note": "Bitte klingeln",
+            "vat_id": "DE123456789",
         },
         billing_address=FULL_LINE["billing_address"],
-        shipping_address=FULL_LINE["shipping_address"],
+        shipping_address={**FULL_LINE["shipping_address"], "vat_id": None},
         payment=FULL_LINE["payment"],
         texts={
             "gift_message": "Alles Gute zum Geburtstag, Max!",
@@ -162,7 +174,17 @@ def test_full_issue_format_line_is_parsed_into_an_order_record() -> None:
             Item("BK-1", "Notizbuch", 2, Decimal("9.99")),
             Item("PEN-7", "Füller", 1, Decimal("24.50")),
         ),
-        invoices=(Document("RE-1", datetime(2026, 1, 2, 11, 0, tzinfo=UTC), Decimal("44.48")),),
+        invoices=(
+            Document(
+                "RE-1",
+                datetime(2026, 1, 2, 11, 0, tzinfo=UTC),
+                Decimal("44.48"),
+                None,
+                Decimal("37.38"),
+                Decimal("7.10"),
+                "EUR",
+            ),
+        ),
         credits=(
             Document("GS-1", datetime(2026, 1, 5, 7, 0, tzinfo=UTC), Decimal("9.99"), "RE-1"),
         ),
@@ -585,3 +607,78 @@ def test_other_order_numbers_do_not_match_the_default_pattern(nr: str) -> None:
 def test_order_number_pattern_is_configurable() -> None:
     assert is_amazon_order_number("AMZ-42", r"AMZ-\d+") is True
     assert is_amazon_order_number("AMZ-42x", r"AMZ-\d+") is False
+
+
+# --- tax fields and amounts -------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("where", "value"),
+    [
+        ("customer", "DE"),  # too short
+        ("customer", "D1234567"),  # no two-letter prefix
+        ("billing_address", "DE12/345"),
+        ("billing_address", "DE123\n456"),
+        ("billing_address", "DE 12;DROP"),
+        ("customer", " DE123456789"),
+    ],
+)
+def test_a_malformed_vat_id_is_refused_by_field_without_its_value(where: str, value: str) -> None:
+    line = copy.deepcopy(FULL_LINE)
+    line[where]["vat_id"] = value
+
+    assert problems(line) == [
+        f"{where}.vat_id: not a VAT ID (two letters, then 2 to 18 letters, digits, "
+        "spaces, dots or hyphens)"
+    ]
+
+
+def test_a_vat_id_longer_than_its_column_is_refused() -> None:
+    line = copy.deepcopy(FULL_LINE)
+    line["customer"]["vat_id"] = "DE" + "1" * 19
+
+    assert problems(line) == ["customer.vat_id: longer than 20 characters"]
+
+
+@pytest.mark.parametrize(
+    "value", ["ATU12345678", "EL123456789", "IE1234567FA", "IE1+23456X", "XI 123.456-78"]
+)
+def test_vat_ids_of_several_member_states_are_accepted(value: str) -> None:
+    line = copy.deepcopy(FULL_LINE)
+    line["customer"]["vat_id"] = value
+
+    assert parsed_order(line).customer["vat_id"] == value
+
+
+def test_a_vat_id_of_another_type_is_refused() -> None:
+    line = copy.deepcopy(FULL_LINE)
+    line["customer"]["vat_id"] = 123456789
+
+    assert problems(line) == ["customer.vat_id: must be a string, got int"]
+
+
+@pytest.mark.parametrize(
+    ("changes", "problem"),
+    [
+        ({"net": "abc"}, "invoices[0].net: not a decimal amount like 19.99"),
+        ({"tax": "1e400"}, "invoices[0].tax: not a decimal amount like 19.99"),
+        ({"net": "30.00"}, "invoices[0].net: net and tax do not add up to total"),
+        ({"currency": "eur"}, "invoices[0].currency: not a three-letter ISO 4217 code like EUR"),
+        ({"currency": "EURO"}, "invoices[0].currency: longer than 3 characters"),
+        ({"currency": 978}, "invoices[0].currency: must be a string, got int"),
+    ],
+)
+def test_malformed_net_tax_or_currency_is_refused(changes: dict[str, Any], problem: str) -> None:
+    line = copy.deepcopy(FULL_LINE)
+    line["invoices"][0].update(changes)
+
+    assert problems(line) == [problem]
+
+
+def test_amounts_default_to_none_and_the_currency_to_eur() -> None:
+    line = copy.deepcopy(FULL_LINE)
+    line["credits"][0].pop("currency", None)
+
+    credit = parsed_order(line).credits[0]
+
+    assert (credit.net, credit.tax, credit.currency) == (None, None, "EUR")

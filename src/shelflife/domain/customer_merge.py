@@ -83,6 +83,7 @@ def buyer_values(rec: OrderRecord) -> dict[str, Any]:
         "fax": c.get("fax"),
         "birth_date": c.get("birth_date"),
         "note": c.get("note"),
+        "vat_id": c.get("vat_id") or b.get("vat_id"),
         **{k: b.get(k) for k in POSTAL_FIELDS},
         **{k: p.get(k) for k in PAYMENT_FIELDS},
     }

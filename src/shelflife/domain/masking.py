@@ -50,12 +50,21 @@ def masked(kind: MaskKind, current: object) -> object:
     return mask_value(kind)
 
 
+TAX_FIELDS = ("vat_id", "zip", "state")
+"""Fields a shop may keep unmasked on its invoices and credits, one by one, under a recorded
+legal basis (reverse-charge and OSS records): the buyer's VAT ID, the billing postcode and
+region. Off by default; names, street, phone and e-mail are masked whatever the shop chose."""
+
+
 @dataclass(frozen=True)
 class PiiField:
     table: str
     column: str
     spec_names: tuple[str, ...]
     kind: MaskKind = MaskKind.TEXT
+    kept_by: str | None = None
+    """The tax field (in TAX_FIELDS) under which a shop may keep this column unmasked; the
+    archive copy holds it either way."""
 
 
 def _fields(table: str, *specs: tuple[str, tuple[str, ...], MaskKind]) -> tuple[PiiField, ...]:
@@ -82,6 +91,7 @@ CUSTOMER_FIELDS = _fields(
     ("email", ("CeMail",), E),
     ("phone", ("CPhone",), T),
     ("fax", ("CFax",), T),
+    ("vat_id", (), T),
     ("birth_date", (), D),
     ("note", ("CNote",), T),
     ("history_note", ("CHisNote",), T),
@@ -113,6 +123,7 @@ ADDRESS_FIELDS = _fields(
     ("fax2", ("Fax2",), T),
     ("email", ("eMail",), E),
     ("email2", ("eMail2",), E),
+    ("vat_id", (), T),
     ("birth_date", ("BirthDate",), D),
     ("note", ("Note",), T),
     ("card_type", ("ACardType",), T),
@@ -134,10 +145,19 @@ ORDER_FIELDS = _fields(
     ("shop_note", ("Shop_Note",), T),
 )
 
-INVOICE_FIELDS = _fields("invoices", ("billing_name", (), T), ("billing_address", (), T))
-CREDIT_FIELDS = _fields(
-    "credits", ("billing_name", (), T), ("billing_address", (), T), ("reason", (), T)
-)
+
+def _document_fields(table: str, *extra: str) -> tuple[PiiField, ...]:
+    return (
+        *_fields(table, ("billing_name", (), T), ("billing_address", (), T)),
+        PiiField(table, "billing_zip", (), T, kept_by="zip"),
+        PiiField(table, "billing_state", (), T, kept_by="state"),
+        PiiField(table, "billing_vat_id", (), T, kept_by="vat_id"),
+        *_fields(table, *((column, (), T) for column in extra)),
+    )
+
+
+INVOICE_FIELDS = _document_fields("invoices")
+CREDIT_FIELDS = _document_fields("credits", "reason")
 RETURN_FIELDS = _fields("returns", ("reason", (), T))
 
 MASK_PROFILE: dict[str, tuple[PiiField, ...]] = {
@@ -152,6 +172,11 @@ MASK_PROFILE: dict[str, tuple[PiiField, ...]] = {
 }
 """Table name -> its PII columns. Every table here has a `masked_at` column and a `customer_id`
 column, except `customers`, whose own `id` is the customer id."""
+
+
+def kept_when_masked(field: PiiField, kept: frozenset[str] | set[str]) -> bool:
+    """Whether masking leaves this field as it is, given the tax fields a shop keeps."""
+    return field.kept_by is not None and field.kept_by in kept
 
 
 def all_fields() -> tuple[PiiField, ...]:

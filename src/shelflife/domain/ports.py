@@ -16,7 +16,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import date, datetime
 from decimal import Decimal
 from enum import StrEnum
 from typing import Any, Protocol, Self
@@ -66,6 +66,9 @@ class ShopSettings:
     time_zone: str
     amazon_order_pattern: str
     retention_enabled: bool
+    kept_tax_fields: tuple[str, ...] = ()
+    """The tax fields (masking.TAX_FIELDS order) its invoices and credits keep when masked."""
+    tax_fields_basis: str | None = None
 
 
 @dataclass(frozen=True)
@@ -531,6 +534,66 @@ class ShopRepository(Protocol):
         """Change `time_zone` and/or `amazon_order_pattern`; False when no shop has the name."""
         ...
 
+    def set_tax_fields(self, shop_id: int, kept: frozenset[str], basis: str | None) -> None:
+        """Keep exactly these tax fields (masking.TAX_FIELDS) under this basis; none: clear."""
+        ...
+
+
+@dataclass(frozen=True)
+class AccountingRow:
+    """One invoice or credit as the accounting export lists it: the billing name, country and
+    VAT ID as stored (masked values when the document is masked), and its amounts."""
+
+    kind: str  # "invoice" or "credit"
+    id: int
+    number: str
+    invoice_nr: str | None  # the invoice a credit corrects
+    shop: str
+    created_at: datetime
+    customer_name: str | None
+    country: str | None
+    vat_id: str | None
+    net: Decimal | None
+    tax: Decimal | None
+    gross: Decimal
+    currency: str
+    masked: bool
+
+
+@dataclass(frozen=True)
+class ExportRecord:
+    """One export as recorded: what, which period (local days, inclusive), the file's digest."""
+
+    kind: str
+    shop: str | None
+    period_from: date
+    period_to: date
+    file_sha256: str
+    rows: int
+    created_at: datetime
+    created_by: str
+
+
+class ExportRepository(Protocol):
+    def accounting_rows(self, shop_id: int, start: datetime, end: datetime) -> list[AccountingRow]:
+        """The shop's invoices and credits created in [start, end), by date, kind and number."""
+        ...
+
+    def mark_exported(self, rows: Sequence[AccountingRow], at: datetime) -> None:
+        """Note on each document that it has been exported (kept for the unexported count)."""
+        ...
+
+    def record(self, export: ExportRecord) -> None: ...
+
+    def last(self, kind: str) -> ExportRecord | None:
+        """The newest export of this kind, or None."""
+        ...
+
+    def unexported_due(self, shop_id: int, cutoffs: Cutoffs) -> int:
+        """Unmasked invoices and credits never exported whose buyer is ready for masking by
+        these cut-offs (archive aside: it is made the night before)."""
+        ...
+
 
 class InstallationRepository(Protocol):
     def master_key_id(self) -> str | None:
@@ -567,6 +630,9 @@ class UnitOfWork(Protocol):
 
     @property
     def installation(self) -> InstallationRepository: ...
+
+    @property
+    def exports(self) -> ExportRepository: ...
 
     def __enter__(self) -> Self: ...
 

@@ -26,6 +26,7 @@ CUSTOMER_KEYS = (
     "fax",
     "birth_date",
     "note",
+    "vat_id",
 )
 ADDRESS_KEYS = (
     "salutation",
@@ -41,6 +42,7 @@ ADDRESS_KEYS = (
     "country",
     "phone",
     "email",
+    "vat_id",
 )
 PAYMENT_KEYS = ("card_type", "card_name", "card_nr", "card_exp", "account", "account_name", "iban")
 ORDER_TEXT_KEYS = ("gift_message", "address_remarks", "shop_note")
@@ -68,6 +70,7 @@ FIELD_MAX_LENGTH: dict[str, int] = {
     "account": 40,
     "account_name": 100,
     "iban": 34,
+    "vat_id": 20,
 }
 """Longest value each import field may carry: the width of the column it is stored in, so a
 value that does not fit is refused by line and field instead of failing (PostgreSQL) or being
@@ -81,6 +84,12 @@ RANGE_TEXT = "2000-01-01 to 2100-12-31 (UTC)"
 _SAFE_KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,39}")
 """Unknown key names are shown in refusals only when they look like a field name: anything else
 could be a value (PII) or unprintable, and is described as "an unknown field"."""
+VAT_ID = re.compile(r"[A-Za-z]{2}[A-Za-z0-9+*.\- ]{2,18}")
+"""A VAT ID: two letters (the country prefix, "EL" for Greece, "XI" for Northern Ireland) and
+2 to 18 letters, digits and the separators sellers' systems print (space, dot, hyphen; "+" and
+"*" occur in Irish numbers). 4 to 20 characters in all; checksums are the tax office's job."""
+CURRENCY = re.compile(r"[A-Z]{3}")
+DEFAULT_CURRENCY = "EUR"
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)  # placeholder only used when parsing already failed
 
 
@@ -108,6 +117,11 @@ class Document:
     created_at: datetime
     total: Decimal
     invoice_nr: str | None = None
+    net: Decimal | None = None
+    tax: Decimal | None = None
+    currency: str = DEFAULT_CURRENCY
+    """`total` is the gross amount; `net` and `tax` are optional, and when both are given
+    they add up to it."""
 
 
 @dataclass(frozen=True)
@@ -241,7 +255,21 @@ class _Parser:
         return value
 
     def texts(self, obj: dict[str, Any], keys: tuple[str, ...], path: str) -> dict[str, str | None]:
-        return {k: self.text(obj, k, path, max_len=FIELD_MAX_LENGTH.get(k, MAX_TEXT)) for k in keys}
+        return {k: self.field(obj, k, path) for k in keys}
+
+    def field(self, obj: dict[str, Any], key: str, path: str) -> str | None:
+        """An import field, within its column's width; a VAT ID also of its form."""
+        value = self.text(obj, key, path, max_len=FIELD_MAX_LENGTH.get(key, MAX_TEXT))
+        if key == "vat_id" and value and not VAT_ID.fullmatch(value):
+            self.problems.append(
+                f"{path}{key}: not a VAT ID (two letters, then 2 to 18 letters, digits, "
+                "spaces, dots or hyphens)"
+            )
+            return None
+        return value
+
+    def optional_money(self, obj: dict[str, Any], key: str, path: str) -> Decimal | None:
+        return None if obj.get(key) is None else self.money(obj, key, path)
 
     def listing(self, obj: dict[str, Any], key: str) -> list[Any]:
         value = obj.get(key)
@@ -261,7 +289,19 @@ class _Parser:
         created = self.instant(obj, "created_at", path, required=True)
         total = self.money(obj, "total", path)
         ref = self.text(obj, "invoice_nr", path, max_len=64) if number_key == "credit_nr" else None
-        return Document(number, created or _EPOCH, total, ref)
+        before = len(self.problems)
+        net = self.optional_money(obj, "net", path)
+        tax = self.optional_money(obj, "tax", path)
+        amounts_read = len(self.problems) == before
+        if amounts_read and net is not None and tax is not None and net + tax != total:
+            self.problems.append(f"{path}net: net and tax do not add up to total")
+        currency = self.text(obj, "currency", path, max_len=3)
+        if currency is not None and not CURRENCY.fullmatch(currency):
+            self.problems.append(f"{path}currency: not a three-letter ISO 4217 code like EUR")
+            currency = None
+        return Document(
+            number, created or _EPOCH, total, ref, net, tax, currency or DEFAULT_CURRENCY
+        )
 
 
 def parse_line(raw: str | bytes) -> OrderRecord | ManualDocumentRecord:
@@ -306,9 +346,7 @@ def parse_record(obj: object) -> OrderRecord | ManualDocumentRecord:
     cancelled_at = p.instant(obj, "cancelled_at", "")
     cust = p.mapping(obj, "customer", "", CUSTOMER_KEYS)
     customer: dict[str, str | date | None] = {
-        k: p.text(cust, k, "customer.", max_len=FIELD_MAX_LENGTH.get(k, MAX_TEXT))
-        for k in CUSTOMER_KEYS
-        if k != "birth_date"
+        k: p.field(cust, k, "customer.") for k in CUSTOMER_KEYS if k != "birth_date"
     }
     customer["birth_date"] = p.day(cust, "birth_date", "customer.")
     billing_raw = p.mapping(obj, "billing_address", "", ADDRESS_KEYS)

@@ -11,7 +11,7 @@ import os
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from importlib.metadata import version as package_version
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
@@ -120,6 +120,12 @@ app.add_typer(user_app, name="user")
 app.add_typer(token_app, name="token")
 app.add_typer(audit_app, name="audit")
 app.add_typer(archive_app, name="archive")
+export_app = typer.Typer(
+    help="Exports to run before masking (the accounting CSV).",
+    no_args_is_help=True,
+    rich_markup_mode="markdown",
+)
+app.add_typer(export_app, name="export")
 
 # Order numbers, names and reasons are data: a value like "[/x]" or ":smile:" prints as itself,
 # and ESC or a carriage return in it is shown escaped (see terminal.py). Styles come from
@@ -602,16 +608,25 @@ def compliance(as_of: AsOfOpt = None, home: HomeOpt = None, as_json: JsonOpt = F
     Exits 1 when there is any violation, so that monitoring can alert on it.
     """
     from shelflife.domain.policy import Finding
+    from shelflife.services.exports import check_export_warnings
     from shelflife.services.inspection import compliance_document, compliance_report
 
     with _errors():
         when = _instant(as_of, "--as-of")
-        entries = _with_app(home, lambda a: compliance_report(a.ports(), when))
+        entries, warnings = _with_app(
+            home,
+            lambda a: (
+                compliance_report(a.ports(), when),
+                check_export_warnings(a.ports(), when).messages(),
+            ),
+        )
         violations = [e for e in entries if e.finding is Finding.VIOLATION]
         held = [e for e in entries if e.finding is Finding.HOLD]
         if as_json:
-            _print_json(compliance_document(entries).model_dump(mode="json"))
+            _print_json(compliance_document(entries, warnings).model_dump(mode="json"))
         else:
+            for warning in warnings:
+                out.print(styled(("warning: ", "bold yellow"), warning), soft_wrap=True)
             for rows, title in (
                 (
                     violations,
@@ -642,6 +657,56 @@ def compliance(as_of: AsOfOpt = None, home: HomeOpt = None, as_json: JsonOpt = F
                 )
         if violations:
             raise typer.Exit(1)
+
+
+@export_app.command("accounting")
+def export_accounting_csv(
+    first: Annotated[
+        str, typer.Option("--from", help="First day (YYYY-MM-DD), inclusive.", callback=_text)
+    ],
+    last: Annotated[
+        str, typer.Option("--to", help="Last day (YYYY-MM-DD), inclusive.", callback=_text)
+    ],
+    out_file: Annotated[
+        Path, typer.Option("--out", help="The CSV file to write (replaced if it exists).")
+    ],
+    shop: Annotated[
+        str | None, typer.Option("--shop", help="Only this shop's documents.", callback=_text)
+    ] = None,
+    user: Annotated[
+        str, typer.Option("--user", help="Who exports (recorded).", callback=_text)
+    ] = "operator",
+    home: HomeOpt = None,
+) -> None:
+    """Write the invoices and credits of a period as CSV for the accounting (layout in
+    docs/accounting-export.md): number, date, customer name, country, VAT ID, net, tax,
+    gross, currency. Run it before masking: masked documents list their masked names.
+
+    Days are each shop's local days. The file appears complete or not at all; the export is
+    recorded with the file's SHA-256 and audited."""
+    from shelflife.services.exports import export_accounting, write_atomically
+
+    with _errors():
+        start, end = _day(first, "--from"), _day(last, "--to")
+        result = _with_app(
+            home,
+            lambda a: export_accounting(
+                a.ports(), start, end, shop, user, write_atomically(out_file)
+            ),
+        )
+        note = f", {result.masked_rows} of them masked," if result.masked_rows else ""
+        out.print(
+            f"{result.rows} documents{note} written to {out_file} (sha256 {result.sha256})",
+            highlight=False,
+            soft_wrap=True,
+        )
+
+
+def _day(value: str, option: str) -> date:
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        raise typer.BadParameter(f"{option}: not a day of the form YYYY-MM-DD") from None
 
 
 @app.command()
@@ -942,7 +1007,7 @@ def shop_list(home: HomeOpt = None, as_json: JsonOpt = False) -> None:
             _print_json([s.__dict__ for s in shops])
             return
         table = Table()
-        for col in ("shop", "time zone", "Amazon order pattern", "retention"):
+        for col in ("shop", "time zone", "Amazon order pattern", "retention", "tax fields kept"):
             table.add_column(col)
         for s in shops:
             table.add_row(
@@ -950,8 +1015,58 @@ def shop_list(home: HomeOpt = None, as_json: JsonOpt = False) -> None:
                 s.time_zone,
                 s.amazon_order_pattern,
                 "enabled" if s.retention_enabled else "disabled",
+                _kept_text(s.kept_tax_fields, s.tax_fields_basis),
             )
         out.print(table)
+
+
+def _kept_text(kept: tuple[str, ...], basis: str | None) -> str:
+    return f"{', '.join(kept)} ({basis})" if kept else "none"
+
+
+@shop_app.command("tax-fields")
+def shop_tax_fields(
+    shop: Annotated[str, typer.Argument(help="Shop name.", callback=_text)],
+    keep: Annotated[
+        str | None,
+        typer.Option(
+            "--keep",
+            help="Comma-separated: vat_id, zip, state (replaces the current choice).",
+            callback=_text,
+        ),
+    ] = None,
+    basis: Annotated[
+        str | None,
+        typer.Option("--basis", help="The legal basis (required with --keep).", callback=_text),
+    ] = None,
+    clear: Annotated[
+        bool, typer.Option("--clear", help="Keep none: mask them like other fields.")
+    ] = False,
+    user: Annotated[
+        str, typer.Option("--user", help="Who decided it.", callback=_text)
+    ] = "operator",
+    home: HomeOpt = None,
+) -> None:
+    """Keep the buyer's VAT ID, postcode or region on a shop's invoices and credits unmasked.
+
+    Off by default. Each kept field needs a recorded legal basis (e.g. reverse-charge or OSS
+    records); names, street, phone and e-mail are masked whatever is chosen. The choice applies
+    from the next masking on and is recorded in the audit log."""
+    from shelflife.services.shops import set_tax_fields
+
+    if clear == (keep is not None):
+        _fail("give either --keep FIELDS with --basis, or --clear", 2)
+    fields = [] if clear else [f.strip() for f in (keep or "").split(",") if f.strip()]
+    if not clear and not fields:
+        _fail("--keep: name one or more of vat_id, zip, state (or use --clear)", 2)
+    with _errors():
+        view = _with_app(home, lambda a: set_tax_fields(a.ports(), shop, fields, basis, user))
+        out.print(
+            f"shop {shop}: tax fields kept: "
+            + _kept_text(view.kept_tax_fields, view.tax_fields_basis),
+            highlight=False,
+            soft_wrap=True,
+        )
 
 
 @shop_app.command("set")

@@ -20,6 +20,7 @@ from shelflife.domain.errors import Conflict, InvalidInput, NotFound
 from shelflife.domain.records import (
     ADDRESS_KEYS,
     FIELD_MAX_LENGTH,
+    VAT_ID,
     address_line,
     full_name,
 )
@@ -53,6 +54,8 @@ def check_address_changes(changes: Mapping[str, object]) -> dict[str, str | None
             problems.append(f"{key}: longer than {FIELD_MAX_LENGTH[key]} characters")
         elif "\x00" in value or not _encodable(value):
             problems.append(f"{key}: contains a character that cannot be stored")
+        elif key == "vat_id" and value and not VAT_ID.fullmatch(value):
+            problems.append(f"{key}: not a VAT ID (two letters, then 2 to 18 letters or digits)")
         else:
             checked[key] = value
     if problems:

@@ -20,6 +20,7 @@ from shelflife.domain.errors import UnknownShop
 from shelflife.domain.policy import Cutoffs, Finding, RetentionState, retry_at
 from shelflife.domain.references import customer_ref
 from shelflife.services.documents import RunView
+from shelflife.services.exports import ExportWarnings, check_export_warnings
 from shelflife.services.inspection import ComplianceEntry, compliance_entry
 from shelflife.services.pipeline import RunReport, dry_run_shop
 from shelflife.services.retrieval import RATE_ALERT
@@ -132,6 +133,7 @@ class Dashboard:
     holds: Listed[ComplianceEntry]
     runs: list[RunView]
     alerts: Listed[RetrievalAlert]
+    exports: ExportWarnings
 
 
 def shop_counts(app: App, as_of: datetime | None = None) -> list[ShopCounts]:
@@ -263,6 +265,7 @@ def dashboard(app: App, as_of: datetime | None = None, limit: int = LIST_LIMIT) 
         holds=_compliance(app, now, Finding.HOLD, limit),
         runs=list_runs(app.ports(), RUNS_SHOWN),
         alerts=_alerts(app, limit),
+        exports=check_export_warnings(app.ports(), now),
     )
 
 

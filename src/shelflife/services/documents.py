@@ -82,6 +82,7 @@ class CustomerDocument(Document):
     email: Text
     phone: Text
     fax: Text
+    vat_id: Text
     birth_date: Text
     note: Text
     history_note: Text
@@ -114,6 +115,7 @@ class AddressDocument(Document):
     fax2: Text
     email: Text
     email2: Text
+    vat_id: Text
     birth_date: Text
     note: Text
     card_type: Text
@@ -136,18 +138,32 @@ class ItemDocument(Document):
 class InvoiceDocument(Document):
     invoice_nr: str
     created_at: Instant
-    total: Money
+    total: Money = Field(description="The gross amount.")
+    net: Money | None = None
+    tax: Money | None = None
+    currency: str = "EUR"
     billing_name: Text
     billing_address: Text
+    billing_zip: Text = None
+    billing_state: Text = None
+    billing_country: Text = None
+    billing_vat_id: Text = None
     manual: bool = Field(description="Issued by hand, not for one order: shown with every order.")
 
 
 class CreditDocument(Document):
     credit_nr: str
     created_at: Instant
-    total: Money
+    total: Money = Field(description="The gross amount.")
+    net: Money | None = None
+    tax: Money | None = None
+    currency: str = "EUR"
     billing_name: Text
     billing_address: Text
+    billing_zip: Text = None
+    billing_state: Text = None
+    billing_country: Text = None
+    billing_vat_id: Text = None
     manual: bool
 
 
@@ -332,6 +348,11 @@ class ComplianceEntryDocument(Document):
 class ComplianceReport(Document):
     violations: list[ComplianceEntryDocument]
     holds: list[ComplianceEntryDocument]
+    warnings: list[str] = Field(
+        default_factory=list,
+        description="Exports falling behind the masking: the last accounting export older "
+        "than 14 days, documents masked within 7 days never exported.",
+    )
 
 
 # -- shelflife run --json / POST /runs, shelflife runs --json / GET /runs -----------------------

@@ -105,14 +105,14 @@ def show_order(
         "items": [_row(i, ["sku", "title", "qty", "price"]) for i in records.items],
         "invoices": [
             dict(
-                _row(i, ["invoice_nr", "created_at", "total", "billing_name", "billing_address"]),
+                _row(i, [*DOCUMENT_COLUMNS, "invoice_nr"]),
                 manual=i.order_id is None,
             )
             for i in records.invoices
         ],
         "credits": [
             dict(
-                _row(c, ["credit_nr", "created_at", "total", "billing_name", "billing_address"]),
+                _row(c, [*DOCUMENT_COLUMNS, "credit_nr"]),
                 manual=c.order_id is None,
             )
             for c in records.credits
@@ -132,6 +132,17 @@ def show_order(
         "replaces_order": records.replaces_order,
     }
     return OrderDocument.model_validate(document)
+
+
+DOCUMENT_COLUMNS = [
+    "created_at",
+    "total",
+    "net",
+    "tax",
+    "currency",
+    *(f.column for f in MASK_PROFILE["invoices"]),
+    "billing_country",
+]
 
 
 def _other_order(row: Any, facts: CustomerFacts, cutoffs: Cutoffs) -> dict[str, object]:
@@ -175,11 +186,15 @@ class ComplianceEntry:
         )
 
 
-def compliance_document(entries: Sequence[ComplianceEntry]) -> ComplianceReport:
-    """The report as `shelflife compliance --json` prints it: violations, then holds."""
+def compliance_document(
+    entries: Sequence[ComplianceEntry], warnings: Sequence[str] = ()
+) -> ComplianceReport:
+    """The report as `shelflife compliance --json` prints it: violations, then holds, and the
+    export warnings (services/exports.py)."""
     return ComplianceReport(
         violations=[e.document() for e in entries if e.finding is Finding.VIOLATION],
         holds=[e.document() for e in entries if e.finding is Finding.HOLD],
+        warnings=list(warnings),
     )
 
 

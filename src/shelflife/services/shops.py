@@ -3,15 +3,19 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from datetime import datetime
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from shelflife.domain.errors import InvalidInput, UnknownShop
+from shelflife.domain.masking import TAX_FIELDS
 from shelflife.domain.policy import check_not_in_future
 from shelflife.domain.ports import Ports, ShopSettings
 
 ShopView = ShopSettings
-"""A shop as listed: name, time zone, Amazon order pattern, whether retention is on."""
+"""A shop as listed: name, time zone, Amazon order pattern, whether retention is on, and the
+tax fields kept on its invoices and credits with their legal basis."""
+_FIELD_NAME = re.compile(r"[a-z_]{1,20}")
 
 
 def list_shops(ports: Ports) -> list[ShopView]:
@@ -34,6 +38,47 @@ def set_feature(ports: Ports, shop: str, enabled: bool, user: str) -> bool:
         uow.audit.append(now, user, "feature.enabled" if enabled else "feature.disabled", shop)
         uow.commit()
         return True
+
+
+TAX_FIELDS_CHANGED = "shop.tax_fields"
+MAX_BASIS = 500
+
+
+def set_tax_fields(
+    ports: Ports, shop: str, keep: Sequence[str], basis: str | None, user: str
+) -> ShopView:
+    """Keep exactly these tax fields of the shop's invoices and credits unmasked from the next
+    masking on, under a legal basis that is recorded; an empty `keep` clears the choice (and
+    the basis), so masking covers them again. Values masked before stay masked; the archive
+    holds them. Audited: who, when, which fields and the basis."""
+    unknown = sorted(set(keep) - set(TAX_FIELDS))
+    if unknown:
+        shown = ", ".join(u if _FIELD_NAME.fullmatch(u) else "?" for u in unknown)
+        raise InvalidInput(f"tax fields: {shown} not among {', '.join(TAX_FIELDS)}")
+    kept = frozenset(keep)
+    reason = (basis or "").strip()
+    if kept and not reason:
+        raise InvalidInput("legal basis: required when keeping tax fields, e.g. the law or rule")
+    if len(reason) > MAX_BASIS:
+        raise InvalidInput(f"legal basis: longer than {MAX_BASIS} characters")
+    if kept and any(ch in reason for ch in "\x00\r\n\x1b"):
+        raise InvalidInput("legal basis: one line of text without control characters")
+    with ports.uow as uow:
+        row = uow.shops.by_name(shop)
+        if row is None:
+            raise UnknownShop(shop)
+        uow.shops.set_tax_fields(row.id, kept, reason if kept else None)
+        ordered = [name for name in TAX_FIELDS if name in kept]
+        uow.audit.append(
+            ports.clock.now(),
+            user,
+            TAX_FIELDS_CHANGED,
+            shop,
+            {"kept": ",".join(ordered) or None, "basis": reason if kept else None},
+        )
+        view = next(s for s in uow.shops.all() if s.name == shop)
+        uow.commit()
+        return view
 
 
 def configure_shop(

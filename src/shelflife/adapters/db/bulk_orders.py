@@ -16,6 +16,8 @@ from shelflife.adapters.db.order_writer import (
     OrderWriter,
     _address_values,
     _billing_copy,
+    _vat_id,
+    document_amounts,
 )
 from shelflife.adapters.db.tables import Address, Credit, Customer, Invoice, Order, OrderItem
 from shelflife.domain.customer_merge import (
@@ -181,7 +183,7 @@ def create_orders(writer: OrderWriter, records: Sequence[OrderRecord]) -> None:
             }
             for n, it in enumerate(r.items, 1)
         ]
-        copy = _billing_copy(billing)
+        copy = _billing_copy(billing, _vat_id(r))
         billing_of.append(copy)
         invoices += [
             {
@@ -189,8 +191,7 @@ def create_orders(writer: OrderWriter, records: Sequence[OrderRecord]) -> None:
                 "customer_id": c,
                 "order_id": o,
                 "invoice_nr": d.number,
-                "created_at": d.created_at,
-                "total": d.total,
+                **document_amounts(d),
                 "masked_at": None,
                 **copy,
             }
@@ -212,8 +213,7 @@ def create_orders(writer: OrderWriter, records: Sequence[OrderRecord]) -> None:
             "order_id": o,
             "credit_nr": d.number,
             "invoice_nr": d.invoice_nr,
-            "created_at": d.created_at,
-            "total": d.total,
+            **document_amounts(d),
             "masked_at": None,
             **copy,
         }

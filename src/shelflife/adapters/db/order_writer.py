@@ -167,7 +167,7 @@ class OrderWriter:
                     for i, it in enumerate(rec.items, 1)
                 ],
             )
-        billing = _billing_copy(addresses[0])
+        billing = _billing_copy(addresses[0], _vat_id(rec))
         self._add_documents(
             shop.id, customer_id, order_id, rec.invoices, rec.credits, billing, None
         )
@@ -302,9 +302,13 @@ class OrderWriter:
                         update(table)
                         .where(
                             table.id == known[doc.number],
-                            (table.created_at != doc.created_at) | (table.total != doc.total),
+                            (table.created_at != doc.created_at)
+                            | (table.total != doc.total)
+                            | table.net.is_distinct_from(doc.net)
+                            | table.tax.is_distinct_from(doc.tax)
+                            | (table.currency != doc.currency),
                         )
-                        .values(created_at=doc.created_at, total=doc.total)
+                        .values(**document_amounts(doc))
                     )
                     changed = changed or result.rowcount > 0
         new_invoices = tuple(d for d in rec.invoices if d.number not in known_invoices)
@@ -315,8 +319,13 @@ class OrderWriter:
                     Address.order_id == order_id, Address.kind == "billing"
                 )
             ).one_or_none()
+            # Stored values only, as for the address: a masked buyer's copy stays masked.
+            stored_vat_id = self.conn.execute(
+                select(Customer.vat_id).where(Customer.id == customer_id)
+            ).scalar_one_or_none()
             billing = _billing_copy(
-                {c: getattr(billing_row, c) for c in ADDRESS_PII} if billing_row else {}
+                {c: getattr(billing_row, c) for c in ADDRESS_PII} if billing_row else {},
+                stored_vat_id,
             )
             self._add_documents(
                 shop.id,
@@ -352,8 +361,7 @@ class OrderWriter:
                         "customer_id": customer_id,
                         "order_id": order_id,
                         "invoice_nr": d.number,
-                        "created_at": d.created_at,
-                        "total": d.total,
+                        **document_amounts(d),
                         "masked_at": masked_at,
                         **billing,
                     }
@@ -379,8 +387,7 @@ class OrderWriter:
                         "order_id": order_id,
                         "invoice_id": ids.get(d.invoice_nr or ""),
                         "credit_nr": d.number,
-                        "created_at": d.created_at,
-                        "total": d.total,
+                        **document_amounts(d),
                         "masked_at": masked_at,
                         **billing,
                     }
@@ -520,6 +527,10 @@ class OrderWriter:
         billing = {
             "billing_name": cust.name or cust.company,
             "billing_address": _postal(cust.address, cust.zip, cust.city),
+            "billing_zip": cust.zip,
+            "billing_state": cust.state,
+            "billing_country": cust.country,
+            "billing_vat_id": cust.vat_id,
         }
         is_masked = row.masked_at is not None and row.retrieved_at is None
         docs = (rec.document,)
@@ -565,11 +576,33 @@ def _address_values(rec: OrderRecord, kind: str) -> dict[str, Any]:
     return values
 
 
-def _billing_copy(address: Mapping[str, Any]) -> dict[str, str | None]:
-    """Invoices carry the billing name and address as printed; that copy is PII too."""
+def _billing_copy(address: Mapping[str, Any], vat_id: str | None) -> dict[str, str | None]:
+    """Invoices carry the billing name and address as printed; that copy is PII too. The
+    postcode, region, country and VAT ID are kept apart as well: a shop may keep some of them
+    unmasked for its tax records. The VAT ID is the billing address's, else the buyer's."""
     return {
         "billing_name": address.get("name") or address.get("company"),
         "billing_address": _postal(address.get("address"), address.get("zip"), address.get("city")),
+        "billing_zip": address.get("zip"),
+        "billing_state": address.get("state"),
+        "billing_country": address.get("country"),
+        "billing_vat_id": address.get("vat_id") or vat_id,
+    }
+
+
+def _vat_id(rec: OrderRecord) -> str | None:
+    value = rec.customer.get("vat_id")
+    return value if isinstance(value, str) and value else None
+
+
+def document_amounts(d: Document) -> dict[str, Any]:
+    """An invoice's or credit's date and amounts as stored (`total` is the gross amount)."""
+    return {
+        "created_at": d.created_at,
+        "total": d.total,
+        "net": d.net,
+        "tax": d.tax,
+        "currency": d.currency,
     }
 
 

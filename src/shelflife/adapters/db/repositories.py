@@ -13,7 +13,7 @@ from typing import Any
 
 from sqlalchemy import ColumnElement, Connection, delete, func, insert, or_, select, update
 
-from shelflife.adapters.db import audit_log, customers, retention, runs
+from shelflife.adapters.db import audit_log, customers, exports, retention, runs
 from shelflife.adapters.db.installation import read_installation
 from shelflife.adapters.db.reading import (
     find_order,
@@ -40,13 +40,16 @@ from shelflife.adapters.db.tables import (
 )
 from shelflife.domain.audit import AuditEntry
 from shelflife.domain.duplicates import DuplicateCandidate, MergeCandidate
+from shelflife.domain.masking import TAX_FIELDS
 from shelflife.domain.policy import CustomerFacts, Cutoffs
 from shelflife.domain.ports import (
+    AccountingRow,
     ArchivedCopy,
     ArchivedSegment,
     ArchiveKeyRow,
     CopyRef,
     Due,
+    ExportRecord,
     MaskedState,
     OrderMatch,
     OrderRecords,
@@ -410,11 +413,23 @@ class SqlShops:
     def all(self) -> list[ShopSettings]:
         rows = self.conn.execute(
             select(
-                Shop.name, Shop.time_zone, Shop.amazon_order_pattern, Shop.retention_enabled
+                Shop.name,
+                Shop.time_zone,
+                Shop.amazon_order_pattern,
+                Shop.retention_enabled,
+                Shop.tax_fields_basis,
+                *(getattr(Shop, f"keep_{name}") for name in TAX_FIELDS),
             ).order_by(Shop.name)
         )
         return [
-            ShopSettings(r.name, r.time_zone, r.amazon_order_pattern, r.retention_enabled)
+            ShopSettings(
+                r.name,
+                r.time_zone,
+                r.amazon_order_pattern,
+                r.retention_enabled,
+                tuple(name for name in TAX_FIELDS if getattr(r, f"keep_{name}")),
+                r.tax_fields_basis,
+            )
             for r in rows
         ]
 
@@ -443,6 +458,16 @@ class SqlShops:
         result = self.conn.execute(update(Shop).where(Shop.name == name).values(**changes))
         return bool(result.rowcount)
 
+    def set_tax_fields(self, shop_id: int, kept: frozenset[str], basis: str | None) -> None:
+        self.conn.execute(
+            update(Shop)
+            .where(Shop.id == shop_id)
+            .values(
+                tax_fields_basis=basis,
+                **{f"keep_{name}": name in kept for name in TAX_FIELDS},
+            )
+        )
+
 
 class SqlInstallation:
     def __init__(self, conn: Connection) -> None:
@@ -451,3 +476,23 @@ class SqlInstallation:
     def master_key_id(self) -> str | None:
         installation = read_installation(self.conn)
         return installation.master_key_id if installation else None
+
+
+class SqlExports:
+    def __init__(self, conn: Connection) -> None:
+        self.conn = conn
+
+    def accounting_rows(self, shop_id: int, start: datetime, end: datetime) -> list[AccountingRow]:
+        return exports.accounting_rows(self.conn, shop_id, start, end)
+
+    def mark_exported(self, rows: Sequence[AccountingRow], at: datetime) -> None:
+        exports.mark_exported(self.conn, rows, at)
+
+    def record(self, export: ExportRecord) -> None:
+        exports.record(self.conn, export)
+
+    def last(self, kind: str) -> ExportRecord | None:
+        return exports.last(self.conn, kind)
+
+    def unexported_due(self, shop_id: int, cutoffs: Cutoffs) -> int:
+        return exports.unexported_due(self.conn, shop_id, cutoffs)

@@ -132,6 +132,11 @@ def _mask_ready(shop_id: int, c: Cutoffs) -> ColumnElement[bool]:
     )
 
 
+def mask_ready_condition(shop_id: int, c: Cutoffs) -> ColumnElement[bool]:
+    """Buyers the mask step selects by these cut-offs once their archive copy is current."""
+    return _mask_ready(shop_id, c)
+
+
 def _remask_ready(shop_id: int, c: Cutoffs) -> ColumnElement[bool]:
     """Everything `policy.can_remask` asks except the archive copy."""
     return and_(
@@ -308,12 +313,19 @@ def record_failed(conn: Connection, failed: Sequence[tuple[int, str]], now: date
 
 
 def _mask_assignments(name: str) -> dict[str, Any]:
+    """Each PII column's new value: empty stays empty, a tax field the row's shop keeps stays
+    as it is (one correlated test per column in the same UPDATE: no per-row work), every other
+    value becomes its mask value."""
     model = PII_TABLES[name]
     values: dict[str, Any] = {}
     for f in MASK_PROFILE[name]:
         col = getattr(model, f.column)
         empty = col.is_(None) if f.kind is MaskKind.DATE else or_(col.is_(None), col == "")
-        values[f.column] = case((empty, col), else_=literal(mask_value(f.kind), col.type))
+        unchanged: list[tuple[ColumnElement[bool], Any]] = [(empty, col)]
+        if f.kept_by is not None:
+            keep = getattr(Shop, f"keep_{f.kept_by}")
+            unchanged.append((exists().where(Shop.id == model.shop_id, keep.is_(True)), col))
+        values[f.column] = case(*unchanged, else_=literal(mask_value(f.kind), col.type))
     return values
 
 

@@ -68,6 +68,27 @@ class Shop(Base):
         Boolean, default=False, comment="Archiving and masking run only when enabled"
     )
     created_at: Mapped[datetime]
+    keep_vat_id: Mapped[bool] = mapped_column(
+        Boolean,
+        default=False,
+        server_default="0",
+        comment="Invoices and credits keep the buyer's VAT ID when masked (tax_fields_basis)",
+    )
+    keep_zip: Mapped[bool] = mapped_column(
+        Boolean,
+        default=False,
+        server_default="0",
+        comment="Invoices and credits keep the billing postcode when masked (tax_fields_basis)",
+    )
+    keep_state: Mapped[bool] = mapped_column(
+        Boolean,
+        default=False,
+        server_default="0",
+        comment="Invoices and credits keep the billing region when masked (tax_fields_basis)",
+    )
+    tax_fields_basis: Mapped[str | None] = mapped_column(
+        Text, comment="The legal basis recorded for the kept tax fields; set while any is kept"
+    )
 
 
 class ShopFeatureChange(Base):
@@ -131,6 +152,7 @@ class Customer(Base):
     birth_date: Mapped[date | None] = mapped_column(Date, comment="PII")
     note: Mapped[str | None] = pii(None, "PII: CNote")
     history_note: Mapped[str | None] = pii(None, "PII: CHisNote")
+    vat_id: Mapped[str | None] = pii(20, "PII: the buyer's VAT ID")
     card_name: Mapped[str | None] = pii(100, "PII: CardName")
     card_nr: Mapped[str | None] = pii(40, "PII: CardNr")
     card_exp: Mapped[str | None] = pii(10, "PII: CardExp")
@@ -243,6 +265,7 @@ class Address(Base):
     fax2: Mapped[str | None] = pii(50, "PII: Fax2")
     email: Mapped[str | None] = pii(254, "PII: eMail")
     email2: Mapped[str | None] = pii(254, "PII: eMail2")
+    vat_id: Mapped[str | None] = pii(20, "PII: VAT ID of the addressee")
     birth_date: Mapped[date | None] = mapped_column(Date, comment="PII: BirthDate")
     note: Mapped[str | None] = pii(None, "PII: Note")
     card_type: Mapped[str | None] = pii(30, "PII: ACardType")
@@ -300,6 +323,26 @@ class _AccountingDocument:
     total: Mapped[Decimal]
     billing_name: Mapped[str | None] = pii(201, "PII: billing name as printed")
     billing_address: Mapped[str | None] = pii(None)
+    billing_zip: Mapped[str | None] = pii(
+        20, "PII: billing postcode; kept when masked where the shop keeps zip"
+    )
+    billing_state: Mapped[str | None] = pii(
+        100, "PII: billing region; kept when masked where the shop keeps state"
+    )
+    billing_country: Mapped[str | None] = mapped_column(
+        String(100), comment="Kept after masking: needed for tax reports"
+    )
+    billing_vat_id: Mapped[str | None] = pii(
+        20, "PII: buyer's VAT ID; kept when masked where the shop keeps vat_id"
+    )
+    net: Mapped[Decimal | None] = mapped_column(comment="Net amount; NULL when not imported")
+    tax: Mapped[Decimal | None] = mapped_column(comment="Tax amount; NULL when not imported")
+    currency: Mapped[str] = mapped_column(
+        String(3), default="EUR", server_default="EUR", comment="ISO 4217 code of the amounts"
+    )
+    exported_at: Mapped[datetime | None] = mapped_column(
+        comment="Last accounting export that listed it; NULL: never exported"
+    )
     masked_at: Mapped[datetime | None]
 
 
@@ -440,6 +483,26 @@ class Installation(Base):
     )
     created_at: Mapped[datetime]
     updated_at: Mapped[datetime]
+
+
+class Export(Base):
+    """One export written before masking (e.g. the accounting CSV): what, which period, and
+    the digest of the file, so that a tax auditor can match a file with its record."""
+
+    __tablename__ = "exports"
+    __table_args__ = (Index("ix_exports_kind_created", "kind", "created_at"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    kind: Mapped[str] = mapped_column(String(20), comment="accounting")
+    shop: Mapped[str | None] = mapped_column(String(100), comment="NULL: every shop")
+    period_from: Mapped[date] = mapped_column(
+        comment="First day, inclusive, in each shop's time zone"
+    )
+    period_to: Mapped[date] = mapped_column(comment="Last day, inclusive, in each shop's time zone")
+    file_sha256: Mapped[str] = mapped_column(String(64))
+    rows: Mapped[int] = mapped_column(Integer, comment="Data rows, the header not counted")
+    created_at: Mapped[datetime]
+    created_by: Mapped[str] = mapped_column(String(100), comment="Staff member; not a buyer")
 
 
 PII_TABLES: dict[str, type[Any]] = {

@@ -17,6 +17,7 @@ from shelflife.adapters.db.repositories import (
     SqlArchiveCopies,
     SqlAudit,
     SqlCustomers,
+    SqlExports,
     SqlHistory,
     SqlInstallation,
     SqlOrders,
@@ -42,6 +43,7 @@ class SqlUnitOfWork:
     runs: SqlRuns
     shops: SqlShops
     installation: SqlInstallation
+    exports: SqlExports
 
     def __init__(self, engine: Engine, *, read_only: bool = False) -> None:
         self.engine = engine
@@ -68,6 +70,7 @@ class SqlUnitOfWork:
             self.runs = SqlRuns(conn)
             self.shops = SqlShops(conn)
             self.installation = SqlInstallation(conn)
+            self.exports = SqlExports(conn)
         self._depth += 1
         return self
 

@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import io
 import threading
+from datetime import date
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Path, Query, Request
+from fastapi import APIRouter, Depends, Path, Query, Request, Response
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
@@ -48,6 +49,7 @@ from shelflife.services.documents import (
     ReturnCreated,
     RunView,
 )
+from shelflife.services.exports import check_export_warnings, export_accounting
 
 MAX_IMPORT_BYTES = 16 * 1024 * 1024
 """The largest JSON Lines body one request may import (about 10,000 orders); larger files go
@@ -138,6 +140,7 @@ RunManager = Annotated[Account, Depends(api_permission(Permission.MANAGE_RUNS))]
 AuditReader = Annotated[Account, Depends(api_permission(Permission.VIEW_AUDIT))]
 FeatureSwitcher = Annotated[Account, Depends(api_permission(Permission.SWITCH_FEATURE))]
 DocumentCreator = Annotated[Account, Depends(api_permission(Permission.CREATE_DOCUMENTS))]
+Exporter = Annotated[Account, Depends(api_permission(Permission.EXPORT))]
 
 OrderNr = Annotated[
     str,
@@ -226,6 +229,7 @@ class AddressChange(StrictBody):
     country: Annotated[str | None, Field(max_length=FIELD_MAX_LENGTH["country"])] = None
     phone: Annotated[str | None, Field(max_length=FIELD_MAX_LENGTH["phone"])] = None
     email: Annotated[str | None, Field(max_length=FIELD_MAX_LENGTH["email"])] = None
+    vat_id: Annotated[str | None, Field(max_length=FIELD_MAX_LENGTH["vat_id"])] = None
 
 
 class RunRequest(StrictBody):
@@ -419,7 +423,41 @@ async def import_orders(request: Request, app: AppDep, _account: Importer) -> Im
 def compliance(app: AppDep, _account: DashboardViewer) -> ComplianceReport:
     """Amazon buyers whose data is unmasked past the limit: violations and holds, as
     `shelflife compliance --json` prints them."""
-    return inspection.compliance_document(inspection.compliance_report(app.ports()))
+    return inspection.compliance_document(
+        inspection.compliance_report(app.ports()),
+        check_export_warnings(app.ports()).messages(),
+    )
+
+
+@router.get(
+    "/exports/accounting",
+    tags=["exports"],
+    responses={
+        200: {"content": {"text/csv": {"schema": {"type": "string"}}}},
+        **_problems(404, 422),
+    },
+    response_class=Response,
+)
+def accounting_export(
+    app: AppDep,
+    account: Exporter,
+    first: Annotated[date, Query(alias="from", description="First day, inclusive.")],
+    last: Annotated[date, Query(alias="to", description="Last day, inclusive.")],
+    shop: Annotated[str | None, Query(max_length=100, description="Only this shop.")] = None,
+) -> Response:
+    """The accounting CSV of a period (docs/accounting-export.md), as `shelflife export
+    accounting` writes it; recorded and audited the same way. Masked documents carry their
+    masked names: export before masking."""
+    result = export_accounting(app.ports(), first, last, shop, account.name)
+    name = f"accounting-{first.isoformat()}-{last.isoformat()}.csv"
+    return Response(
+        content=result.data,
+        media_type="text/csv; charset=utf-8",
+        headers={
+            "Content-Disposition": f'attachment; filename="{name}"',
+            "Cache-Control": "no-store",
+        },
+    )
 
 
 @router.get("/runs", tags=["retention"], responses=_problems(422))
