@@ -106,6 +106,14 @@ MATRIX: list[tuple[Call, tuple[int, int, int, int, int, int]]] = [
     (Call("POST", "/runs", "/runs", {"dry_run": True}), (401, 401, 403, 403, 200, 401)),
     (Call("GET", "/audit", "/audit"), (401, 401, 403, 403, 200, 401)),
     (
+        Call("GET", "/customers/duplicates", "/customers/duplicates"),
+        (401, 401, 200, 403, 200, 401),
+    ),
+    (
+        Call("POST", "/customers/merge", "/customers/merge", {"keep": "C1", "other": "C1"}),
+        (401, 401, 422, 403, 422, 401),  # allowed, but a customer cannot be merged into itself
+    ),
+    (
         Call("PUT", "/shops/{shop}/feature", "/shops/main/feature", {"enabled": True}),
         (401, 401, 403, 200, 200, 401),
     ),

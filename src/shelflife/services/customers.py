@@ -6,13 +6,11 @@ in the archive, and mixing records would leave copies that describe nobody.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from shelflife.domain.duplicates import DuplicateCandidate, check_merge, duplicate_key
 from shelflife.domain.errors import InvalidInput
 from shelflife.domain.ports import Ports
 from shelflife.domain.references import customer_ref, parse_customer_ref
-from shelflife.services.documents import DuplicateGroup, DuplicatesReport
+from shelflife.services.documents import DuplicateGroup, DuplicatesReport, MergeResult
 
 
 def find_duplicates(ports: Ports, shop: str | None = None) -> DuplicatesReport:
@@ -37,13 +35,6 @@ def find_duplicates(ports: Ports, shop: str | None = None) -> DuplicatesReport:
                         )
                     )
     return report
-
-
-@dataclass(frozen=True)
-class MergeResult:
-    kept: str
-    merged: str
-    orders_moved: int
 
 
 def merge_customers(ports: Ports, keep: str, other: str, actor: str) -> MergeResult:
@@ -76,7 +67,9 @@ def merge_customers(ports: Ports, keep: str, other: str, actor: str) -> MergeRes
             {"merged": customer_ref(other_id), "orders_moved": moved},
         )
         uow.commit()
-    return MergeResult(customer_ref(keep_id), customer_ref(other_id), moved)
+    return MergeResult(
+        kept=customer_ref(keep_id), merged=customer_ref(other_id), orders_moved=moved
+    )
 
 
 def _customer_id(reference: str, which: str) -> int:

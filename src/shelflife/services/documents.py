@@ -332,6 +332,12 @@ class DuplicatesReport(Document):
     groups: list[DuplicateGroup] = Field(default_factory=list)
 
 
+class MergeResult(Document):
+    kept: str = Field(description="The kept customer's reference (`C<id>`).")
+    merged: str = Field(description="The merged customer's reference; it no longer exists.")
+    orders_moved: int
+
+
 # -- shelflife compliance --json / GET /compliance ----------------------------------------------
 
 

@@ -31,6 +31,7 @@ from shelflife.services import (
     addresses,
     after_sales,
     audit,
+    customers,
     importing,
     inspection,
     pipeline,
@@ -42,8 +43,10 @@ from shelflife.services import runs as run_views
 from shelflife.services.documents import (
     ComplianceReport,
     CreditCreated,
+    DuplicatesReport,
     FoundOrder,
     ImportReportDocument,
+    MergeResult,
     OrderDocument,
     ReplacementCreated,
     ReturnCreated,
@@ -253,6 +256,16 @@ class AuditEntryDocument(BaseModel):
 
 class AuditList(BaseModel):
     items: list[AuditEntryDocument]
+
+
+CustomerReference = Annotated[
+    str, StringConstraints(strip_whitespace=True, min_length=2, max_length=20)
+]
+
+
+class CustomerMerge(StrictBody):
+    keep: CustomerReference = Field(description="The customer to keep (`C<id>`).")
+    other: CustomerReference = Field(description="The customer merged into it, then deleted.")
 
 
 class FeatureSwitch(StrictBody):
@@ -520,3 +533,22 @@ def switch_feature(
     """Switch retention on or off for a shop; recorded with the token's user and the time."""
     changed = shops.set_feature(app.ports(), shop, body.enabled, account.name)
     return FeatureState(shop=shop, enabled=body.enabled, changed=changed)
+
+
+@router.get("/customers/duplicates", tags=["customers"], responses=_problems(422))
+def list_duplicates(
+    app: AppDep,
+    _account: Viewer,
+    shop: Annotated[str | None, Query(min_length=1, max_length=MAX_NUMBER_LENGTH)] = None,
+) -> DuplicatesReport:
+    """Customer records that look like one person (same first and last name, city, postcode,
+    company, shop and channel), by reference only; archived and masked buyers never appear."""
+    return customers.find_duplicates(app.ports(), shop)
+
+
+@router.post("/customers/merge", tags=["customers"], responses=_problems(404, 409, 422))
+def merge_customers(app: AppDep, account: Editor, body: CustomerMerge) -> MergeResult:
+    """Move `other`'s orders, addresses, documents and history to `keep` and delete `other`;
+    409 when either is archived or masked, or they belong to different shops or channels.
+    Recorded in the audit log with the token's user."""
+    return customers.merge_customers(app.ports(), body.keep, body.other, account.name)
