@@ -570,6 +570,8 @@ def test_the_openapi_document_describes_every_endpoint_and_the_docs_page_renders
     assert sorted(document["paths"]) == [
         "/audit",
         "/compliance",
+        "/customers/duplicates",
+        "/customers/merge",
         "/exports/accounting",
         "/health",
         "/imports",
