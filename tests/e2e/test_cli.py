@@ -975,7 +975,7 @@ def test_retrieve_with_an_unreachable_archive_exits_1_and_changes_nothing(
     )
 
     assert result.exit_code == 1
-    assert result.stderr.startswith("error: archive object customers/")
+    assert result.stderr.startswith("error: archive object segments/")
     assert result.stderr.endswith(f" is missing from {empty}\n")
     assert ready.show() == before
 

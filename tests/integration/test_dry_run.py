@@ -15,11 +15,11 @@ from shelflife.adapters.db.tables import Base, Order, Shop
 from shelflife.bootstrap import App, build_app
 from shelflife.domain.clock import FixedClock
 from shelflife.services.importing import import_lines
-from shelflife.services.pipeline import dry_run, object_key_prefix, run_retention
+from shelflife.services.pipeline import dry_run, run_retention
 from shelflife.services.retrieval import retrieve_order
 from shelflife.services.shops import configure_shop, set_feature
 from tests.support.builders import T0, days, lines, order
-from tests.support.fakes import FailingPut
+from tests.support.fakes import FailingPut, TamperedRecord
 
 AS_OF = T0 + days(61)
 COUNTS = ("shops", "archived", "archive_failed", "retried", "masked", "remasked")
@@ -103,7 +103,7 @@ def _mixed_states(app: App) -> None:
         order("309-0000000-0000001", shipped_at=T0, suffix="-d", shop="closed"),
     )
     real = app.archive
-    app.archive = FailingPut(real, only=object_key_prefix(_customer_of(app, "307-0000000-0000001")))
+    app.archive = TamperedRecord(real, _customer_of(app, "307-0000000-0000001"))
     run_retention(app.ports(), _at(app, T0 + days(60)))
 
     late = [

@@ -87,8 +87,9 @@ def test_a_run_is_recorded_with_the_real_clock_its_as_of_shops_and_counts(app: A
             status="finished",
             as_of=(T0 + days(31)).isoformat(),
             started_at=WALL.isoformat(),
-            finished_at=(WALL + timedelta(seconds=1)).isoformat(),
-            duration_seconds=1.0,
+            # The clock is read at the start, when the segment is made, and at the end.
+            finished_at=(WALL + timedelta(seconds=2)).isoformat(),
+            duration_seconds=2.0,
             shops=1,
             archived=2,
             archive_failed=0,

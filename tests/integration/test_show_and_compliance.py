@@ -16,11 +16,11 @@ from shelflife.domain.errors import UnknownOrder
 from shelflife.domain.policy import Finding
 from shelflife.services.importing import import_lines
 from shelflife.services.inspection import ComplianceEntry, compliance_report, show_order
-from shelflife.services.pipeline import object_key_prefix, run_retention
+from shelflife.services.pipeline import run_retention
 from shelflife.services.retrieval import retrieve_order
 from shelflife.services.shops import set_feature
 from tests.support.builders import T0, at, days, lines, order
-from tests.support.fakes import FailingPut
+from tests.support.fakes import FailingPut, TamperedRecord
 
 NR = "302-1234567-1234567"
 NOT_ARCHIVED = "no verified archive of the current data yet"
@@ -271,7 +271,7 @@ def test_compliance_files_overdue_buyers_as_violations_or_holds_naming_what_hold
     )
     as_of = T0 + days(31)
     failing = _customer_id(app, "301-0000000-0000001")
-    app.archive = FailingPut(app.archive, only=object_key_prefix(failing))
+    app.archive = TamperedRecord(app.archive, failing)
     report = run_retention(app.ports(), as_of)
     assert (report.archived, report.archive_failed, report.masked) == (4, 1, 1)
 

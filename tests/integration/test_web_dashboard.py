@@ -147,7 +147,7 @@ def test_an_archive_failure_is_listed_with_its_retry_date(web: TestClient, app: 
         FAILED,
         "2026-04-01 09:00",
         "2026-04-01 22:00",
-        "archive offline (test double)",
+        "read-back of the archive copy differs from what was written",
     ]
 
 

@@ -1021,16 +1021,11 @@ class Wrapping:
 
 
 class FailingPut(Wrapping):
-    """An archive that is down for writes: for every buyer, or only for keys under `only`."""
-
-    def __init__(self, real: ArchiveStore, only: str | None = None) -> None:
-        super().__init__(real)
-        self.only = only
+    """An archive that is down for writes. (To fail one buyer of a segment, damage its record
+    with `TamperedRecord`: a segment is written whole or not at all.)"""
 
     def put(self, key: str, data: bytes) -> None:
-        if self.only is None or key.startswith(self.only):
-            raise ArchiveUnavailable("archive offline (test double)")
-        self.real.put(key, data)
+        raise ArchiveUnavailable("archive offline (test double)")
 
     def describe(self) -> str:
         return "failing test double"

@@ -8,12 +8,12 @@ from typing import Any
 
 from shelflife.bootstrap import App
 from shelflife.services.importing import import_lines
-from shelflife.services.pipeline import object_key_prefix, run_retention
+from shelflife.services.pipeline import run_retention
 from shelflife.services.retrieval import retrieve_order
 from shelflife.services.search import find
 from shelflife.services.shops import set_feature
 from tests.support.builders import T0, at, days, lines, order, pii_strings
-from tests.support.fakes import FailingPut
+from tests.support.fakes import TamperedRecord
 
 RUN_AT = T0 + days(30)
 """The night that masks the first buyers (and fails one archive)."""
@@ -95,7 +95,7 @@ def build(app: App, alert_limit: int = 1) -> MixedStates:
     )
     set_feature(app.ports(), "main", True, "ops")
     real = app.archive
-    app.archive = FailingPut(real, only=object_key_prefix(customer_id(app, FAILED)))
+    app.archive = TamperedRecord(real, customer_id(app, FAILED))
     run_retention(at(app, RUN_AT).ports())
     app.archive = real
     at(app, RUN_AT + days(1 / 24))
