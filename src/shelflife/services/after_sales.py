@@ -126,24 +126,12 @@ def create_return(
             docs.count_returns(order.id),
             uow,
         )
-        shop_name = _shop_name(uow, order.shop_id)
-        retrieved = _retrieve_if_masked(
-            ports,
-            uow,
-            docs.order_masked(order.id),
-            order_nr,
-            shop_name,
-            retrieval_reason("Return", number, reason),
-            user,
+        shop_name, retrieved = _retrieve_order_if_masked(
+            ports, uow, order, order_nr, "Return", number, reason, user
         )
         docs.add_return(order, number, now, user, reason, wanted)
-        _record(uow, order, now, user, "return", number, reason)
-        uow.audit.append(
-            now,
-            user,
-            RETURN_CREATED,
-            number,
-            {"order": order_nr, "shop_id": order.shop_id, "retrieved": int(retrieved)},
+        _record(
+            uow, order, now, user, "return", RETURN_CREATED, number, reason, order_nr, retrieved
         )
         uow.commit()
     log.info("return %s created by %s (order retrieved: %s)", number, user, retrieved)
@@ -191,28 +179,26 @@ def create_replacement(
             docs.count_replacements(original.id),
             uow,
         )
-        shop_name = _shop_name(uow, original.shop_id)
-        retrieved = _retrieve_if_masked(
-            ports,
-            uow,
-            docs.order_masked(original.id),
-            order_nr,
-            shop_name,
-            retrieval_reason("Replacement", number, reason),
-            user,
+        shop_name, retrieved = _retrieve_order_if_masked(
+            ports, uow, original, order_nr, "Replacement", number, reason, user
         )
         shipped = [
             OrderedLine(sku, lines[sku].title, qty, REPLACEMENT_PRICE)
             for sku, qty in wanted.items()
         ]
         new_id = docs.add_replacement(original, number, now, shipped)
-        _record(uow, original, now, user, "replacement", number, reason, new_id)
-        uow.audit.append(
+        _record(
+            uow,
+            original,
             now,
             user,
+            "replacement",
             REPLACEMENT_CREATED,
             number,
-            {"order": order_nr, "shop_id": original.shop_id, "retrieved": int(retrieved)},
+            reason,
+            order_nr,
+            retrieved,
+            new_id,
         )
         uow.commit()
     log.info("replacement %s created by %s (order retrieved: %s)", number, user, retrieved)
@@ -293,20 +279,55 @@ def create_credit(
     )
 
 
+def _retrieve_order_if_masked(
+    ports: Ports,
+    uow: UnitOfWork,
+    order: OrderRef,
+    order_nr: str,
+    label: str,
+    number: str,
+    reason: str,
+    user: str,
+) -> tuple[str, bool]:
+    """The order's shop name, and whether the order had to be retrieved for the document."""
+    shop_name = _shop_name(uow, order.shop_id)
+    retrieved = _retrieve_if_masked(
+        ports,
+        uow,
+        uow.after_sales.order_masked(order.id),
+        order_nr,
+        shop_name,
+        retrieval_reason(label, number, reason),
+        user,
+    )
+    return shop_name, retrieved
+
+
 def _record(
     uow: UnitOfWork,
     order: OrderRef,
     now: datetime,
     user: str,
     event: str,
+    action: str,
     number: str,
     reason: str,
+    order_nr: str,
+    retrieved: bool,
     order_id: int | None = None,
 ) -> None:
     """The buyer's history names the document and its reason (PII, masked with the buyer);
-    the buyer's revision goes up so that the new rows are archived before any masking."""
+    the buyer's revision goes up so that the new rows are archived before any masking; the
+    audit entry names the document, never the reason."""
     label = event.capitalize()
     uow.history.add(
         order.customer_id, order_id or order.id, now, event, user, f"{label} {number}: {reason}"
     )
     uow.after_sales.buyer_changed(order.customer_id)
+    uow.audit.append(
+        now,
+        user,
+        action,
+        number,
+        {"order": order_nr, "shop_id": order.shop_id, "retrieved": int(retrieved)},
+    )
