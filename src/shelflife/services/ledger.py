@@ -29,6 +29,8 @@ SHREDDED = "archive.shredded"
 ERASED = "customer.erased"
 BECAUSE_RETENTION = "retention"
 BECAUSE_ERASURE = "erasure"
+NO_RUN = 0
+"""The run id an erasure's reclaim passes: it is no run, and no run comes before it."""
 
 
 def ledger_store(ports: Ports) -> ArchiveStore:
@@ -172,5 +174,8 @@ def erase_customer(ports: Ports, customer: str, reason: str, user: str) -> Erasu
         shred_customers(ports, uow, [customer_id], now, BECAUSE_ERASURE)
         uow.audit.append(now, user, ERASED, ref, {"reason": reason})
         uow.commit()
+    # The destroyed key's old bytes out of the database files, as after a run's masking.
+    with ports.run_lock() as lock:
+        lock.reclaim_if_needed(NO_RUN, True)
     log.info("buyer %s erased by %s", ref, user)
     return ErasureResult(ref, now)

@@ -145,7 +145,7 @@ def _run(
                 )
             report.shredded += shred_expired(ports, shop, now, actor)
         # Old values out of the database files.
-        lock.reclaim_if_needed(run_id, bool(report.masked or report.remasked))
+        lock.reclaim_if_needed(run_id, bool(report.masked or report.remasked or report.shredded))
     except (Exception, KeyboardInterrupt) as exc:
         _record_stop(ports, run_id, report, exc, actor)
         raise
