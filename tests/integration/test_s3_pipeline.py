@@ -4,22 +4,25 @@ hold it verified; retrieval falls back to the replica; no stored byte holds PII.
 
 from __future__ import annotations
 
+import base64
 import copy
 import logging
 import shutil
 from collections.abc import Iterator
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
 from sqlalchemy import select
 
+from shelflife.adapters.archive.ledger import read_ledger
 from shelflife.adapters.db.tables import ArchiveCopy, Customer
 from shelflife.bootstrap import App, build_app
 from shelflife.config import Settings
 from shelflife.domain.clock import FixedClock
 from shelflife.services.importing import import_lines
+from shelflife.services.ledger import erase_customer
 from shelflife.services.pipeline import run_retention
 from shelflife.services.retrieval import retrieve_order
 from shelflife.services.shops import set_feature
@@ -41,15 +44,30 @@ def buckets(s3: S3Server) -> tuple[str, str]:
 
 
 @pytest.fixture
-def app(database_url: str, tmp_path: Path, s3: S3Server, buckets: tuple[str, str]) -> Iterator[App]:
-    """An installation on S3 with a replica bucket, initialised (which checks both), writing
-    in a storage class other than the default (S3 names no class for STANDARD)."""
+def ledgers(s3: S3Server) -> tuple[str, str]:
+    """The key ledger's two buckets: mutable (no Object Lock, no versioning)."""
+    return s3.create_bucket(object_lock=False), s3.create_bucket(object_lock=False)
+
+
+@pytest.fixture
+def app(
+    database_url: str,
+    tmp_path: Path,
+    s3: S3Server,
+    buckets: tuple[str, str],
+    ledgers: tuple[str, str],
+) -> Iterator[App]:
+    """An installation on S3 with a replica bucket and the key ledger in two mutable buckets,
+    initialised (which checks them), writing in a storage class other than the default (S3
+    names no class for STANDARD)."""
     primary, replica = buckets
     application, _clock = make_app(
         database_url,
         tmp_path / "home",
         archive_url=s3.url(primary),
         archive_replica_url=s3.url(replica),
+        key_ledger_url=s3.url(ledgers[0], "keys"),
+        key_ledger_replica_url=s3.url(ledgers[1], "keys"),
         archive_storage_class="STANDARD_IA",
     )
     yield application
@@ -108,6 +126,30 @@ def test_archive_mask_and_retrieve_on_s3_with_both_copies_locked_and_free_of_pii
         assert leaked == set()
 
 
+def test_shredding_on_s3_leaves_no_version_of_the_buyers_key_in_either_ledger_bucket(
+    app: App, s3: S3Server, ledgers: tuple[str, str]
+) -> None:
+    _start(app)
+    assert _run(app, T0 + days(30)) == {"archived": 3, "archive_failed": 0, "masked": 3}
+    with app.engine.connect() as conn:
+        old_key = conn.scalar(select(Customer.data_key_wrapped).where(Customer.id == 1))
+    assert old_key is not None
+    before = [dict(s3.every_object(bucket)) for bucket in ledgers]
+
+    erase_customer(at(app, datetime(2037, 1, 1, 12, tzinfo=UTC)).ports(), "C1", "Art. 17", "dpo")
+
+    after = [dict(s3.every_object(bucket)) for bucket in ledgers]
+    segment = _recorded_keys(app)[0]
+    assert [sorted(b) for b in before] == [sorted(a) for a in after]
+    assert [sorted(a) for a in after] == [[f"keys/ledger/{segment}.keys"]] * 2
+    for stored in after:
+        (body,) = stored.values()
+        assert [e.customer_id for e in read_ledger(segment, body)] == [2, 3]
+        assert old_key not in body
+        assert base64.b64encode(old_key) not in body
+    assert any(base64.b64encode(old_key) in body for b in before for body in b.values())
+
+
 def test_a_failing_replica_archives_nobody_masks_nobody_and_the_next_night_retries(
     app: App, s3: S3Server, buckets: tuple[str, str]
 ) -> None:
@@ -142,6 +184,7 @@ def test_retrieval_reads_the_replica_when_the_primary_fails(
     app: App,
     s3: S3Server,
     buckets: tuple[str, str],
+    ledgers: tuple[str, str],
     database_url: str,
     tmp_path: Path,
     caplog: pytest.LogCaptureFixture,
@@ -161,6 +204,8 @@ def test_retrieval_reads_the_replica_when_the_primary_fails(
         "database_url": database_url,
         "archive_url": failed_url,
         "archive_replica_url": s3.url(replica),
+        "key_ledger_url": s3.url(ledgers[0], "keys"),
+        "key_ledger_replica_url": s3.url(ledgers[1], "keys"),
     }
     after_loss = build_app(Settings(**settings), FixedClock(T0 + days(31)))
     try:
