@@ -520,7 +520,9 @@ class ArchiveCopyRepository(Protocol):
 
     def ledger_entries(self, object_keys: Sequence[str]) -> dict[str, list[LedgerEntry]]:
         """For each of these segments, its records whose buyer still has a data key, with that
-        key as the database holds it now (every segment named is in the answer)."""
+        key as the database holds it now (every segment named is in the answer). The segments
+        stay locked until the transaction ends, so that rewrites of one ledger object take
+        turns."""
         ...
 
     def has_segment(self, object_key: str) -> bool: ...

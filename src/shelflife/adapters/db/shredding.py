@@ -173,9 +173,19 @@ def segments_of(conn: Connection, customer_ids: Sequence[int]) -> list[str]:
 
 
 def ledger_entries(conn: Connection, object_keys: Sequence[str]) -> dict[str, list[LedgerEntry]]:
+    """The segments' rows are locked first (in key order, so two callers never deadlock): two
+    transactions rewriting one segment's ledger (an erasure, the nightly shred, a rotation)
+    take turns, and the second reads the keys as the first committed them, so neither writes
+    back a key the other destroyed."""
     found: dict[str, list[LedgerEntry]] = {key: [] for key in object_keys}
     if not object_keys:
         return found
+    conn.execute(
+        select(ArchiveSegment.id)
+        .where(ArchiveSegment.object_key.in_(object_keys))
+        .order_by(ArchiveSegment.object_key)
+        .with_for_update()
+    ).all()
     rows = conn.execute(
         select(
             ArchiveCopy.object_key,
