@@ -183,7 +183,16 @@ def build_ledger(settings: Settings, archive: ArchiveStore) -> ArchiveStore:
     never shares a place with the archive."""
 
     def store(url: str, setting: str) -> ArchiveStore:
-        return archive_from_url(url, setting, retention_days=0, clock=SystemClock())
+        found = archive_from_url(url, setting, retention_days=0, clock=SystemClock())
+        if url.startswith("s3:"):
+            from shelflife.adapters.archive.s3 import S3Archive  # boto3 only if used
+            from shelflife.adapters.archive.s3_ledger import S3KeyLedger
+
+            assert isinstance(found, S3Archive)
+            return S3KeyLedger(
+                found.location, retention_days=0, storage_class="STANDARD", clock=SystemClock()
+            )
+        return found
 
     primary = store(settings.resolved_key_ledger_url, "SHELFLIFE_KEY_LEDGER_URL")
     replica_url = settings.resolved_key_ledger_replica_url

@@ -14,16 +14,17 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, text
 
 from shelflife.adapters.archive.ledger import read_ledger
-from shelflife.adapters.db.tables import ArchiveCopy, Customer
-from shelflife.bootstrap import App, build_app
+from shelflife.adapters.db.tables import ArchiveCopy, Base, Customer
+from shelflife.bootstrap import App, build_app, initialise
 from shelflife.config import Settings
 from shelflife.domain.clock import FixedClock
 from shelflife.services.importing import import_lines
 from shelflife.services.ledger import erase_customer
 from shelflife.services.pipeline import run_retention
+from shelflife.services.recovery import recover_archive, show_archived
 from shelflife.services.retrieval import retrieve_order
 from shelflife.services.shops import set_feature
 from tests.support.builders import T0, at, days, lines, make_app, order, pii_strings
@@ -148,6 +149,33 @@ def test_shredding_on_s3_leaves_no_version_of_the_buyers_key_in_either_ledger_bu
         assert old_key not in body
         assert base64.b64encode(old_key) not in body
     assert any(base64.b64encode(old_key) in body for b in before for body in b.values())
+
+
+def test_recover_from_s3_after_losing_the_database_reads_every_buyer_back(app: App) -> None:
+    _start(app)
+    assert _run(app, T0 + days(30)) == {"archived": 3, "archive_failed": 0, "masked": 3}
+    refs = ("C1", "C2", "C3")
+    before = [show_archived(app.ports(), ref, "audit", "auditor").as_json() for ref in refs]
+    settings = app.settings
+    with app.engine.begin() as conn:  # the database is lost; the buckets and the key remain
+        Base.metadata.drop_all(conn)
+        conn.execute(text("DROP TABLE alembic_version"))
+
+    initialise(settings)
+    recovered = build_app(settings, app.clock)
+    try:
+        report = recover_archive(recovered.ports(), "ops")
+        after = [
+            show_archived(recovered.ports(), ref, "audit", "auditor").as_json() for ref in refs
+        ]
+    finally:
+        recovered.close()
+
+    assert (report.segments, report.copies_added, report.keys_found, report.failed) == (1, 3, 3, [])
+    assert after == before
+    assert (
+        after[1]["copies"][0]["rows"]["customers"]["2"]["email"] == ORDERS[1]["customer"]["email"]
+    )
 
 
 def test_a_failing_replica_archives_nobody_masks_nobody_and_the_next_night_retries(

@@ -225,3 +225,20 @@ def test_retrieving_an_order_of_a_shredded_buyer_is_refused_with_the_date() -> N
         "order '302-0000001-0000000' cannot be retrieved: its buyer's archived data was "
         "shredded on 2037-01-01 (its archive key was destroyed)"
     )
+
+
+def test_a_buyer_without_orders_cannot_be_erased_because_its_retention_cannot_be_judged() -> None:
+    ports = _ports(1)
+    run_retention(ports, NIGHT)
+    data = _data(ports)
+    data.orders.clear()
+    data.invoices.clear()
+
+    with pytest.raises(Conflict) as refused:
+        erase_customer(_later(ports), "C1", "Art. 17", "dpo")
+
+    assert str(refused.value) == (
+        "buyer C1 has no orders in the database (e.g. a buyer brought back by an archive "
+        "recovery), so the legal retention of its documents cannot be judged; import its "
+        "orders first"
+    )

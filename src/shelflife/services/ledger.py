@@ -138,8 +138,8 @@ def erase_customer(ports: Ports, customer: str, reason: str, user: str) -> Erasu
     """Shred one buyer that no law requires us to keep, audited with the reason.
 
     Refused while any of its documents is within legal retention (naming the one kept longest
-    and until when), while its data is in the database (not masked yet, or retrieved), and
-    when it was shredded already."""
+    and until when), while its data is in the database (not masked yet, or retrieved), when it
+    has no orders to judge the retention by, and when it was shredded already."""
     customer_id = parse_customer_ref(customer)
     if customer_id is None:
         raise InvalidInput("customer: give a buyer reference such as C42")
@@ -162,6 +162,12 @@ def erase_customer(ports: Ports, customer: str, reason: str, user: str) -> Erasu
             )
         if not state.has_key:
             raise Conflict(f"buyer {ref} has no archive data key; there is nothing to shred")
+        if not any(kind is DocumentKind.ORDER for kind, _nr, _made in state.documents):
+            raise Conflict(
+                f"buyer {ref} has no orders in the database (e.g. a buyer brought back by an "
+                "archive recovery), so the legal retention of its documents cannot be judged; "
+                "import its orders first"
+            )
         zone = ZoneInfo(state.time_zone)
         kept = still_kept(ports.limits.legal_retention, state.documents, zone, now)
         if kept:

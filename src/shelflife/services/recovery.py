@@ -81,7 +81,7 @@ def recover_archive(ports: Ports, actor: str) -> RecoveryReport:
     )
     for segment_key in found:
         try:
-            _recover_segment(ports, keys, ledger_key(segment_key), segment_key, report, ledger)
+            _recover_segment(ports, keys, ledger, segment_key, report)
         except (ArchiveUnavailable, ArchiveCorrupt) as exc:
             report.failed.append((segment_key, str(exc)))
     now = ports.clock.now()
@@ -107,17 +107,16 @@ def recover_archive(ports: Ports, actor: str) -> RecoveryReport:
 def _recover_segment(
     ports: Ports,
     keys: KeyProvider,
-    key_of_ledger: str,
+    ledger: ArchiveStore,
     segment_key: str,
     report: RecoveryReport,
-    ledger: ArchiveStore,
 ) -> None:
     data = ports.archive.get(segment_key)
     entries = read_manifest(data)
     try:
         ledger_keys = {
             (e.customer_id, e.revision): e.key
-            for e in read_ledger(segment_key, ledger.get(key_of_ledger))
+            for e in read_ledger(segment_key, ledger.get(ledger_key(segment_key)))
         }
         ledger_found = True
     except ArchiveUnavailable:
