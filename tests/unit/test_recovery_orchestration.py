@@ -8,13 +8,14 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from shelflife.adapters.archive.ledger import ledger_key
-from shelflife.domain.errors import Conflict, InvalidInput
+from shelflife.domain.errors import Conflict, InvalidInput, KeyUnavailable
 from shelflife.domain.ports import Ports
 from shelflife.services.pipeline import run_retention
 from shelflife.services.recovery import recover_archive, show_archived
 from tests.support.fakes import (
     FakeCustomer,
     FakeData,
+    FakeKeyProvider,
     FakeUnitOfWork,
     InMemoryArchive,
     fake_ports,
@@ -113,3 +114,25 @@ def test_archive_show_refuses_a_shredded_buyer_and_a_bad_reference() -> None:
         "buyer C1's archived data was shredded on 2026-02-10; nothing can be read"
     )
     assert str(bad.value) == "customer: give a buyer reference such as C42"
+
+
+def test_a_master_key_that_does_not_open_the_ledger_stops_the_recovery_recording_nothing() -> None:
+    _ports, archive, ledger = _archived(1, 2)
+    (segment,) = [k for k in archive.objects if k.endswith(".sls")]
+    fresh = fake_ports(
+        FakeUnitOfWork(FakeData()),
+        archive=archive,
+        ledger=ledger,
+        keys=FakeKeyProvider("other-master"),
+        now=NIGHT,
+    )
+
+    with pytest.raises(KeyUnavailable) as stopped:
+        recover_archive(fresh, "ops")
+
+    assert str(stopped.value) == (
+        f"the master key other-master does not open the keys in the key ledger of {segment} "
+        "(wrapped under fake-master); run `shelflife init` with the master key file the "
+        "archive's keys were wrapped with"
+    )
+    assert (_data(fresh).customers, _data(fresh).segments) == ({}, [])

@@ -127,19 +127,20 @@ def _recover_segment(
         piece = data[entry.offset : entry.offset + entry.length]
         wrapped = ledger_keys.get((entry.customer_id, entry.revision))
         where = f"{segment_key}@{entry.offset}"
+        data_key = None if wrapped is None else _unwrap(keys, wrapped, segment_key)
         try:
             if hashlib.sha256(piece).hexdigest() != entry.sha256:
                 raise ArchiveCorrupt(f"archive record {where} does not match its manifest")
-            if wrapped is not None:
+            if data_key is not None:
                 open_record(
                     piece,
-                    keys.unwrap(wrapped),
+                    data_key,
                     where=where,
                     customer_id=entry.customer_id,
                     revision=entry.revision,
                     sha256=entry.sha256,
                 )
-        except (ArchiveCorrupt, KeyUnavailable) as exc:
+        except ArchiveCorrupt as exc:
             report.failed.append((where, str(exc)))
             continue
         if wrapped is not None:
@@ -164,6 +165,19 @@ def _recover_segment(
         )
         uow.commit()
     report.segments += 1
+
+
+def _unwrap(keys: KeyProvider, wrapped: WrappedKey, segment_key: str) -> bytes:
+    """A ledger key the master key does not open means the wrong master key, not a damaged
+    record: the recovery stops (what it recorded so far stays; a rerun continues)."""
+    try:
+        return keys.unwrap(wrapped)
+    except (KeyUnavailable, ArchiveCorrupt):
+        raise KeyUnavailable(
+            f"the master key {keys.key_id} does not open the keys in the key ledger of "
+            f"{segment_key} (wrapped under {wrapped.master_key_id}); run `shelflife init` with "
+            "the master key file the archive's keys were wrapped with"
+        ) from None
 
 
 # --- reading a buyer's archive without its orders -----------------------------------------------
