@@ -46,6 +46,7 @@ from shelflife.domain.errors import (
     ShelflifeError,
     Unavailable,
 )
+from shelflife.domain.legal_retention import LegalRetention
 from shelflife.domain.ports import Limits, Ports
 
 
@@ -58,6 +59,7 @@ class App:
     archive: ArchiveStore
     key_path: Path
     clock: Clock
+    ledger: ArchiveStore | None = None
     _keys: LocalKeyProvider | None = None
     _read_engine: Engine | None = None
 
@@ -95,7 +97,13 @@ class App:
                 batch_size=self.settings.batch_size,
                 archive_workers=self.settings.archive_workers,
                 retrieval_alert_per_hour=self.settings.retrieval_alert_per_hour,
+                legal_retention=LegalRetention(
+                    invoice_years=self.settings.retention_years_invoice,
+                    credit_years=self.settings.retention_years_credit,
+                    order_years=self.settings.retention_years_order,
+                ),
             ),
+            ledger=self.ledger,
         )
 
     @property
@@ -117,13 +125,16 @@ class App:
 def build_app(
     settings: Settings, clock: Clock | None = None, *, require_schema: bool = True
 ) -> App:
+    archive = build_archive(settings)
+    ledger = build_ledger(settings, archive)
     engine = make_engine(settings.resolved_database_url, settings.lock_timeout)
     app = App(
         settings=settings,
         engine=engine,
-        archive=build_archive(settings),
+        archive=archive,
         key_path=settings.resolved_master_key_file,
         clock=clock or SystemClock(),
+        ledger=ledger,
     )
     if require_schema:
         try:
@@ -166,6 +177,52 @@ def build_archive(settings: Settings) -> ArchiveStore:
     return ReplicatedArchive(primary, replica)
 
 
+def build_ledger(settings: Settings, archive: ArchiveStore) -> ArchiveStore:
+    """The key ledger the settings name, with a second copy when the archive has one. It must
+    be mutable (shredding rewrites it), so it is never written with Object Lock retention and
+    never shares a place with the archive."""
+
+    def store(url: str, setting: str) -> ArchiveStore:
+        found = archive_from_url(url, setting, retention_days=0, clock=SystemClock())
+        if url.startswith("s3:"):
+            from shelflife.adapters.archive.s3 import S3Archive  # boto3 only if used
+            from shelflife.adapters.archive.s3_ledger import S3KeyLedger
+
+            assert isinstance(found, S3Archive)
+            return S3KeyLedger(
+                found.location, retention_days=0, storage_class="STANDARD", clock=SystemClock()
+            )
+        return found
+
+    primary = store(settings.resolved_key_ledger_url, "SHELFLIFE_KEY_LEDGER_URL")
+    replica_url = settings.resolved_key_ledger_replica_url
+    replica = (
+        None if replica_url is None else store(replica_url, "SHELFLIFE_KEY_LEDGER_REPLICA_URL")
+    )
+    archives = (
+        {archive.primary.describe(), archive.replica.describe()}
+        if isinstance(archive, ReplicatedArchive)
+        else {archive.describe()}
+    )
+    for setting, ledger in (
+        ("SHELFLIFE_KEY_LEDGER_URL", primary),
+        ("SHELFLIFE_KEY_LEDGER_REPLICA_URL", replica),
+    ):
+        if ledger is not None and ledger.describe() in archives:
+            raise InvalidInput(
+                f"{setting}: names the same place as the archive; the key ledger must be a "
+                "mutable folder or bucket of its own (shredding deletes from it)"
+            )
+    if replica is None:
+        return primary
+    if replica.describe() == primary.describe():
+        raise InvalidInput(
+            "SHELFLIFE_KEY_LEDGER_REPLICA_URL: names the same place as the key ledger; the "
+            "second copy must be in another folder or bucket"
+        )
+    return ReplicatedArchive(primary, replica)
+
+
 def _database_failure(exc: OperationalError) -> ShelflifeError:
     """Busy when another process holds the lock; otherwise the database cannot be reached."""
     translated = database_error(exc)
@@ -190,7 +247,7 @@ def initialise(settings: Settings, clock: Clock | None = None) -> InitReport:
     failed init leaves none behind.
     """
     report = InitReport()
-    build_archive(settings)  # refuse a bad archive URL before writing anything
+    build_ledger(settings, build_archive(settings))  # refuse a bad URL before writing anything
     try:
         settings.home.mkdir(parents=True, exist_ok=True, mode=0o700)
         settings.home.chmod(0o700)  # also when it existed: it holds the database and the key
@@ -210,6 +267,10 @@ def initialise(settings: Settings, clock: Clock | None = None) -> InitReport:
         if isinstance(app.archive, Preparable):
             app.archive.ensure()
         report.done.append(f"archive at {app.archive.describe()}")
+        if isinstance(app.ledger, Preparable):
+            app.ledger.ensure()
+        if app.ledger is not None:
+            report.done.append(f"key ledger at {app.ledger.describe()}")
         with app.engine.begin() as conn:
             _establish_key_lineage(app, conn, report)
     finally:

@@ -21,7 +21,14 @@ CONFIG_FILE = "config.json"
 StorageClass = Literal["STANDARD", "STANDARD_IA", "ONEZONE_IA", "INTELLIGENT_TIERING", "GLACIER_IR"]
 """S3 storage classes whose objects can be read at once (GLACIER and DEEP_ARCHIVE need a restore
 before each read: neither the read-back before masking nor a retrieval could work)."""
-STORED_KEYS = ("database_url", "archive_url", "archive_replica_url", "master_key_file")
+STORED_KEYS = (
+    "database_url",
+    "archive_url",
+    "archive_replica_url",
+    "key_ledger_url",
+    "key_ledger_replica_url",
+    "master_key_file",
+)
 
 
 class Settings(BaseSettings):
@@ -35,6 +42,34 @@ class Settings(BaseSettings):
     archive_url: str | None = Field(default=None, description="file:// or s3:// URL of the archive")
     archive_replica_url: str | None = Field(
         default=None, description="file:// or s3:// URL of the archive's second copy"
+    )
+    key_ledger_url: str | None = Field(
+        default=None,
+        description="file:// or s3:// URL of the key ledger (mutable: no Object Lock); default "
+        "a folder beside a file archive, else $SHELFLIFE_HOME/key-ledger",
+    )
+    key_ledger_replica_url: str | None = Field(
+        default=None,
+        description="file:// or s3:// URL of the key ledger's second copy; default a folder "
+        "beside a file replica (required with an s3:// replica)",
+    )
+    retention_years_invoice: int = Field(
+        default=10,
+        ge=0,
+        le=100,
+        description="Years invoices are kept after the end of the year they were made in",
+    )
+    retention_years_credit: int = Field(
+        default=10,
+        ge=0,
+        le=100,
+        description="Years credits are kept after the end of the year they were made in",
+    )
+    retention_years_order: int = Field(
+        default=6,
+        ge=0,
+        le=100,
+        description="Years orders are kept after the end of the year they were placed in",
     )
     archive_retention_days: int = Field(
         default=3650,
@@ -78,15 +113,45 @@ class Settings(BaseSettings):
     def resolved_master_key_file(self) -> Path:
         return self.master_key_file or self.home.resolve() / "master.key"
 
+    @property
+    def resolved_key_ledger_url(self) -> str:
+        return self.key_ledger_url or _beside(
+            self.resolved_archive_url, self.home.resolve() / "key-ledger"
+        )
+
+    @property
+    def resolved_key_ledger_replica_url(self) -> str | None:
+        """None without an archive replica; with an s3:// replica it must be given."""
+        if self.key_ledger_replica_url or self.archive_replica_url is None:
+            return self.key_ledger_replica_url
+        if not self.archive_replica_url.startswith("file:"):
+            raise InvalidInput(
+                "SHELFLIFE_KEY_LEDGER_REPLICA_URL: must be set when the archive replica is not a "
+                "file:// folder (a bucket or prefix without Object Lock, near the replica)"
+            )
+        return _beside(self.archive_replica_url, None)
+
     def stored(self) -> dict[str, str]:
         """What `init` writes to config.json: only values the user gave explicitly."""
         values = {
             "database_url": self.database_url,
             "archive_url": self.archive_url,
             "archive_replica_url": self.archive_replica_url,
+            "key_ledger_url": self.key_ledger_url,
+            "key_ledger_replica_url": self.key_ledger_replica_url,
             "master_key_file": str(self.master_key_file) if self.master_key_file else None,
         }
         return {k: v for k, v in values.items() if v}
+
+
+def _beside(archive_url: str, otherwise: Path | None) -> str:
+    """The folder next to a file:// archive folder, named after it with `-ledger`; for any
+    other archive, `otherwise`."""
+    if archive_url.startswith("file:") and archive_url.rstrip("/") != "file:":
+        return archive_url.rstrip("/") + "-ledger"
+    if otherwise is None:
+        raise InvalidInput(f"no folder beside {archive_url} for the key ledger")
+    return otherwise.as_uri()
 
 
 def load_settings(home: Path | None = None) -> Settings:
@@ -129,6 +194,8 @@ def settings_for_folder(home: Path) -> Settings:
             "database_url": f"sqlite:///{folder / 'shelflife.db'}",
             "archive_url": (folder / "archive").as_uri(),
             "archive_replica_url": None,
+            "key_ledger_url": (folder / "archive-ledger").as_uri(),
+            "key_ledger_replica_url": None,
             "master_key_file": folder / "master.key",
         }
     )
@@ -164,6 +231,8 @@ _ALLOWED = {
     ),
     "archive_url": "a file:// URL with an absolute path or an s3:// URL, as text",
     "archive_replica_url": "a file:// URL with an absolute path or an s3:// URL, as text",
+    "key_ledger_url": "a file:// URL with an absolute path or an s3:// URL, as text",
+    "key_ledger_replica_url": "a file:// URL with an absolute path or an s3:// URL, as text",
     "archive_storage_class": "one of " + ", ".join(get_args(StorageClass)),
     "master_key_file": "the path of the master key file, as text",
 }

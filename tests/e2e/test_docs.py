@@ -211,12 +211,15 @@ def test_the_command_tree_is_what_these_tests_expect() -> None:
     assert sorted(_leaf_commands()) == sorted(
         [
             "shelflife archive orphans",
+            "shelflife archive recover",
+            "shelflife archive show",
             "shelflife audit list",
             "shelflife audit verify",
             "shelflife compliance",
             "shelflife credit create",
             "shelflife demo",
             "shelflife duplicates",
+            "shelflife erase",
             "shelflife export accounting",
             "shelflife feature disable",
             "shelflife feature enable",

@@ -16,23 +16,34 @@ ROOT = Path(__file__).resolve().parents[2]
 VARIABLES = tuple(f"SHELFLIFE_{name.upper()}" for name in Settings.model_fields)
 
 
-def _init(home: Path, primary: str, replica: str) -> Result:
+def _init(home: Path, primary: str, replica: str, ledgers: tuple[str, str]) -> Result:
     env: dict[str, str | None] = dict.fromkeys(VARIABLES)
     env.update(
         SHELFLIFE_HOME=str(home),
         SHELFLIFE_ARCHIVE_URL=primary,
         SHELFLIFE_ARCHIVE_REPLICA_URL=replica,
+        SHELFLIFE_KEY_LEDGER_URL=ledgers[0],
+        SHELFLIFE_KEY_LEDGER_REPLICA_URL=ledgers[1],
     )
     result = CliRunner().invoke(app, ["init"], env=env)
     assert "Traceback" not in result.output
     return result
 
 
+def _ledgers(s3: S3Server) -> tuple[str, str]:
+    """Two mutable buckets (no Object Lock, no versioning) for the key ledger."""
+    return (
+        s3.url(s3.create_bucket(object_lock=False), "keys"),
+        s3.url(s3.create_bucket(object_lock=False), "keys"),
+    )
+
+
 def test_init_checks_both_s3_locations_and_stores_their_urls(s3: S3Server, tmp_path: Path) -> None:
     primary, replica = s3.create_bucket(), s3.create_bucket()
     home = tmp_path / "home"
+    ledgers = _ledgers(s3)
 
-    result = _init(home, s3.url(primary), s3.url(replica))
+    result = _init(home, s3.url(primary), s3.url(replica), ledgers)
 
     assert result.exit_code == 0, result.output
     assert (
@@ -44,6 +55,26 @@ def test_init_checks_both_s3_locations_and_stores_their_urls(s3: S3Server, tmp_p
         s3.url(primary),
         s3.url(replica),
     )
+    assert (stored["key_ledger_url"], stored["key_ledger_replica_url"]) == ledgers
+
+
+def test_init_refuses_a_key_ledger_bucket_that_keeps_old_versions(
+    s3: S3Server, tmp_path: Path
+) -> None:
+    locked = s3.create_bucket()  # Object Lock turns versioning on
+    ledgers = (s3.url(locked, "keys"), _ledgers(s3)[1])
+
+    result = _init(
+        tmp_path / "home", s3.url(s3.create_bucket()), s3.url(s3.create_bucket()), ledgers
+    )
+
+    assert (result.exit_code, result.stdout) == (1, "")
+    assert result.stderr == (
+        f"error: S3 bucket {locked} keeps old versions of its objects (versioning enabled), so a "
+        "shredded key would survive in one; put the key ledger in a bucket that never had "
+        "versioning or Object Lock\n"
+    )
+    assert not (tmp_path / "home" / "config.json").exists()
 
 
 def test_init_with_a_missing_replica_bucket_stops_naming_it_and_stores_nothing(
@@ -51,7 +82,9 @@ def test_init_with_a_missing_replica_bucket_stops_naming_it_and_stores_nothing(
 ) -> None:
     home = tmp_path / "home"
 
-    result = _init(home, s3.url(s3.create_bucket()), s3.url("shelflife-replica-missing"))
+    result = _init(
+        home, s3.url(s3.create_bucket()), s3.url("shelflife-replica-missing"), _ledgers(s3)
+    )
 
     assert (result.exit_code, result.stdout) == (1, "")
     message = (
@@ -69,7 +102,7 @@ def test_init_refuses_a_bucket_without_object_lock_while_retention_is_asked_for(
 ) -> None:
     plain = s3.create_bucket(object_lock=False)
 
-    result = _init(tmp_path / "home", s3.url(s3.create_bucket()), s3.url(plain))
+    result = _init(tmp_path / "home", s3.url(s3.create_bucket()), s3.url(plain), _ledgers(s3))
 
     assert (result.exit_code, result.stderr) == (
         1,

@@ -130,6 +130,66 @@ BAD_VALUES: list[tuple[str, str, int, str]] = [
         "SHELFLIFE_ARCHIVE_REPLICA_URL: names the same place as the archive; the second copy "
         "must be in another folder or bucket, ideally in another location",
     ),
+    (
+        "SHELFLIFE_KEY_LEDGER_URL",
+        "s3://",
+        2,
+        "SHELFLIFE_KEY_LEDGER_URL: an S3 URL needs a bucket name, "
+        "e.g. s3://my-archive-bucket/shelflife",
+    ),
+    (
+        "SHELFLIFE_KEY_LEDGER_URL",
+        "ftp://host/ledger",
+        2,
+        "SHELFLIFE_KEY_LEDGER_URL: unsupported scheme 'ftp'; use a file:// or s3:// URL",
+    ),
+    (
+        "SHELFLIFE_KEY_LEDGER_URL",
+        "file://ledger",
+        2,
+        "SHELFLIFE_KEY_LEDGER_URL: a file URL needs an absolute local path, "
+        "e.g. file:///var/lib/shelflife/archive",
+    ),
+    (
+        "SHELFLIFE_KEY_LEDGER_URL",
+        "file://{file}",
+        2,
+        "SHELFLIFE_KEY_LEDGER_URL: {file} is not a folder; use a file:// URL of a folder",
+    ),
+    (
+        "SHELFLIFE_KEY_LEDGER_URL",
+        "file://{tmp}/home/archive",
+        2,
+        "SHELFLIFE_KEY_LEDGER_URL: names the same place as the archive; the key ledger must be "
+        "a mutable folder or bucket of its own (shredding deletes from it)",
+    ),
+    (
+        "SHELFLIFE_KEY_LEDGER_REPLICA_URL",
+        "gs://bucket/ledger",
+        2,
+        "SHELFLIFE_KEY_LEDGER_REPLICA_URL: unsupported scheme 'gs'; use a file:// or s3:// URL",
+    ),
+    (
+        "SHELFLIFE_KEY_LEDGER_REPLICA_URL",
+        "file://{tmp}/home/archive-ledger",
+        2,
+        "SHELFLIFE_KEY_LEDGER_REPLICA_URL: names the same place as the key ledger; the second "
+        "copy must be in another folder or bucket",
+    ),
+    *(
+        (
+            variable,
+            bad,
+            2,
+            f"{variable}: must be a whole number from 0 to 100",
+        )
+        for variable in (
+            "SHELFLIFE_RETENTION_YEARS_INVOICE",
+            "SHELFLIFE_RETENTION_YEARS_CREDIT",
+            "SHELFLIFE_RETENTION_YEARS_ORDER",
+        )
+        for bad in ("-1", "101", "ten", "1.5")
+    ),
     *(
         (
             "SHELFLIFE_ARCHIVE_RETENTION_DAYS",
@@ -221,6 +281,21 @@ def test_a_bad_setting_stops_init_naming_the_setting_and_what_it_allows(
     assert (result.exit_code, result.stdout) == (code, "")
     assert result.stderr == f"error: {message.format(tmp=tmp_path, file=file)}\n"
     assert SECRET not in result.output
+
+
+def test_an_s3_archive_replica_without_a_key_ledger_replica_is_refused(tmp_path: Path) -> None:
+    result = _cli(
+        "init",
+        SHELFLIFE_HOME=str(tmp_path / "home"),
+        SHELFLIFE_ARCHIVE_REPLICA_URL="s3://acme-replica/archive",
+    )
+
+    assert (result.exit_code, result.stderr) == (
+        2,
+        "error: SHELFLIFE_KEY_LEDGER_REPLICA_URL: must be set when the archive replica is not a "
+        "file:// folder (a bucket or prefix without Object Lock, near the replica)\n",
+    )
+    assert not (tmp_path / "home").exists()
 
 
 @pytest.mark.parametrize(

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import sqlite3
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from http import HTTPStatus
 from pathlib import Path
 from typing import Any
@@ -27,6 +28,7 @@ from shelflife.entrypoints.web.app import create_web_app
 from shelflife.services import inspection
 from shelflife.services.audit import recent_entries
 from shelflife.services.inspection import show_order
+from shelflife.services.ledger import shred_customers
 from tests.support.api import (
     MASKED_INVOICE,
     MASKED_NR,
@@ -202,6 +204,25 @@ def test_retrieving_an_order_that_is_not_masked_is_409(
 
     assert _problem(response, 409)["detail"] == (
         f"order {OPEN_NR!r} is not masked; its data is in the database already"
+    )
+
+
+def test_retrieving_an_order_whose_buyer_was_shredded_is_409_with_the_date(
+    app: App, client: TestClient, seeded: Installation
+) -> None:
+    ports = app.ports()
+    with ports.uow as uow:
+        buyer = uow.orders.find(MASKED_NR).customer_id
+        shred_customers(ports, uow, [buyer], datetime(2037, 1, 1, 12, tzinfo=UTC), "erasure")
+        uow.commit()
+
+    response = _call(
+        client, seeded, "agent", "POST", f"/orders/{MASKED_NR}/retrieve", json={"reason": "x"}
+    )
+
+    assert _problem(response, 409)["detail"] == (
+        f"order {MASKED_NR!r} cannot be retrieved: its buyer's archived data was shredded on "
+        "2037-01-01 (its archive key was destroyed)"
     )
 
 

@@ -4,23 +4,27 @@ hold it verified; retrieval falls back to the replica; no stored byte holds PII.
 
 from __future__ import annotations
 
+import base64
 import copy
 import logging
 import shutil
 from collections.abc import Iterator
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, text
 
-from shelflife.adapters.db.tables import ArchiveCopy, Customer
-from shelflife.bootstrap import App, build_app
+from shelflife.adapters.archive.ledger import read_ledger
+from shelflife.adapters.db.tables import ArchiveCopy, Base, Customer
+from shelflife.bootstrap import App, build_app, initialise
 from shelflife.config import Settings
 from shelflife.domain.clock import FixedClock
 from shelflife.services.importing import import_lines
+from shelflife.services.ledger import erase_customer
 from shelflife.services.pipeline import run_retention
+from shelflife.services.recovery import recover_archive, show_archived
 from shelflife.services.retrieval import retrieve_order
 from shelflife.services.shops import set_feature
 from tests.support.builders import T0, at, days, lines, make_app, order, pii_strings
@@ -41,15 +45,30 @@ def buckets(s3: S3Server) -> tuple[str, str]:
 
 
 @pytest.fixture
-def app(database_url: str, tmp_path: Path, s3: S3Server, buckets: tuple[str, str]) -> Iterator[App]:
-    """An installation on S3 with a replica bucket, initialised (which checks both), writing
-    in a storage class other than the default (S3 names no class for STANDARD)."""
+def ledgers(s3: S3Server) -> tuple[str, str]:
+    """The key ledger's two buckets: mutable (no Object Lock, no versioning)."""
+    return s3.create_bucket(object_lock=False), s3.create_bucket(object_lock=False)
+
+
+@pytest.fixture
+def app(
+    database_url: str,
+    tmp_path: Path,
+    s3: S3Server,
+    buckets: tuple[str, str],
+    ledgers: tuple[str, str],
+) -> Iterator[App]:
+    """An installation on S3 with a replica bucket and the key ledger in two mutable buckets,
+    initialised (which checks them), writing in a storage class other than the default (S3
+    names no class for STANDARD)."""
     primary, replica = buckets
     application, _clock = make_app(
         database_url,
         tmp_path / "home",
         archive_url=s3.url(primary),
         archive_replica_url=s3.url(replica),
+        key_ledger_url=s3.url(ledgers[0], "keys"),
+        key_ledger_replica_url=s3.url(ledgers[1], "keys"),
         archive_storage_class="STANDARD_IA",
     )
     yield application
@@ -108,6 +127,57 @@ def test_archive_mask_and_retrieve_on_s3_with_both_copies_locked_and_free_of_pii
         assert leaked == set()
 
 
+def test_shredding_on_s3_leaves_no_version_of_the_buyers_key_in_either_ledger_bucket(
+    app: App, s3: S3Server, ledgers: tuple[str, str]
+) -> None:
+    _start(app)
+    assert _run(app, T0 + days(30)) == {"archived": 3, "archive_failed": 0, "masked": 3}
+    with app.engine.connect() as conn:
+        old_key = conn.scalar(select(Customer.data_key_wrapped).where(Customer.id == 1))
+    assert old_key is not None
+    before = [dict(s3.every_object(bucket)) for bucket in ledgers]
+
+    erase_customer(at(app, datetime(2037, 1, 1, 12, tzinfo=UTC)).ports(), "C1", "Art. 17", "dpo")
+
+    after = [dict(s3.every_object(bucket)) for bucket in ledgers]
+    segment = _recorded_keys(app)[0]
+    assert [sorted(b) for b in before] == [sorted(a) for a in after]
+    assert [sorted(a) for a in after] == [[f"keys/ledger/{segment}.keys"]] * 2
+    for stored in after:
+        (body,) = stored.values()
+        assert [e.customer_id for e in read_ledger(segment, body)] == [2, 3]
+        assert old_key not in body
+        assert base64.b64encode(old_key) not in body
+    assert any(base64.b64encode(old_key) in body for b in before for body in b.values())
+
+
+def test_recover_from_s3_after_losing_the_database_reads_every_buyer_back(app: App) -> None:
+    _start(app)
+    assert _run(app, T0 + days(30)) == {"archived": 3, "archive_failed": 0, "masked": 3}
+    refs = ("C1", "C2", "C3")
+    before = [show_archived(app.ports(), ref, "audit", "auditor").as_json() for ref in refs]
+    settings = app.settings
+    with app.engine.begin() as conn:  # the database is lost; the buckets and the key remain
+        Base.metadata.drop_all(conn)
+        conn.execute(text("DROP TABLE alembic_version"))
+
+    initialise(settings)
+    recovered = build_app(settings, app.clock)
+    try:
+        report = recover_archive(recovered.ports(), "ops")
+        after = [
+            show_archived(recovered.ports(), ref, "audit", "auditor").as_json() for ref in refs
+        ]
+    finally:
+        recovered.close()
+
+    assert (report.segments, report.copies_added, report.keys_found, report.failed) == (1, 3, 3, [])
+    assert after == before
+    assert (
+        after[1]["copies"][0]["rows"]["customers"]["2"]["email"] == ORDERS[1]["customer"]["email"]
+    )
+
+
 def test_a_failing_replica_archives_nobody_masks_nobody_and_the_next_night_retries(
     app: App, s3: S3Server, buckets: tuple[str, str]
 ) -> None:
@@ -142,6 +212,7 @@ def test_retrieval_reads_the_replica_when_the_primary_fails(
     app: App,
     s3: S3Server,
     buckets: tuple[str, str],
+    ledgers: tuple[str, str],
     database_url: str,
     tmp_path: Path,
     caplog: pytest.LogCaptureFixture,
@@ -161,6 +232,8 @@ def test_retrieval_reads_the_replica_when_the_primary_fails(
         "database_url": database_url,
         "archive_url": failed_url,
         "archive_replica_url": s3.url(replica),
+        "key_ledger_url": s3.url(ledgers[0], "keys"),
+        "key_ledger_replica_url": s3.url(ledgers[1], "keys"),
     }
     after_loss = build_app(Settings(**settings), FixedClock(T0 + days(31)))
     try:

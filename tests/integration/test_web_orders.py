@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -20,6 +21,7 @@ from shelflife.entrypoints.web.app import create_web_app
 from shelflife.services.accounts import add_user
 from shelflife.services.importing import import_lines
 from shelflife.services.inspection import show_order
+from shelflife.services.ledger import shred_customers
 from shelflife.services.pipeline import run_retention
 from shelflife.services.shops import set_feature
 from tests.support.builders import T0, at, days, iso, lines, order, pii_strings
@@ -386,6 +388,25 @@ def test_an_unmasked_order_cannot_be_retrieved(web: TestClient) -> None:
     assert (
         f"order &#39;{OPEN_NR}&#39; is not masked; its data is in the database already"
         in response.text
+    )
+
+
+def test_a_shredded_buyers_order_says_on_the_page_when_it_was_shredded(
+    web: TestClient, app: App
+) -> None:
+    csrf = _as(web, "anna")
+    ports = app.ports()
+    with ports.uow as uow:
+        buyer = uow.orders.find(NR).customer_id
+        shred_customers(ports, uow, [buyer], datetime(2037, 1, 1, 12, tzinfo=UTC), "erasure")
+        uow.commit()
+
+    response = _retrieve(web, csrf, REASON)
+
+    assert response.status_code == 409
+    assert (
+        f"order &#39;{NR}&#39; cannot be retrieved: its buyer&#39;s archived data was shredded "
+        "on 2037-01-01 (its archive key was destroyed)" in response.text
     )
 
 

@@ -32,6 +32,7 @@ from shelflife.domain.errors import (
     NotFound,
     UnknownOrder,
 )
+from shelflife.domain.legal_retention import DocumentKind
 from shelflife.domain.masking import MASK_PROFILE, MASKED_TEXT, TAX_FIELDS
 from shelflife.domain.policy import CustomerFacts, Cutoffs, OrderFacts
 from shelflife.domain.ports import (
@@ -41,10 +42,12 @@ from shelflife.domain.ports import (
     ArchivedSegment,
     ArchiveKeyRow,
     ArchiveStore,
+    BuyerDocuments,
     CopyRef,
     Due,
     ExportRecord,
     InvoiceRef,
+    LedgerEntry,
     Limits,
     MaskedState,
     Match,
@@ -52,6 +55,7 @@ from shelflife.domain.ports import (
     OrderRecords,
     OrderRef,
     Ports,
+    RecoveredRecord,
     RunLock,
     RunRow,
     Selection,
@@ -88,6 +92,8 @@ class FakeCustomer:
     retrieved_at: datetime | None = None
     data_key_wrapped: bytes | None = None
     data_key_master_id: str | None = None
+    shredded_at: datetime | None = None
+    shredded_because: str | None = None
 
 
 @dataclass
@@ -111,6 +117,7 @@ class FakeInvoice:
     order_id: int | None
     total: Decimal
     shop_id: int = 1
+    created_at: datetime = datetime(2026, 1, 2, 10, tzinfo=UTC)
 
 
 @dataclass
@@ -380,7 +387,7 @@ class FakeCustomers:
         last = c.masked_at
         if last is not None and remasked:
             last = max(last, *remasked)
-        return MaskedState(customer_id, c.masked_at, last)
+        return MaskedState(customer_id, c.masked_at, last, c.shredded_at)
 
     def restore(
         self, customer_id: int, order_id: int, merged: Mapping[str, Mapping[int, Mapping[str, Any]]]
@@ -502,6 +509,60 @@ class FakeCustomers:
             self.data.history.append(FakeHistoryEntry(cid, None, at, event, "shelflife", ""))
             masked += 1
         return masked
+
+    def _documents(self, customer_id: int) -> list[tuple[DocumentKind, str, datetime]]:
+        orders = [o for o in self.data.orders.values() if o.customer_id == customer_id]
+        invoices = [i for i in self.data.invoices.values() if i.customer_id == customer_id]
+        return [(DocumentKind.ORDER, o.nr, o.ordered_at) for o in orders] + [
+            (DocumentKind.INVOICE, i.nr, i.created_at) for i in invoices
+        ]
+
+    def shred_due(
+        self,
+        shop_id: int,
+        expired_before: Mapping[DocumentKind, datetime],
+        after_id: int,
+        limit: int,
+    ) -> list[int]:
+        due = [
+            c.id
+            for c in sorted(self.data.customers.values(), key=lambda c: c.id)
+            if c.shop_id == shop_id
+            and c.id > after_id
+            and c.masked_at is not None
+            and c.retrieved_at is None
+            and c.shredded_at is None
+            and c.data_key_wrapped is not None
+            and any(kind is DocumentKind.ORDER for kind, _nr, _made in self._documents(c.id))
+            and all(made < expired_before[kind] for kind, _nr, made in self._documents(c.id))
+        ]
+        return due[:limit]
+
+    def documents(self, customer_id: int) -> BuyerDocuments:
+        c = self.data.customers.get(customer_id)
+        if c is None:
+            raise NotFound(f"no buyer C{customer_id} (test double)")
+        zone = next(s.time_zone for s in self.data.shops if s.id == c.shop_id)
+        return BuyerDocuments(
+            customer_id,
+            zone,
+            c.masked_at,
+            c.retrieved_at,
+            c.shredded_at,
+            c.data_key_wrapped is not None,
+            self._documents(customer_id),
+        )
+
+    def shred(self, ids: Sequence[int], at: datetime, because: str) -> list[int]:
+        done = []
+        for cid in sorted(ids):
+            c = self.data.customers[cid]
+            if c.shredded_at is None and c.data_key_wrapped is not None:
+                c.data_key_wrapped, c.data_key_master_id = None, None
+                c.shredded_at, c.shredded_because = at, because
+                self.data.history.append(FakeHistoryEntry(cid, None, at, "shredded", "", because))
+                done.append(cid)
+        return done
 
 
 class FakeAfterSales:
@@ -638,6 +699,52 @@ class FakeArchiveCopies:
 
     def add_segment(self, segment: ArchivedSegment) -> None:
         self.data.segments.append(segment)
+
+    def segments_of(self, customer_ids: Sequence[int]) -> list[str]:
+        wanted = set(customer_ids)
+        return sorted(
+            {r.object_key for cid, r in self.data.copies if cid in wanted and r.offset is not None}
+        )
+
+    def ledger_entries(self, object_keys: Sequence[str]) -> dict[str, list[LedgerEntry]]:
+        found: dict[str, list[LedgerEntry]] = {key: [] for key in object_keys}
+        for cid, ref in sorted(self.data.copies, key=lambda c: (c[0], c[1].revision)):
+            c = self.data.customers[cid]
+            if ref.object_key in found and ref.offset is not None and c.data_key_wrapped:
+                key = WrappedKey(c.data_key_master_id or "", c.data_key_wrapped)
+                found[ref.object_key].append(LedgerEntry(cid, ref.revision, key))
+        return found
+
+    def has_segment(self, object_key: str) -> bool:
+        return any(s.object_key == object_key for s in self.data.segments)
+
+    def recover(
+        self,
+        segment: ArchivedSegment,
+        records: Sequence[RecoveredRecord],
+        at: datetime,
+        ledger_found: bool,
+    ) -> int:
+        if not self.has_segment(segment.object_key):
+            self.data.segments.append(segment)
+        added = 0
+        for r in records:
+            c = self.data.customers.get(r.customer_id)
+            if c is None:
+                c = FakeCustomer(r.customer_id, last_name=MASKED_TEXT, masked_at=segment.created_at)
+                c.pii_revision = c.archived_revision = r.revision
+                if ledger_found and r.key is None:
+                    c.shredded_at, c.shredded_because = at, "unknown"
+                self.data.customers[r.customer_id] = c
+            if r.key is not None and c.data_key_wrapped is None and c.shredded_at is None:
+                c.data_key_wrapped, c.data_key_master_id = r.key.blob, r.key.master_key_id
+            if not any(
+                cid == r.customer_id and ref.revision == r.revision for cid, ref in self.data.copies
+            ):
+                ref = CopyRef(segment.object_key, r.revision, r.sha256, r.offset, r.length)
+                self.data.copies.append((r.customer_id, ref))
+                added += 1
+        return added
 
 
 class FakeHistory:
@@ -968,6 +1075,7 @@ def fake_ports(
     keys: FakeKeyProvider | MissingKey | None = None,
     now: datetime | None = None,
     limits: Limits | None = None,
+    ledger: ArchiveStore | None = None,
 ) -> Ports:
     """Ports on fakes; the reader sees what the writer committed."""
     writer = uow if uow is not None else FakeUnitOfWork()
@@ -985,6 +1093,7 @@ def fake_ports(
         clock=FixedClock(now or datetime(2026, 3, 1, 12, tzinfo=UTC)),
         run_lock=run_lock,
         limits=limits or Limits(batch_size=2, archive_workers=2, retrieval_alert_per_hour=3),
+        ledger=ledger if ledger is not None else InMemoryArchive(),
     )
 
 

@@ -159,6 +159,7 @@ def test_a_finished_run_is_recorded_and_audited_with_its_counts_and_actor() -> N
                 "masked": 1,
                 "remasked": 0,
                 "mask_refused": 0,
+                "shredded": 0,
             },
         )
     ]

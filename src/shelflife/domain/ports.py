@@ -25,6 +25,7 @@ from shelflife.domain.after_sales import OrderedLine
 from shelflife.domain.audit import AuditEntry
 from shelflife.domain.clock import Clock
 from shelflife.domain.duplicates import DuplicateCandidate, MergeCandidate
+from shelflife.domain.legal_retention import DocumentKind, LegalRetention
 from shelflife.domain.policy import CustomerFacts, Cutoffs
 from shelflife.domain.snapshot import CustomerSnapshot
 
@@ -159,6 +160,8 @@ class MaskedState:
     masked_at: datetime | None
     last_masked_at: datetime | None
     """The first masking, or the last re-masking after a retrieval."""
+    shredded_at: datetime | None = None
+    """When the buyer's archive data key was destroyed: nothing can be retrieved any more."""
 
 
 @dataclass(frozen=True)
@@ -198,6 +201,43 @@ class ArchivedCopy:
 
 
 @dataclass(frozen=True)
+class LedgerEntry:
+    """One record's key in a segment's key ledger: whose record, which revision, and the
+    buyer's data key wrapped by the key-encryption key `key.master_key_id`."""
+
+    customer_id: int
+    revision: int
+    key: WrappedKey
+
+
+@dataclass(frozen=True)
+class RecoveredRecord:
+    """A segment record as `archive recover` found it in the store, with its buyer's key
+    from the ledger (None: the key is not in the ledger, i.e. the buyer was shredded)."""
+
+    customer_id: int
+    revision: int
+    offset: int
+    length: int
+    sha256: str
+    key: WrappedKey | None
+
+
+@dataclass(frozen=True)
+class BuyerDocuments:
+    """What an erasure decides on, read under the buyer's row lock: its masking and shredding,
+    its shop's time zone, and its documents (kind, number, made at)."""
+
+    customer_id: int
+    time_zone: str
+    masked_at: datetime | None
+    retrieved_at: datetime | None
+    shredded_at: datetime | None
+    has_key: bool
+    documents: list[tuple[DocumentKind, str, datetime]]
+
+
+@dataclass(frozen=True)
 class ArchivedSegment:
     """A segment written and read back tonight: the whole object's size and SHA-256 (what a
     later scrub compares against) and how many records it holds."""
@@ -208,6 +248,9 @@ class ArchivedSegment:
     size: int
     sha256: str
 
+
+RECOVERED_SHOP = "recovered"
+"""The shop `archive recover` files buyers under whose shop the database no longer knows."""
 
 RUN_COUNTS = (
     "shops",
@@ -350,6 +393,28 @@ class CustomerRepository(Protocol):
         history; returns how many were masked."""
         ...
 
+    def shred_due(
+        self,
+        shop_id: int,
+        expired_before: Mapping[DocumentKind, datetime],
+        after_id: int,
+        limit: int,
+    ) -> list[int]:
+        """The next masked, not retrieved, not yet shredded buyers of the shop holding a data key
+        and at least one order, whose every document of each kind was made before that kind's
+        instant, in id order."""
+        ...
+
+    def documents(self, customer_id: int) -> BuyerDocuments:
+        """The buyer's state and documents, its row locked until the transaction ends;
+        `NotFound` when there is no such buyer."""
+        ...
+
+    def shred(self, ids: Sequence[int], at: datetime, because: str) -> list[int]:
+        """Destroy these buyers' data keys (those that have one), mark them shredded and note it
+        in their history; returns the ids shredded."""
+        ...
+
     def duplicate_groups(self, shop: str | None) -> Iterator[list[DuplicateCandidate]]:
         """Unarchived, unmasked records sharing the compared fields (spaces around them
         aside), one group at a time; the duplicate rule then decides within each group."""
@@ -447,6 +512,32 @@ class ArchiveCopyRepository(Protocol):
 
     def add_segment(self, segment: ArchivedSegment) -> None:
         """Record a segment whose records the same transaction records as copies."""
+        ...
+
+    def segments_of(self, customer_ids: Sequence[int]) -> list[str]:
+        """The segments holding records of these buyers, in key order."""
+        ...
+
+    def ledger_entries(self, object_keys: Sequence[str]) -> dict[str, list[LedgerEntry]]:
+        """For each of these segments, its records whose buyer still has a data key, with that
+        key as the database holds it now (every segment named is in the answer). The segments
+        stay locked until the transaction ends, so that rewrites of one ledger object take
+        turns."""
+        ...
+
+    def has_segment(self, object_key: str) -> bool: ...
+
+    def recover(
+        self,
+        segment: ArchivedSegment,
+        records: Sequence[RecoveredRecord],
+        at: datetime,
+        ledger_found: bool,
+    ) -> int:
+        """Record a segment found in the store and its records' copies, and give each buyer the
+        ledger's key where it has none: buyers the database lost come back as masked rows of the
+        shop `RECOVERED_SHOP` (shredded when the segment's ledger was found without their key).
+        Returns how many copies were added (copies already recorded are left as they are)."""
         ...
 
 
@@ -707,6 +798,7 @@ class Limits:
     batch_size: int = 1000
     archive_workers: int = 4
     retrieval_alert_per_hour: int = 30
+    legal_retention: LegalRetention = field(default_factory=LegalRetention)
 
 
 @dataclass(frozen=True)
@@ -724,6 +816,10 @@ class Ports:
     clock: Clock
     run_lock: Callable[[], AbstractContextManager[RunLock]]
     limits: Limits = Limits()
+    ledger: ArchiveStore | None = None
+    """The key ledger: a mutable store beside the write-once archive holding, per segment, its
+    records' wrapped data keys (see services/ledger.py). None only in tests that need none:
+    the nightly run then refuses to archive."""
 
     @property
     def keys(self) -> KeyProvider:

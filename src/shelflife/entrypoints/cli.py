@@ -1161,6 +1161,93 @@ def archive_orphans(
                 out.print("this store does not allow deletion")
 
 
+ReasonOpt = Annotated[
+    str,
+    typer.Option("--reason", help="Why (1-200 characters); kept in the audit log.", callback=_text),
+]
+
+
+@archive_app.command("recover")
+def archive_recover(home: HomeOpt = None, as_json: JsonOpt = False) -> None:
+    """Rebuild the archive index and the buyers' keys from the archive and the key ledger.
+
+    For a database that lost its data: run `shelflife init` with the same master key file
+    first. Every segment is read and checked; buyers the database lost come back as masked
+    buyers of the shop "recovered", readable with `archive show`. Safe to run again.
+    """
+    from shelflife.services.recovery import recover_archive
+
+    with _errors():
+        report = _with_app(home, lambda a: recover_archive(a.ports(), _operator()))
+        if as_json:
+            _print_json(
+                {
+                    "segments": report.segments,
+                    "copies_added": report.copies_added,
+                    "keys_found": report.keys_found,
+                    "shredded": report.shredded,
+                    "segments_without_ledger": report.segments_without_ledger,
+                    "failed": [{"where": w, "why": why} for w, why in report.failed],
+                }
+            )
+        else:
+            out.print(
+                f"{report.segments} segment(s) recovered: {report.copies_added} copies added, "
+                f"{report.keys_found} records with their key, {report.shredded} shredded",
+                soft_wrap=True,
+            )
+            for key in report.segments_without_ledger:
+                err.print(
+                    styled(("warning: ", "bold yellow"), f"no key ledger object for {key}"),
+                    soft_wrap=True,
+                )
+            for where, why in report.failed:
+                err.print(styled(("error: ", "bold red"), f"{where}: {why}"), soft_wrap=True)
+        if report.failed:
+            raise typer.Exit(1)
+
+
+@archive_app.command("show")
+def archive_show(
+    customer: Annotated[str, typer.Argument(help="Buyer reference, e.g. C42.", callback=_text)],
+    reason: ReasonOpt,
+    home: HomeOpt = None,
+) -> None:
+    """Print a buyer's archived data, decrypted, as JSON (every copy, newest first).
+
+    For an auditor, e.g. after `archive recover`, when the database has no orders to retrieve
+    through. Audited with the reason; the database's rows are not changed.
+    """
+    from shelflife.services.recovery import show_archived
+
+    with _errors():
+        shown = _with_app(home, lambda a: show_archived(a.ports(), customer, reason, _operator()))
+        _print_json(shown.as_json())
+
+
+@app.command()
+def erase(
+    customer: Annotated[str, typer.Argument(help="Buyer reference, e.g. C42.", callback=_text)],
+    reason: ReasonOpt,
+    home: HomeOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Shred a masked buyer's archive: destroy its data key in the database and the key ledger.
+
+    Every copy of its archived data (primary, replica, offline) becomes unreadable for good.
+    Refused while the law keeps any of its invoices, credits or orders (legal retention, see
+    docs/operations.md) and while its data is in the database. Audited with the reason.
+    """
+    from shelflife.services.ledger import erase_customer
+
+    with _errors():
+        result = _with_app(home, lambda a: erase_customer(a.ports(), customer, reason, _operator()))
+        if as_json:
+            _print_json({"customer": result.customer, "erased_at": result.erased_at.isoformat()})
+        else:
+            out.print(f"buyer {result.customer} erased: its archive can no longer be read")
+
+
 @app.command()
 def demo(
     home: Annotated[

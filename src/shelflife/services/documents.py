@@ -374,6 +374,11 @@ class RunReportDocument(Document):
     masked: int = 0
     remasked: int = 0
     mask_refused: int = 0
+    shredded: int = Field(
+        default=0,
+        description="Buyers whose archive data key was destroyed because the legal retention of "
+        "all their documents ended (a dry run does not count them).",
+    )
     shops: int = 0
     duration_seconds: float = 0.0
     dry_run: bool = False

@@ -40,6 +40,7 @@ from shelflife.domain.ports import (
     CustomerRepository,
     Due,
     KeyProvider,
+    LedgerEntry,
     Ports,
     RunLock,
     Selection,
@@ -50,6 +51,7 @@ from shelflife.domain.ports import (
 from shelflife.domain.snapshot import CustomerSnapshot
 from shelflife.services.audit import purge_expired_entries
 from shelflife.services.documents import RunReportDocument
+from shelflife.services.ledger import ledger_store, shred_expired, write_ledger
 
 log = logging.getLogger(__name__)
 
@@ -141,8 +143,9 @@ def _run(
                 report.mask_refused += refused + _refused_by_key_id(
                     ports, keys.key_id, Selection(refused_due, shop.id, cutoffs, keys.key_id), event
                 )
+            report.shredded += shred_expired(ports, shop, now, actor)
         # Old values out of the database files.
-        lock.reclaim_if_needed(run_id, bool(report.masked or report.remasked))
+        lock.reclaim_if_needed(run_id, bool(report.masked or report.remasked or report.shredded))
     except (Exception, KeyboardInterrupt) as exc:
         _record_stop(ports, run_id, report, exc, actor)
         raise
@@ -176,6 +179,7 @@ def _run(
 def _run_detail(report: RunReport) -> dict[str, str | int | None]:
     detail: dict[str, str | int | None] = {"as_of": report.as_of}
     detail.update(report.counts())
+    detail["shredded"] = report.shredded
     return detail
 
 
@@ -293,11 +297,13 @@ def archive_customers(
     ports: Ports, keys: KeyProvider, customers: CustomerRepository, ids: Sequence[int]
 ) -> tuple[list[ArchivedCopy], list[tuple[int, str]], ArchivedSegment | None]:
     """Seal each buyer's snapshot, write the batch as one segment, read it back once and
-    verify every record in it (digest, decryption, the snapshot's exact bytes).
+    verify every record in it (digest, decryption, the snapshot's exact bytes), then write the
+    segment's key-ledger object (the verified records' wrapped data keys) and read it back.
 
-    A buyer counts as archived only when its own record verifies; a record that does not fails
-    only its buyer. A segment that cannot be written, or comes back truncated or with a damaged
-    manifest, fails every buyer in it. Returns the copies, the failures (with a reason that
+    A buyer counts as archived only when its own record verifies and its key is in the ledger;
+    a record that does not verify fails only its buyer. A segment that cannot be written, or
+    comes back truncated or with a damaged manifest, or whose ledger object cannot be written,
+    fails every buyer in it. Returns the copies, the failures (with a reason that
     names no PII) and the segment when any copy is in it.
     """
     key_rows = customers.archive_keys(ids)
@@ -346,6 +352,15 @@ def archive_customers(
         )
     if not done:
         return [], failed, None
+    keys_of = {s.customer_id: s.wrapped for s in sealed}
+    try:
+        write_ledger(
+            ledger_store(ports),
+            object_key,
+            [LedgerEntry(d.customer_id, d.revision, keys_of[d.customer_id]) for d in done],
+        )
+    except (ArchiveUnavailable, ArchiveCorrupt) as exc:
+        return [], failed + [(d.customer_id, str(exc)) for d in done], None
     whole = hashlib.sha256(segment).hexdigest()
     return done, failed, ArchivedSegment(object_key, created_at, len(entries), len(segment), whole)
 
@@ -356,6 +371,8 @@ class _Sealed:
     revision: int
     key_id: str
     data_key: bytes
+    wrapped: WrappedKey
+    """The buyer's data key as the database holds it (or will): what the ledger gets."""
     fresh: WrappedKey | None
     """The buyer's data key wrapped, when it was made for this record."""
     plaintext: bytes
@@ -374,7 +391,9 @@ def _seal(keys: KeyProvider, key_row: ArchiveKeyRow, snap: CustomerSnapshot) -> 
     plaintext = snap.to_bytes()
     cid = key_row.customer_id
     record = seal_record(data_key, wrapped.master_key_id, cid, snap.revision, plaintext)
-    return _Sealed(cid, snap.revision, wrapped.master_key_id, data_key, fresh, plaintext, record)
+    return _Sealed(
+        cid, snap.revision, wrapped.master_key_id, data_key, wrapped, fresh, plaintext, record
+    )
 
 
 def _verify(back: bytes, item: _Sealed, entry: RecordEntry, object_key: str) -> None:

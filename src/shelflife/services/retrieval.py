@@ -62,6 +62,11 @@ def retrieve_order(
             raise NotRetrievable(
                 f"order {order_nr!r} is not an Amazon order; its data is never masked"
             )
+        if state.shredded_at is not None:
+            raise NotRetrievable(
+                f"order {order_nr!r} cannot be retrieved: its buyer's archived data was shredded "
+                f"on {state.shredded_at:%Y-%m-%d} (its archive key was destroyed)"
+            )
         if state.masked_at is None or state.last_masked_at is None:
             raise NotRetrievable(
                 f"order {order_nr!r} is not masked; its data is in the database already"

@@ -13,7 +13,7 @@ from typing import Any
 
 from sqlalchemy import ColumnElement, Connection, delete, func, insert, or_, select, update
 
-from shelflife.adapters.db import audit_log, customers, exports, retention, runs
+from shelflife.adapters.db import audit_log, customers, exports, retention, runs, shredding
 from shelflife.adapters.db.installation import read_installation
 from shelflife.adapters.db.reading import (
     find_order,
@@ -40,6 +40,7 @@ from shelflife.adapters.db.tables import (
 )
 from shelflife.domain.audit import AuditEntry
 from shelflife.domain.duplicates import DuplicateCandidate, MergeCandidate
+from shelflife.domain.legal_retention import DocumentKind
 from shelflife.domain.masking import TAX_FIELDS
 from shelflife.domain.policy import CustomerFacts, Cutoffs
 from shelflife.domain.ports import (
@@ -47,13 +48,16 @@ from shelflife.domain.ports import (
     ArchivedCopy,
     ArchivedSegment,
     ArchiveKeyRow,
+    BuyerDocuments,
     CopyRef,
     Due,
     ExportRecord,
+    LedgerEntry,
     MaskedState,
     OrderMatch,
     OrderRecords,
     OrderRef,
+    RecoveredRecord,
     RunRow,
     Selection,
     ShopRow,
@@ -179,16 +183,18 @@ class SqlCustomers:
         return customers.move_customer(self.conn, keep_id, other_id)
 
     def lock_masked_state(self, customer_id: int) -> MaskedState:
-        masked_at = self.conn.execute(
-            select(Customer.masked_at).where(Customer.id == customer_id).with_for_update()
-        ).scalar_one()
+        masked_at, shredded_at = self.conn.execute(
+            select(Customer.masked_at, Customer.shredded_at)
+            .where(Customer.id == customer_id)
+            .with_for_update()
+        ).one()
         remasked = self.conn.execute(
             select(func.max(CustomerHistory.recorded_at)).where(
                 CustomerHistory.customer_id == customer_id, CustomerHistory.event == "remasked"
             )
         ).scalar()
         last = masked_at if remasked is None or masked_at is None else max(masked_at, remasked)
-        return MaskedState(customer_id, masked_at, last)
+        return MaskedState(customer_id, masked_at, last, shredded_at)
 
     def restore(
         self, customer_id: int, order_id: int, merged: Mapping[str, Mapping[int, Mapping[str, Any]]]
@@ -294,6 +300,21 @@ class SqlCustomers:
     def mask(self, ids: Sequence[int], at: datetime, event: str) -> int:
         return retention.mask_customers(self.conn, ids, at, event)
 
+    def shred_due(
+        self,
+        shop_id: int,
+        expired_before: Mapping[DocumentKind, datetime],
+        after_id: int,
+        limit: int,
+    ) -> list[int]:
+        return shredding.shred_due(self.conn, shop_id, expired_before, after_id, limit)
+
+    def documents(self, customer_id: int) -> BuyerDocuments:
+        return shredding.buyer_documents(self.conn, customer_id)
+
+    def shred(self, ids: Sequence[int], at: datetime, because: str) -> list[int]:
+        return shredding.shred(self.conn, ids, at, because)
+
 
 class SqlArchiveCopies:
     def __init__(self, conn: Connection) -> None:
@@ -312,6 +333,24 @@ class SqlArchiveCopies:
             .order_by(ArchiveCopy.revision.desc())
         )
         return [CopyRef(*r) for r in rows]
+
+    def segments_of(self, customer_ids: Sequence[int]) -> list[str]:
+        return shredding.segments_of(self.conn, customer_ids)
+
+    def ledger_entries(self, object_keys: Sequence[str]) -> dict[str, list[LedgerEntry]]:
+        return shredding.ledger_entries(self.conn, object_keys)
+
+    def has_segment(self, object_key: str) -> bool:
+        return shredding.has_segment(self.conn, object_key)
+
+    def recover(
+        self,
+        segment: ArchivedSegment,
+        records: Sequence[RecoveredRecord],
+        at: datetime,
+        ledger_found: bool,
+    ) -> int:
+        return shredding.recover(self.conn, segment, records, at, ledger_found)
 
     def add_segment(self, segment: ArchivedSegment) -> None:
         self.conn.execute(

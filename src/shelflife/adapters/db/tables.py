@@ -115,6 +115,9 @@ class Customer(Base):
         CheckConstraint(
             "retrieved_at IS NULL OR masked_at IS NOT NULL", name="retrieved_was_masked"
         ),
+        CheckConstraint(
+            "shredded_at IS NULL OR data_key_wrapped IS NULL", name="shredded_has_no_key"
+        ),
         UniqueConstraint("shop_id", "channel", "identity_digest", name="uq_customers_identity"),
         {"sqlite_autoincrement": True},  # a buyer reference (C42) is never handed out again
     )
@@ -184,6 +187,13 @@ class Customer(Base):
         Text,
         comment="JSON: which order (ordered_at and number) each group of buyer fields came "
         "from, so that merging orders' customer blocks does not depend on import order; not PII",
+    )
+    shredded_at: Mapped[datetime | None] = mapped_column(
+        comment="When the buyer's archive data key was destroyed; the archive is unreadable"
+    )
+    shredded_because: Mapped[str | None] = mapped_column(
+        String(20),
+        comment="retention (legal retention ended) or erasure (erased on request)",
     )
 
 
