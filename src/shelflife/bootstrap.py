@@ -368,6 +368,12 @@ def _establish_kms_lineage(
     master = app.configured_master_key()
     where = f"KMS key {master.location().location}"
     if recorded is not None:
+        if recorded.master_key_id not in (master.key_id, recorded.previous_master_key_id):
+            raise KeyUnavailable(
+                f"this database's data is sealed under master key {recorded.master_key_id}, not "
+                f"under {where}; keep that key configured and move to KMS with `shelflife keys "
+                "rotate`"
+            )
         _join_lineage(master, recorded, where)
         report.done.append(f"{where} (kept, key id {master.key_id})")
         return
