@@ -38,7 +38,7 @@ from shelflife.adapters.db.installation import (
     sample_data_key,
     wrapping_key,
 )
-from shelflife.adapters.db.reclaim import run_lock
+from shelflife.adapters.db.reclaim import no_run_working, run_lock
 from shelflife.adapters.db.unit_of_work import SqlUnitOfWork
 from shelflife.adapters.keys.keyring import Keyring, MasterKey
 from shelflife.adapters.keys.kms import KmsMasterKey, kms_client
@@ -172,6 +172,7 @@ class App:
             key_provider=lambda: self.keys,
             clock=self.clock,
             run_lock=partial(run_lock, self.engine),
+            no_run_working=partial(no_run_working, self.engine),
             limits=Limits(
                 batch_size=self.settings.batch_size,
                 archive_workers=self.settings.archive_workers,

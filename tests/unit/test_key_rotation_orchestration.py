@@ -121,7 +121,7 @@ def test_keys_a_run_wrapped_under_the_old_key_during_the_rotation_are_rewrapped_
         progress=a_run_archives_a_buyer_under_the_old_key,  # between two batches
     )
 
-    assert (report.rewrapped, report.passes, report.left) == (5, 2, 0)
+    assert (report.rewrapped, report.passes, report.left) == (5, 3, 0)
     assert _under(ports) == {NEW: 5, None: 1}
 
 

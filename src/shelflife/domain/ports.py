@@ -14,7 +14,7 @@ at all. One unit of work (and so one `Ports`) serves one request or command at a
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextlib import AbstractContextManager
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from decimal import Decimal
@@ -818,6 +818,9 @@ class Ports:
     clock: Clock
     run_lock: Callable[[], AbstractContextManager[RunLock]]
     limits: Limits = Limits()
+    no_run_working: Callable[[], AbstractContextManager[None]] = nullcontext
+    """Waits until no nightly run works and holds new ones back while open (where the
+    database can tell; elsewhere it returns at once)."""
 
     @property
     def keys(self) -> KeyProvider:

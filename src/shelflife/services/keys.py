@@ -9,8 +9,10 @@ re-wrapped under it) and remembers the old one; from then on every process wraps
 under the new key and opens keys under either. `rewrap_data_keys` then works in batches, each
 its own transaction, in customer id order: a killed rotation loses at most one batch, and
 running it again continues with what is left. A nightly run that started before the rotation
-began still wraps under the old key until it ends; the batches go over the buyers again until
-none is left under another key, and only then is the old key forgotten.
+began still wraps under the old key until it ends: the batches go over the buyers again until
+a pass finds none, then (PostgreSQL) wait for such a run to end and sweep once more, and only
+then is the old key forgotten. SQLite cannot tell that a run is working: a rotation that ends
+beside one reports the keys left, and running it again after the run re-wraps them.
 """
 
 from __future__ import annotations
@@ -93,30 +95,48 @@ def rewrap_data_keys(
 ) -> RotationReport:
     """Re-wrap, batch by batch, every data key under another master key than `new`; pass over
     the buyers again while a pass still found some; then forget the old key (audited)."""
+    while _rewrap_pass(ports, new, report, on_batch, progress):
+        pass
+    # A run that began before the rotation may still wrap under the old key: wait for it to
+    # end (new runs wait meanwhile), then sweep once more before the old key is forgotten.
+    with ports.no_run_working():
+        _rewrap_pass(ports, new, report, on_batch, progress)
+        _finish(ports, new, report, actor)
+    return report
+
+
+def _rewrap_pass(
+    ports: Ports,
+    new: KeyEncryptionKey,
+    report: RotationReport,
+    on_batch: BatchHook | None,
+    progress: Progress | None,
+) -> int:
+    """One pass over the buyers in id order; returns how many keys it re-wrapped."""
     keys = ports.keys
-    batch = ports.limits.batch_size
+    report.passes += 1
+    with ports.reader as reader:
+        total = reader.customers.count_keys_to_rewrap(new.key_id)
+    moved, after = 0, 0
     while True:
-        report.passes += 1
-        with ports.reader as reader:
-            total = reader.customers.count_keys_to_rewrap(new.key_id)
-        moved, after = 0, 0
-        while True:
-            with ports.uow as uow:
-                ids = uow.customers.keys_to_rewrap(new.key_id, after, batch)
-                if not ids:
-                    break
-                done = rewrap_batch(uow, keys, new, ids, ports.clock.now())
-                if on_batch is not None:
-                    on_batch(uow, done)
-                uow.commit()
-            moved += len(done)
-            report.rewrapped += len(done)
-            report.batches += 1
-            after = ids[-1]
-            if progress is not None:
-                progress(moved, max(total, moved))
-        if moved == 0:
-            break
+        with ports.uow as uow:
+            ids = uow.customers.keys_to_rewrap(new.key_id, after, ports.limits.batch_size)
+            if not ids:
+                break
+            done = rewrap_batch(uow, keys, new, ids, ports.clock.now())
+            if on_batch is not None:
+                on_batch(uow, done)
+            uow.commit()
+        moved += len(done)
+        report.rewrapped += len(done)
+        report.batches += 1
+        after = ids[-1]
+        if progress is not None:
+            progress(moved, max(total, moved))
+    return moved
+
+
+def _finish(ports: Ports, new: KeyEncryptionKey, report: RotationReport, actor: str) -> None:
     with ports.uow as uow:
         report.left = uow.customers.count_keys_to_rewrap(new.key_id)
         if report.left == 0 and uow.installation.previous_master_key_id() is not None:
@@ -130,7 +150,6 @@ def rewrap_data_keys(
                 {"from": report.previous_master_key_id, "to": new.key_id},
             )
         uow.commit()
-    return report
 
 
 def rewrap_batch(
