@@ -114,12 +114,7 @@ class App:
     def configured_master_key(self, recorded_key_id: str | None = None) -> MasterKey:
         """The master key the settings name: the key file (default) or a KMS key."""
         if self.settings.resolved_key_provider == "kms":
-            if not self.settings.kms_key_id:
-                raise InvalidInput(
-                    "SHELFLIFE_KMS_KEY_ID: must name the KMS key (id, ARN or alias/NAME) when "
-                    "SHELFLIFE_KEY_PROVIDER is kms"
-                )
-            return self.kms_key(self.settings.kms_key_id)
+            return self.kms_key(_kms_key_id(self.settings))
         if not self.key_path.exists():
             raise KeyUnavailable(
                 _missing_key_message(self.key_path, recorded_key_id or "an unknown key")
@@ -273,6 +268,8 @@ def initialise(settings: Settings, clock: Clock | None = None) -> InitReport:
     """
     report = InitReport()
     build_archive(settings)  # refuse a bad archive URL before writing anything
+    if settings.resolved_key_provider == "kms":
+        _kms_key_id(settings)  # and a KMS provider without a key
     try:
         settings.home.mkdir(parents=True, exist_ok=True, mode=0o700)
         settings.home.chmod(0o700)  # also when it existed: it holds the database and the key
@@ -390,6 +387,15 @@ def _establish_kms_lineage(
     record_installation(conn, master.key_id, identity.blob, now)
     record_key_location(conn, master.location(), now)
     report.done.append(f"{where} (recorded, key id {master.key_id})")
+
+
+def _kms_key_id(settings: Settings) -> str:
+    if not settings.kms_key_id:
+        raise InvalidInput(
+            "SHELFLIFE_KMS_KEY_ID: must name the KMS key (key id, ARN or alias/NAME) when "
+            "SHELFLIFE_KEY_PROVIDER is kms"
+        )
+    return settings.kms_key_id
 
 
 def _file(path: Path | str) -> str:
