@@ -17,7 +17,7 @@ import pytest
 from sqlalchemy import select
 from typer.testing import CliRunner
 
-from shelflife.adapters.db.tables import AuditLogEntry, Customer, Installation
+from shelflife.adapters.db.tables import ArchiveCopy, AuditLogEntry, Customer, Installation
 from shelflife.adapters.keys.master_key import LocalKeyProvider
 from shelflife.bootstrap import App, build_app
 from shelflife.domain.clock import FixedClock
@@ -34,6 +34,7 @@ from shelflife.services.keys import (
 from shelflife.services.pipeline import RUN_FINISHED, run_retention
 from shelflife.services.retrieval import retrieve_order
 from shelflife.services.shops import set_feature
+from tests.support.archive import make_legacy
 from tests.support.builders import T0, days, lines, make_app, order
 from tests.support.s3_server import REGION, S3Server
 
@@ -325,5 +326,27 @@ def test_rotation_while_the_nightly_run_works_loses_nothing(
         everyone = early + late
         new_key = {"master_key_file": tmp_path / "new.key"}
         assert _retrieve_all(app, everyone, night + days(2), **new_key) == _emails(everyone)
+    finally:
+        app.close()
+
+
+def test_a_legacy_whole_object_copy_is_retrieved_after_the_rotation_without_the_old_key(
+    database_url: str, tmp_path: Path
+) -> None:
+    """Its header wraps the data key under the old master key; the database's re-wrapped copy
+    of the same data key opens it."""
+    app, _clock = make_app(database_url, tmp_path / "home")
+    try:
+        orders = _orders(2)
+        _archived_and_masked(app, orders)
+        with app.engine.connect() as conn:
+            copies = conn.execute(select(ArchiveCopy).order_by(ArchiveCopy.id)).all()
+        legacy = make_legacy(app, copies[0])
+        new = _new_key_file(tmp_path / "new.key")
+        assert _rotate(app, new).left == 0
+        app.key_path.unlink()
+
+        assert _retrieve_all(app, orders, master_key_file=tmp_path / "new.key") == _emails(orders)
+        assert legacy in _archive_bytes(app)  # read in place, never rewritten
     finally:
         app.close()
