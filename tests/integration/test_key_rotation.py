@@ -350,3 +350,72 @@ def test_a_legacy_whole_object_copy_is_retrieved_after_the_rotation_without_the_
         assert legacy in _archive_bytes(app)  # read in place, never rewritten
     finally:
         app.close()
+
+
+KILLED_ROTATION = """
+import os, signal, sys
+from pathlib import Path
+from shelflife.adapters.keys.master_key import LocalKeyProvider
+from shelflife.bootstrap import build_app
+from shelflife.config import Settings
+from shelflife.services.keys import begin_rotation, rewrap_data_keys
+
+home, url, new_key = sys.argv[1:4]
+app = build_app(Settings(home=Path(home), database_url=url, batch_size=2))
+new = LocalKeyProvider.from_file(Path(new_key))
+batches = []
+
+def kill_in_the_second_batch(uow, ids):
+    batches.append(ids)
+    if len(batches) == 2:
+        os.kill(os.getpid(), signal.SIGKILL)  # no rollback, no clean-up: the process is gone
+
+rewrap_data_keys(app.ports(), new, begin_rotation(app.ports(), new, "ops"), "ops",
+                 on_batch=kill_in_the_second_batch)
+"""
+
+
+def test_a_rotation_process_killed_with_sigkill_midway_is_completed_by_running_it_again(
+    database_url: str, tmp_path: Path
+) -> None:
+    import subprocess
+    import sys
+
+    app, _clock = make_app(database_url, tmp_path / "home")
+    try:
+        orders = _orders(5)
+        _archived_and_masked(app, orders)
+        old_id = app.keys.key_id
+    finally:
+        app.close()
+    new = _new_key_file(tmp_path / "new.key")
+    home = str(tmp_path / "home")
+
+    killed = subprocess.run(
+        [sys.executable, "-c", KILLED_ROTATION, home, database_url, str(tmp_path / "new.key")],
+        capture_output=True,
+        timeout=120,
+        check=False,
+    )
+
+    assert (killed.returncode, killed.stderr) == (-9, b"")
+    app = build_app(app.settings, FixedClock(LATER))
+    try:
+        assert _key_ids(app) == {new.key_id: 2, old_id: 3}  # the first batch only
+        env: dict[str, str | None] = {
+            "SHELFLIFE_HOME": home,
+            "SHELFLIFE_DATABASE_URL": database_url,
+        }
+        env.update(dict.fromkeys(("SHELFLIFE_MASTER_KEY_FILE", "SHELFLIFE_KEY_PROVIDER"), None))
+        again = CliRunner().invoke(
+            cli_app, ["keys", "rotate", "--to-key-file", str(tmp_path / "new.key")], env=env
+        )
+        assert again.exit_code == 0, again.output
+        assert again.stdout.splitlines() == [
+            f"3 data key(s) re-wrapped under {new.key_id} in 1 batch(es)",
+            f"every data key is under master key {new.key_id}",
+        ]  # it had begun already: no "begun" line
+        assert _key_ids(app) == {new.key_id: 5}
+    finally:
+        app.close()
+    assert _retrieve_all(app, orders, master_key_file=tmp_path / "new.key") == _emails(orders)
