@@ -6,10 +6,12 @@ import json
 import os
 import secrets
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
 
+import boto3
 from sqlalchemy import Connection, Engine
 from sqlalchemy.exc import OperationalError
 
@@ -27,15 +29,21 @@ from shelflife.adapters.db.engine import (
 from shelflife.adapters.db.installation import (
     InstallationRow,
     KeyReferences,
+    key_location,
     key_references,
     read_installation,
     record_installation,
+    record_key_location,
+    record_wrapping_keys,
     sample_data_key,
+    wrapping_key,
 )
-from shelflife.adapters.db.reclaim import run_lock
+from shelflife.adapters.db.reclaim import no_run_working, run_lock
 from shelflife.adapters.db.unit_of_work import SqlUnitOfWork
+from shelflife.adapters.keys.keyring import Keyring, MasterKey
+from shelflife.adapters.keys.kms import KmsMasterKey, kms_client
 from shelflife.adapters.keys.master_key import LocalKeyProvider, WrappedKey
-from shelflife.config import CONFIG_FILE, Settings
+from shelflife.config import CONFIG_FILE, Settings, overriding_variables
 from shelflife.domain.clock import Clock, SystemClock
 from shelflife.domain.errors import (
     ArchiveCorrupt,
@@ -47,7 +55,7 @@ from shelflife.domain.errors import (
     Unavailable,
 )
 from shelflife.domain.legal_retention import LegalRetention
-from shelflife.domain.ports import Limits, Ports
+from shelflife.domain.ports import KeyLocation, Limits, Ports, WrappingKey
 
 
 @dataclass
@@ -60,15 +68,20 @@ class App:
     key_path: Path
     clock: Clock
     ledger: ArchiveStore | None = None
-    _keys: LocalKeyProvider | None = None
+    _keys: Keyring | None = None
     _read_engine: Engine | None = None
+    _aws: boto3.session.Session | None = None
 
     @property
-    def keys(self) -> LocalKeyProvider:
+    def keys(self) -> Keyring:
         """The master key, checked against the one this database records, with the buyer-
         identity key it wraps. Every command that seals, opens, digests or wraps gets its keys
         here, so none can use another key than the installation's. Loaded lazily: `show` works
-        while the key file is offline."""
+        while the key file is offline.
+
+        While `keys rotate` works, the configured key may be the one it moves away from: the
+        keyring then wraps under the new key (from where the rotation recorded it) and opens
+        under both."""
         if self._keys is None:
             with self.engine.connect() as conn:
                 recorded = read_installation(conn)
@@ -76,11 +89,74 @@ class App:
                 raise NotInitialised(
                     "this database records no master key yet; run `shelflife init`"
                 )
-            if not self.key_path.exists():
-                raise KeyUnavailable(_missing_key_message(self.key_path, recorded.master_key_id))
-            master = LocalKeyProvider.from_file(self.key_path)
-            self._keys = _join_lineage(master, recorded, self.key_path)
+            configured = self.configured_master_key(recorded.master_key_id)
+            if (
+                configured.key_id != recorded.master_key_id
+                and configured.key_id == recorded.previous_master_key_id
+            ):
+                current = self.master_key_at(recorded.master_key_id)
+            else:
+                current = configured
+            identity_key = _join_lineage(current, recorded, self._describe(current))
+            self._keys = Keyring(
+                current,
+                identity_key,
+                self._resolver(configured),
+                recorded.previous_master_key_id,
+            )
         return self._keys
+
+    @property
+    def aws(self) -> boto3.session.Session:
+        """The process's AWS session (the standard AWS settings); one for every KMS client."""
+        if self._aws is None:
+            self._aws = boto3.session.Session()
+        return self._aws
+
+    def configured_master_key(self, recorded_key_id: str | None = None) -> MasterKey:
+        """The master key the settings name: the key file (default) or a KMS key."""
+        if self.settings.resolved_key_provider == "kms":
+            return self.kms_key(_kms_key_id(self.settings))
+        if not self.key_path.exists():
+            raise KeyUnavailable(
+                _missing_key_message(self.key_path, recorded_key_id or "an unknown key")
+            )
+        return LocalKeyProvider.from_file(self.key_path)
+
+    def kms_key(self, key_ref: str) -> KmsMasterKey:
+        return KmsMasterKey(kms_client(self.aws, key_ref), key_ref, self._wrapping_key)
+
+    def master_key_at(self, key_id: str) -> MasterKey:
+        """A master key of this installation other than the configured one, from where the
+        database records it (a rotation records both sides)."""
+        with self.read_engine.connect() as conn:
+            location = key_location(conn, key_id)
+        if location is None:
+            raise KeyUnavailable(
+                f"data keys are sealed under master key {key_id}, and this database records no "
+                "location for it; configure that key (SHELFLIFE_MASTER_KEY_FILE or "
+                "SHELFLIFE_KMS_KEY_ID)"
+            )
+        if location.provider == "kms":
+            return self.kms_key(location.location)
+        path = Path(location.location)
+        if not path.exists():
+            raise KeyUnavailable(_missing_key_message(path, key_id))
+        return LocalKeyProvider.from_file(path)
+
+    def _resolver(self, configured: MasterKey) -> Callable[[str], MasterKey]:
+        def resolve(key_id: str) -> MasterKey:
+            return configured if configured.key_id == key_id else self.master_key_at(key_id)
+
+        return resolve
+
+    def _wrapping_key(self, wrapping_id: str) -> WrappingKey | None:
+        with self.read_engine.connect() as conn:
+            return wrapping_key(conn, wrapping_id)
+
+    def _describe(self, key: MasterKey) -> str:
+        where = key.location()
+        return f"KMS key {where.location}" if where.provider == "kms" else _file(where.location)
 
     def ports(self) -> Ports:
         """The ports for one command or request: a unit of work on the engine, a read-only
@@ -93,6 +169,7 @@ class App:
             key_provider=lambda: self.keys,
             clock=self.clock,
             run_lock=partial(run_lock, self.engine),
+            no_run_working=partial(no_run_working, self.engine),
             limits=Limits(
                 batch_size=self.settings.batch_size,
                 archive_workers=self.settings.archive_workers,
@@ -248,6 +325,8 @@ def initialise(settings: Settings, clock: Clock | None = None) -> InitReport:
     """
     report = InitReport()
     build_ledger(settings, build_archive(settings))  # refuse a bad URL before writing anything
+    if settings.resolved_key_provider == "kms":
+        _kms_key_id(settings)  # and a KMS provider without a key
     try:
         settings.home.mkdir(parents=True, exist_ok=True, mode=0o700)
         settings.home.chmod(0o700)  # also when it existed: it holds the database and the key
@@ -284,6 +363,9 @@ def _establish_key_lineage(app: App, conn: Connection, report: InitReport) -> No
     path = app.key_path
     recorded = read_installation(conn)
     references = key_references(conn)
+    if app.settings.resolved_key_provider == "kms":
+        _establish_kms_lineage(app, conn, report, recorded, references)
+        return
     if not path.exists():
         if recorded is not None or references.any:
             key_id = recorded.master_key_id if recorded else _named_key(references)
@@ -302,15 +384,20 @@ def _establish_key_lineage(app: App, conn: Connection, report: InitReport) -> No
         return
     master = LocalKeyProvider.from_file(path)
     if recorded is not None:
-        _join_lineage(master, recorded, path)
+        if recorded.master_key_id != master.key_id and recorded.previous_master_key_id:
+            # `keys rotate` switched this installation to another key; the file is the old one.
+            raise KeyUnavailable(
+                _wrong_key_message(_file(path), master.key_id, recorded.master_key_id)
+            )
+        _join_lineage(master, recorded, _file(path))
         report.done.append(f"master key {path} (kept, key id {master.key_id})")
         return
     # A database from before key lineage was recorded (or one that never had data).
     if references.data_keys and master.key_id not in references.data_keys:
-        raise KeyUnavailable(_wrong_key_message(path, master.key_id, _named_key(references)))
+        raise KeyUnavailable(_wrong_key_message(_file(path), master.key_id, _named_key(references)))
     sample = sample_data_key(conn, master.key_id)
     if sample is not None:
-        _join_lineage(master, InstallationRow(master.key_id, sample), path)
+        _join_lineage(master, InstallationRow(master.key_id, sample), _file(path))
     identity_key = (
         master.legacy_identity_key()  # the digests already stored were made with it
         if references.identity_digests
@@ -327,23 +414,68 @@ def _establish_key_lineage(app: App, conn: Connection, report: InitReport) -> No
         )
 
 
-def _join_lineage(
-    master: LocalKeyProvider, recorded: InstallationRow, path: Path
-) -> LocalKeyProvider:
-    """The loaded master key must be the recorded one and open the identity key it wraps."""
-    if master.key_id != recorded.master_key_id:
-        raise KeyUnavailable(_wrong_key_message(path, master.key_id, recorded.master_key_id))
-    try:
-        identity_key = master.unwrap(
-            WrappedKey(recorded.master_key_id, recorded.identity_key_wrapped)
+def _establish_kms_lineage(
+    app: App,
+    conn: Connection,
+    report: InitReport,
+    recorded: InstallationRow | None,
+    references: KeyReferences,
+) -> None:
+    """A KMS key as master key: recorded with a fresh identity key on a new database, checked
+    against the recorded one otherwise. A database whose data is under a key file moves to
+    KMS with `keys rotate`, not here."""
+    master = app.configured_master_key()
+    where = f"KMS key {master.location().location}"
+    if recorded is not None:
+        if recorded.master_key_id not in (master.key_id, recorded.previous_master_key_id):
+            raise KeyUnavailable(
+                f"this database's data is sealed under master key {recorded.master_key_id}, not "
+                f"under {where}; keep that key configured and move to KMS with `shelflife keys "
+                "rotate`"
+            )
+        _join_lineage(master, recorded, where)
+        report.done.append(f"{where} (kept, key id {master.key_id})")
+        return
+    if references.any:
+        raise KeyUnavailable(
+            f"this database holds data sealed under {_named_key(references)}; initialise it "
+            "with that key, then move to KMS with `shelflife keys rotate`"
         )
+    now = app.clock.now()
+    identity = master.wrap(secrets.token_bytes(32))
+    if identity.wrapping_key is not None:
+        record_wrapping_keys(conn, [identity.wrapping_key], now)
+    record_installation(conn, master.key_id, identity.blob, now)
+    record_key_location(conn, master.location(), now)
+    report.done.append(f"{where} (recorded, key id {master.key_id})")
+
+
+def _kms_key_id(settings: Settings) -> str:
+    if not settings.kms_key_id:
+        raise InvalidInput(
+            "SHELFLIFE_KMS_KEY_ID: must name the KMS key (key id, ARN or alias/NAME) when "
+            "SHELFLIFE_KEY_PROVIDER is kms"
+        )
+    return settings.kms_key_id
+
+
+def _file(path: Path | str) -> str:
+    return f"master key file {path}"
+
+
+def _join_lineage(master: MasterKey, recorded: InstallationRow, where: str) -> bytes:
+    """The loaded master key must be the recorded one and open the identity key it wraps;
+    returns the identity key. `where` names the key in messages."""
+    if master.key_id != recorded.master_key_id:
+        raise KeyUnavailable(_wrong_key_message(where, master.key_id, recorded.master_key_id))
+    try:
+        return master.unwrap(WrappedKey(recorded.master_key_id, recorded.identity_key_wrapped))
     except ArchiveCorrupt:
         raise KeyUnavailable(
-            f"master key file {path} has this installation's key id {master.key_id} but other "
+            f"{where} has this installation's key id {master.key_id} but other "
             "key bytes (it does not open the keys this database holds); restore the right file "
             "from its backup"
         ) from None
-    return master.with_identity_key(identity_key)
 
 
 def _named_key(references: KeyReferences) -> str:
@@ -360,12 +492,43 @@ def _missing_key_message(path: Path, key_id: str) -> str:
     )
 
 
-def _wrong_key_message(path: Path, loaded: str, recorded: str) -> str:
+def _wrong_key_message(where: str, loaded: str, recorded: str) -> str:
+    setting = "SHELFLIFE_KMS_KEY_ID" if where.startswith("KMS") else "SHELFLIFE_MASTER_KEY_FILE"
     return (
-        f"master key file {path} holds key {loaded}, but this database's data is sealed under "
-        f"master key {recorded}; restore that key from its backup (or set "
-        "SHELFLIFE_MASTER_KEY_FILE to it)"
+        f"{where} holds key {loaded}, but this database's data is sealed under "
+        f"master key {recorded}; restore that key from its backup (or set {setting} to it)"
     )
+
+
+def rotation_target(
+    app: App, key_file: Path | None, kms_key: str | None
+) -> tuple[LocalKeyProvider | KmsMasterKey, bool]:
+    """The master key `keys rotate` moves to, and whether this call created it (a key file
+    that does not exist yet is made, mode 0600, and must be backed up at once)."""
+    if (key_file is None) == (kms_key is None):
+        raise InvalidInput("name the new master key: a key file or a KMS key, one of the two")
+    if kms_key is not None:
+        return app.kms_key(kms_key), False
+    assert key_file is not None
+    created = not key_file.exists()
+    if created:
+        LocalKeyProvider.create_file(key_file)
+    return LocalKeyProvider.from_file(key_file), created
+
+
+def switch_key_settings(settings: Settings, new: KeyLocation) -> list[str]:
+    """Point config.json at the new master key; returns the environment variables that
+    override it (they must be changed by hand)."""
+    if new.provider == "kms":
+        changes: dict[str, str | None] = {"key_provider": "kms", "kms_key_id": new.location}
+    else:
+        changes = {"key_provider": "file", "master_key_file": new.location, "kms_key_id": None}
+    _update_config(settings, changes)
+    return [
+        f"SHELFLIFE_{name.upper()}"
+        for name, value in changes.items()
+        if value is not None and f"SHELFLIFE_{name.upper()}" in overriding_variables()
+    ]
 
 
 def _write_config(settings: Settings) -> None:
@@ -375,8 +538,18 @@ def _write_config(settings: Settings) -> None:
     stored = settings.stored()
     if not stored and config.exists():
         return
+    _update_config(settings, dict(stored))
+
+
+def _update_config(settings: Settings, changes: dict[str, str | None]) -> None:
+    """Set (or, with None, remove) keys of config.json, atomically."""
+    config = settings.home / CONFIG_FILE
     existing = json.loads(config.read_text()) if config.exists() else {}
-    existing.update(stored)
+    for key, value in changes.items():
+        if value is None:
+            existing.pop(key, None)
+        else:
+            existing[key] = value
     try:
         fd, tmp = tempfile.mkstemp(dir=settings.home, prefix=".config-")
         try:

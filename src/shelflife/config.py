@@ -21,6 +21,7 @@ CONFIG_FILE = "config.json"
 StorageClass = Literal["STANDARD", "STANDARD_IA", "ONEZONE_IA", "INTELLIGENT_TIERING", "GLACIER_IR"]
 """S3 storage classes whose objects can be read at once (GLACIER and DEEP_ARCHIVE need a restore
 before each read: neither the read-back before masking nor a retrieval could work)."""
+KeyProviderName = Literal["file", "kms"]
 STORED_KEYS = (
     "database_url",
     "archive_url",
@@ -28,6 +29,8 @@ STORED_KEYS = (
     "key_ledger_url",
     "key_ledger_replica_url",
     "master_key_file",
+    "key_provider",
+    "kms_key_id",
 )
 
 
@@ -81,6 +84,16 @@ class Settings(BaseSettings):
         default="STANDARD", description="S3 storage class of archive objects"
     )
     master_key_file: Path | None = Field(default=None, description="Path of the master key")
+    key_provider: KeyProviderName | None = Field(
+        default=None,
+        description="Where the master key is: file (the master key file, default) or kms",
+    )
+    kms_key_id: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=2048,
+        description="The AWS KMS key (id, ARN or alias) used as master key with key_provider kms",
+    )
     batch_size: int = Field(default=1000, ge=1, le=100_000, description="Rows per batch")
     archive_workers: int = Field(
         default=8,
@@ -131,6 +144,10 @@ class Settings(BaseSettings):
             )
         return _beside(self.archive_replica_url, None)
 
+    @property
+    def resolved_key_provider(self) -> str:
+        return self.key_provider or "file"
+
     def stored(self) -> dict[str, str]:
         """What `init` writes to config.json: only values the user gave explicitly."""
         values = {
@@ -140,6 +157,8 @@ class Settings(BaseSettings):
             "key_ledger_url": self.key_ledger_url,
             "key_ledger_replica_url": self.key_ledger_replica_url,
             "master_key_file": str(self.master_key_file) if self.master_key_file else None,
+            "key_provider": self.key_provider,
+            "kms_key_id": self.kms_key_id,
         }
         return {k: v for k, v in values.items() if v}
 
@@ -235,6 +254,8 @@ _ALLOWED = {
     "key_ledger_replica_url": "a file:// URL with an absolute path or an s3:// URL, as text",
     "archive_storage_class": "one of " + ", ".join(get_args(StorageClass)),
     "master_key_file": "the path of the master key file, as text",
+    "key_provider": "one of file, kms",
+    "kms_key_id": "a KMS key id, key ARN or alias/NAME, as text",
 }
 
 

@@ -226,6 +226,7 @@ def test_the_command_tree_is_what_these_tests_expect() -> None:
             "shelflife find",
             "shelflife import",
             "shelflife init",
+            "shelflife keys rotate",
             "shelflife merge",
             "shelflife replacement create",
             "shelflife retrieve",
@@ -343,7 +344,7 @@ def test_cli_doc_explains_the_three_exit_codes() -> None:
 
 def test_cli_doc_mentions_every_command_group() -> None:
     text = _read(DOCS / "cli.md")
-    for group in ("feature", "shop", "archive", "export"):
+    for group in ("feature", "shop", "archive", "export", "keys"):
         assert f"## shelflife {group} " in text
 
 

@@ -217,6 +217,23 @@ BAD_VALUES: list[tuple[str, str, int, str]] = [
         "master key file {file} is not a shelflife key file",
     ),
     *(
+        ("SHELFLIFE_KEY_PROVIDER", bad, 2, "SHELFLIFE_KEY_PROVIDER: must be one of file, kms")
+        for bad in ("vault", "KMS", "aws-kms")
+    ),
+    (
+        "SHELFLIFE_KEY_PROVIDER",
+        "kms",
+        2,
+        "SHELFLIFE_KMS_KEY_ID: must name the KMS key (key id, ARN or alias/NAME) when "
+        "SHELFLIFE_KEY_PROVIDER is kms",
+    ),
+    (
+        "SHELFLIFE_KMS_KEY_ID",
+        "k" * 2049,
+        2,
+        "SHELFLIFE_KMS_KEY_ID: must be a KMS key id, key ARN or alias/NAME, as text",
+    ),
+    *(
         (
             "SHELFLIFE_BATCH_SIZE",
             bad,
@@ -345,6 +362,8 @@ def test_a_bad_number_stops_every_command_before_it_writes(
             "a file:// URL with an absolute path or an s3:// URL, as text",
         ),
         ("master_key_file", {"path": "/srv/key-4096"}, "the path of the master key file, as text"),
+        ("key_provider", "vault-4096", "one of file, kms"),
+        ("kms_key_id", ["alias/key-4096"], "a KMS key id, key ARN or alias/NAME, as text"),
     ],
 )
 def test_a_bad_config_json_value_names_the_file_and_key_and_never_the_value(

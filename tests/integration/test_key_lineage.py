@@ -18,6 +18,7 @@ from sqlalchemy import delete, func, select, update
 
 from shelflife.adapters.db.engine import alembic_config, make_engine, schema_is_current
 from shelflife.adapters.db.tables import Base, Customer, Installation, RetentionRun
+from shelflife.adapters.keys.keyring import Keyring
 from shelflife.adapters.keys.master_key import LocalKeyProvider
 from shelflife.bootstrap import App, build_app, initialise
 from shelflife.domain.clock import FixedClock
@@ -360,7 +361,7 @@ def _make_legacy(app: App) -> None:
     """Turn the installation into one from before schema 0002: no installation row, buyers
     whose identity digests were made with the key derived from the master key."""
     master = LocalKeyProvider.from_file(app.key_path)
-    app._keys = master.with_identity_key(_legacy_identity_key(app.key_path))
+    app._keys = Keyring(master, _legacy_identity_key(app.key_path), lambda _key_id: master)
     _import(app, order(NR, shipped_at=T0), order("303-1234567-1234567", suffix="-b"))
     set_feature(app.ports(), "main", True, "ops")
     assert run_retention(app.ports(), ARCHIVE_NIGHT).archived == 1  # data keys exist, nobody masked

@@ -864,6 +864,15 @@ def test_sql_selection_of_due_work_agrees_with_policy(
                 (sql.retry_due_condition(shop_id, cut), policy.is_retry),
                 (sql.mask_due_condition(shop_id, cut, MASTER_KEY_ID), policy.can_mask),
                 (sql.remask_due_condition(shop_id, cut, MASTER_KEY_ID), policy.can_remask),
+                # During a key rotation the data keys under the key rotated from still count.
+                (
+                    sql.mask_due_condition(shop_id, cut, "mk-rotated-to", also=(MASTER_KEY_ID,)),
+                    policy.can_mask,
+                ),
+                (
+                    sql.remask_due_condition(shop_id, cut, "mk-rotated-to", also=(MASTER_KEY_ID,)),
+                    policy.can_remask,
+                ),
                 (
                     sql.mask_due_condition(shop_id, cut, MASTER_KEY_ID, tonight=True),
                     mask_tonight,

@@ -47,6 +47,7 @@ from shelflife.domain.ports import (
     Due,
     ExportRecord,
     InvoiceRef,
+    KeyLocation,
     LedgerEntry,
     Limits,
     MaskedState,
@@ -56,6 +57,7 @@ from shelflife.domain.ports import (
     OrderRef,
     Ports,
     RecoveredRecord,
+    Rewrap,
     RunLock,
     RunRow,
     Selection,
@@ -63,6 +65,7 @@ from shelflife.domain.ports import (
     ShopSettings,
     StoredObject,
     WrappedKey,
+    WrappingKey,
 )
 from shelflife.domain.snapshot import CustomerSnapshot, decode
 
@@ -172,6 +175,10 @@ class FakeData:
     audit: list[AuditEntry] = field(default_factory=list)
     runs: dict[int, FakeRun] = field(default_factory=dict)
     master_key_id: str | None = "fake-master"
+    previous_master_key_id: str | None = None
+    identity_key_wrapped: bytes = b"fake-master:" + bytes(32)
+    key_locations: dict[str, KeyLocation] = field(default_factory=dict)
+    wrapping_keys: dict[str, WrappingKey] = field(default_factory=dict)
     patterns: dict[int, str] = field(default_factory=dict)
     """Shop id -> Amazon order pattern."""
     feature_changes: list[tuple[int, bool, datetime, str]] = field(default_factory=list)
@@ -307,11 +314,15 @@ def _remask_ready(c: FakeCustomer, s: Selection) -> bool:
     )
 
 
+def _key_ok(c: FakeCustomer, s: Selection) -> bool:
+    return c.data_key_master_id in (s.master_key_id, *s.other_key_ids)
+
+
 def _copy_current(c: FakeCustomer, s: Selection) -> bool:
-    key_ok = c.data_key_master_id == s.master_key_id
+    key_ok = _key_ok(c, s)
     current = c.archived_revision == c.pii_revision and key_ok
     if s.tonight:
-        return current or (_archive_due(c, s) and c.data_key_master_id in (None, s.master_key_id))
+        return current or (_archive_due(c, s) and (c.data_key_master_id is None or key_ok))
     return current
 
 
@@ -328,11 +339,7 @@ def selected(c: FakeCustomer, s: Selection) -> bool:
             return _remask_ready(c, s) and _copy_current(c, s)
         case Due.MASK_REFUSED | Due.REMASK_REFUSED:
             ready = _remask_ready if s.due is Due.REMASK_REFUSED else _mask_ready
-            return (
-                ready(c, s)
-                and c.archived_revision == c.pii_revision
-                and c.data_key_master_id != s.master_key_id
-            )
+            return ready(c, s) and c.archived_revision == c.pii_revision and not _key_ok(c, s)
 
 
 class FakeCustomers:
@@ -491,6 +498,31 @@ class FakeCustomers:
             c.archived_revision, c.archive_failed_at, c.archive_failure = d.revision, None, None
             if c.data_key_wrapped is None:
                 c.data_key_wrapped, c.data_key_master_id = d.wrapped_key, d.master_key_id
+            if d.wrapping_key is not None:
+                self.data.wrapping_keys.setdefault(d.wrapping_key.id, d.wrapping_key)
+
+    def keys_to_rewrap(self, master_key_id: str, after_id: int, limit: int) -> list[int]:
+        return sorted(
+            cid
+            for cid, c in self.data.customers.items()
+            if cid > after_id
+            and c.data_key_wrapped is not None
+            and c.data_key_master_id != master_key_id
+        )[:limit]
+
+    def count_keys_to_rewrap(self, master_key_id: str) -> int:
+        return len(self.keys_to_rewrap(master_key_id, 0, len(self.data.customers)))
+
+    def replace_data_keys(self, rewraps: Sequence[Rewrap], at: datetime) -> int:
+        replaced = 0
+        for r in rewraps:
+            c = self.data.customers[r.customer_id]
+            if r.new.wrapping_key is not None:
+                self.data.wrapping_keys.setdefault(r.new.wrapping_key.id, r.new.wrapping_key)
+            if c.data_key_wrapped == r.old_blob:
+                c.data_key_wrapped, c.data_key_master_id = r.new.blob, r.new.master_key_id
+                replaced += 1
+        return replaced
 
     def record_failed(self, failed: Sequence[tuple[int, str]], at: datetime) -> None:
         for cid, why in failed:
@@ -699,6 +731,9 @@ class FakeArchiveCopies:
 
     def add_segment(self, segment: ArchivedSegment) -> None:
         self.data.segments.append(segment)
+
+    def segment_keys(self, after: str, limit: int) -> list[str]:
+        return sorted(s.object_key for s in self.data.segments if s.object_key > after)[:limit]
 
     def segments_of(self, customer_ids: Sequence[int]) -> list[str]:
         wanted = set(customer_ids)
@@ -935,6 +970,37 @@ class FakeInstallation:
     def master_key_id(self) -> str | None:
         return self.data.master_key_id
 
+    def key_ids(self) -> tuple[str, ...]:
+        if self.data.master_key_id is None:
+            return ()
+        previous = self.data.previous_master_key_id
+        return (self.data.master_key_id, *((previous,) if previous else ()))
+
+    def identity_key(self) -> WrappedKey:
+        assert self.data.master_key_id is not None
+        return WrappedKey(self.data.master_key_id, self.data.identity_key_wrapped)
+
+    def previous_master_key_id(self) -> str | None:
+        return self.data.previous_master_key_id
+
+    def begin_rotation(
+        self, new: KeyLocation, old: KeyLocation, identity_key: WrappedKey, at: datetime
+    ) -> None:
+        for location in (old, new):
+            self.data.key_locations[location.master_key_id] = location
+        if identity_key.wrapping_key is not None:
+            self.record_wrapping_keys([identity_key.wrapping_key], at)
+        self.data.previous_master_key_id = self.data.master_key_id
+        self.data.master_key_id = new.master_key_id
+        self.data.identity_key_wrapped = identity_key.blob
+
+    def finish_rotation(self, at: datetime) -> None:
+        self.data.previous_master_key_id = None
+
+    def record_wrapping_keys(self, keys: Sequence[WrappingKey], at: datetime) -> None:
+        for key in keys:
+            self.data.wrapping_keys.setdefault(key.id, key)
+
 
 class FakeUnitOfWork:
     """cosmicpython's FakeUnitOfWork, re-entrant like `SqlUnitOfWork`: the outermost `with`
@@ -1002,15 +1068,20 @@ class SharedReader(FakeUnitOfWork):
 class FakeKeyProvider:
     """Wraps a data key by prefixing it with the key id: enough for the envelope's checks."""
 
-    def __init__(self, key_id: str = "fake-master") -> None:
+    def __init__(self, key_id: str = "fake-master", opens: Sequence[str] = ()) -> None:
         self.key_id = key_id
+        self.opens = (key_id, *opens)
+        """Master keys it opens data keys of (a keyring during a rotation)."""
+
+    def location(self) -> KeyLocation:
+        return KeyLocation(self.key_id, "file", f"/keys/{self.key_id}.key")
 
     def wrap(self, data_key: bytes) -> WrappedKey:
         return WrappedKey(self.key_id, self.key_id.encode() + b":" + data_key)
 
     def unwrap(self, wrapped: WrappedKey) -> bytes:
-        prefix = self.key_id.encode() + b":"
-        if wrapped.master_key_id != self.key_id or not wrapped.blob.startswith(prefix):
+        prefix = wrapped.master_key_id.encode() + b":"
+        if wrapped.master_key_id not in self.opens or not wrapped.blob.startswith(prefix):
             raise ArchiveCorrupt("data key sealed under another master key (test double)")
         return wrapped.blob[len(prefix) :]
 

@@ -14,7 +14,7 @@ at all. One unit of work (and so one `Ports`) serves one request or command at a
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextlib import AbstractContextManager
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from decimal import Decimal
@@ -33,11 +33,44 @@ from shelflife.domain.snapshot import CustomerSnapshot
 
 
 @dataclass(frozen=True)
+class WrappingKey:
+    """An intermediate key a KMS master key encrypted, as the database keeps it: the data keys
+    a process wraps are wrapped locally under it, so KMS is called once per process, not once
+    per buyer. It must be stored no later than the first data key wrapped under it."""
+
+    id: str
+    master_key_id: str
+    encrypted: bytes
+
+
+@dataclass(frozen=True)
 class WrappedKey:
-    """A data key sealed under a master key, and which master key that is."""
+    """A data key sealed under a master key, and which master key that is; `wrapping_key` is
+    set when a KMS master key's wrapping key sealed it (stored with it, see `WrappingKey`)."""
 
     master_key_id: str
     blob: bytes
+    wrapping_key: WrappingKey | None = None
+
+
+@dataclass(frozen=True)
+class KeyLocation:
+    """Where a master key is: a key file's path or a KMS key's ARN (never key material)."""
+
+    master_key_id: str
+    provider: str
+    """file or kms"""
+    location: str
+
+
+@dataclass(frozen=True)
+class Rewrap:
+    """A buyer's data key re-wrapped under the new master key by `keys rotate`; it replaces
+    `old_blob` only if that is still the stored one."""
+
+    customer_id: int
+    old_blob: bytes
+    new: WrappedKey
 
 
 @dataclass(frozen=True)
@@ -198,6 +231,8 @@ class ArchivedCopy:
     offset: int | None = None
     """Where the record starts in its segment; None for a legacy whole-object copy."""
     length: int | None = None
+    wrapping_key: WrappingKey | None = None
+    """Stored with the copy when a KMS wrapping key sealed its new data key."""
 
 
 @dataclass(frozen=True)
@@ -305,6 +340,8 @@ class Selection:
     cutoffs: Cutoffs
     master_key_id: str = ""
     tonight: bool = False
+    other_key_ids: tuple[str, ...] = ()
+    """Further master keys whose data keys count as openable: both sides of a key rotation."""
 
 
 # --- repositories ---------------------------------------------------------------------------
@@ -429,6 +466,18 @@ class CustomerRepository(Protocol):
         revision, delete `other`; returns how many orders moved."""
         ...
 
+    def keys_to_rewrap(self, master_key_id: str, after_id: int, limit: int) -> list[int]:
+        """The next buyer ids, in id order, holding a data key under another master key than
+        `master_key_id` (what `keys rotate` has left to do)."""
+        ...
+
+    def count_keys_to_rewrap(self, master_key_id: str) -> int: ...
+
+    def replace_data_keys(self, rewraps: Sequence[Rewrap], at: datetime) -> int:
+        """Store re-wrapped data keys (and their KMS wrapping keys) where the old wrapped key
+        is still the stored one; returns how many were replaced."""
+        ...
+
 
 class AfterSalesRepository(Protocol):
     """Returns, replacement orders and credits written in shelflife."""
@@ -512,6 +561,10 @@ class ArchiveCopyRepository(Protocol):
 
     def add_segment(self, segment: ArchivedSegment) -> None:
         """Record a segment whose records the same transaction records as copies."""
+        ...
+
+    def segment_keys(self, after: str, limit: int) -> list[str]:
+        """Up to `limit` segments' object keys after `after`, in key order ("" for the first)."""
         ...
 
     def segments_of(self, customer_ids: Sequence[int]) -> list[str]:
@@ -691,6 +744,34 @@ class InstallationRepository(Protocol):
         """The master key `init` recorded; None before `init`."""
         ...
 
+    def key_ids(self) -> tuple[str, ...]:
+        """The master keys data keys may be under now: the recorded one and, while a rotation
+        works, the one it moves away from."""
+        ...
+
+    def identity_key(self) -> WrappedKey:
+        """The buyer-identity key, wrapped under the recorded master key."""
+        ...
+
+    def previous_master_key_id(self) -> str | None:
+        """The master key a rotation in progress moves data keys away from."""
+        ...
+
+    def begin_rotation(
+        self, new: KeyLocation, old: KeyLocation, identity_key: WrappedKey, at: datetime
+    ) -> None:
+        """Record `new` as the master key (with the identity key re-wrapped under it) and
+        `old` as the one the rotation moves away from; both locations are kept."""
+        ...
+
+    def finish_rotation(self, at: datetime) -> None:
+        """Every data key is under the recorded master key: forget the previous one."""
+        ...
+
+    def record_wrapping_keys(self, keys: Sequence[WrappingKey], at: datetime) -> None:
+        """Store KMS wrapping keys (those stored already are left as they are)."""
+        ...
+
 
 class UnitOfWork(Protocol):
     """One transaction and the repositories that work in it (see the module docstring)."""
@@ -781,6 +862,23 @@ class KeyProvider(Protocol):
 
     def identity_digest(self, text: str) -> str: ...
 
+    def location(self) -> KeyLocation:
+        """Where the master key that wraps is (for the key lineage `keys rotate` records)."""
+        ...
+
+
+class KeyEncryptionKey(Protocol):
+    """One master key: a key file or a KMS key. `keys rotate` re-wraps under a new one."""
+
+    @property
+    def key_id(self) -> str: ...
+
+    def wrap(self, data_key: bytes) -> WrappedKey: ...
+
+    def unwrap(self, wrapped: WrappedKey) -> bytes: ...
+
+    def location(self) -> KeyLocation: ...
+
 
 class RunLock(Protocol):
     """Held by a nightly run from start to end (see adapters/db/reclaim.py)."""
@@ -820,6 +918,9 @@ class Ports:
     """The key ledger: a mutable store beside the write-once archive holding, per segment, its
     records' wrapped data keys (see services/ledger.py). None only in tests that need none:
     the nightly run then refuses to archive."""
+    no_run_working: Callable[[], AbstractContextManager[None]] = nullcontext
+    """Waits until no nightly run works and holds new ones back while open (where the
+    database can tell; elsewhere it returns at once)."""
 
     @property
     def keys(self) -> KeyProvider:

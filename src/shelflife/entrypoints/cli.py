@@ -126,6 +126,12 @@ export_app = typer.Typer(
     rich_markup_mode="markdown",
 )
 app.add_typer(export_app, name="export")
+keys_app = typer.Typer(
+    help="The master key that wraps buyers' archive data keys.",
+    no_args_is_help=True,
+    rich_markup_mode="markdown",
+)
+app.add_typer(keys_app, name="keys")
 
 # Order numbers, names and reasons are data: a value like "[/x]" or ":smile:" prints as itself,
 # and ESC or a carriage return in it is shown escaped (see terminal.py). Styles come from
@@ -1091,6 +1097,77 @@ def shop_set(
     with _errors():
         _with_app(home, lambda a: configure_shop(a.ports(), shop, time_zone, amazon_pattern))
         out.print(f"shop {shop} updated", highlight=False)
+
+
+@keys_app.command("rotate")
+def keys_rotate(
+    to_key_file: Annotated[
+        Path | None,
+        typer.Option(
+            "--to-key-file",
+            help="The new master key file; created (mode 0600) when it does not exist.",
+        ),
+    ] = None,
+    to_kms_key: Annotated[
+        str | None,
+        typer.Option("--to-kms-key", help="The new master key in AWS KMS: key id, ARN or alias."),
+    ] = None,
+    home: HomeOpt = None,
+) -> None:
+    """Re-wrap every buyer's data key and the identity key under a new master key.
+
+    Segments are not rewritten. Works in batches, each its own transaction, while the nightly
+    run works; killed, run it again with the same new key to continue. config.json is
+    pointed at the new key when the rotation begins; the old key is needed until it ends.
+    """
+    from shelflife.bootstrap import rotation_target, switch_key_settings
+    from shelflife.services.keys import begin_rotation, rewrap_data_keys
+
+    with _errors():
+
+        def rotate(a: App) -> None:
+            new, created = rotation_target(a, to_key_file, to_kms_key)
+            if created:
+                err.print(
+                    styled(
+                        ("BACK UP NOW: ", "bold yellow"),
+                        f"{to_key_file} (new master key {new.key_id}); without it the archive "
+                        "cannot be read",
+                    )
+                )
+            report = begin_rotation(a.ports(), new, _operator())
+            overriding = switch_key_settings(a.settings, new.location())
+            if report.started:
+                out.print(
+                    f"rotation from master key {report.previous_master_key_id} to {new.key_id} "
+                    "begun; config.json now names the new key",
+                    highlight=False,
+                    soft_wrap=True,
+                )
+            rewrap_data_keys(a.ports(), new, report, _operator())
+            out.print(
+                f"{report.rewrapped} data key(s) re-wrapped under {new.key_id} in "
+                f"{report.batches} batch(es)",
+                highlight=False,
+            )
+            for variable in overriding:
+                err.print(
+                    styled(
+                        ("warning: ", "bold yellow"),
+                        f"{variable} is set in the environment and overrides config.json; set "
+                        "it to the new master key",
+                    )
+                )
+            if not report.finished:
+                _fail(
+                    f"{report.left} data key(s) are still under another master key (a run that "
+                    "began before the rotation wrapped them); run `shelflife keys rotate` again "
+                    "when it has finished",
+                    1,
+                )
+            out.print(f"every data key is under master key {new.key_id}", highlight=False)
+
+        _with_app(home, rotate)
 
 
 @archive_app.command("orphans")

@@ -126,6 +126,7 @@ def _run(
             report.shops += 1
             cutoffs = Cutoffs.for_shop(now, ZoneInfo(shop.time_zone))
             _archive_step(ports, keys, shop.id, cutoffs, batch, report, progress)
+            others = _rotation_key_ids(ports, keys.key_id)
             for event, due, refused_due in (
                 ("masked", Due.MASK, Due.MASK_REFUSED),
                 ("remasked", Due.REMASK, Due.REMASK_REFUSED),
@@ -133,7 +134,7 @@ def _run(
                 done, refused = _mask_step(
                     ports,
                     keys,
-                    Selection(due, shop.id, cutoffs, keys.key_id),
+                    Selection(due, shop.id, cutoffs, keys.key_id, other_key_ids=others),
                     now,
                     event,
                     batch,
@@ -141,7 +142,10 @@ def _run(
                 )
                 setattr(report, event, getattr(report, event) + done)
                 report.mask_refused += refused + _refused_by_key_id(
-                    ports, keys.key_id, Selection(refused_due, shop.id, cutoffs, keys.key_id), event
+                    ports,
+                    keys.key_id,
+                    Selection(refused_due, shop.id, cutoffs, keys.key_id, other_key_ids=others),
+                    event,
                 )
             report.shredded += shred_expired(ports, shop, now, actor)
         # Old values out of the database files.
@@ -218,8 +222,9 @@ def dry_run(ports: Ports, as_of: datetime | None = None) -> RunReport:
     report = RunReport(as_of=now.isoformat(), dry_run=True)
     with ports.reader as reader:
         key_id = _recorded_key_id(reader)
+        others = tuple(k for k in reader.installation.key_ids() if k != key_id)
         for shop in reader.shops.enabled():
-            _count_due(reader.customers, shop, now, key_id, report)
+            _count_due(reader.customers, shop, now, key_id, report, others)
     report.duration_seconds = round(time.monotonic() - started, 3)
     return report
 
@@ -234,7 +239,9 @@ def dry_run_shop(ports: Ports, shop: str, as_of: datetime | None = None) -> RunR
         found = reader.shops.by_name(shop)
         if found is None:
             raise UnknownShop(shop)
-        _count_due(reader.customers, found, now, _recorded_key_id(reader), report)
+        key_id = _recorded_key_id(reader)
+        others = tuple(k for k in reader.installation.key_ids() if k != key_id)
+        _count_due(reader.customers, found, now, key_id, report, others)
     report.duration_seconds = round(time.monotonic() - started, 3)
     return report
 
@@ -244,14 +251,27 @@ def _recorded_key_id(reader: UnitOfWork) -> str:
     return reader.installation.master_key_id() or ""
 
 
+def _rotation_key_ids(ports: Ports, loaded_key_id: str) -> tuple[str, ...]:
+    """The master keys besides the loaded one that data keys may be under now: both sides of
+    a key rotation, read per shop, since a rotation may begin while the run works. The keyring
+    opens them (a key it cannot load makes its buyers refused, as before)."""
+    with ports.reader as reader:
+        return tuple(k for k in reader.installation.key_ids() if k != loaded_key_id)
+
+
 def _count_due(
-    customers: CustomerRepository, shop: ShopRow, now: datetime, key_id: str, report: RunReport
+    customers: CustomerRepository,
+    shop: ShopRow,
+    now: datetime,
+    key_id: str,
+    report: RunReport,
+    others: tuple[str, ...] = (),
 ) -> None:
     report.shops += 1
     cutoffs = Cutoffs.for_shop(now, ZoneInfo(shop.time_zone))
 
     def count(due: Due, *, tonight: bool = False) -> int:
-        return customers.count(Selection(due, shop.id, cutoffs, key_id, tonight))
+        return customers.count(Selection(due, shop.id, cutoffs, key_id, tonight, others))
 
     report.archived += count(Due.ARCHIVE)
     report.retried += count(Due.RETRY)
@@ -346,6 +366,7 @@ def archive_customers(
                 sha256=entry.sha256,
                 wrapped_key=item.fresh.blob if item.fresh else None,
                 master_key_id=item.fresh.master_key_id if item.fresh else None,
+                wrapping_key=item.fresh.wrapping_key if item.fresh else None,
                 offset=entry.offset,
                 length=entry.length,
             )

@@ -245,7 +245,9 @@ def show_archived(ports: Ports, customer: str, reason: str, user: str) -> Archiv
             raise ArchiveCorrupt(f"buyer {ref}'s archive data key is not recorded")
         views = []
         for copy in copies:
-            snapshot = _open_copy(ports.archive, keys, copy, customer_id, data_key)
+            snapshot = _open_copy(
+                ports.archive, keys, copy, customer_id, data_key, lambda: data_key
+            )
             views.append(ArchivedCopyView(copy.revision, copy.object_key, snapshot.rows))
         uow.audit.append(
             ports.clock.now(), user, SHOWN, ref, {"reason": reason, "copies": len(views)}

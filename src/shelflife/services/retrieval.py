@@ -8,11 +8,12 @@ exactly as it was. Restoring nothing is a failure, not a retrieval.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from shelflife.adapters.keys.envelope import open_copy, open_record
-from shelflife.domain.errors import ArchiveCorrupt, InvalidInput, NotRetrievable
+from shelflife.domain.errors import ArchiveCorrupt, InvalidInput, KeyUnavailable, NotRetrievable
 from shelflife.domain.policy import check_retrieval_time, validate_retrieval_reason
 from shelflife.domain.ports import (
     ArchiveStore,
@@ -78,7 +79,15 @@ def retrieve_order(
         # Read, check and decrypt every copy first: any failure here changes nothing.
         data_key = _data_key(uow, keys, order.customer_id, copies)
         snapshots = [
-            _open_copy(ports.archive, keys, c, order.customer_id, data_key) for c in copies
+            _open_copy(
+                ports.archive,
+                keys,
+                c,
+                order.customer_id,
+                data_key,
+                lambda: _recorded_data_key(uow, keys, order.customer_id),
+            )
+            for c in copies
         ]
         merged = merge_newest_first(snapshots)
         restored = uow.customers.restore(order.customer_id, order.id, merged)
@@ -130,12 +139,19 @@ def _data_key(
     (legacy whole objects do, so a buyer with only those needs none)."""
     if all(c.offset is None for c in copies):
         return None
-    row = uow.customers.archive_keys([customer_id])[customer_id]
-    if row.data_key_wrapped is None or row.data_key_master_id is None:
+    data_key = _recorded_data_key(uow, keys, customer_id)
+    if data_key is None:
         raise ArchiveCorrupt(
             "the buyer's archive data key is not recorded; its segment records cannot be "
             "opened and nothing was changed"
         )
+    return data_key
+
+
+def _recorded_data_key(uow: UnitOfWork, keys: KeyProvider, customer_id: int) -> bytes | None:
+    row = uow.customers.archive_keys([customer_id])[customer_id]
+    if row.data_key_wrapped is None or row.data_key_master_id is None:
+        return None
     return keys.unwrap(WrappedKey(row.data_key_master_id, row.data_key_wrapped))
 
 
@@ -145,18 +161,33 @@ def _open_copy(
     copy: CopyRef,
     customer_id: int,
     data_key: bytes | None,
+    recorded_key: Callable[[], bytes | None],
 ) -> CustomerSnapshot:
     """One recorded copy, checked to be this buyer's and this revision's, decrypted: a
-    segment record from its byte range alone, a legacy copy from its whole object."""
+    segment record from its byte range alone, a legacy copy from its whole object (whose
+    header wraps the data key under the master key of its day; after `keys rotate` the
+    database's re-wrapped copy of the same key opens it)."""
     if copy.offset is None or copy.length is None:
-        plaintext = open_copy(
-            archive.get(copy.object_key),
-            keys,
-            object_key=copy.object_key,
-            customer_id=customer_id,
-            revision=copy.revision,
-            ciphertext_sha256=copy.ciphertext_sha256,
-        )
+        blob = archive.get(copy.object_key)
+
+        def opened(key: bytes | None) -> bytes:
+            return open_copy(
+                blob,
+                keys,
+                object_key=copy.object_key,
+                customer_id=customer_id,
+                revision=copy.revision,
+                ciphertext_sha256=copy.ciphertext_sha256,
+                data_key=key,
+            )
+
+        try:
+            plaintext = opened(None)
+        except KeyUnavailable:
+            rewrapped = recorded_key()
+            if rewrapped is None:
+                raise
+            plaintext = opened(rewrapped)
     else:
         assert data_key is not None  # _data_key unwraps it whenever a copy is a record
         plaintext = open_record(

@@ -94,6 +94,25 @@ class RunLock:
 
 
 @contextmanager
+def no_run_working(engine: Engine) -> Iterator[None]:
+    """Wait until no run holds its lock, and keep runs that start meanwhile waiting until the
+    block ends (PostgreSQL: the run lock taken exclusively). `keys rotate` ends inside it, so
+    that no run that began before the rotation wraps a data key under the old master key
+    afterwards. SQLite records no runs in progress: a no-op there."""
+    if engine.dialect.name != "postgresql":
+        yield
+        return
+    conn = engine.connect().execution_options(isolation_level="AUTOCOMMIT")
+    try:
+        conn.exec_driver_sql("SET lock_timeout = 0")
+        conn.execute(select(func.pg_advisory_lock(RUN_LOCK_KEY)))
+        yield
+    finally:
+        conn.invalidate()  # releases the lock with the session
+        conn.close()
+
+
+@contextmanager
 def run_lock(engine: Engine) -> Iterator[RunLock]:
     """The lock a run holds from its start to its end; see RunLock."""
     if engine.dialect.name != "postgresql":

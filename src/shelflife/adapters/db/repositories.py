@@ -11,9 +11,23 @@ from collections.abc import Iterator, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, Connection, delete, func, insert, or_, select, update
+from sqlalchemy import (
+    ColumnElement,
+    Connection,
+    LargeBinary,
+    String,
+    and_,
+    bindparam,
+    delete,
+    func,
+    insert,
+    or_,
+    select,
+    update,
+)
 
 from shelflife.adapters.db import audit_log, customers, exports, retention, runs, shredding
+from shelflife.adapters.db import installation as lineage
 from shelflife.adapters.db.installation import read_installation
 from shelflife.adapters.db.reading import (
     find_order,
@@ -40,6 +54,7 @@ from shelflife.adapters.db.tables import (
 )
 from shelflife.domain.audit import AuditEntry
 from shelflife.domain.duplicates import DuplicateCandidate, MergeCandidate
+from shelflife.domain.errors import NotInitialised
 from shelflife.domain.legal_retention import DocumentKind
 from shelflife.domain.masking import TAX_FIELDS
 from shelflife.domain.policy import CustomerFacts, Cutoffs
@@ -52,16 +67,20 @@ from shelflife.domain.ports import (
     CopyRef,
     Due,
     ExportRecord,
+    KeyLocation,
     LedgerEntry,
     MaskedState,
     OrderMatch,
     OrderRecords,
     OrderRef,
     RecoveredRecord,
+    Rewrap,
     RunRow,
     Selection,
     ShopRow,
     ShopSettings,
+    WrappedKey,
+    WrappingKey,
 )
 from shelflife.domain.snapshot import CustomerSnapshot, decode
 
@@ -160,13 +179,21 @@ def _condition(s: Selection) -> ColumnElement[bool]:
         case Due.RETRY:
             return retention.retry_due_condition(s.shop_id, c)
         case Due.MASK:
-            return retention.mask_due_condition(s.shop_id, c, s.master_key_id, tonight=s.tonight)
+            return retention.mask_due_condition(
+                s.shop_id, c, s.master_key_id, tonight=s.tonight, also=s.other_key_ids
+            )
         case Due.REMASK:
-            return retention.remask_due_condition(s.shop_id, c, s.master_key_id, tonight=s.tonight)
+            return retention.remask_due_condition(
+                s.shop_id, c, s.master_key_id, tonight=s.tonight, also=s.other_key_ids
+            )
         case Due.MASK_REFUSED:
-            return retention.mask_refused_condition(s.shop_id, c, s.master_key_id)
+            return retention.mask_refused_condition(
+                s.shop_id, c, s.master_key_id, also=s.other_key_ids
+            )
         case Due.REMASK_REFUSED:
-            return retention.mask_refused_condition(s.shop_id, c, s.master_key_id, remask=True)
+            return retention.mask_refused_condition(
+                s.shop_id, c, s.master_key_id, remask=True, also=s.other_key_ids
+            )
 
 
 class SqlCustomers:
@@ -292,7 +319,53 @@ class SqlCustomers:
         return retention.load_snapshots(self.conn, ids, revisions)
 
     def record_archived(self, done: Sequence[ArchivedCopy], at: datetime) -> None:
+        # A KMS wrapping key is stored no later than the first data key sealed under it.
+        lineage.record_wrapping_keys(
+            self.conn, [d.wrapping_key for d in done if d.wrapping_key is not None], at
+        )
         retention.record_archived(self.conn, done, at)
+
+    def keys_to_rewrap(self, master_key_id: str, after_id: int, limit: int) -> list[int]:
+        query = (
+            select(Customer.id)
+            .where(_under_other_key(master_key_id), Customer.id > after_id)
+            .order_by(Customer.id)
+            .limit(limit)
+        )
+        return list(self.conn.execute(query).scalars())
+
+    def count_keys_to_rewrap(self, master_key_id: str) -> int:
+        return retention.count_customers(self.conn, _under_other_key(master_key_id))
+
+    def replace_data_keys(self, rewraps: Sequence[Rewrap], at: datetime) -> int:
+        if not rewraps:
+            return 0
+        lineage.record_wrapping_keys(
+            self.conn, [r.new.wrapping_key for r in rewraps if r.new.wrapping_key is not None], at
+        )
+        # Compare-and-set: a key changed since it was read (erased, re-made) is left alone.
+        result = self.conn.execute(
+            update(Customer)
+            .where(
+                Customer.id == bindparam("b_cid"),
+                Customer.data_key_wrapped == bindparam("b_old", type_=LargeBinary),
+            )
+            .values(
+                data_key_wrapped=bindparam("b_new", type_=LargeBinary),
+                data_key_master_id=bindparam("b_kid", type_=String),
+            )
+            .execution_options(synchronize_session=False),
+            [
+                {
+                    "b_cid": r.customer_id,
+                    "b_old": r.old_blob,
+                    "b_new": r.new.blob,
+                    "b_kid": r.new.master_key_id,
+                }
+                for r in rewraps
+            ],
+        )
+        return int(result.rowcount)
 
     def record_failed(self, failed: Sequence[tuple[int, str]], at: datetime) -> None:
         retention.record_failed(self.conn, failed, at)
@@ -316,6 +389,14 @@ class SqlCustomers:
         return shredding.shred(self.conn, ids, at, because)
 
 
+def _under_other_key(master_key_id: str) -> ColumnElement[bool]:
+    """Buyers holding a data key wrapped under another master key than this one."""
+    return and_(
+        Customer.data_key_wrapped.is_not(None),
+        Customer.data_key_master_id.is_distinct_from(master_key_id),
+    )
+
+
 class SqlArchiveCopies:
     def __init__(self, conn: Connection) -> None:
         self.conn = conn
@@ -333,6 +414,9 @@ class SqlArchiveCopies:
             .order_by(ArchiveCopy.revision.desc())
         )
         return [CopyRef(*r) for r in rows]
+
+    def segment_keys(self, after: str, limit: int) -> list[str]:
+        return shredding.segment_keys(self.conn, after, limit)
 
     def segments_of(self, customer_ids: Sequence[int]) -> list[str]:
         return shredding.segments_of(self.conn, customer_ids)
@@ -515,6 +599,36 @@ class SqlInstallation:
     def master_key_id(self) -> str | None:
         installation = read_installation(self.conn)
         return installation.master_key_id if installation else None
+
+    def key_ids(self) -> tuple[str, ...]:
+        installation = read_installation(self.conn)
+        if installation is None:
+            return ()
+        previous = installation.previous_master_key_id
+        return (installation.master_key_id, *((previous,) if previous else ()))
+
+    def identity_key(self) -> WrappedKey:
+        installation = read_installation(self.conn)
+        if installation is None:
+            raise NotInitialised("this database records no master key yet; run `shelflife init`")
+        return WrappedKey(installation.master_key_id, installation.identity_key_wrapped)
+
+    def previous_master_key_id(self) -> str | None:
+        installation = read_installation(self.conn)
+        return installation.previous_master_key_id if installation else None
+
+    def begin_rotation(
+        self, new: KeyLocation, old: KeyLocation, identity_key: WrappedKey, at: datetime
+    ) -> None:
+        if identity_key.wrapping_key is not None:
+            lineage.record_wrapping_keys(self.conn, [identity_key.wrapping_key], at)
+        lineage.begin_rotation(self.conn, new, old, identity_key.blob, at)
+
+    def finish_rotation(self, at: datetime) -> None:
+        lineage.finish_rotation(self.conn, at)
+
+    def record_wrapping_keys(self, keys: Sequence[WrappingKey], at: datetime) -> None:
+        lineage.record_wrapping_keys(self.conn, keys, at)
 
 
 class SqlExports:

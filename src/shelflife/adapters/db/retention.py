@@ -97,13 +97,20 @@ def retry_due_condition(shop_id: int, c: Cutoffs) -> ColumnElement[bool]:
     return and_(archive_due_condition(shop_id, c), Customer.archive_failed_at.is_not(None))
 
 
+def _key_ok(master_key_id: str, also: Sequence[str]) -> ColumnElement[bool]:
+    """The data key is under the loaded master key (or, during a key rotation, the other one)."""
+    if not also:
+        return Customer.data_key_master_id == master_key_id
+    return Customer.data_key_master_id.in_([master_key_id, *also])
+
+
 def _copy_current(
-    shop_id: int, c: Cutoffs, master_key_id: str, tonight: bool
+    shop_id: int, c: Cutoffs, master_key_id: str, tonight: bool, also: Sequence[str] = ()
 ) -> ColumnElement[bool]:
     """A verified copy holds the current PII under a data key the loaded master key opens;
     with `tonight`, or will once tonight's archive step has archived every buyer due (SQL twin
     of `policy.after_archive`): a buyer without a data key yet gets one under the loaded key."""
-    key_ok = Customer.data_key_master_id == master_key_id
+    key_ok = _key_ok(master_key_id, also)
     current = and_(_archive_current(), key_ok)
     if not tonight:
         return current
@@ -147,20 +154,20 @@ def _remask_ready(shop_id: int, c: Cutoffs) -> ColumnElement[bool]:
 
 
 def mask_due_condition(
-    shop_id: int, c: Cutoffs, master_key_id: str, *, tonight: bool = False
+    shop_id: int, c: Cutoffs, master_key_id: str, *, tonight: bool = False, also: Sequence[str] = ()
 ) -> ColumnElement[bool]:
     """SQL twin of `policy.can_mask`, for buyers whose archive data key is sealed under the
     master key loaded now (a copy the loaded key cannot open is no copy to mask against);
     with `tonight`, of `can_mask(after_archive(…))`: what the mask step will select after
     tonight's archive step (a dry run counts it)."""
-    return and_(_mask_ready(shop_id, c), _copy_current(shop_id, c, master_key_id, tonight))
+    return and_(_mask_ready(shop_id, c), _copy_current(shop_id, c, master_key_id, tonight, also))
 
 
 def remask_due_condition(
-    shop_id: int, c: Cutoffs, master_key_id: str, *, tonight: bool = False
+    shop_id: int, c: Cutoffs, master_key_id: str, *, tonight: bool = False, also: Sequence[str] = ()
 ) -> ColumnElement[bool]:
     """SQL twin of `policy.can_remask`, restricted and extended like `mask_due_condition`."""
-    return and_(_remask_ready(shop_id, c), _copy_current(shop_id, c, master_key_id, tonight))
+    return and_(_remask_ready(shop_id, c), _copy_current(shop_id, c, master_key_id, tonight, also))
 
 
 def count_customers(conn: Connection, condition: ColumnElement[bool]) -> int:
@@ -170,7 +177,7 @@ def count_customers(conn: Connection, condition: ColumnElement[bool]) -> int:
 
 
 def mask_refused_condition(
-    shop_id: int, c: Cutoffs, master_key_id: str, *, remask: bool = False
+    shop_id: int, c: Cutoffs, master_key_id: str, *, remask: bool = False, also: Sequence[str] = ()
 ) -> ColumnElement[bool]:
     """Buyers due for (re-)masking with a current copy whose data key is sealed under another
     master key (or none): they are not masked, and the run counts them."""
@@ -178,7 +185,7 @@ def mask_refused_condition(
     return and_(
         ready,
         _archive_current(),
-        Customer.data_key_master_id.is_distinct_from(master_key_id),
+        or_(Customer.data_key_master_id.is_(None), ~_key_ok(master_key_id, also)),
     )
 
 

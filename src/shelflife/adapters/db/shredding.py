@@ -157,6 +157,16 @@ def shred(conn: Connection, ids: Sequence[int], at: datetime, because: str) -> l
     return shredded
 
 
+def segment_keys(conn: Connection, after: str, limit: int) -> list[str]:
+    query = (
+        select(ArchiveSegment.object_key)
+        .where(ArchiveSegment.object_key > after)
+        .order_by(ArchiveSegment.object_key)
+        .limit(limit)
+    )
+    return list(conn.execute(query).scalars())
+
+
 def segments_of(conn: Connection, customer_ids: Sequence[int]) -> list[str]:
     if not customer_ids:
         return []

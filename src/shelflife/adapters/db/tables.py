@@ -491,8 +491,43 @@ class Installation(Base):
     identity_key_wrapped: Mapped[bytes] = mapped_column(
         LargeBinary, comment="HMAC key of buyer identity digests, wrapped by the master key"
     )
+    previous_master_key_id: Mapped[str | None] = mapped_column(
+        String(64),
+        comment="While `keys rotate` works: the master key it moves data keys away from",
+    )
     created_at: Mapped[datetime]
     updated_at: Mapped[datetime]
+
+
+class KeyEncryptionKey(Base):
+    """Every master key (key-encryption key) the installation has used, and where it is: a
+    process that meets a data key under a key it has not loaded (a rotation began while it
+    ran) loads that key from here. Locations only, never key material."""
+
+    __tablename__ = "key_encryption_keys"
+    __table_args__ = (CheckConstraint("provider IN ('file', 'kms')", name="provider"),)
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True, comment="Master key id")
+    provider: Mapped[str] = mapped_column(String(10), comment="file or kms")
+    location: Mapped[str] = mapped_column(
+        Text, comment="Path of the key file, or the ARN of the KMS key"
+    )
+    created_at: Mapped[datetime]
+
+
+class WrappingKey(Base):
+    """An intermediate key a KMS key encrypted (one per process that wrapped data keys): data
+    keys are wrapped under it locally, so KMS calls do not grow with the number of buyers.
+    Opening one takes a single KMS Decrypt, cached by the process."""
+
+    __tablename__ = "wrapping_keys"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    master_key_id: Mapped[str] = mapped_column(String(64), comment="The KMS key that encrypted it")
+    encrypted: Mapped[bytes] = mapped_column(
+        LargeBinary, comment="The key as KMS encrypted it (its CiphertextBlob)"
+    )
+    created_at: Mapped[datetime]
 
 
 class Export(Base):

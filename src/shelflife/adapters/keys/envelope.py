@@ -146,9 +146,11 @@ def open_copy(
     customer_id: int,
     revision: int,
     ciphertext_sha256: str,
+    data_key: bytes | None = None,
 ) -> bytes:
     """Decrypt an archive object only if it is the copy the database recorded: this buyer's,
-    this revision, the very bytes verified when it was written."""
+    this revision, the very bytes verified when it was written. The data key comes from the
+    object's header unless given (the same key, re-wrapped in the database by a rotation)."""
     header = read_header(blob)[0]
     if header.get("customer_id") != customer_id:
         raise ArchiveCorrupt(
@@ -160,4 +162,4 @@ def open_copy(
             f"archive copy {object_key} is not the recorded one; nothing was changed "
             "(check the archive store for a replaced object)"
         )
-    return open_sealed(blob, keys)
+    return open_sealed(blob, keys, data_key)

@@ -19,7 +19,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from shelflife.domain.errors import ArchiveCorrupt, KeyUnavailable
-from shelflife.domain.ports import WrappedKey
+from shelflife.domain.ports import KeyLocation, WrappedKey
 
 __all__ = ["LocalKeyProvider", "WrappedKey"]
 
@@ -33,7 +33,13 @@ class LocalKeyProvider:
     changing every buyer's digest.
     """
 
-    def __init__(self, key_id: str, key: bytes, identity_key: bytes | None = None) -> None:
+    def __init__(
+        self,
+        key_id: str,
+        key: bytes,
+        identity_key: bytes | None = None,
+        path: Path | None = None,
+    ) -> None:
         if len(key) != 32:
             raise KeyUnavailable("the master key must be 32 bytes (AES-256)")
         if identity_key is not None and len(identity_key) != 32:
@@ -42,10 +48,11 @@ class LocalKeyProvider:
         self._key = key
         self._aead = AESGCM(key)
         self._identity_key = identity_key
+        self.path = path
 
     def with_identity_key(self, identity_key: bytes) -> LocalKeyProvider:
         """The same master key, able to digest buyer identities with the installation's key."""
-        return LocalKeyProvider(self.key_id, self._key, identity_key)
+        return LocalKeyProvider(self.key_id, self._key, identity_key, self.path)
 
     def legacy_identity_key(self) -> bytes:
         """The identity key installations used before it had its own: derived from the master
@@ -80,7 +87,7 @@ class LocalKeyProvider:
             raise KeyUnavailable(f"master key file {path} is not a shelflife key file") from None
         if len(key) != 32:
             raise KeyUnavailable(f"master key file {path} does not hold a 32-byte (AES-256) key")
-        return cls(key_id, key)
+        return cls(key_id, key, path=path.resolve())
 
     @staticmethod
     def create_file(path: Path) -> str:
@@ -107,6 +114,9 @@ class LocalKeyProvider:
             handle.flush()
             os.fsync(handle.fileno())
         return body["key_id"]
+
+    def location(self) -> KeyLocation:
+        return KeyLocation(self.key_id, "file", str(self.path) if self.path else "")
 
     def wrap(self, data_key: bytes) -> WrappedKey:
         nonce = secrets.token_bytes(12)

@@ -1,0 +1,231 @@
+"""AWS KMS as the master key, over HTTP against moto's server (the one the S3 tests start), on
+SQLite and PostgreSQL: a night's KMS requests do not grow with the number of buyers, data keys
+are wrapped locally under a KMS-encrypted wrapping key kept in the database, and every buyer
+comes back."""
+
+from __future__ import annotations
+
+import uuid
+from collections import Counter
+from collections.abc import Iterator
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pytest
+from sqlalchemy import create_engine, func, select
+from sqlalchemy.engine import make_url
+
+from shelflife.adapters.db.tables import Customer, Installation, WrappingKey
+from shelflife.bootstrap import App, build_app
+from shelflife.domain.clock import FixedClock
+from shelflife.domain.errors import KeyUnavailable
+from shelflife.services.importing import import_lines
+from shelflife.services.pipeline import run_retention
+from shelflife.services.retrieval import retrieve_order
+from shelflife.services.shops import set_feature
+from tests.support.builders import T0, at, days, lines, make_app, order
+from tests.support.s3_server import REGION, S3Server
+
+ARCHIVE_NIGHT = T0 + days(29.5)
+MASK_NIGHT = T0 + days(31)
+
+
+@pytest.fixture
+def kms(s3: S3Server, monkeypatch: pytest.MonkeyPatch) -> Any:
+    """A KMS client of the tests' own on the local server; shelflife finds the server through
+    the standard AWS_ENDPOINT_URL_KMS."""
+    monkeypatch.setenv("AWS_ENDPOINT_URL_KMS", s3.endpoint)
+    return boto3.session.Session().client("kms", endpoint_url=s3.endpoint, region_name=REGION)
+
+
+def _new_kms_key(kms: Any, alias: str | None = None) -> str:
+    """A new KMS key; its alias when one is given, else its ARN."""
+    arn: str = kms.create_key(Description="shelflife test")["KeyMetadata"]["Arn"]
+    if alias is None:
+        return arn
+    kms.create_alias(AliasName=alias, TargetKeyId=arn)
+    return alias
+
+
+def _kms_app(database_url: str, home: Path, key: str) -> App:
+    app, _clock = make_app(database_url, home, key_provider="kms", kms_key_id=key)
+    return app
+
+
+def _orders(count: int, first: int = 0) -> list[dict[str, Any]]:
+    return [
+        order(
+            f"302-{i:07d}-{i:07d}",
+            shipped_at=T0,
+            suffix=f"-k{i}",
+            customer={"customer_nr_external": f"K{i:013d}", "email": f"kms{i}@example.org"},
+        )
+        for i in range(first, first + count)
+    ]
+
+
+class Process:
+    """A new process of the installation (its own App) whose KMS requests are counted."""
+
+    def __init__(self, app: App, moment: datetime) -> None:
+        self.app = build_app(app.settings, FixedClock(moment))
+        self.calls: Counter[str] = Counter()
+        self.app.aws.events.register("before-call.kms", self._count)
+
+    def _count(self, model: Any, **_: Any) -> None:
+        self.calls[model.name] += 1
+
+    def __enter__(self) -> Process:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.app.close()
+
+
+def _night_calls(database_url: str, home: Path, key: str, buyers: int) -> list[dict[str, int]]:
+    app = _kms_app(database_url, home, key)
+    try:
+        assert import_lines(app, lines(*_orders(buyers))).refused == []
+        set_feature(app.ports(), "main", True, "ops")
+        calls = []
+        for night, expected in ((ARCHIVE_NIGHT, "archived"), (MASK_NIGHT, "masked")):
+            with Process(app, night) as process:
+                report = run_retention(process.app.ports(), night)
+                assert getattr(report, expected) == buyers
+                calls.append(dict(process.calls))
+        return calls
+    finally:
+        app.close()
+
+
+def test_kms_requests_per_night_do_not_grow_with_the_number_of_buyers(
+    database_url: str, tmp_path: Path, kms: Any
+) -> None:
+    few = _night_calls(
+        database_url, tmp_path / "few", _new_kms_key(kms, f"alias/few-{uuid.uuid4().hex}"), 3
+    )
+    many = _night_calls(
+        _second_database(database_url, tmp_path),
+        tmp_path / "many",
+        _new_kms_key(kms, f"alias/many-{uuid.uuid4().hex}"),
+        40,
+    )
+
+    # Archive night: the key's description, the identity key's wrapping key opened, one
+    # wrapping key made for the night's data keys. Mask night: the same description and
+    # identity, and the one wrapping key of the archive night opened for all its buyers.
+    assert (
+        few
+        == many
+        == [
+            {"DescribeKey": 1, "Decrypt": 1, "GenerateDataKey": 1},
+            {"DescribeKey": 1, "Decrypt": 2},
+        ]
+    )
+
+
+def _second_database(url: str, tmp_path: Path) -> str:
+    """Another database of the same backend (one installation per database)."""
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "sqlite":
+        return f"sqlite:///{tmp_path / 'many.db'}"
+    engine = create_engine(parsed.set(database="postgres"), isolation_level="AUTOCOMMIT")
+    name = f"{parsed.database}_many"
+    try:
+        with engine.connect() as conn:
+            conn.exec_driver_sql(f'CREATE DATABASE "{name}"')
+    finally:
+        engine.dispose()
+    return parsed.set(database=name).render_as_string(hide_password=False)
+
+
+@pytest.fixture
+def kms_app(database_url: str, tmp_path: Path, kms: Any) -> Iterator[App]:
+    app = _kms_app(database_url, tmp_path / "home", _new_kms_key(kms))
+    yield app
+    app.close()
+
+
+def test_a_kms_installation_keeps_only_kms_encrypted_wrapping_keys_and_retrieves_every_buyer(
+    kms_app: App, kms: Any
+) -> None:
+    orders = _orders(5)
+    assert import_lines(kms_app, lines(*orders)).refused == []
+    set_feature(kms_app.ports(), "main", True, "ops")
+    for night in (ARCHIVE_NIGHT, MASK_NIGHT):
+        with Process(kms_app, night) as process:
+            run_retention(process.app.ports(), night)
+
+    with kms_app.engine.connect() as conn:
+        key_ids = set(conn.scalars(select(Customer.data_key_master_id)))
+        installation = conn.execute(select(Installation.master_key_id)).scalar_one()
+        wrapping = conn.execute(
+            select(WrappingKey.id, WrappingKey.master_key_id, WrappingKey.encrypted)
+        ).all()
+    assert key_ids == {installation}
+    assert installation.startswith("kms-")
+    assert [k for _id, k, _blob in wrapping] == [installation, installation]  # init's, night's
+    for wrapping_id, _key, blob in wrapping:
+        # What the database keeps opens only through KMS, back to a 32-byte key.
+        context = {"purpose": "shelflife wrapping key", "wrapping_key_id": wrapping_id}
+        opened = kms.decrypt(CiphertextBlob=blob, EncryptionContext=context)["Plaintext"]
+        assert len(opened) == 32
+        assert opened not in blob
+
+    with Process(kms_app, MASK_NIGHT + days(1)) as process:
+        for o in orders:
+            retrieve_order(process.app.ports(), o["order_nr_external"], "Rückgabe", "anna")
+    with kms_app.engine.connect() as conn:
+        emails = sorted(str(e) for e in conn.scalars(select(Customer.email)))
+    assert emails == sorted(o["customer"]["email"] for o in orders)
+
+
+def test_a_kms_key_that_does_not_exist_stops_with_a_message_naming_it(
+    kms_app: App, kms: Any
+) -> None:
+    settings = kms_app.settings.model_copy(update={"kms_key_id": "alias/missing"})
+    app = build_app(settings, FixedClock(T0))
+    try:
+        with pytest.raises(KeyUnavailable) as stopped:
+            app.keys  # noqa: B018 - loading is what fails
+    finally:
+        app.close()
+    assert str(stopped.value) == (
+        "KMS refused DescribeKey with key alias/missing (NotFoundException); check that the key "
+        "exists, is enabled, and that this machine's AWS role may use it"
+    )
+
+
+def test_a_database_on_a_key_file_is_not_switched_to_kms_by_init(
+    database_url: str, tmp_path: Path, kms: Any
+) -> None:
+    app, _clock = make_app(database_url, tmp_path / "home")
+    try:
+        assert import_lines(app, lines(*_orders(1))).refused == []
+        set_feature(app.ports(), "main", True, "ops")
+        run_retention(at(app, ARCHIVE_NIGHT).ports(), ARCHIVE_NIGHT)
+        with app.engine.connect() as conn:
+            before = conn.execute(select(func.count()).select_from(WrappingKey)).scalar_one()
+        kms_settings = app.settings.model_copy(
+            update={"key_provider": "kms", "kms_key_id": _new_kms_key(kms)}
+        )
+        from shelflife.bootstrap import initialise
+
+        with pytest.raises(KeyUnavailable) as refused:
+            initialise(kms_settings)
+    finally:
+        app.close()
+    assert before == 0
+    assert str(refused.value) == (
+        f"this database's data is sealed under master key {_file_key_id(app)}, not under KMS "
+        f"key {kms_settings.kms_key_id}; keep that key configured and move to KMS with "
+        "`shelflife keys rotate`"
+    )
+
+
+def _file_key_id(app: App) -> str:
+    import json
+
+    return str(json.loads(app.key_path.read_text())["key_id"])
