@@ -10,11 +10,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-from sqlalchemy import select, text
+from sqlalchemy import select
 
 from shelflife.adapters.archive.ledger import ledger_key, read_ledger
 from shelflife.adapters.archive.segments import read_manifest
-from shelflife.adapters.db.tables import Base, Customer
+from shelflife.adapters.db.tables import Customer
 from shelflife.adapters.keys.envelope import open_record
 from shelflife.bootstrap import App, build_app, initialise
 from shelflife.domain.errors import ArchiveCorrupt, Conflict, KeyUnavailable, NotRetrievable
@@ -25,7 +25,7 @@ from shelflife.services.pipeline import run_retention
 from shelflife.services.recovery import recover_archive, show_archived
 from shelflife.services.retrieval import retrieve_order
 from shelflife.services.shops import set_feature
-from tests.support.builders import T0, at, days, lines, make_app, order
+from tests.support.builders import T0, at, days, lines, lose_database, make_app, order
 
 NR1 = "302-1111111-1111111"
 NR2 = "302-2222222-2222222"
@@ -117,27 +117,13 @@ def test_each_segment_has_a_ledger_object_holding_its_buyers_keys_as_the_databas
     }
 
 
-def _lose_database(app: App) -> None:
-    """Everything in the database is gone (SQLite: the files too); the stores and the master
-    key file remain."""
-    with app.engine.begin() as conn:
-        Base.metadata.drop_all(conn)
-        conn.execute(text("DROP TABLE alembic_version"))
-    app.close()
-    url = app.settings.resolved_database_url
-    if url.startswith("sqlite"):
-        path = Path(url.removeprefix("sqlite:///"))
-        for leftover in (path, Path(f"{path}-wal"), Path(f"{path}-shm")):
-            leftover.unlink(missing_ok=True)
-
-
 def test_recover_after_losing_the_database_reads_every_buyer_back_as_archived(app: App) -> None:
     _masked_buyers(app)
     before = {
         ref: show_archived(app.ports(), ref, "audit", "auditor").as_json() for ref in ("C1", "C2")
     }
     settings = app.settings
-    _lose_database(app)
+    lose_database(app)
 
     initialise(settings)  # the same home, so the same master key file
     recovered = build_app(settings, app.clock)

@@ -18,14 +18,15 @@ from sqlalchemy import create_engine, func, select
 from sqlalchemy.engine import make_url
 
 from shelflife.adapters.db.tables import Customer, Installation, WrappingKey
-from shelflife.bootstrap import App, build_app
+from shelflife.bootstrap import App, build_app, initialise
 from shelflife.domain.clock import FixedClock
 from shelflife.domain.errors import KeyUnavailable
 from shelflife.services.importing import import_lines
 from shelflife.services.pipeline import run_retention
+from shelflife.services.recovery import recover_archive, show_archived
 from shelflife.services.retrieval import retrieve_order
 from shelflife.services.shops import set_feature
-from tests.support.builders import T0, at, days, lines, make_app, order
+from tests.support.builders import T0, at, days, lines, lose_database, make_app, order
 from tests.support.s3_server import REGION, S3Server
 
 ARCHIVE_NIGHT = T0 + days(29.5)
@@ -229,3 +230,40 @@ def _file_key_id(app: App) -> str:
     import json
 
     return str(json.loads(app.key_path.read_text())["key_id"])
+
+
+def test_a_kms_installation_recovers_after_losing_the_database_from_the_ledger_and_kms_alone(
+    kms_app: App,
+) -> None:
+    """The wrapping keys were in the lost database only: the ledger carries them too."""
+    orders = _orders(4)
+    assert import_lines(kms_app, lines(*orders)).refused == []
+    set_feature(kms_app.ports(), "main", True, "ops")
+    for night in (ARCHIVE_NIGHT, MASK_NIGHT):
+        with Process(kms_app, night) as process:
+            run_retention(process.app.ports(), night)
+    refs = [f"C{i}" for i in range(1, 5)]
+    before = [show_archived(kms_app.ports(), ref, "audit", "auditor").as_json() for ref in refs]
+    settings = kms_app.settings
+    lose_database(kms_app)
+
+    initialise(settings)
+    with Process(build_app(settings, FixedClock(MASK_NIGHT)), MASK_NIGHT) as process:
+        report = recover_archive(process.app.ports(), "ops")
+        after = [
+            show_archived(process.app.ports(), ref, "audit", "auditor").as_json() for ref in refs
+        ]
+        with process.app.engine.connect() as conn:
+            recorded = conn.scalar(select(func.count()).select_from(WrappingKey))
+
+    assert (report.segments, report.copies_added, report.keys_found, report.failed) == (
+        1,
+        4,
+        4,
+        [],
+    )
+    assert after == before
+    # The new init's wrapping key (identity key) and, from the ledger, the archive night's.
+    assert recorded == 2
+    # Recovery and reading opened the identity key and the archive night's wrapping key once.
+    assert dict(process.calls) == {"DescribeKey": 1, "Decrypt": 2}

@@ -8,6 +8,9 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from sqlalchemy import text
+
+from shelflife.adapters.db.tables import Base
 from shelflife.bootstrap import App, build_app, initialise
 from shelflife.config import Settings
 from shelflife.domain.clock import FixedClock
@@ -194,3 +197,17 @@ def malformed_lines() -> dict[str, bytes]:
         ),
         "not an object": b'["399-0000000-0000012"]',
     }
+
+
+def lose_database(app: App) -> None:
+    """Everything in the database is gone (SQLite: the files too); the stores and the master
+    key file remain."""
+    with app.engine.begin() as conn:
+        Base.metadata.drop_all(conn)
+        conn.execute(text("DROP TABLE alembic_version"))
+    app.close()
+    url = app.settings.resolved_database_url
+    if url.startswith("sqlite"):
+        path = Path(url.removeprefix("sqlite:///"))
+        for leftover in (path, Path(f"{path}-wal"), Path(f"{path}-shm")):
+            leftover.unlink(missing_ok=True)

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -122,6 +123,7 @@ def _recover_segment(
     except ArchiveUnavailable:
         ledger_keys, ledger_found = {}, False
         report.segments_without_ledger.append(segment_key)
+    _remember_wrapping_keys(ports, ledger_keys.values())
     records: list[RecoveredRecord] = []
     for entry in entries:
         piece = data[entry.offset : entry.offset + entry.length]
@@ -165,6 +167,16 @@ def _recover_segment(
         )
         uow.commit()
     report.segments += 1
+
+
+def _remember_wrapping_keys(ports: Ports, keys: Iterable[WrappedKey]) -> None:
+    """Record the KMS-encrypted wrapping keys a ledger object carries before its keys are
+    opened: the lost database held them, and the KMS master key looks them up there."""
+    wrapping = {k.wrapping_key.id: k.wrapping_key for k in keys if k.wrapping_key is not None}
+    if wrapping:
+        with ports.uow as uow:
+            uow.installation.record_wrapping_keys(list(wrapping.values()), ports.clock.now())
+            uow.commit()
 
 
 def _unwrap(keys: KeyProvider, wrapped: WrappedKey, segment_key: str) -> bytes:

@@ -5,7 +5,9 @@ destroyed). The database holds the working copy of every key; the ledger holds a
 a mutable store (`SHELFLIFE_KEY_LEDGER_URL`), one object per segment, `ledger/<segment key>.keys`:
 JSON with the segment's key and, for each record whose buyer is not shredded, its customer id,
 revision, the id of the key-encryption key that wrapped the data key, and the wrapped data key
-(base64). No PII, and nothing that opens without the key-encryption key.
+(base64); with a KMS master key also the KMS-encrypted wrapping keys those data keys are
+wrapped under (`wrapping_keys`), so that the ledger and KMS alone open them. No PII, and nothing
+that opens without the key-encryption key.
 
 With the ledger, the archive survives the loss of the database (`archive recover`); without a
 buyer's entries in it (and in the database), none of the buyer's records opens anywhere.
@@ -18,8 +20,9 @@ import binascii
 import json
 from collections.abc import Sequence
 
+from shelflife.adapters.keys.envelope import wrapping_key_id
 from shelflife.domain.errors import ArchiveCorrupt
-from shelflife.domain.ports import LedgerEntry, WrappedKey
+from shelflife.domain.ports import LedgerEntry, WrappedKey, WrappingKey
 
 FORMAT = 1
 PREFIX = "ledger/"
@@ -41,10 +44,15 @@ def segment_of_ledger_key(key: str) -> str | None:
 def pack_ledger(segment_key: str, entries: Sequence[LedgerEntry]) -> bytes:
     """The ledger object of a segment (entries in customer id, revision order)."""
     ordered = sorted(entries, key=lambda e: (e.customer_id, e.revision))
+    wrapping = {e.key.wrapping_key.id: e.key.wrapping_key for e in ordered if e.key.wrapping_key}
     return json.dumps(
         {
             "format": FORMAT,
             "segment": segment_key,
+            "wrapping_keys": [
+                [w.id, w.master_key_id, base64.b64encode(w.encrypted).decode()]
+                for _, w in sorted(wrapping.items())
+            ],
             "keys": [
                 [
                     e.customer_id,
@@ -68,11 +76,16 @@ def read_ledger(segment_key: str, data: bytes) -> list[LedgerEntry]:
             raise ArchiveCorrupt(f"key ledger of {segment_key}: format {body['format']!r} unknown")
         if body["segment"] != segment_key:
             raise ArchiveCorrupt(f"key ledger of {segment_key} names another segment")
-        return [
-            LedgerEntry(
-                int(cid), int(rev), WrappedKey(str(kid), base64.b64decode(blob, validate=True))
-            )
-            for cid, rev, kid, blob in body["keys"]
-        ]
+        wrapping = {
+            str(wid): WrappingKey(str(wid), str(mid), base64.b64decode(enc, validate=True))
+            for wid, mid, enc in body.get("wrapping_keys", [])
+        }
+        entries = []
+        for cid, rev, kid, blob in body["keys"]:
+            raw = base64.b64decode(blob, validate=True)
+            named = wrapping_key_id(raw)
+            key = WrappedKey(str(kid), raw, None if named is None else wrapping.get(named))
+            entries.append(LedgerEntry(int(cid), int(rev), key))
+        return entries
     except (ValueError, KeyError, TypeError, binascii.Error):
         raise ArchiveCorrupt(f"key ledger of {segment_key} is damaged") from None

@@ -18,7 +18,9 @@ from shelflife.adapters.db.tables import (
     Invoice,
     Order,
     Shop,
+    WrappingKey,
 )
+from shelflife.adapters.keys.envelope import wrapping_key_id
 from shelflife.domain.errors import NotFound
 from shelflife.domain.legal_retention import DocumentKind
 from shelflife.domain.policy import DEFAULT_AMAZON_ORDER_PATTERN
@@ -30,6 +32,7 @@ from shelflife.domain.ports import (
     RecoveredRecord,
     WrappedKey,
 )
+from shelflife.domain.ports import WrappingKey as WrappingKeyRecord
 from shelflife.domain.references import customer_ref
 
 RECOVERED_TIME_ZONE = "UTC"
@@ -211,14 +214,34 @@ def ledger_entries(conn: Connection, object_keys: Sequence[str]) -> dict[str, li
             Customer.data_key_wrapped.is_not(None),
         )
         .order_by(ArchiveCopy.object_key, ArchiveCopy.customer_id, ArchiveCopy.revision)
+    ).all()
+    wrapping = _wrapping_keys(
+        conn, {wrapping_key_id(bytes(r.data_key_wrapped or b"")) for r in rows}
     )
     for r in rows:
+        blob = bytes(r.data_key_wrapped or b"")
         found[r.object_key].append(
             LedgerEntry(
-                r.customer_id, r.revision, WrappedKey(r.data_key_master_id, r.data_key_wrapped)
+                r.customer_id,
+                r.revision,
+                WrappedKey(r.data_key_master_id, blob, wrapping.get(wrapping_key_id(blob) or "")),
             )
         )
     return found
+
+
+def _wrapping_keys(conn: Connection, ids: set[str | None]) -> dict[str, WrappingKeyRecord]:
+    """The KMS-encrypted wrapping keys these ids name: a ledger object carries the ones its
+    keys are wrapped under, so that `archive recover` needs KMS and the ledger only."""
+    wanted = sorted(i for i in ids if i is not None)
+    if not wanted:
+        return {}
+    rows = conn.execute(
+        select(WrappingKey.id, WrappingKey.master_key_id, WrappingKey.encrypted).where(
+            WrappingKey.id.in_(wanted)
+        )
+    )
+    return {r.id: WrappingKeyRecord(r.id, r.master_key_id, bytes(r.encrypted)) for r in rows}
 
 
 def has_segment(conn: Connection, object_key: str) -> bool:

@@ -31,6 +31,18 @@ from shelflife.domain.ports import KeyProvider, WrappedKey
 MAGIC = b"SLF1"
 RECORD_MAGIC = b"SLR1"
 
+WRAPPED_MAGIC = b"SLW1"
+"""A data key wrapped under a KMS master key's wrapping key (see adapters/keys/kms.py)."""
+WRAPPING_ID_LENGTH = 19  # "wk-" and 16 hex digits
+
+
+def wrapping_key_id(blob: bytes) -> str | None:
+    """The id of the wrapping key a KMS-wrapped data key names; None for any other blob."""
+    head = len(WRAPPED_MAGIC) + WRAPPING_ID_LENGTH
+    if blob[: len(WRAPPED_MAGIC)] != WRAPPED_MAGIC or len(blob) < head:
+        return None
+    return blob[len(WRAPPED_MAGIC) : head].decode("ascii", "replace")
+
 
 def new_data_key() -> bytes:
     return secrets.token_bytes(32)

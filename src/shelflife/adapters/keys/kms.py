@@ -25,14 +25,13 @@ from botocore.exceptions import BotoCoreError, ClientError
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
+from shelflife.adapters.keys.envelope import WRAPPED_MAGIC, WRAPPING_ID_LENGTH, wrapping_key_id
 from shelflife.domain.errors import ArchiveCorrupt, KeyUnavailable
 from shelflife.domain.ports import KeyLocation, WrappedKey, WrappingKey
 
 KEY_ID_PREFIX: Final = "kms-"
 """A KMS master key's id in shelflife: this prefix and KMS's own key id (never an alias,
 which can be pointed at another key)."""
-WRAPPED_MAGIC: Final = b"SLW1"
-_WRAPPING_ID_LENGTH: Final = 19  # "wk-" and 16 hex digits
 
 WrappingKeyLookup = Callable[[str], WrappingKey | None]
 """Reads a stored wrapping key by id (the database's `wrapping_keys`)."""
@@ -84,10 +83,10 @@ class KmsMasterKey:
                 f"KMS key {self.key_id}"
             )
         blob = wrapped.blob
-        head = len(WRAPPED_MAGIC) + _WRAPPING_ID_LENGTH
-        if blob[: len(WRAPPED_MAGIC)] != WRAPPED_MAGIC or len(blob) < head + 12 + 16:
+        head = len(WRAPPED_MAGIC) + WRAPPING_ID_LENGTH
+        wrapping_id = wrapping_key_id(blob)
+        if wrapping_id is None or len(blob) < head + 12 + 16:
             raise ArchiveCorrupt("a data key is not a KMS-wrapped shelflife data key")
-        wrapping_id = blob[len(WRAPPED_MAGIC) : head].decode("ascii", "replace")
         plain = self._open_wrapping_key(wrapping_id)
         nonce, sealed = blob[head : head + 12], blob[head + 12 :]
         try:
