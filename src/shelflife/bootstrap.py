@@ -93,7 +93,6 @@ class App:
             run_lock=partial(run_lock, self.engine),
             limits=Limits(
                 batch_size=self.settings.batch_size,
-                archive_workers=self.settings.archive_workers,
                 retrieval_alert_per_hour=self.settings.retrieval_alert_per_hour,
             ),
         )

@@ -984,7 +984,7 @@ def fake_ports(
         key_provider=provider if isinstance(provider, MissingKey) else lambda: provider,
         clock=FixedClock(now or datetime(2026, 3, 1, 12, tzinfo=UTC)),
         run_lock=run_lock,
-        limits=limits or Limits(batch_size=2, archive_workers=2, retrieval_alert_per_hour=3),
+        limits=limits or Limits(batch_size=2, retrieval_alert_per_hour=3),
     )
 
 

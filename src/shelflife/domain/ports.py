@@ -705,7 +705,6 @@ class Limits:
     """The settings the orchestrations read (from `config.Settings`)."""
 
     batch_size: int = 1000
-    archive_workers: int = 4
     retrieval_alert_per_hour: int = 30
 
 
