@@ -452,6 +452,10 @@ class FakeCustomers:
     def first_ids(self, selection: Selection, limit: int) -> list[int]:
         return self._ids(selection)[:limit]
 
+    def among(self, selection: Selection, ids: Sequence[int]) -> list[int]:
+        wanted = set(ids)
+        return [cid for cid in self._ids(selection) if cid in wanted]
+
     def count_retries(self, ids: Sequence[int]) -> int:
         return sum(1 for cid in ids if self.data.customers[cid].archive_failed_at is not None)
 

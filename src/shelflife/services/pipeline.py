@@ -1,8 +1,10 @@
 """The nightly retention run: retry, archive (write, read back, verify), mask, re-mask.
 
 Steps run in that order for each enabled shop and see each other's results, so a buyer whose
-archive succeeds tonight is masked tonight. Each batch is its own transaction: killing the run
-loses at most one batch of work, and a rerun picks up where it stopped.
+archive succeeds tonight is masked tonight: in its archive batch's own transaction, right after
+its copy verified (the mask step then handles buyers archived on earlier nights). Each batch is
+its own transaction: killing the run loses at most one batch of work, and a rerun picks up
+where it stopped.
 """
 
 from __future__ import annotations
@@ -356,13 +358,33 @@ def _archive_step(
                 uow.archive_copies.add_segment(segment)
             uow.customers.record_archived(done, cutoffs.as_of)
             uow.customers.record_failed(failed, cutoffs.as_of)
+            masked = _mask_archived(uow.customers, keys, shop_id, cutoffs, done)
             uow.commit()
         report.archived += len(done)
+        report.masked += masked
         report.note_failures(failed)
         log.info("archive batch: %d archived, %d failed", len(done), len(failed))
         after = ids[-1]
         handled += len(ids)
         progress("archive", handled, max(total, handled))
+
+
+def _mask_archived(
+    customers: CustomerRepository,
+    keys: KeyProvider,
+    shop_id: int,
+    cutoffs: Cutoffs,
+    done: Sequence[ArchivedCopy],
+) -> int:
+    """Mask the batch's buyers whose copy was verified just now and who may be masked, in the
+    batch's own transaction: the mask step would select them again, batch by batch, and
+    re-read their keys (their keys open: their records have just been decrypted with them).
+    The mask step after the archive step handles the buyers archived on earlier nights."""
+    if not done:
+        return 0
+    selection = Selection(Due.MASK, shop_id, cutoffs, keys.key_id)
+    ready = customers.among(selection, [d.customer_id for d in done])
+    return customers.mask(ready, cutoffs.as_of, "masked") if ready else 0
 
 
 def archive_customers(
