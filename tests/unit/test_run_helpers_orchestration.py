@@ -12,10 +12,17 @@ import pytest
 
 from shelflife.domain.errors import ArchiveUnavailable
 from shelflife.domain.masking import MASKED_TEXT
-from shelflife.domain.ports import Ports
+from shelflife.domain.ports import Ports, Selection
 from shelflife.services.documents import RunReportDocument
 from shelflife.services.pipeline import RUN_FAILED, RUN_FINISHED, run_retention, work_night
-from tests.support.fakes import FakeCustomer, FakeData, FakeRunLock, FakeUnitOfWork, fake_ports
+from tests.support.fakes import (
+    FakeCustomer,
+    FakeCustomers,
+    FakeData,
+    FakeRunLock,
+    FakeUnitOfWork,
+    fake_ports,
+)
 from tests.unit.test_pipeline_orchestration import _UowWhoseMaskFails
 
 SHIPPED = datetime(2026, 1, 10, 12, tzinfo=UTC)
@@ -144,3 +151,25 @@ def test_no_helper_is_started_when_no_shop_has_the_feature_enabled() -> None:
     report = run_retention(ports, NIGHT, helpers=helper)
 
     assert (helper.started, report.shops, report.archived) == ([], 0, 0)
+
+
+def test_a_progress_bar_gets_each_steps_total_and_a_run_without_one_counts_nothing(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    drawn = _ports(*(_shipped(cid) for cid in (1, 2, 3)))
+    seen: list[tuple[str, int, int]] = []
+
+    run_retention(drawn, NIGHT, lambda step, done, total: seen.append((step, done, total)))
+
+    assert seen == [("archive", 2, 3), ("archive", 3, 3)]  # masked in their archive batches
+    counted: list[Selection] = []
+    real_count = FakeCustomers.count
+
+    def count(self: FakeCustomers, selection: Selection) -> int:
+        counted.append(selection)
+        return real_count(self, selection)
+
+    monkeypatch.setattr(FakeCustomers, "count", count)
+    report = run_retention(_ports(*(_shipped(cid) for cid in (1, 2, 3))), NIGHT)
+
+    assert (report.archived, report.masked, counted) == (3, 3, [])

@@ -334,6 +334,16 @@ def _count_due(
     report.mask_refused += count(Due.MASK_REFUSED) + count(Due.REMASK_REFUSED)
 
 
+def _planned(ports: Ports, selection: Selection, progress: Progress) -> int:
+    """How many buyers a step expects, for a progress bar; not counted when nobody draws one:
+    the count is a scan of the shop's buyers, which on a steady night costs more than the
+    night's work."""
+    if progress is _noop:
+        return 0
+    with ports.reader as reader:
+        return reader.customers.count(selection)
+
+
 def _archive_step(
     ports: Ports,
     keys: KeyProvider,
@@ -344,8 +354,7 @@ def _archive_step(
     progress: Progress,
 ) -> None:
     selection = Selection(Due.ARCHIVE, shop_id, cutoffs)
-    with ports.reader as reader:
-        total = reader.customers.count(selection)
+    total = _planned(ports, selection, progress)
     after, handled = 0, 0
     while True:
         with ports.uow as uow:
@@ -522,8 +531,7 @@ def _mask_step(
 ) -> tuple[int, int]:
     """Mask the buyers due, batch by batch; returns (masked, refused). A buyer is masked only
     when the loaded master key opens its data key, i.e. its verified copy can be read."""
-    with ports.reader as reader:
-        total = reader.customers.count(selection)
+    total = _planned(ports, selection, progress)
     after, masked, handled = 0, 0, 0
     refused: list[int] = []
     while True:
