@@ -12,7 +12,8 @@ Cases:
 2. steady night: the night on which about 1/30 of the N customers are due;
 3. growth: N/10 customers all due vs. N customers on the night with as many due;
 4. peak RSS of each process (columns of every row);
-5. PostgreSQL only: two `shelflife run` processes side by side on the backlog vs. one.
+5. PostgreSQL only: `shelflife run --workers 2` (one run, two processes) and two
+   `shelflife run` processes side by side on the backlog, each vs. one run.
 
 Ratios use the work's own time (the run's `duration_seconds`, the floor's `seconds`), without
 interpreter start-up; wall times are in the table and the JSON too. Figures go to
@@ -194,11 +195,12 @@ def floor_command(home: Path, url: str, as_of: str) -> list[str]:
     ]
 
 
-def run_shelflife(env: dict[str, str], as_of: str) -> Proc:
+def run_shelflife(env: dict[str, str], as_of: str, *options: str) -> Proc:
+    """One `shelflife run`; its peak RSS is the run process's own (with `--workers`, its
+    helpers' are not included: each is a process of about the same size)."""
     began = time.perf_counter()
-    return reap(
-        spawn(shelflife_command("run", "--as-of", as_of, "--json"), env), began, "shelflife run"
-    )
+    command = shelflife_command("run", "--as-of", as_of, "--json", *options)
+    return reap(spawn(command, env), began, "shelflife run")
 
 
 def measure(case: str, copies: Copies, customers: int, as_of: str) -> Row:
@@ -229,6 +231,30 @@ def measure(case: str, copies: Copies, customers: int, as_of: str) -> Row:
         row.problems.append(
             f"shelflife archived/masked {row.archived}/{row.masked}, "
             f"the floor {row.floor_archived}/{row.floor_masked}"
+        )
+    return row
+
+
+def with_workers(copies: Copies, customers: int, as_of: str, single: Row) -> Row:
+    """`shelflife run --workers 2` on the backlog; the floor columns hold the single run."""
+    row = Row("--workers 2 vs 1", copies.backend, customers, as_of)
+    load = os.getloadavg()[0]
+    home, _url, env = copies.copy()
+    try:
+        run = run_shelflife(env, as_of, "--workers", "2")
+    finally:
+        copies.drop(home)
+    row.load_average = [round(load, 2), round(os.getloadavg()[0], 2)]
+    row.archived, row.masked = run.out["archived"], run.out["masked"]
+    row.shelflife_seconds, row.shelflife_wall = run.out["duration_seconds"], run.seconds
+    row.shelflife_rss_mb = run.peak_rss_mb
+    row.floor_seconds, row.floor_wall = single.shelflife_seconds, single.shelflife_wall
+    row.floor_archived, row.floor_masked = single.archived, single.masked
+    row.floor_rss_mb = single.shelflife_rss_mb
+    if (row.archived, row.masked) != (single.archived, single.masked):
+        row.problems.append(
+            f"--workers 2 archived/masked {row.archived}/{row.masked}, "
+            f"one {single.archived}/{single.masked}"
         )
     return row
 
@@ -335,6 +361,8 @@ def bench_backend(backend: str, big: Generated, small: Generated) -> list[Row]:
             growth_as_of, _ = calibrate(base, small_row.archived)
             rows.append(measure("growth N", base, n, growth_as_of))
             if backend == "postgresql":
+                console.print(f"[bold]{backend}[/]: run --workers 2")
+                rows.append(with_workers(base, n, BACKLOG_AS_OF, backlog))
                 console.print(f"[bold]{backend}[/]: two processes side by side")
                 rows.append(side_by_side(base, n, BACKLOG_AS_OF, backlog))
         finally:
@@ -389,7 +417,7 @@ def print_table(rows: Sequence[Row], customers: int) -> None:
     ):
         table.add_column(name, justify="left" if name in ("case", "backend", "checks") else "right")
     for r in rows:
-        two = r.case == "2 runs vs 1"
+        two = r.case in ("2 runs vs 1", "--workers 2 vs 1")
         table.add_row(
             r.case + (" (floor col.: 1 run)" if two else ""),
             r.backend,

@@ -172,7 +172,6 @@ class App:
             no_run_working=partial(no_run_working, self.engine),
             limits=Limits(
                 batch_size=self.settings.batch_size,
-                archive_workers=self.settings.archive_workers,
                 retrieval_alert_per_hour=self.settings.retrieval_alert_per_hour,
                 legal_retention=LegalRetention(
                     invoice_years=self.settings.retention_years_invoice,

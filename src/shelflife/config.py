@@ -96,10 +96,10 @@ class Settings(BaseSettings):
     )
     batch_size: int = Field(default=1000, ge=1, le=100_000, description="Rows per batch")
     archive_workers: int = Field(
-        default=8,
+        default=1,
         ge=1,
         le=64,
-        description="No effect since segments (one archive write per batch); still accepted",
+        description="Processes of a nightly run on PostgreSQL (SQLite: always one)",
     )
     retrieval_alert_per_hour: int = Field(
         default=30,

@@ -498,6 +498,28 @@ def test_run_json_reports_integer_counts_and_a_second_run_does_nothing(ready: Cl
     assert (first["shops"], first["as_of"]) == (1, "2026-04-05T00:00:00+00:00")
 
 
+def test_run_with_two_workers_is_one_run_on_postgresql_and_refused_on_sqlite(
+    ready: Cli, database_url: str
+) -> None:
+    ready.ok("import", "-", input=_stdin(order(NR, shipped_at=SHIPPED)))
+    ready.ok("feature", "enable", "--shop", "main")
+
+    if database_url.startswith("sqlite"):
+        refused = ready("run", "--workers", "2", "--as-of", AFTER_MASK_DUE)
+        assert (refused.exit_code, refused.stderr) == (
+            2,
+            "error: several workers need PostgreSQL: SQLite lets one process write at a time, "
+            "so a run on SQLite has one worker\n",
+        )
+        assert ready.json("runs") == []
+        return
+    report = ready.json("run", "--workers", "2", "--as-of", AFTER_MASK_DUE)
+
+    assert (report["archived"], report["masked"], report["shops"]) == (1, 1, 1)
+    assert [(r["archived"], r["masked"]) for r in ready.json("runs")] == [(1, 1)]
+    assert ready.show()["retention"]["state"] == "masked"
+
+
 def test_run_says_when_no_shop_has_the_feature_enabled(ready: Cli) -> None:
     ready.ok("import", "-", input=_stdin(order(NR, shipped_at=SHIPPED)))
 

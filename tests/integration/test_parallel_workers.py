@@ -9,10 +9,12 @@ import pytest
 from sqlalchemy import func, select
 
 from shelflife.adapters.archive.segments import read_manifest
-from shelflife.adapters.db.tables import ArchiveCopy, ArchiveSegment, Customer
+from shelflife.adapters.db.tables import ArchiveCopy, ArchiveSegment, Customer, RetentionRun
 from shelflife.bootstrap import App, build_app
 from shelflife.config import Settings
 from shelflife.domain.clock import FixedClock
+from shelflife.domain.errors import InvalidInput
+from shelflife.entrypoints.workers import helpers_for, worker_count
 from shelflife.services.importing import import_lines
 from shelflife.services.pipeline import RunReport, run_retention
 from shelflife.services.shops import set_feature
@@ -98,3 +100,67 @@ def test_two_workers_in_parallel_archive_and_mask_every_buyer_exactly_once(
         second.close()
         first.close()
         cluster.drop_database("parallel_workers")
+
+
+@pytest.mark.postgres
+def test_a_run_with_helper_processes_handles_every_buyer_once_and_is_one_run(
+    request: pytest.FixtureRequest, tmp_path: Path
+) -> None:
+    """`run --workers 3`: two real helper processes beside the run; one run record."""
+    cluster = request.getfixturevalue("postgres_cluster")
+    url = cluster.create_database("run_helpers")
+    app, _clock = make_app(url, tmp_path / "home")
+    app.settings.batch_size = 2
+    try:
+        orders = [
+            order(
+                _amazon_number(i),
+                shipped_at=T0,
+                suffix=f"-{i}",
+                customer={"customer_nr_external": f"A{i:013d}"},
+            )
+            for i in range(1, BUYERS + 1)
+        ]
+        assert import_lines(app, lines(*orders)).refused == []
+        set_feature(app.ports(), "main", True, "ops")
+
+        report = run_retention(
+            app.ports(), T0 + days(31), helpers=helpers_for(app.settings, workers=3)
+        )
+
+        assert (report.archived, report.masked, report.archive_failed) == (BUYERS, BUYERS, 0)
+        with app.engine.connect() as conn:
+            runs = conn.execute(
+                select(RetentionRun.archived, RetentionRun.masked, RetentionRun.error)
+            ).all()
+            copies = conn.execute(select(func.count()).select_from(ArchiveCopy)).scalar_one()
+            buyer_ids = list(conn.execute(select(Customer.id).order_by(Customer.id)).scalars())
+        assert [tuple(r) for r in runs] == [(BUYERS, BUYERS, None)]
+        assert copies == BUYERS
+        written = [
+            e.customer_id
+            for o in app.archive.list_objects()
+            for e in read_manifest(app.archive.get(o.key))
+        ]
+        assert sorted(written) == buyer_ids
+    finally:
+        app.close()
+        cluster.drop_database("run_helpers")
+
+
+def test_more_than_one_worker_is_refused_on_sqlite_and_the_setting_ignored(
+    tmp_path: Path,
+) -> None:
+    app, _clock = make_app(f"sqlite:///{tmp_path / 'one.db'}", tmp_path / "home")
+    try:
+        app.settings.archive_workers = 4
+        assert worker_count(app, None) == 1
+        assert worker_count(app, 1) == 1
+        with pytest.raises(InvalidInput) as refused:
+            worker_count(app, 2)
+        assert str(refused.value) == (
+            "several workers need PostgreSQL: SQLite lets one process write at a time, so a "
+            "run on SQLite has one worker"
+        )
+    finally:
+        app.close()

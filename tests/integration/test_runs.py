@@ -168,7 +168,6 @@ def test_archive_failures_of_a_run_are_one_warning_with_the_count_and_first_reas
     _start(app, 7)
     app.archive = NumberedFailures(app.archive)
     app.settings.batch_size = 3  # the failures span three batches
-    app.settings.archive_workers = 1  # reasons numbered in buyer order
 
     with caplog.at_level(logging.WARNING, logger="shelflife"):
         report = run_retention(app.ports(), T0 + days(31))

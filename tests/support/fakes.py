@@ -466,6 +466,10 @@ class FakeCustomers:
     def first_ids(self, selection: Selection, limit: int) -> list[int]:
         return self._ids(selection)[:limit]
 
+    def among(self, selection: Selection, ids: Sequence[int]) -> list[int]:
+        wanted = set(ids)
+        return [cid for cid in self._ids(selection) if cid in wanted]
+
     def count_retries(self, ids: Sequence[int]) -> int:
         return sum(1 for cid in ids if self.data.customers[cid].archive_failed_at is not None)
 
@@ -1163,7 +1167,7 @@ def fake_ports(
         key_provider=provider if isinstance(provider, MissingKey) else lambda: provider,
         clock=FixedClock(now or datetime(2026, 3, 1, 12, tzinfo=UTC)),
         run_lock=run_lock,
-        limits=limits or Limits(batch_size=2, archive_workers=2, retrieval_alert_per_hour=3),
+        limits=limits or Limits(batch_size=2, retrieval_alert_per_hour=3),
         ledger=ledger if ledger is not None else InMemoryArchive(),
     )
 

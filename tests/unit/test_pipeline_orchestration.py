@@ -38,6 +38,7 @@ from tests.support.fakes import (
 SHIPPED = datetime(2026, 1, 10, 12, tzinfo=UTC)
 NIGHT = SHIPPED + timedelta(days=31)
 """Past the 29 days before archiving and the 30 days before masking."""
+DAY = timedelta(days=1)
 
 
 def _ports(*customers: FakeCustomer, archive: ArchiveStore | None = None) -> Ports:
@@ -179,6 +180,35 @@ class _UowWhoseMaskFails(FakeUnitOfWork):
 
 
 def test_a_run_that_stops_records_and_audits_why_and_keeps_the_archive_work() -> None:
+    """Buyer 2 was archived the night before and is due for masking tonight; buyer 1 is due
+    for archiving only (not yet 30 days): its batch commits before the mask step fails."""
+    data = FakeData()
+    data.customers[1] = _shipped(1, closed_at=NIGHT - timedelta(days=29, hours=12))
+    data.customers[2] = _shipped(2, closed_at=NIGHT - timedelta(days=30, hours=12))
+    before = fake_ports(FakeUnitOfWork(data), now=NIGHT)
+    night_before = run_retention(before, NIGHT - DAY)
+    assert (night_before.archived, night_before.masked) == (1, 0)
+    ports = fake_ports(_UowWhoseMaskFails(_data(before)), now=NIGHT)
+
+    with pytest.raises(ArchiveUnavailable):
+        run_retention(ports, NIGHT)
+
+    committed = _data(ports)
+    why = "archive went away mid-run (test double)"
+    assert (committed.runs[2].error, committed.runs[2].counts["archived"]) == (why, 1)
+    assert [(e.actor, e.action, e.detail.get("error")) for e in committed.audit] == [
+        ("shelflife", RUN_FINISHED, None),
+        ("shelflife", RUN_FAILED, why),
+    ]
+    assert [(c.archived_revision, c.masked_at) for c in committed.customers.values()] == [
+        (1, None),
+        (1, None),
+    ]
+
+
+def test_a_mask_that_fails_in_the_archive_batch_takes_the_batch_back_with_it() -> None:
+    """Buyers masked in their own archive batch: a failure there leaves neither the copy's
+    record nor a mask; the next run archives them again."""
     data = FakeData()
     data.customers[1] = _shipped(1)
     ports = fake_ports(_UowWhoseMaskFails(data), now=NIGHT)
@@ -187,12 +217,12 @@ def test_a_run_that_stops_records_and_audits_why_and_keeps_the_archive_work() ->
         run_retention(ports, NIGHT)
 
     committed = _data(ports)
-    why = "archive went away mid-run (test double)"
-    assert (committed.runs[1].error, committed.runs[1].counts["archived"]) == (why, 1)
-    assert [(e.actor, e.action, e.detail["error"]) for e in committed.audit] == [
-        ("shelflife", RUN_FAILED, why)
-    ]
-    assert (committed.customers[1].archived_revision, committed.customers[1].masked_at) == (1, None)
+    assert committed.runs[1].counts["archived"] == 0
+    assert (committed.customers[1].archived_revision, committed.customers[1].masked_at) == (
+        None,
+        None,
+    )
+    assert committed.copies == []
 
 
 def test_a_missing_master_key_stops_the_run_before_anything_is_written() -> None:

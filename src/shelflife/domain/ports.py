@@ -411,6 +411,11 @@ class CustomerRepository(Protocol):
         """The lowest buyer ids selected, without locking them: for log lines."""
         ...
 
+    def among(self, selection: Selection, ids: Sequence[int]) -> list[int]:
+        """Those of `ids` the selection selects, in id order (rows this transaction has
+        already claimed: nothing is locked or skipped)."""
+        ...
+
     def count_retries(self, ids: Sequence[int]) -> int: ...
 
     def archive_keys(self, ids: Sequence[int]) -> dict[int, ArchiveKeyRow]: ...
@@ -894,7 +899,6 @@ class Limits:
     """The settings the orchestrations read (from `config.Settings`)."""
 
     batch_size: int = 1000
-    archive_workers: int = 4
     retrieval_alert_per_hour: int = 30
     legal_retention: LegalRetention = field(default_factory=LegalRetention)
 

@@ -9,18 +9,35 @@ earlier copy, so retrieval merges all verified copies, newest first, column by c
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
 
-from shelflife.domain.masking import MASK_PROFILE, MaskKind, is_placeholder
+from shelflife.domain.masking import MASK_PROFILE, MaskKind, is_placeholder, mask_value
 
 Row = dict[str, str | None]
 """Column -> value; dates are ISO strings so that the encoding is canonical. A column that is
 missing is unknown to this copy (None is a known empty value)."""
 
 FORMAT_VERSION = 1
+
+
+def _placeholders(kind: MaskKind) -> frozenset[object]:
+    """The values `is_placeholder` accepts for a kind, for a set lookup per value."""
+    value = mask_value(kind)
+    return frozenset({value, value.isoformat()}) if isinstance(value, date) else frozenset({value})
+
+
+COLUMNS: dict[str, tuple[str, ...]] = {
+    table: tuple(f.column for f in fields) for table, fields in MASK_PROFILE.items()
+}
+"""Each PII table's columns in masking-profile order: the order `add_values` expects."""
+
+_LAYOUT: dict[str, tuple[tuple[str, frozenset[object]], ...]] = {
+    table: tuple((f.column, _placeholders(f.kind)) for f in fields)
+    for table, fields in MASK_PROFILE.items()
+}
 
 
 @dataclass
@@ -30,11 +47,18 @@ class CustomerSnapshot:
     rows: dict[str, dict[int, Row]] = field(default_factory=dict)
 
     def add(self, table: str, row_id: int, values: Mapping[str, object]) -> None:
-        self.rows.setdefault(table, {})[row_id] = {
-            f.column: _encode(values.get(f.column))
-            for f in MASK_PROFILE[table]
-            if not is_placeholder(f.kind, values.get(f.column))
-        }
+        self.add_values(table, row_id, [values.get(column) for column in COLUMNS[table]])
+
+    def add_values(self, table: str, row_id: int, values: Sequence[object]) -> None:
+        """Like `add`, with the values in `COLUMNS[table]` order: the nightly run adds every
+        PII row of a batch here, so this is its hot loop (no dict per database row, one set
+        lookup per value instead of a placeholder check)."""
+        row: Row = {}
+        for (column, placeholders), value in zip(_LAYOUT[table], values, strict=True):
+            if value in placeholders:
+                continue
+            row[column] = value if value is None or type(value) is str else _encode(value)
+        self.rows.setdefault(table, {})[row_id] = row
 
     def to_bytes(self) -> bytes:
         """Canonical JSON: the same data always gives the same bytes, so read-back can compare."""

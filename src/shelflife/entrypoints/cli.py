@@ -14,7 +14,7 @@ from contextlib import contextmanager
 from datetime import UTC, date, datetime, timedelta
 from importlib.metadata import version as package_version
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 from zoneinfo import ZoneInfo
 
 import typer
@@ -37,6 +37,9 @@ from shelflife.entrypoints.terminal import (
     printable,
     styled,
 )
+
+if TYPE_CHECKING:
+    from shelflife.services.pipeline import RunReport
 
 
 class _CommandTree(TyperGroup):
@@ -367,6 +370,16 @@ def run(
             help="Only count what a run would do (if the archive works); write nothing.",
         ),
     ] = False,
+    workers: Annotated[
+        int | None,
+        typer.Option(
+            "--workers",
+            min=1,
+            max=64,
+            help="Processes that share the night's batches (PostgreSQL only; default "
+            "$SHELFLIFE_ARCHIVE_WORKERS, on SQLite always 1).",
+        ),
+    ] = None,
     home: HomeOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
@@ -374,17 +387,25 @@ def run(
 
     Only shops with the feature enabled are touched. Safe to run twice and safe to kill: a
     rerun completes the work. With --dry-run, print the counts a run would report and change
-    nothing (no master key needed).
+    nothing (no master key needed). With --workers N on PostgreSQL, N processes claim the
+    batches (row locks, SKIP LOCKED); they are still one run, recorded and audited once.
     """
+    from shelflife.entrypoints.workers import helpers_for, worker_count
     from shelflife.services.pipeline import dry_run as count_due
     from shelflife.services.pipeline import run_retention
+
+    def work(a: App, progress: Callable[[str, int, int], None] | None = None) -> RunReport:
+        helpers = helpers_for(a.settings, worker_count(a, workers))
+        if progress is None:
+            return run_retention(a.ports(), when, actor=_operator(), helpers=helpers)
+        return run_retention(a.ports(), when, progress, _operator(), helpers)
 
     with _errors():
         when = _instant(as_of, "--as-of")
         if dry_run:
             report = _with_app(home, lambda a: count_due(a.ports(), when))
         elif as_json or not out.is_terminal:
-            report = _with_app(home, lambda a: run_retention(a.ports(), when, actor=_operator()))
+            report = _with_app(home, work)
         else:
             columns = (TextColumn("{task.description:<9}"), BarColumn(), MofNCompleteColumn())
             with Progress(*columns, console=out, transient=True) as bar:
@@ -395,9 +416,7 @@ def run(
                         tasks[step] = bar.add_task(step, total=total)
                     bar.update(tasks[step], completed=done, total=total)
 
-                report = _with_app(
-                    home, lambda a: run_retention(a.ports(), when, progress, _operator())
-                )
+                report = _with_app(home, lambda a: work(a, progress))
         if as_json:
             _print_json(report.model_dump(mode="json"))
             return

@@ -1,8 +1,10 @@
 """The nightly retention run: retry, archive (write, read back, verify), mask, re-mask.
 
 Steps run in that order for each enabled shop and see each other's results, so a buyer whose
-archive succeeds tonight is masked tonight. Each batch is its own transaction: killing the run
-loses at most one batch of work, and a rerun picks up where it stopped.
+archive succeeds tonight is masked tonight: in its archive batch's own transaction, right after
+its copy verified (the mask step then handles buyers archived on earlier nights). Each batch is
+its own transaction: killing the run loses at most one batch of work, and a rerun picks up
+where it stopped.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Protocol
 from zoneinfo import ZoneInfo
 
 from shelflife.adapters.archive.segments import (
@@ -74,6 +77,16 @@ class RunReport(RunReportDocument):
     def counts(self) -> dict[str, int]:
         return {name: getattr(self, name) for name in RUN_COUNTS}
 
+    def merge(self, other: RunReportDocument) -> None:
+        """Add a worker's counts."""
+        for name in RUN_COUNTS:
+            setattr(self, name, getattr(self, name) + getattr(other, name))
+        for why in other.archive_failure_reasons:
+            if why not in self.archive_failure_reasons:
+                if len(self.archive_failure_reasons) == FAILURE_EXAMPLES:
+                    break
+                self.archive_failure_reasons.append(why)
+
     def note_failures(self, failed: Sequence[tuple[int, str]]) -> None:
         self.archive_failed += len(failed)
         for _cid, why in failed:
@@ -87,27 +100,113 @@ def _noop(_step: str, _done: int, _total: int) -> None:
     return None
 
 
+class Helpers(Protocol):
+    """Other processes working through the same night beside the run (PostgreSQL: batches
+    are claimed with row locks, so no buyer is handled twice)."""
+
+    def wait(self) -> list[RunReportDocument]:
+        """Each helper's counts once it has finished; raises when one of them failed."""
+        ...
+
+    def stop(self) -> None:
+        """End the helpers early: the run failed. Their committed batches stay done."""
+        ...
+
+
+StartHelpers = Callable[[datetime], Helpers]
+"""Starts the helpers of a run as of the given instant (see `bootstrap.App.helpers`)."""
+
+
 def run_retention(
     ports: Ports,
     as_of: datetime | None = None,
     progress: Progress = _noop,
     actor: str = SYSTEM_ACTOR,
+    helpers: StartHelpers | None = None,
 ) -> RunReport:
     """The nightly run. It is recorded in `retention_runs` with the real start and end time
     and audited (`run.finished` / `run.failed`, with its counts and `actor`: who started it);
     when it stops with an error, both say why before the error goes on. A run that finishes
     purges the audit entries older than `AUDIT_RETENTION` (see `services.audit`).
 
+    With `helpers`, other processes work the night's batches beside this one (`work_night`);
+    the run waits for them, adds up their counts and reclaims once, so several workers are
+    still one run: one record, one audit entry, one rewrite of the database files.
+
     A missing or foreign master key stops it before anything is written, the run record
     included: such a run never started (the key provider checks the key against the recorded
     one).
     """
     with ports.run_lock() as lock:  # several workers: see adapters/db/reclaim.py
-        return _run(ports, as_of, progress, lock, actor)
+        return _run(ports, as_of, progress, lock, actor, helpers)
+
+
+def work_night(ports: Ports, as_of: datetime) -> RunReport:
+    """A helper's share of a run (see `run_retention`): archive, mask and re-mask the batches
+    it claims as of `as_of` in every enabled shop. Records no run and reclaims nothing, and
+    leaves the counts every worker would see alike (shops, buyers refused for their key) to
+    the run itself."""
+    with ports.reader as reader:
+        enabled = reader.shops.enabled()
+    report = RunReport(as_of=as_of.isoformat())
+    _work(ports, ports.keys if enabled else None, enabled, as_of, report, _noop, leader=False)
+    return report
+
+
+def _work(
+    ports: Ports,
+    keys: KeyProvider | None,
+    enabled: Sequence[ShopRow],
+    as_of: datetime,
+    report: RunReport,
+    progress: Progress,
+    *,
+    leader: bool = True,
+    actor: str = SYSTEM_ACTOR,
+) -> None:
+    """The steps for every enabled shop, counted into `report` as they go (a run that stops
+    keeps what it did); the `leader` (the run, not a helper) also counts the shops and the
+    buyers left out for their key, which every worker would count alike."""
+    batch = ports.limits.batch_size
+    for shop in enabled:
+        assert keys is not None
+        report.shops += int(leader)
+        cutoffs = Cutoffs.for_shop(as_of, ZoneInfo(shop.time_zone))
+        others = _rotation_key_ids(ports, keys.key_id)
+        _archive_step(ports, keys, shop.id, cutoffs, batch, report, progress, others)
+        for event, due, refused_due in (
+            ("masked", Due.MASK, Due.MASK_REFUSED),
+            ("remasked", Due.REMASK, Due.REMASK_REFUSED),
+        ):
+            done, refused = _mask_step(
+                ports,
+                keys,
+                Selection(due, shop.id, cutoffs, keys.key_id, other_key_ids=others),
+                as_of,
+                event,
+                batch,
+                progress,
+            )
+            setattr(report, event, getattr(report, event) + done)
+            report.mask_refused += refused
+            if leader:
+                report.mask_refused += _refused_by_key_id(
+                    ports,
+                    keys.key_id,
+                    Selection(refused_due, shop.id, cutoffs, keys.key_id, other_key_ids=others),
+                    event,
+                )
+        if leader:  # one worker shreds: a shop's expired buyers are few and rare
+            report.shredded += shred_expired(ports, shop, as_of, actor)
 
 
 def _run(
-    ports: Ports, as_of: datetime | None, progress: Progress, lock: RunLock, actor: str
+    ports: Ports,
+    as_of: datetime | None,
+    progress: Progress,
+    lock: RunLock,
+    actor: str,
+    helpers: StartHelpers | None,
 ) -> RunReport:
     started = time.monotonic()
     clock = ports.clock
@@ -120,34 +219,15 @@ def _run(
         run_id = uow.runs.start(now, clock.now())
         uow.commit()
     try:
-        batch = ports.limits.batch_size
-        for shop in enabled:
-            assert keys is not None
-            report.shops += 1
-            cutoffs = Cutoffs.for_shop(now, ZoneInfo(shop.time_zone))
-            _archive_step(ports, keys, shop.id, cutoffs, batch, report, progress)
-            others = _rotation_key_ids(ports, keys.key_id)
-            for event, due, refused_due in (
-                ("masked", Due.MASK, Due.MASK_REFUSED),
-                ("remasked", Due.REMASK, Due.REMASK_REFUSED),
-            ):
-                done, refused = _mask_step(
-                    ports,
-                    keys,
-                    Selection(due, shop.id, cutoffs, keys.key_id, other_key_ids=others),
-                    now,
-                    event,
-                    batch,
-                    progress,
-                )
-                setattr(report, event, getattr(report, event) + done)
-                report.mask_refused += refused + _refused_by_key_id(
-                    ports,
-                    keys.key_id,
-                    Selection(refused_due, shop.id, cutoffs, keys.key_id, other_key_ids=others),
-                    event,
-                )
-            report.shredded += shred_expired(ports, shop, now, actor)
+        running = helpers(now) if helpers is not None and enabled else None
+        try:
+            _work(ports, keys, enabled, now, report, progress, actor=actor)
+        except BaseException:
+            if running is not None:
+                running.stop()
+            raise
+        for theirs in running.wait() if running is not None else []:
+            report.merge(theirs)
         # Old values out of the database files.
         lock.reclaim_if_needed(run_id, bool(report.masked or report.remasked or report.shredded))
     except (Exception, KeyboardInterrupt) as exc:
@@ -280,6 +360,16 @@ def _count_due(
     report.mask_refused += count(Due.MASK_REFUSED) + count(Due.REMASK_REFUSED)
 
 
+def _planned(ports: Ports, selection: Selection, progress: Progress) -> int:
+    """How many buyers a step expects, for a progress bar; not counted when nobody draws one:
+    the count is a scan of the shop's buyers, which on a steady night costs more than the
+    night's work."""
+    if progress is _noop:
+        return 0
+    with ports.reader as reader:
+        return reader.customers.count(selection)
+
+
 def _archive_step(
     ports: Ports,
     keys: KeyProvider,
@@ -288,10 +378,10 @@ def _archive_step(
     batch: int,
     report: RunReport,
     progress: Progress,
+    others: tuple[str, ...] = (),
 ) -> None:
     selection = Selection(Due.ARCHIVE, shop_id, cutoffs)
-    with ports.reader as reader:
-        total = reader.customers.count(selection)
+    total = _planned(ports, selection, progress)
     after, handled = 0, 0
     while True:
         with ports.uow as uow:
@@ -304,13 +394,34 @@ def _archive_step(
                 uow.archive_copies.add_segment(segment)
             uow.customers.record_archived(done, cutoffs.as_of)
             uow.customers.record_failed(failed, cutoffs.as_of)
+            masked = _mask_archived(uow.customers, keys, shop_id, cutoffs, done, others)
             uow.commit()
         report.archived += len(done)
+        report.masked += masked
         report.note_failures(failed)
         log.info("archive batch: %d archived, %d failed", len(done), len(failed))
         after = ids[-1]
         handled += len(ids)
         progress("archive", handled, max(total, handled))
+
+
+def _mask_archived(
+    customers: CustomerRepository,
+    keys: KeyProvider,
+    shop_id: int,
+    cutoffs: Cutoffs,
+    done: Sequence[ArchivedCopy],
+    others: tuple[str, ...] = (),
+) -> int:
+    """Mask the batch's buyers whose copy was verified just now and who may be masked, in the
+    batch's own transaction: the mask step would select them again, batch by batch, and
+    re-read their keys (their keys open: their records have just been decrypted with them).
+    The mask step after the archive step handles the buyers archived on earlier nights."""
+    if not done:
+        return 0
+    selection = Selection(Due.MASK, shop_id, cutoffs, keys.key_id, other_key_ids=others)
+    ready = customers.among(selection, [d.customer_id for d in done])
+    return customers.mask(ready, cutoffs.as_of, "masked") if ready else 0
 
 
 def archive_customers(
@@ -464,8 +575,7 @@ def _mask_step(
 ) -> tuple[int, int]:
     """Mask the buyers due, batch by batch; returns (masked, refused). A buyer is masked only
     when the loaded master key opens its data key, i.e. its verified copy can be read."""
-    with ports.reader as reader:
-        total = reader.customers.count(selection)
+    total = _planned(ports, selection, progress)
     after, masked, handled = 0, 0, 0
     refused: list[int] = []
     while True:

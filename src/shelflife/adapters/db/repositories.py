@@ -307,6 +307,9 @@ class SqlCustomers:
     def first_ids(self, selection: Selection, limit: int) -> list[int]:
         return retention.first_customer_ids(self.conn, _condition(selection), limit)
 
+    def among(self, selection: Selection, ids: Sequence[int]) -> list[int]:
+        return retention.select_among(self.conn, _condition(selection), ids)
+
     def count_retries(self, ids: Sequence[int]) -> int:
         return retention.count_retries(self.conn, ids)
 

@@ -1,0 +1,121 @@
+"""Helper processes of a nightly run: `shelflife run --workers N` on PostgreSQL.
+
+The work is Python per row (snapshots, sealing, JSON), so threads would share one core; each
+helper is its own process with its own connection, started fresh (`spawn`: nothing of the
+parent's engine or key material is inherited). Helpers claim batches with
+`FOR UPDATE SKIP LOCKED` like the run itself; the run records itself, waits for them, adds up
+their counts and reclaims once (see `services.pipeline.run_retention`).
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+from datetime import datetime
+from functools import partial
+from multiprocessing.connection import Connection
+from multiprocessing.process import BaseProcess
+
+from shelflife.bootstrap import App, build_app
+from shelflife.config import Settings
+from shelflife.domain.errors import InvalidInput, ShelflifeError, Unavailable
+from shelflife.services.documents import RunReportDocument
+from shelflife.services.pipeline import StartHelpers, work_night
+
+MAX_WORKERS = 64
+
+ONE_WRITER = (
+    "several workers need PostgreSQL: SQLite lets one process write at a time, so a run on "
+    "SQLite has one worker"
+)
+
+
+def worker_count(app: App, requested: int | None) -> int:
+    """How many processes work a night: `requested`, else SHELFLIFE_ARCHIVE_WORKERS. On
+    SQLite always one: the setting is ignored there (one configuration file can serve both
+    backends), an explicit request for more is refused."""
+    sqlite = app.engine.dialect.name == "sqlite"
+    if requested is None:
+        return 1 if sqlite else app.settings.archive_workers
+    if sqlite and requested > 1:
+        raise InvalidInput(ONE_WRITER)
+    return requested
+
+
+def helpers_for(settings: Settings, workers: int) -> StartHelpers | None:
+    """What starts the `workers - 1` helpers beside the run itself; None for one worker."""
+    if workers <= 1:
+        return None
+    return partial(ProcessHelpers, settings, workers - 1)
+
+
+class ProcessHelpers:
+    """`count` helper processes working the night as of `as_of` from the moment they exist."""
+
+    def __init__(self, settings: Settings, count: int, as_of: datetime) -> None:
+        context = multiprocessing.get_context("spawn")
+        self._running: list[tuple[BaseProcess, Connection]] = []
+        for _ in range(count):
+            receiving, sending = context.Pipe(duplex=False)
+            process = context.Process(
+                target=_help, args=(settings, as_of, sending), name="shelflife-run-helper"
+            )
+            process.start()
+            sending.close()
+            self._running.append((process, receiving))
+
+    def wait(self) -> list[RunReportDocument]:
+        """Every helper's counts; the first failure is raised once all have ended."""
+        reports: list[RunReportDocument] = []
+        failure: ShelflifeError | None = None
+        for process, receiving in self._running:
+            try:
+                outcome = receiving.recv()
+            except EOFError:  # killed, or died before it could answer
+                outcome = Unavailable(
+                    f"a helper process of the run ended without a result (exit code "
+                    f"{_ended(process)})"
+                )
+            process.join()
+            receiving.close()
+            if isinstance(outcome, ShelflifeError):
+                failure = failure or outcome
+            else:
+                reports.append(RunReportDocument.model_validate(outcome))
+        if failure is not None:
+            raise failure
+        return reports
+
+    def stop(self) -> None:
+        for process, receiving in self._running:
+            process.terminate()
+            process.join()
+            receiving.close()
+
+
+def _ended(process: BaseProcess) -> int | None:
+    process.join()
+    return process.exitcode
+
+
+def _help(settings: Settings, as_of: datetime, sending: Connection) -> None:
+    """A helper's whole life: its own app, its share of the night, its counts to the run.
+    Only the project's own errors travel as they are (their messages hold no PII); of any
+    other error only the type."""
+    outcome: object
+    try:
+        app = build_app(settings)
+        try:
+            outcome = work_night(app.ports(), as_of).model_dump(mode="json")
+        finally:
+            app.close()
+    except ShelflifeError as exc:
+        outcome = exc
+    except Exception as exc:
+        outcome = Unavailable(
+            f"a helper process of the run failed: unexpected {type(exc).__name__}"
+        )
+    try:
+        sending.send(outcome)
+    except Exception:  # an error that does not pickle: say so without it
+        sending.send(Unavailable("a helper process of the run failed"))
+    sending.close()
