@@ -56,6 +56,7 @@ class App:
     settings: Settings
     engine: Engine
     archive: ArchiveStore
+    documents: ArchiveStore
     key_path: Path
     clock: Clock
     _keys: LocalKeyProvider | None = None
@@ -91,6 +92,7 @@ class App:
             key_provider=lambda: self.keys,
             clock=self.clock,
             run_lock=partial(run_lock, self.engine),
+            documents=self.documents,
             limits=Limits(
                 batch_size=self.settings.batch_size,
                 archive_workers=self.settings.archive_workers,
@@ -122,6 +124,7 @@ def build_app(
         settings=settings,
         engine=engine,
         archive=build_archive(settings),
+        documents=build_document_store(settings),
         key_path=settings.resolved_master_key_file,
         clock=clock or SystemClock(),
     )
@@ -166,6 +169,25 @@ def build_archive(settings: Settings) -> ArchiveStore:
     return ReplicatedArchive(primary, replica)
 
 
+def build_document_store(settings: Settings) -> ArchiveStore:
+    """Where the invoice and credit PDFs live while their buyers are unmasked. A PDF leaves it
+    at masking, so it is never write-once: S3 objects there get no Object Lock retention."""
+    store = archive_from_url(
+        settings.resolved_document_store_url,
+        "SHELFLIFE_DOCUMENT_STORE_URL",
+        retention_days=0,
+        storage_class=settings.archive_storage_class,
+        clock=SystemClock(),
+    )
+    archives = {settings.resolved_archive_url, settings.archive_replica_url}
+    if settings.resolved_document_store_url.rstrip("/") in {u.rstrip("/") for u in archives if u}:
+        raise InvalidInput(
+            "SHELFLIFE_DOCUMENT_STORE_URL: names the same place as the archive; the PDFs must "
+            "be in their own folder or bucket, from which they are deleted at masking"
+        )
+    return store
+
+
 def _database_failure(exc: OperationalError) -> ShelflifeError:
     """Busy when another process holds the lock; otherwise the database cannot be reached."""
     translated = database_error(exc)
@@ -191,6 +213,7 @@ def initialise(settings: Settings, clock: Clock | None = None) -> InitReport:
     """
     report = InitReport()
     build_archive(settings)  # refuse a bad archive URL before writing anything
+    build_document_store(settings)
     try:
         settings.home.mkdir(parents=True, exist_ok=True, mode=0o700)
         settings.home.chmod(0o700)  # also when it existed: it holds the database and the key
@@ -210,6 +233,9 @@ def initialise(settings: Settings, clock: Clock | None = None) -> InitReport:
         if isinstance(app.archive, Preparable):
             app.archive.ensure()
         report.done.append(f"archive at {app.archive.describe()}")
+        if isinstance(app.documents, Preparable):
+            app.documents.ensure()
+        report.done.append(f"document store at {app.documents.describe()}")
         with app.engine.begin() as conn:
             _establish_key_lineage(app, conn, report)
     finally:

@@ -21,7 +21,13 @@ CONFIG_FILE = "config.json"
 StorageClass = Literal["STANDARD", "STANDARD_IA", "ONEZONE_IA", "INTELLIGENT_TIERING", "GLACIER_IR"]
 """S3 storage classes whose objects can be read at once (GLACIER and DEEP_ARCHIVE need a restore
 before each read: neither the read-back before masking nor a retrieval could work)."""
-STORED_KEYS = ("database_url", "archive_url", "archive_replica_url", "master_key_file")
+STORED_KEYS = (
+    "database_url",
+    "archive_url",
+    "archive_replica_url",
+    "document_store_url",
+    "master_key_file",
+)
 
 
 class Settings(BaseSettings):
@@ -44,6 +50,10 @@ class Settings(BaseSettings):
     )
     archive_storage_class: StorageClass = Field(
         default="STANDARD", description="S3 storage class of archive objects"
+    )
+    document_store_url: str | None = Field(
+        default=None,
+        description="file:// or s3:// URL of the invoice and credit PDFs (without Object Lock)",
     )
     master_key_file: Path | None = Field(default=None, description="Path of the master key")
     batch_size: int = Field(default=1000, ge=1, le=100_000, description="Rows per batch")
@@ -75,6 +85,10 @@ class Settings(BaseSettings):
         return self.archive_url or (self.home.resolve() / "archive").as_uri()
 
     @property
+    def resolved_document_store_url(self) -> str:
+        return self.document_store_url or (self.home.resolve() / "documents").as_uri()
+
+    @property
     def resolved_master_key_file(self) -> Path:
         return self.master_key_file or self.home.resolve() / "master.key"
 
@@ -84,6 +98,7 @@ class Settings(BaseSettings):
             "database_url": self.database_url,
             "archive_url": self.archive_url,
             "archive_replica_url": self.archive_replica_url,
+            "document_store_url": self.document_store_url,
             "master_key_file": str(self.master_key_file) if self.master_key_file else None,
         }
         return {k: v for k, v in values.items() if v}
@@ -129,6 +144,7 @@ def settings_for_folder(home: Path) -> Settings:
             "database_url": f"sqlite:///{folder / 'shelflife.db'}",
             "archive_url": (folder / "archive").as_uri(),
             "archive_replica_url": None,
+            "document_store_url": (folder / "documents").as_uri(),
             "master_key_file": folder / "master.key",
         }
     )
@@ -164,6 +180,7 @@ _ALLOWED = {
     ),
     "archive_url": "a file:// URL with an absolute path or an s3:// URL, as text",
     "archive_replica_url": "a file:// URL with an absolute path or an s3:// URL, as text",
+    "document_store_url": "a file:// URL with an absolute path or an s3:// URL, as text",
     "archive_storage_class": "one of " + ", ".join(get_args(StorageClass)),
     "master_key_file": "the path of the master key file, as text",
 }

@@ -40,6 +40,7 @@ from shelflife.domain.ports import (
     CustomerRepository,
     Due,
     KeyProvider,
+    PdfRepository,
     Ports,
     RunLock,
     Selection,
@@ -50,6 +51,7 @@ from shelflife.domain.ports import (
 from shelflife.domain.snapshot import CustomerSnapshot
 from shelflife.services.audit import purge_expired_entries
 from shelflife.services.documents import RunReportDocument
+from shelflife.services.pdfs import attach_pdfs, remove_masked_pdfs
 
 log = logging.getLogger(__name__)
 
@@ -118,6 +120,7 @@ def _run(
         run_id = uow.runs.start(now, clock.now())
         uow.commit()
     try:
+        remove_masked_pdfs(ports)  # what a run stopped after masking left in the store
         batch = ports.limits.batch_size
         for shop in enabled:
             assert keys is not None
@@ -275,7 +278,7 @@ def _archive_step(
             if not ids:
                 break
             report.retried += uow.customers.count_retries(ids)
-            done, failed, segment = archive_customers(ports, keys, uow.customers, ids)
+            done, failed, segment = archive_customers(ports, keys, uow.customers, ids, uow.pdfs)
             if segment is not None:
                 uow.archive_copies.add_segment(segment)
             uow.customers.record_archived(done, cutoffs.as_of)
@@ -290,7 +293,11 @@ def _archive_step(
 
 
 def archive_customers(
-    ports: Ports, keys: KeyProvider, customers: CustomerRepository, ids: Sequence[int]
+    ports: Ports,
+    keys: KeyProvider,
+    customers: CustomerRepository,
+    ids: Sequence[int],
+    pdfs: PdfRepository | None = None,
 ) -> tuple[list[ArchivedCopy], list[tuple[int, str]], ArchivedSegment | None]:
     """Seal each buyer's snapshot, write the batch as one segment, read it back once and
     verify every record in it (digest, decryption, the snapshot's exact bytes).
@@ -299,12 +306,20 @@ def archive_customers(
     only its buyer. A segment that cannot be written, or comes back truncated or with a damaged
     manifest, fails every buyer in it. Returns the copies, the failures (with a reason that
     names no PII) and the segment when any copy is in it.
+
+    With `pdfs`, each record also holds the PDFs of the buyer's unmasked invoices and credits
+    (see `services.pdfs.attach_pdfs`); a buyer whose PDF cannot be read is not archived.
     """
     key_rows = customers.archive_keys(ids)
     snaps = customers.snapshots(ids, {cid: k.pii_revision for cid, k in key_rows.items()})
     failed: list[tuple[int, str]] = []
+    if pdfs is not None:
+        attach_pdfs(ports, pdfs, snaps, failed)
+    unreadable = {cid for cid, _ in failed}
     sealed: list[_Sealed] = []
     for cid in ids:
+        if cid in unreadable:
+            continue
         try:
             sealed.append(_seal(keys, key_rows[cid], snaps[cid]))
         except (ArchiveCorrupt, KeyUnavailable) as exc:
@@ -436,6 +451,7 @@ def _mask_step(
             openable, closed = _split_by_key(keys, uow.customers.archive_keys(ids), ids)
             masked += uow.customers.mask(openable, now, event)
             uow.commit()
+        remove_masked_pdfs(ports)  # only now that the masking is committed
         refused += closed
         after = ids[-1]
         handled += len(ids)
