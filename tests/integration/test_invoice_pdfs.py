@@ -6,17 +6,23 @@ from __future__ import annotations
 
 import hashlib
 import json
+import zipfile
+from datetime import date, timedelta
 from pathlib import Path
 
 import pytest
 from sqlalchemy import select
+from typer.testing import CliRunner
 
-from shelflife.adapters.db.tables import ArchiveCopy, Credit, Customer, Invoice
+from shelflife.adapters.db.tables import ArchiveCopy, Credit, Customer, Export, Invoice
 from shelflife.bootstrap import App
-from shelflife.domain.errors import ArchiveCorrupt, Conflict
+from shelflife.domain.errors import ArchiveCorrupt, Conflict, InvalidInput
 from shelflife.domain.ports import pdf_object_key
 from shelflife.domain.snapshot import CustomerSnapshot
+from shelflife.entrypoints.cli import app as cli
 from shelflife.services.after_sales import create_credit
+from shelflife.services.audit import recent_entries
+from shelflife.services.exports import check_export_warnings, export_invoices
 from shelflife.services.importing import import_lines
 from shelflife.services.pdfs import document_pdf
 from shelflife.services.pipeline import run_retention
@@ -166,3 +172,140 @@ def test_credit_created_in_shelflife_gets_its_pdf(database_url: str, tmp_path: P
             select(Credit.pdf_sha256).where(Credit.credit_nr == created.credit_nr)
         ).scalar_one()
     assert digest == hashlib.sha256(pdf).hexdigest()
+
+
+# --- the invoices export ----------------------------------------------------------------------
+
+
+def _zip(path: Path) -> dict[str, bytes]:
+    with zipfile.ZipFile(path) as archive:
+        return {name: archive.read(name) for name in archive.namelist()}
+
+
+def test_invoices_export_holds_unmasked_pdfs_with_checked_digests_and_lists_masked_ones(
+    database_url: str, tmp_path: Path
+) -> None:
+    app, imported = _masked_buyer(database_url, tmp_path)
+    out = tmp_path / "invoices.zip"
+
+    result = export_invoices(
+        at(app, MASKED_AT).ports(), date(2026, 3, 1), date(2026, 5, 31), None, "bea", out
+    )
+
+    files = _zip(out)
+    name = f"main/invoices/RE-{OTHER_NR}.pdf"
+    assert sorted(files) == ["SHA256SUMS", name, "manifest.csv"]
+    assert files[name] == imported[f"RE-{OTHER_NR}"]
+    digest = hashlib.sha256(files[name]).hexdigest()
+    assert files["manifest.csv"].decode() == (
+        "type;number;shop;date;status;file;sha256\r\n"
+        f"invoice;RE-{NR};main;2026-03-02;masked;;\r\n"
+        f"credit;GS-{NR};main;2026-03-03;masked;;\r\n"
+        "credit;MC-1;main;2026-03-04;masked;;\r\n"
+        f"invoice;RE-{OTHER_NR};main;2026-05-01;included;{name};{digest}\r\n"
+    )
+    assert files["SHA256SUMS"].decode() == f"{digest}  {name}\n"
+    file_digest = hashlib.sha256(out.read_bytes()).hexdigest()
+    assert (result.sha256, result.pdfs, result.masked, result.missing) == (file_digest, 1, 3, 0)
+    with app.engine.connect() as conn:
+        record = conn.execute(select(Export)).one()
+        exported = conn.execute(
+            select(Invoice.invoice_nr, Invoice.pdf_exported_at).order_by(Invoice.id)
+        ).all()
+    assert (record.kind, record.rows, record.file_sha256, record.created_by) == (
+        "invoices",
+        4,
+        file_digest,
+        "bea",
+    )
+    assert [tuple(e) for e in exported] == [(f"RE-{NR}", None), (f"RE-{OTHER_NR}", MASKED_AT)]
+    entry = recent_entries(app.ports(), 1)[0]
+    assert (entry.actor, entry.action, entry.detail["pdfs"], entry.detail["sha256"]) == (
+        "bea",
+        "export.invoices",
+        1,
+        file_digest,
+    )
+
+
+def test_invoices_export_never_overwrites_a_file(database_url: str, tmp_path: Path) -> None:
+    app, _imported = _masked_buyer(database_url, tmp_path)
+    (tmp_path / "out").mkdir()
+    out = tmp_path / "out" / "invoices.zip"
+    out.write_bytes(b"keep me")
+
+    with pytest.raises(InvalidInput, match="exists; the invoices export never overwrites"):
+        export_invoices(app.ports(), date(2026, 3, 1), date(2026, 5, 31), None, "bea", out)
+
+    assert out.read_bytes() == b"keep me"
+    assert sorted(p.name for p in out.parent.iterdir()) == ["invoices.zip"]
+    with app.engine.connect() as conn:
+        assert conn.execute(select(Export)).all() == []
+
+
+def test_invoices_export_refuses_a_pdf_altered_in_the_document_store(
+    database_url: str, tmp_path: Path
+) -> None:
+    app, _imported = _masked_buyer(database_url, tmp_path)
+    key = _pdf_keys(app)[f"RE-{OTHER_NR}"]
+    app.documents.put(key, app.documents.get(key) + b"%tampered")
+    (tmp_path / "out").mkdir()
+    out = tmp_path / "out" / "invoices.zip"
+
+    with pytest.raises(ArchiveCorrupt, match="differs from the one recorded"):
+        export_invoices(app.ports(), date(2026, 3, 1), date(2026, 5, 31), None, "bea", out)
+
+    assert list(out.parent.iterdir()) == []
+
+
+def test_export_invoices_command_writes_the_zip_and_says_what_is_masked(
+    sqlite_url: str, tmp_path: Path
+) -> None:
+    _masked_buyer(sqlite_url, tmp_path)
+    out = tmp_path / "period.zip"
+    home = str(tmp_path / "home")
+
+    result = CliRunner().invoke(
+        cli,
+        ["export", "invoices", "--from", "2026-03-01", "--to", "2026-05-31", "--out", str(out),
+         "--home", home],
+    )  # fmt: skip
+    again = CliRunner().invoke(
+        cli,
+        ["export", "invoices", "--from", "2026-03-01", "--to", "2026-05-31", "--out", str(out),
+         "--home", home],
+    )  # fmt: skip
+
+    digest = hashlib.sha256(out.read_bytes()).hexdigest()
+    assert result.exit_code == 0, result.output
+    assert " ".join(result.output.split()) == (
+        f"1 PDFs (3 masked: listed in the manifest) written to {out} (sha256 {digest})"
+    )
+    assert again.exit_code == 2
+    assert "exists; the invoices export never overwrites a file" in again.output
+
+
+def test_invoices_export_warnings_at_their_days(database_url: str, tmp_path: Path) -> None:
+    app, _imported = _masked_buyer(database_url, tmp_path)
+    # The other buyer's order shipped on 1 May: it is masked from 31 May on, so the warning
+    # starts 7 days before, on 24 May (as the accounting export's does).
+    assert check_export_warnings(app.ports(), T0 + days(82)).invoices_unexported_due == 0
+    due = check_export_warnings(app.ports(), T0 + days(83))
+    assert due.invoices_unexported_due == 1
+    assert (
+        "1 invoices and credits will be masked within 7 days without their PDFs ever having "
+        "been exported"
+    ) in due.messages()
+
+    exported_at = T0 + days(83)
+    export_invoices(
+        at(app, exported_at).ports(), date(2026, 3, 1), date(2026, 5, 31), "main", "bea",
+        tmp_path / "x.zip",
+    )  # fmt: skip
+
+    assert check_export_warnings(app.ports(), exported_at).invoices_unexported_due == 0
+    fresh = check_export_warnings(app.ports(), exported_at + days(14))
+    assert fresh.invoices_stale is False
+    stale = check_export_warnings(app.ports(), exported_at + days(14) + timedelta(hours=1))
+    assert stale.invoices_stale is True
+    assert "the last invoices export was on 2026-05-24, more than 14 days ago" in stale.messages()

@@ -9,9 +9,10 @@ strict (no unknown fields, no coercion of wrong types).
 from __future__ import annotations
 
 import io
+import re
 import threading
 from datetime import date
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Path, Query, Request, Response
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
@@ -34,6 +35,7 @@ from shelflife.services import (
     customers,
     importing,
     inspection,
+    pdfs,
     pipeline,
     retrieval,
     search,
@@ -382,6 +384,63 @@ def create_credit(
     order is retrieved first, in the same transaction."""
     return after_sales.create_credit(
         app.ports(), invoice_nr, body.total, body.reason, account.name, shop
+    )
+
+
+CreditNr = Annotated[
+    str, Path(min_length=1, max_length=MAX_NUMBER_LENGTH, description="Credit number.")
+]
+_PDF_RESPONSES: dict[int | str, dict[str, Any]] = {
+    200: {"content": {"application/pdf": {"schema": {"type": "string", "format": "binary"}}}},
+    **_problems(404, 409, 422),
+}
+
+
+def _pdf(data: bytes, name: str) -> Response:
+    return Response(
+        content=data,
+        media_type="application/pdf",
+        headers={
+            "Content-Disposition": f'attachment; filename="{name}"',
+            "Cache-Control": "no-store",
+        },
+    )
+
+
+def _pdf_name(kind: str, number: str) -> str:
+    """A download name from the number, with anything unusual in it replaced."""
+    return f"{kind}-{re.sub(r'[^A-Za-z0-9._-]+', '_', number)}.pdf"
+
+
+@router.get(
+    "/invoices/{invoice_nr}/pdf",
+    tags=["documents"],
+    responses=_PDF_RESPONSES,
+    response_class=Response,
+)
+def invoice_pdf(
+    app: AppDep, _account: Viewer, invoice_nr: InvoiceNr, shop: ShopName = None
+) -> Response:
+    """The invoice's PDF as it was made. 409 while the invoice is masked: its PDF is then in
+    the archive only; retrieve the order to bring it back."""
+    return _pdf(
+        pdfs.document_pdf(app.ports(), "invoice", invoice_nr, shop),
+        _pdf_name("invoice", invoice_nr),
+    )
+
+
+@router.get(
+    "/credits/{credit_nr}/pdf",
+    tags=["documents"],
+    responses=_PDF_RESPONSES,
+    response_class=Response,
+)
+def credit_pdf(
+    app: AppDep, _account: Viewer, credit_nr: CreditNr, shop: ShopName = None
+) -> Response:
+    """The credit's PDF as it was made; 409 while the credit is masked (as for invoices)."""
+    return _pdf(
+        pdfs.document_pdf(app.ports(), "credit", credit_nr, shop), _pdf_name("credit", credit_nr)
     )
 
 
