@@ -130,6 +130,39 @@ BAD_VALUES: list[tuple[str, str, int, str]] = [
         "SHELFLIFE_ARCHIVE_REPLICA_URL: names the same place as the archive; the second copy "
         "must be in another folder or bucket, ideally in another location",
     ),
+    (
+        "SHELFLIFE_DOCUMENT_STORE_URL",
+        "s3://",
+        2,
+        "SHELFLIFE_DOCUMENT_STORE_URL: an S3 URL needs a bucket name, "
+        "e.g. s3://my-archive-bucket/shelflife",
+    ),
+    (
+        "SHELFLIFE_DOCUMENT_STORE_URL",
+        "gs://bucket/pdfs",
+        2,
+        "SHELFLIFE_DOCUMENT_STORE_URL: unsupported scheme 'gs'; use a file:// or s3:// URL",
+    ),
+    (
+        "SHELFLIFE_DOCUMENT_STORE_URL",
+        "file://pdfs",
+        2,
+        "SHELFLIFE_DOCUMENT_STORE_URL: a file URL needs an absolute local path, "
+        "e.g. file:///var/lib/shelflife/archive",
+    ),
+    (
+        "SHELFLIFE_DOCUMENT_STORE_URL",
+        "file://{file}",
+        2,
+        "SHELFLIFE_DOCUMENT_STORE_URL: {file} is not a folder; use a file:// URL of a folder",
+    ),
+    (
+        "SHELFLIFE_DOCUMENT_STORE_URL",
+        "file://{tmp}/home/archive/",
+        2,
+        "SHELFLIFE_DOCUMENT_STORE_URL: names the same place as the archive; the PDFs must be "
+        "in their own folder or bucket, from which they are deleted at masking",
+    ),
     *(
         (
             "SHELFLIFE_ARCHIVE_RETENTION_DAYS",
