@@ -881,15 +881,10 @@ class FakePdfs:
             and (among is None or d.print.id in among)
         ][:limit]
 
-    def record_made(
-        self, made: Sequence[tuple[DocumentPrint, str]], *, raise_revision: bool = True
-    ) -> None:
+    def record_made(self, made: Sequence[tuple[DocumentPrint, str]]) -> None:
         for doc, digest in made:
             found = self.data.pdf_docs[(doc.kind, doc.id)]
             found.sha256, found.stored = digest, True
-        if raise_revision:
-            for cid in {doc.customer_id for doc, _ in made}:
-                self.data.customers[cid].pii_revision += 1
 
     def of_customers(self, ids: Sequence[int]) -> dict[int, list[PdfRef]]:
         found: dict[int, list[PdfRef]] = {cid: [] for cid in ids}

@@ -671,12 +671,11 @@ class PdfRepository(Protocol):
         (only those whose id is in `among`, when given)."""
         ...
 
-    def record_made(
-        self, made: Sequence[tuple[DocumentPrint, str]], *, raise_revision: bool = True
-    ) -> None:
-        """Note each PDF's digest and that the store holds it, and raise its buyer's PII
-        revision (unless the caller archives the PDF in this very transaction): the next
-        archive copy must hold the PDF before the buyer is masked."""
+    def record_made(self, made: Sequence[tuple[DocumentPrint, str]]) -> None:
+        """Note each PDF's digest and that the document store holds it. The buyer's revision
+        stays: a document is added under a new revision already, and an archive batch makes
+        (and seals) the PDFs its buyers' documents still lack, so every copy that lets a
+        buyer be masked holds every PDF."""
         ...
 
     def of_customers(self, ids: Sequence[int]) -> dict[int, list[PdfRef]]:

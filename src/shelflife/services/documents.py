@@ -148,6 +148,10 @@ class InvoiceDocument(Document):
     billing_state: Text = None
     billing_country: Text = None
     billing_vat_id: Text = None
+    pdf_sha256: Text = Field(
+        default=None,
+        description="SHA-256 of the document's PDF (GET .../pdf); masked with the document.",
+    )
     manual: bool = Field(description="Issued by hand, not for one order: shown with every order.")
 
 
@@ -164,6 +168,10 @@ class CreditDocument(Document):
     billing_state: Text = None
     billing_country: Text = None
     billing_vat_id: Text = None
+    pdf_sha256: Text = Field(
+        default=None,
+        description="SHA-256 of the document's PDF (GET .../pdf); masked with the document.",
+    )
     manual: bool
 
 

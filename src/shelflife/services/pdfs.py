@@ -56,8 +56,8 @@ def make_pdfs(
 
 def issue_pending_pdfs(ports: Ports) -> int:
     """Make the PDF of every unmasked invoice and credit without one, a batch per transaction;
-    returns how many. Each raises its buyer's PII revision, so that the next archive copy
-    holds the PDF before the buyer is masked."""
+    returns how many. No archive copy can miss one: the archive step makes (and seals) the
+    PDFs its buyers still lack itself."""
     made_count = 0
     batch = ports.limits.batch_size
     for kind in PDF_KINDS:
@@ -107,8 +107,7 @@ def attach_pdfs(
         except ArchiveUnavailable as exc:
             log.warning("invoice and credit PDFs not made: %s", exc)
             continue
-        # Archived in this transaction: the buyer's revision stays the one being sealed.
-        pdfs.record_made([(doc, sha256(data)) for doc, data in fresh], raise_revision=False)
+        pdfs.record_made([(doc, sha256(data)) for doc, data in fresh])
         made.update({(kind, doc.id): data for doc, data in fresh})
     for cid, snap in snaps.items():
         for ref in refs.get(cid, []):

@@ -151,11 +151,7 @@ class SqlPdfs:
             for r in rows
         ]
 
-    def record_made(
-        self, made: Sequence[tuple[DocumentPrint, str]], *, raise_revision: bool = True
-    ) -> None:
-        if not made:
-            return
+    def record_made(self, made: Sequence[tuple[DocumentPrint, str]]) -> None:
         for kind, model in MODELS.items():
             rows = [{"doc_id": p.id, "digest": d} for p, d in made if p.kind == kind]
             if rows:
@@ -165,14 +161,6 @@ class SqlPdfs:
                     .values(pdf_sha256=bindparam("digest"), pdf_stored=True),
                     rows,
                 )
-        if not raise_revision:
-            return
-        buyers = sorted({p.customer_id for p, _ in made})
-        self.conn.execute(
-            update(Customer)
-            .where(_among(self.conn, Customer.id, buyers))
-            .values(pii_revision=Customer.pii_revision + 1)
-        )
 
     def of_customers(self, ids: Sequence[int]) -> dict[int, list[PdfRef]]:
         found: dict[int, list[PdfRef]] = {cid: [] for cid in ids}

@@ -4,7 +4,8 @@ The bytes depend on the document alone: the PDF's creation date is the document'
 its producer a fixed name, so making the same document twice gives the same bytes. Text is set
 in the PDF core font Helvetica (Windows-1252): nothing is read from the machine's fonts, so
 every installation renders alike. A character outside Windows-1252 is printed without its
-accents where Unicode can take them off (`ł` stays `?`: fpdf2's core fonts cannot print it).
+accents where Unicode can take them off (`ő` as `o`), a few letters with strokes by their base
+letter (`ł` as `l`), anything else as `?`; the database keeps the exact text.
 """
 
 from __future__ import annotations
@@ -20,6 +21,8 @@ from shelflife.domain.ports import DocumentPrint
 PRODUCER = "shelflife"
 ENCODING = "windows-1252"
 TITLES = {"invoice": "Invoice", "credit": "Credit note"}
+_STROKED = str.maketrans("ŁłĐđĦħıŦŧŊŋ", "LlDdHhiTtNn")
+"""Letters whose stroke is part of the letter (Unicode does not decompose them)."""
 
 
 def render_pdf(doc: DocumentPrint) -> bytes:
@@ -82,6 +85,7 @@ def _printable(text: str) -> str:
             continue
         except UnicodeEncodeError:
             pass
-        base = "".join(c for c in unicodedata.normalize("NFKD", char) if c.isascii())
+        plain = char.translate(_STROKED)
+        base = "".join(c for c in unicodedata.normalize("NFKD", plain) if c.isascii())
         out.append(base or "?")
     return "".join(out)
