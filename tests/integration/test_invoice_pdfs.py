@@ -30,6 +30,7 @@ from shelflife.services.retrieval import retrieve_order
 from shelflife.services.shops import set_feature
 from tests.support.archive import copy_plaintext, make_legacy
 from tests.support.builders import T0, at, days, make_app, order
+from tests.support.s3_server import S3Server
 
 NR = "302-1234567-1234567"
 OTHER_NR = "303-7654321-7654321"
@@ -309,3 +310,28 @@ def test_invoices_export_warnings_at_their_days(database_url: str, tmp_path: Pat
     stale = check_export_warnings(app.ports(), exported_at + days(14) + timedelta(hours=1))
     assert stale.invoices_stale is True
     assert "the last invoices export was on 2026-05-24, more than 14 days ago" in stale.messages()
+
+
+# --- the document store on S3 ------------------------------------------------------------------
+
+
+def test_pdfs_on_an_s3_document_store_leave_every_version_at_masking_and_come_back(
+    database_url: str, tmp_path: Path, s3: S3Server
+) -> None:
+    bucket = s3.create_bucket(object_lock=False)
+    app, _clock = make_app(
+        database_url, tmp_path / "home", document_store_url=s3.url(bucket, "pdfs")
+    )
+    record = order(NR, shipped_at=T0, invoiced_at=T0)
+    assert import_lines(app, [json.dumps(record, ensure_ascii=False)]).pdfs_made == 1
+    ((key, made),) = list(s3.every_object(bucket))
+    set_feature(app.ports(), "main", True, "ops")
+
+    assert run_retention(at(app, MASKED_AT).ports(), MASKED_AT).masked == 1
+    assert list(s3.every_object(bucket)) == []  # no version of it left
+
+    retrieve_order(at(app, RETRIEVED_AT).ports(), NR, "Rückfrage", "anna", RETRIEVED_AT)
+
+    assert [k for k, _ in s3.every_object(bucket)] == [key]
+    assert document_pdf(app.ports(), "invoice", f"RE-{NR}") == made
+    app.close()
