@@ -8,11 +8,14 @@ import hashlib
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
+import pytest
+
 from shelflife.adapters.keys.envelope import open_record
 from shelflife.domain.errors import ArchiveUnavailable
 from shelflife.domain.masking import MASKED_TEXT
 from shelflife.domain.ports import DocumentPrint, Ports, WrappedKey, pdf_object_key
 from shelflife.domain.snapshot import CustomerSnapshot
+from shelflife.services import pdfs
 from shelflife.services.pdfs import issue_pending_pdfs
 from shelflife.services.pipeline import run_retention
 from tests.support.fakes import (
@@ -142,3 +145,27 @@ def _sealed_pdfs(ports: Ports) -> dict[int, bytes]:
         )
         found[cid] = CustomerSnapshot.from_bytes(plaintext).documents["invoices"][cid * 10]
     return found
+
+
+def test_a_document_the_renderer_fails_on_keeps_only_its_buyer_unarchived(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    real = pdfs.render_pdf
+
+    def render(doc: DocumentPrint) -> bytes:
+        if doc.id == 10:
+            raise ValueError("a defect")
+        return real(doc)
+
+    monkeypatch.setattr(pdfs, "render_pdf", render)
+    documents = InMemoryArchive()
+    ports = _ports(documents, 1, 2)
+
+    assert issue_pending_pdfs(ports) == 1
+    report = run_retention(ports, NIGHT)
+
+    data = _data(ports)
+    assert (report.archived, report.archive_failed, report.masked) == (1, 1, 1)
+    assert report.archive_failure_reasons == ["the PDF of invoice id 10 could not be made"]
+    assert (data.customers[1].masked_at, data.customers[2].masked_at) == (None, NIGHT)
+    assert data.pdf_docs[("invoice", 10)].sha256 is None

@@ -42,13 +42,19 @@ def sha256(data: bytes) -> str:
 
 
 def make_pdfs(
-    store: ArchiveStore, pdfs: PdfRepository, prints: Sequence[DocumentPrint]
+    store: ArchiveStore, prints: Sequence[DocumentPrint]
 ) -> list[tuple[DocumentPrint, bytes]]:
     """Render each document and put its PDF into the document store (overwriting a PDF a
-    failed transaction left: rendering is deterministic, so it is the same bytes)."""
+    failed transaction left: rendering is deterministic, so it is the same bytes). A document
+    the renderer fails on is left without a PDF (logged by kind and id): its buyer is then not
+    archived, and so not masked, which the run report says."""
     made = []
     for doc in prints:
-        data = render_pdf(doc)
+        try:
+            data = render_pdf(doc)
+        except Exception as exc:  # a defect in rendering costs this document only
+            log.warning("no PDF made for %s id %d (%s)", doc.kind, doc.id, type(exc).__name__)
+            continue
         store.put(pdf_object_key(doc.kind, doc.id), data)
         made.append((doc, data))
     return made
@@ -67,7 +73,7 @@ def issue_pending_pdfs(ports: Ports) -> int:
                 prints = uow.pdfs.pending(kind, after, batch)
                 if not prints:
                     break
-                made = make_pdfs(ports.documents, uow.pdfs, prints)
+                made = make_pdfs(ports.documents, prints)
                 uow.pdfs.record_made([(doc, sha256(data)) for doc, data in made])
                 uow.commit()
             after = prints[-1].id
@@ -103,7 +109,7 @@ def attach_pdfs(
         if not ids:
             continue
         try:
-            fresh = make_pdfs(ports.documents, pdfs, pdfs.pending(kind, 0, len(ids), ids))
+            fresh = make_pdfs(ports.documents, pdfs.pending(kind, 0, len(ids), ids))
         except ArchiveUnavailable as exc:
             log.warning("invoice and credit PDFs not made: %s", exc)
             continue
@@ -114,7 +120,7 @@ def attach_pdfs(
             data = made.get((ref.kind, ref.id))
             why = None
             if data is None and ref.sha256 is None:
-                why = "an invoice or credit PDF could not be made (document store unavailable)"
+                why = f"the PDF of {ref.kind} id {ref.id} could not be made"
             elif data is None:
                 data, why = _read_recorded(ports.documents, ref)
             if data is None:
