@@ -221,6 +221,7 @@ def test_import_from_a_file_creates_orders_and_a_second_import_changes_nothing(
         "updated": 0,
         "unchanged": 2,
         "pii_ignored_masked": 0,
+        "pdfs_made": 0,
         "refused": 0,
         "problems": [],
         "notices": [],

@@ -54,6 +54,10 @@ class ImportReportDocument(Document):
     updated: int
     unchanged: int
     pii_ignored_masked: int
+    pdfs_made: int = Field(
+        default=0,
+        description="Invoice and credit PDFs made into the document store after the lines.",
+    )
     refused: int = Field(description="How many lines were refused; each is in `problems`.")
     problems: list[LineProblemDocument]
     notices: list[LineNoticeDocument]

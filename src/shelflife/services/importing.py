@@ -92,6 +92,7 @@ class ImportReport:
             updated=self.updated,
             unchanged=self.unchanged,
             pii_ignored_masked=self.pii_ignored_masked,
+            pdfs_made=self.pdfs_made,
             refused=self.lines_refused,
             problems=[LineProblemDocument(line=p.line, message=p.message) for p in self.refused],
             notices=[
