@@ -12,7 +12,9 @@ from __future__ import annotations
 
 import hashlib
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from typing import TypeVar
 
 from shelflife.adapters.documents.pdf import render_pdf
 from shelflife.domain.errors import (
@@ -35,6 +37,7 @@ from shelflife.domain.ports import (
 from shelflife.domain.snapshot import CustomerSnapshot
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 
 def sha256(data: bytes) -> str:
@@ -51,13 +54,27 @@ def make_pdfs(
     made = []
     for doc in prints:
         try:
-            data = render_pdf(doc)
+            made.append((doc, render_pdf(doc)))
         except Exception as exc:  # a defect in rendering costs this document only
             log.warning("no PDF made for %s id %d (%s)", doc.kind, doc.id, type(exc).__name__)
-            continue
-        store.put(pdf_object_key(doc.kind, doc.id), data)
-        made.append((doc, data))
+    _in_parallel(lambda item: store.put(pdf_object_key(item[0].kind, item[0].id), item[1]), made)
     return made
+
+
+STORE_THREADS = 8
+"""Document-store writes and deletes in flight at once: each waits on the disk (two fsyncs on
+a folder) or the network (S3), not on the CPU, so a batch's PDFs overlap their waits."""
+
+
+def _in_parallel(work: Callable[[T], object], items: Sequence[T]) -> None:
+    """`work` on every item, several at a time; the first failure is raised once all ended."""
+    if len(items) < 2:
+        for item in items:
+            work(item)
+        return
+    with ThreadPoolExecutor(max_workers=min(STORE_THREADS, len(items))) as pool:
+        for future in [pool.submit(work, item) for item in items]:
+            future.result()
 
 
 def issue_pending_pdfs(ports: Ports) -> int:
@@ -152,8 +169,7 @@ def remove_masked_pdfs(ports: Ports) -> int:
                 refs = uow.pdfs.leaving(ports.limits.batch_size)
                 if not refs:
                     break
-                for ref in refs:
-                    ports.documents.delete(ref.object_key)
+                _in_parallel(lambda ref: ports.documents.delete(ref.object_key), refs)
                 uow.pdfs.mark_removed(refs)
                 uow.commit()
             removed += len(refs)
@@ -183,11 +199,9 @@ def restore_pdfs(
                 "nothing was changed"
             )
         back.append((ref, data))
-    put: list[str] = []
+    put = [ref.object_key for ref, _ in back]
     try:
-        for ref, data in back:
-            ports.documents.put(ref.object_key, data)
-            put.append(ref.object_key)
+        _in_parallel(lambda item: ports.documents.put(item[0].object_key, item[1]), back)
     except ArchiveUnavailable:
         forget_pdfs(ports.documents, put)
         raise

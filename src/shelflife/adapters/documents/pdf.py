@@ -38,7 +38,12 @@ def render_pdf(doc: DocumentPrint) -> bytes:
 
     def line(text: str, size: int = 10, style: str = "") -> None:
         pdf.set_font("Helvetica", style=style, size=size)
-        pdf.multi_cell(0, size * 0.5, _printable(text), new_x="LMARGIN", new_y="NEXT")
+        for part in _printable(text).split("\n"):
+            # multi_cell wraps but costs ten times a cell: only for lines that need it
+            if pdf.get_string_width(part) <= pdf.epw:
+                pdf.cell(0, size * 0.5, part, new_x="LMARGIN", new_y="NEXT")
+            else:
+                pdf.multi_cell(0, size * 0.5, part, new_x="LMARGIN", new_y="NEXT")
 
     local = doc.created_at.astimezone(ZoneInfo(doc.time_zone)).date()
     line(doc.shop, 9)
@@ -79,6 +84,9 @@ def _printable(text: str) -> str:
     for char in text:
         if char in "\r\t":
             char = " "
+        if char == "\n":
+            out.append(char)
+            continue
         try:
             char.encode(ENCODING)
             out.append(char)
