@@ -10,6 +10,7 @@ from decimal import Decimal
 
 import pytest
 
+from shelflife.adapters.documents.pdf import render_pdf
 from shelflife.adapters.keys.envelope import open_record
 from shelflife.domain.errors import ArchiveUnavailable
 from shelflife.domain.masking import MASKED_TEXT
@@ -150,14 +151,14 @@ def _sealed_pdfs(ports: Ports) -> dict[int, bytes]:
 def test_a_document_the_renderer_fails_on_keeps_only_its_buyer_unarchived(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    real = pdfs.render_pdf
+    real = render_pdf
 
     def render(doc: DocumentPrint) -> bytes:
         if doc.id == 10:
             raise ValueError("a defect")
         return real(doc)
 
-    monkeypatch.setattr(pdfs, "render_pdf", render)
+    monkeypatch.setattr(pdfs, "render_pdf", render)  # the name services.pdfs calls
     documents = InMemoryArchive()
     ports = _ports(documents, 1, 2)
 

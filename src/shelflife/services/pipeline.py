@@ -297,7 +297,7 @@ def archive_customers(
     keys: KeyProvider,
     customers: CustomerRepository,
     ids: Sequence[int],
-    pdfs: PdfRepository | None = None,
+    pdfs: PdfRepository,
 ) -> tuple[list[ArchivedCopy], list[tuple[int, str]], ArchivedSegment | None]:
     """Seal each buyer's snapshot, write the batch as one segment, read it back once and
     verify every record in it (digest, decryption, the snapshot's exact bytes).
@@ -307,14 +307,14 @@ def archive_customers(
     manifest, fails every buyer in it. Returns the copies, the failures (with a reason that
     names no PII) and the segment when any copy is in it.
 
-    With `pdfs`, each record also holds the PDFs of the buyer's unmasked invoices and credits
-    (see `services.pdfs.attach_pdfs`); a buyer whose PDF cannot be read is not archived.
+    Each record also holds the PDFs of the buyer's unmasked invoices and credits (see
+    `services.pdfs.attach_pdfs`; required, because masking removes the PDFs from the document
+    store); a buyer whose PDF cannot be made or read is not archived.
     """
     key_rows = customers.archive_keys(ids)
     snaps = customers.snapshots(ids, {cid: k.pii_revision for cid, k in key_rows.items()})
     failed: list[tuple[int, str]] = []
-    if pdfs is not None:
-        attach_pdfs(ports, pdfs, snaps, failed)
+    attach_pdfs(ports, pdfs, snaps, failed)
     unreadable = {cid for cid, _ in failed}
     sealed: list[_Sealed] = []
     for cid in ids:
