@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import io
 import re
+import tempfile
 import threading
 from datetime import date
+from pathlib import Path as FilePath
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Path, Query, Request, Response
@@ -54,7 +56,11 @@ from shelflife.services.documents import (
     ReturnCreated,
     RunView,
 )
-from shelflife.services.exports import check_export_warnings, export_accounting
+from shelflife.services.exports import (
+    check_export_warnings,
+    export_accounting,
+    export_invoices,
+)
 
 MAX_IMPORT_BYTES = 16 * 1024 * 1024
 """The largest JSON Lines body one request may import (about 10,000 orders); larger files go
@@ -525,6 +531,40 @@ def accounting_export(
     return Response(
         content=result.data,
         media_type="text/csv; charset=utf-8",
+        headers={
+            "Content-Disposition": f'attachment; filename="{name}"',
+            "Cache-Control": "no-store",
+        },
+    )
+
+
+@router.get(
+    "/exports/invoices",
+    tags=["exports"],
+    responses={
+        200: {"content": {"application/zip": {"schema": {"type": "string", "format": "binary"}}}},
+        **_problems(404, 422),
+    },
+    response_class=Response,
+)
+def invoices_export(
+    app: AppDep,
+    account: Exporter,
+    first: Annotated[date, Query(alias="from", description="First day, inclusive.")],
+    last: Annotated[date, Query(alias="to", description="Last day, inclusive.")],
+    shop: Annotated[str | None, Query(max_length=100, description="Only this shop.")] = None,
+) -> Response:
+    """The PDFs of a period's invoices and credits as a ZIP with `manifest.csv` and
+    `SHA256SUMS`, as `shelflife export invoices` writes it; recorded and audited the same way.
+    Masked documents are listed as masked, without their PDF: export before masking."""
+    with tempfile.TemporaryDirectory(prefix="shelflife-export-") as folder:
+        out = FilePath(folder) / "invoices.zip"
+        export_invoices(app.ports(), first, last, shop, account.name, out)
+        data = out.read_bytes()
+    name = f"invoices-{first.isoformat()}-{last.isoformat()}.zip"
+    return Response(
+        content=data,
+        media_type="application/zip",
         headers={
             "Content-Disposition": f'attachment; filename="{name}"',
             "Cache-Control": "no-store",
