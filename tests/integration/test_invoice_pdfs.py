@@ -16,7 +16,7 @@ from typer.testing import CliRunner
 
 from shelflife.adapters.db.tables import ArchiveCopy, Credit, Customer, Export, Invoice
 from shelflife.bootstrap import App
-from shelflife.domain.errors import ArchiveCorrupt, Conflict, InvalidInput
+from shelflife.domain.errors import ArchiveCorrupt, Conflict, InvalidInput, Unavailable
 from shelflife.domain.ports import pdf_object_key
 from shelflife.domain.snapshot import CustomerSnapshot
 from shelflife.entrypoints.cli import app as cli
@@ -30,6 +30,7 @@ from shelflife.services.retrieval import retrieve_order
 from shelflife.services.shops import set_feature
 from tests.support.archive import copy_plaintext, make_legacy
 from tests.support.builders import T0, at, days, make_app, order
+from tests.support.fakes import UnreachableArchive
 from tests.support.s3_server import S3Server
 
 NR = "302-1234567-1234567"
@@ -335,3 +336,22 @@ def test_pdfs_on_an_s3_document_store_leave_every_version_at_masking_and_come_ba
     assert [k for k, _ in s3.every_object(bucket)] == [key]
     assert document_pdf(app.ports(), "invoice", f"RE-{NR}") == made
     app.close()
+
+
+def test_an_unreachable_document_store_costs_the_import_its_pdfs_only(
+    database_url: str, tmp_path: Path
+) -> None:
+    app, _clock = make_app(database_url, tmp_path / "home")
+    store = app.documents
+    app.documents = UnreachableArchive()
+    record = json.dumps(order(NR, shipped_at=T0, invoiced_at=T0), ensure_ascii=False)
+
+    first = import_lines(app, [record])
+
+    assert (first.created, first.refused, first.pdfs_made) == (1, [], 0)
+    with pytest.raises(Unavailable, match="has no PDF yet"):
+        document_pdf(app.ports(), "invoice", f"RE-{NR}")
+    app.documents = store
+    again = import_lines(app, [record])  # unchanged, but the PDF still missing is made
+    assert (again.unchanged, again.pdfs_made) == (1, 1)
+    assert document_pdf(app.ports(), "invoice", f"RE-{NR}").startswith(b"%PDF-")
