@@ -131,12 +131,18 @@ def test_init_is_idempotent_and_keeps_a_private_master_key(cli: Cli) -> None:
 
     second = cli.ok("init")
 
+    documents = f"ok document store at {(cli.home / 'documents').resolve().as_uri()}"
     assert first.stdout.splitlines()[2:] == [
+        documents,
         f"ok master key {key_file} (created, mode 0600, key id {key_id})",
         f"Back up {key_file} now (key id {key_id}), apart from the database and archive "
         "backups: without it the archive cannot be read.",
     ]
-    assert second.stdout.splitlines()[2:] == [f"ok master key {key_file} (kept, key id {key_id})"]
+    assert second.stdout.splitlines()[2:] == [
+        documents,
+        f"ok master key {key_file} (kept, key id {key_id})",
+    ]
+    assert (cli.home / "documents").is_dir()
     assert key_file.read_bytes() == key
     assert stat.S_IMODE(key_file.stat().st_mode) == 0o600
     assert stat.S_IMODE(cli.home.stat().st_mode) == 0o700
