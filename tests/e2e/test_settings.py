@@ -302,6 +302,11 @@ def test_a_bad_number_stops_every_command_before_it_writes(
             {"url": "file:///srv/replica-4096"},
             "a file:// URL with an absolute path or an s3:// URL, as text",
         ),
+        (
+            "document_store_url",
+            ["file:///srv/documents-4096"],
+            "a file:// URL with an absolute path or an s3:// URL, as text",
+        ),
         ("master_key_file", {"path": "/srv/key-4096"}, "the path of the master key file, as text"),
     ],
 )
