@@ -65,6 +65,7 @@ class App:
     settings: Settings
     engine: Engine
     archive: ArchiveStore
+    documents: ArchiveStore
     key_path: Path
     clock: Clock
     ledger: ArchiveStore | None = None
@@ -170,6 +171,7 @@ class App:
             clock=self.clock,
             run_lock=partial(run_lock, self.engine),
             no_run_working=partial(no_run_working, self.engine),
+            documents=self.documents,
             limits=Limits(
                 batch_size=self.settings.batch_size,
                 retrieval_alert_per_hour=self.settings.retrieval_alert_per_hour,
@@ -208,6 +210,7 @@ def build_app(
         settings=settings,
         engine=engine,
         archive=archive,
+        documents=build_document_store(settings),
         key_path=settings.resolved_master_key_file,
         clock=clock or SystemClock(),
         ledger=ledger,
@@ -299,6 +302,25 @@ def build_ledger(settings: Settings, archive: ArchiveStore) -> ArchiveStore:
     return ReplicatedArchive(primary, replica)
 
 
+def build_document_store(settings: Settings) -> ArchiveStore:
+    """Where the invoice and credit PDFs live while their buyers are unmasked. A PDF leaves it
+    at masking, so it is never write-once: S3 objects there get no Object Lock retention."""
+    store = archive_from_url(
+        settings.resolved_document_store_url,
+        "SHELFLIFE_DOCUMENT_STORE_URL",
+        retention_days=0,
+        storage_class=settings.archive_storage_class,
+        clock=SystemClock(),
+    )
+    archives = {settings.resolved_archive_url, settings.archive_replica_url}
+    if settings.resolved_document_store_url.rstrip("/") in {u.rstrip("/") for u in archives if u}:
+        raise InvalidInput(
+            "SHELFLIFE_DOCUMENT_STORE_URL: names the same place as the archive; the PDFs must "
+            "be in their own folder or bucket, from which they are deleted at masking"
+        )
+    return store
+
+
 def _database_failure(exc: OperationalError) -> ShelflifeError:
     """Busy when another process holds the lock; otherwise the database cannot be reached."""
     translated = database_error(exc)
@@ -324,6 +346,7 @@ def initialise(settings: Settings, clock: Clock | None = None) -> InitReport:
     """
     report = InitReport()
     build_ledger(settings, build_archive(settings))  # refuse a bad URL before writing anything
+    build_document_store(settings)
     if settings.resolved_key_provider == "kms":
         _kms_key_id(settings)  # and a KMS provider without a key
     try:
@@ -349,6 +372,9 @@ def initialise(settings: Settings, clock: Clock | None = None) -> InitReport:
             app.ledger.ensure()
         if app.ledger is not None:
             report.done.append(f"key ledger at {app.ledger.describe()}")
+        if isinstance(app.documents, Preparable):
+            app.documents.ensure()
+        report.done.append(f"document store at {app.documents.describe()}")
         with app.engine.begin() as conn:
             _establish_key_lineage(app, conn, report)
     finally:

@@ -28,6 +28,7 @@ STORED_KEYS = (
     "archive_replica_url",
     "key_ledger_url",
     "key_ledger_replica_url",
+    "document_store_url",
     "master_key_file",
     "key_provider",
     "kms_key_id",
@@ -83,6 +84,10 @@ class Settings(BaseSettings):
     archive_storage_class: StorageClass = Field(
         default="STANDARD", description="S3 storage class of archive objects"
     )
+    document_store_url: str | None = Field(
+        default=None,
+        description="file:// or s3:// URL of the invoice and credit PDFs (without Object Lock)",
+    )
     master_key_file: Path | None = Field(default=None, description="Path of the master key")
     key_provider: KeyProviderName | None = Field(
         default=None,
@@ -123,6 +128,10 @@ class Settings(BaseSettings):
         return self.archive_url or (self.home.resolve() / "archive").as_uri()
 
     @property
+    def resolved_document_store_url(self) -> str:
+        return self.document_store_url or (self.home.resolve() / "documents").as_uri()
+
+    @property
     def resolved_master_key_file(self) -> Path:
         return self.master_key_file or self.home.resolve() / "master.key"
 
@@ -156,6 +165,7 @@ class Settings(BaseSettings):
             "archive_replica_url": self.archive_replica_url,
             "key_ledger_url": self.key_ledger_url,
             "key_ledger_replica_url": self.key_ledger_replica_url,
+            "document_store_url": self.document_store_url,
             "master_key_file": str(self.master_key_file) if self.master_key_file else None,
             "key_provider": self.key_provider,
             "kms_key_id": self.kms_key_id,
@@ -215,6 +225,7 @@ def settings_for_folder(home: Path) -> Settings:
             "archive_replica_url": None,
             "key_ledger_url": (folder / "archive-ledger").as_uri(),
             "key_ledger_replica_url": None,
+            "document_store_url": (folder / "documents").as_uri(),
             "master_key_file": folder / "master.key",
         }
     )
@@ -252,6 +263,7 @@ _ALLOWED = {
     "archive_replica_url": "a file:// URL with an absolute path or an s3:// URL, as text",
     "key_ledger_url": "a file:// URL with an absolute path or an s3:// URL, as text",
     "key_ledger_replica_url": "a file:// URL with an absolute path or an s3:// URL, as text",
+    "document_store_url": "a file:// URL with an absolute path or an s3:// URL, as text",
     "archive_storage_class": "one of " + ", ".join(get_args(StorageClass)),
     "master_key_file": "the path of the master key file, as text",
     "key_provider": "one of file, kms",

@@ -132,16 +132,20 @@ def test_init_is_idempotent_and_keeps_a_private_master_key(cli: Cli) -> None:
     second = cli.ok("init")
 
     ledger = (cli.home / "archive-ledger").resolve().as_uri()
+    documents = f"ok document store at {(cli.home / 'documents').resolve().as_uri()}"
     assert first.stdout.splitlines()[2:] == [
         f"ok key ledger at {ledger}",
+        documents,
         f"ok master key {key_file} (created, mode 0600, key id {key_id})",
         f"Back up {key_file} now (key id {key_id}), apart from the database and archive "
         "backups: without it the archive cannot be read.",
     ]
     assert second.stdout.splitlines()[2:] == [
         f"ok key ledger at {ledger}",
+        documents,
         f"ok master key {key_file} (kept, key id {key_id})",
     ]
+    assert (cli.home / "documents").is_dir()
     assert key_file.read_bytes() == key
     assert stat.S_IMODE(key_file.stat().st_mode) == 0o600
     assert stat.S_IMODE(cli.home.stat().st_mode) == 0o700
@@ -226,6 +230,7 @@ def test_import_from_a_file_creates_orders_and_a_second_import_changes_nothing(
         "updated": 0,
         "unchanged": 2,
         "pii_ignored_masked": 0,
+        "pdfs_made": 0,
         "refused": 0,
         "problems": [],
         "notices": [],

@@ -221,6 +221,7 @@ def test_the_command_tree_is_what_these_tests_expect() -> None:
             "shelflife duplicates",
             "shelflife erase",
             "shelflife export accounting",
+            "shelflife export invoices",
             "shelflife feature disable",
             "shelflife feature enable",
             "shelflife find",

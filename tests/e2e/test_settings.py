@@ -190,6 +190,39 @@ BAD_VALUES: list[tuple[str, str, int, str]] = [
         )
         for bad in ("-1", "101", "ten", "1.5")
     ),
+    (
+        "SHELFLIFE_DOCUMENT_STORE_URL",
+        "s3://",
+        2,
+        "SHELFLIFE_DOCUMENT_STORE_URL: an S3 URL needs a bucket name, "
+        "e.g. s3://my-archive-bucket/shelflife",
+    ),
+    (
+        "SHELFLIFE_DOCUMENT_STORE_URL",
+        "gs://bucket/pdfs",
+        2,
+        "SHELFLIFE_DOCUMENT_STORE_URL: unsupported scheme 'gs'; use a file:// or s3:// URL",
+    ),
+    (
+        "SHELFLIFE_DOCUMENT_STORE_URL",
+        "file://pdfs",
+        2,
+        "SHELFLIFE_DOCUMENT_STORE_URL: a file URL needs an absolute local path, "
+        "e.g. file:///var/lib/shelflife/archive",
+    ),
+    (
+        "SHELFLIFE_DOCUMENT_STORE_URL",
+        "file://{file}",
+        2,
+        "SHELFLIFE_DOCUMENT_STORE_URL: {file} is not a folder; use a file:// URL of a folder",
+    ),
+    (
+        "SHELFLIFE_DOCUMENT_STORE_URL",
+        "file://{tmp}/home/archive/",
+        2,
+        "SHELFLIFE_DOCUMENT_STORE_URL: names the same place as the archive; the PDFs must be "
+        "in their own folder or bucket, from which they are deleted at masking",
+    ),
     *(
         (
             "SHELFLIFE_ARCHIVE_RETENTION_DAYS",
@@ -359,6 +392,11 @@ def test_a_bad_number_stops_every_command_before_it_writes(
         (
             "archive_replica_url",
             {"url": "file:///srv/replica-4096"},
+            "a file:// URL with an absolute path or an s3:// URL, as text",
+        ),
+        (
+            "document_store_url",
+            ["file:///srv/documents-4096"],
             "a file:// URL with an absolute path or an s3:// URL, as text",
         ),
         ("master_key_file", {"path": "/srv/key-4096"}, "the path of the master key file, as text"),

@@ -253,7 +253,10 @@ def test_the_unexported_warning_starts_seven_local_days_before_masking_and_ends_
             ).stdout
         )  # fmt: skip
         assert report["warnings"] == [
-            "1 invoices and credits will be masked within 7 days without ever having been exported"
+            "1 invoices and credits will be masked within 7 days without ever having been exported",
+            # The invoices export (the PDFs) is warned about on its own.
+            "1 invoices and credits will be masked within 7 days without their PDFs ever having "
+            "been exported",
         ]
         assert dashboard(app).exports.unexported_due == 1
 
@@ -305,4 +308,6 @@ def test_the_dashboard_page_shows_the_export_warnings(
     assert items == [
         "the last accounting export was on 2026-04-04, more than 14 days ago",
         "1 invoices and credits will be masked within 7 days without ever having been exported",
+        "1 invoices and credits will be masked within 7 days without their PDFs ever having "
+        "been exported",
     ]

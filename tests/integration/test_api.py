@@ -591,12 +591,15 @@ def test_the_openapi_document_describes_every_endpoint_and_the_docs_page_renders
     assert sorted(document["paths"]) == [
         "/audit",
         "/compliance",
+        "/credits/{credit_nr}/pdf",
         "/customers/duplicates",
         "/customers/merge",
         "/exports/accounting",
+        "/exports/invoices",
         "/health",
         "/imports",
         "/invoices/{invoice_nr}/credits",
+        "/invoices/{invoice_nr}/pdf",
         "/me",
         "/orders",
         "/orders/{order_nr}",
@@ -621,8 +624,19 @@ def test_the_openapi_document_describes_every_endpoint_and_the_docs_page_renders
     )
     csv = document["paths"]["/exports/accounting"]["get"]["responses"]["200"]["content"]
     assert csv == {"text/csv": {"schema": {"type": "string"}}}
+    binary = {"type": "string", "format": "binary"}
+    invoices = document["paths"]["/exports/invoices"]["get"]["responses"]["200"]["content"]
+    assert invoices == {"application/zip": {"schema": binary}}
+    for path in ("/invoices/{invoice_nr}/pdf", "/credits/{credit_nr}/pdf"):
+        pdf = document["paths"][path]["get"]["responses"]["200"]["content"]
+        assert pdf == {"application/pdf": {"schema": binary}}
     for path, item in document["paths"].items():
-        if path == "/exports/accounting":
+        if path in (
+            "/exports/accounting",
+            "/exports/invoices",
+            "/invoices/{invoice_nr}/pdf",
+            "/credits/{credit_nr}/pdf",
+        ):
             continue
         for method, operation in item.items():
             success = "201" if "201" in operation["responses"] else "200"  # created: 201

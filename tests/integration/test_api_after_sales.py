@@ -4,6 +4,9 @@ and change nothing."""
 
 from __future__ import annotations
 
+import hashlib
+import io
+import zipfile
 from collections.abc import Iterator
 from typing import Any
 
@@ -142,3 +145,47 @@ def test_an_unreachable_archive_is_503_and_creates_nothing(
 
     assert response.status_code == 503
     assert show_order(app.ports(), MASKED_NR).returns == []
+
+
+def test_a_credit_created_through_the_api_is_downloadable_as_its_pdf(
+    client: TestClient, seeded: Installation, app: App
+) -> None:
+    before = client.get(f"/api/v1/invoices/{MASKED_INVOICE}/pdf", headers=seeded.auth("agent"))
+    created = _post(
+        client, seeded, f"/invoices/{MASKED_INVOICE}/credits", {"total": "1.00", "reason": "x"}
+    )
+    credit = client.get(
+        f"/api/v1/credits/{created.json()['credit_nr']}/pdf", headers=seeded.auth("admin")
+    )
+    invoice = client.get(f"/api/v1/invoices/{MASKED_INVOICE}/pdf", headers=seeded.auth("agent"))
+
+    assert (before.status_code, before.headers["content-type"]) == (409, PROBLEM)
+    assert "is masked" in before.json()["detail"]
+    assert (credit.status_code, credit.headers["content-type"]) == (200, "application/pdf")
+    assert credit.headers["cache-control"] == "no-store"
+    assert credit.content.startswith(b"%PDF-")
+    document = show_order(app.ports(), MASKED_NR).model_dump(mode="json")
+    assert hashlib.sha256(invoice.content).hexdigest() == document["invoices"][0]["pdf_sha256"]
+    assert hashlib.sha256(credit.content).hexdigest() == document["credits"][0]["pdf_sha256"]
+
+
+def test_the_invoices_export_answers_the_zip_and_records_it(
+    client: TestClient, seeded: Installation, app: App
+) -> None:
+    response = client.get(
+        "/api/v1/exports/invoices?from=2026-03-01&to=2026-03-31", headers=seeded.auth("admin")
+    )
+
+    assert (response.status_code, response.headers["content-type"]) == (200, "application/zip")
+    assert response.headers["content-disposition"] == (
+        'attachment; filename="invoices-2026-03-01-2026-03-31.zip"'
+    )
+    with zipfile.ZipFile(io.BytesIO(response.content)) as archive:
+        manifest = archive.read("manifest.csv").decode()
+    assert manifest == (
+        "type;number;shop;date;status;file;sha256\r\n"
+        f"invoice;{MASKED_INVOICE};main;2026-03-02;masked;;\r\n"
+    )
+    entry = recent_entries(app.ports(), 1)[0]
+    assert (entry.actor, entry.action) == ("admin", "export.invoices")
+    assert entry.detail["sha256"] == hashlib.sha256(response.content).hexdigest()

@@ -102,6 +102,18 @@ MATRIX: list[tuple[Call, tuple[int, int, int, int, int, int]]] = [
         ),
         (401, 401, 403, 403, 200, 401),  # recorded each time: a new record, the same data
     ),
+    (
+        Call("GET", "/invoices/{invoice_nr}/pdf", f"/invoices/{MASKED_INVOICE}/pdf"),
+        (401, 401, 409, 403, 409, 401),  # allowed, but the invoice is masked
+    ),
+    (
+        Call("GET", "/credits/{credit_nr}/pdf", "/credits/NO-SUCH-CREDIT/pdf"),
+        (401, 401, 404, 403, 404, 401),  # allowed, but there is no such credit
+    ),
+    (
+        Call("GET", "/exports/invoices", "/exports/invoices?from=2026-01-01&to=2026-12-31"),
+        (401, 401, 403, 403, 200, 401),  # recorded each time: a new record, the same PDFs
+    ),
     (Call("GET", "/runs", "/runs"), (401, 401, 403, 403, 200, 401)),
     (Call("POST", "/runs", "/runs", {"dry_run": True}), (401, 401, 403, 403, 200, 401)),
     (Call("GET", "/audit", "/audit"), (401, 401, 403, 403, 200, 401)),

@@ -24,6 +24,7 @@ from shelflife.adapters.db.tables import (
     ArchiveSegment,
     Customer,
     CustomerHistory,
+    Invoice,
     Order,
     RetentionRun,
     ShopFeatureChange,
@@ -32,6 +33,7 @@ from shelflife.bootstrap import App, build_app
 from shelflife.domain.clock import FixedClock
 from shelflife.domain.errors import KeyUnavailable
 from shelflife.domain.masking import MASK_PROFILE, MASKED_TEXT, all_fields, mask_value
+from shelflife.domain.ports import pdf_object_key
 from shelflife.domain.snapshot import CustomerSnapshot
 from shelflife.entrypoints import cli
 from shelflife.services.importing import import_lines
@@ -193,6 +195,11 @@ def test_archive_copy_decrypts_to_the_buyers_current_pii(app: App) -> None:
     plaintext = copy_plaintext(app, stored)
     with app.engine.connect() as conn:
         expected = load_snapshots(conn, [buyer.id], {buyer.id: buyer.pii_revision})[buyer.id]
+        invoice_id = conn.execute(select(Invoice.id)).scalar_one()
+    # The record also holds the invoice's PDF, exactly as the document store has it.
+    expected.add_pdf(
+        "invoices", invoice_id, app.documents.get(pdf_object_key("invoice", invoice_id))
+    )
     assert plaintext == expected.to_bytes()
     assert stored.revision == buyer.pii_revision == buyer.archived_revision
     assert stored.ciphertext_sha256 == hashlib.sha256(record).hexdigest()

@@ -7,8 +7,11 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi.testclient import TestClient
+from sqlalchemy import select
 
+from shelflife.adapters.db.tables import Invoice
 from shelflife.bootstrap import App
+from shelflife.domain.ports import pdf_object_key
 from shelflife.services.inspection import show_order
 from tests.integration.test_web_orders import (
     INVOICE,
@@ -148,3 +151,43 @@ def test_support_sees_no_forms_and_cannot_post(web: TestClient, app: App) -> Non
 
     assert response.status_code == 403
     assert _dump(app) == before
+
+
+def test_the_order_page_links_the_pdfs_of_unmasked_documents_only(
+    web: TestClient, app: App
+) -> None:
+    csrf = _as(web, "anna")
+    masked_page = web.get(f"/orders/{NR}").text
+    refused = web.get(f"/invoices/{INVOICE}/pdf?shop=main")
+
+    _post(
+        web,
+        f"/invoices/{INVOICE}/credits",
+        order_nr=NR,
+        total="1.00",
+        reason="Kulanz",
+        csrf_token=csrf,
+    )
+    page = web.get(f"/orders/{NR}").text
+    download = web.get(f"/invoices/{INVOICE}/pdf?shop=main")
+
+    assert masked_page.count('<td><span class="badge">masked</span></td>') == 2
+    assert "/pdf?shop=main" not in masked_page
+    assert refused.status_code == 409
+    link = f'<td><a href="/invoices/{INVOICE}/pdf?shop=main" download>PDF</a></td>'
+    assert link in page
+    assert f'<td><a href="/credits/GS-{INVOICE}-2/pdf?shop=main" download>PDF</a></td>' in page
+    assert download.status_code == 200
+    assert download.headers["content-type"] == "application/pdf"
+    assert (
+        download.headers["content-disposition"] == f'attachment; filename="invoice-{INVOICE}.pdf"'
+    )
+    with app.engine.connect() as conn:
+        invoice_id = conn.execute(select(Invoice.id)).scalar_one()
+    assert download.content == app.documents.get(pdf_object_key("invoice", invoice_id))
+
+
+def test_support_cannot_download_a_pdf(web: TestClient, app: App) -> None:
+    _as(web, "sam")
+
+    assert web.get(f"/invoices/{INVOICE}/pdf?shop=main").status_code == 403

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import secrets
+from collections.abc import Callable
 from typing import Any
 
 from sqlalchemy import select, update
@@ -42,11 +43,14 @@ def copy_plaintext(app: App, copy: Any) -> bytes:
     )
 
 
-def make_legacy(app: App, copy: Any) -> str:
+def make_legacy(app: App, copy: Any, change: Callable[[bytes], bytes] | None = None) -> str:
     """Rewrite a copy as the old code path stored it: a whole object of its own under the
-    buyer's prefix, with its wrapped data key in the header and no offset or length recorded.
+    buyer's prefix, with its wrapped data key in the header and no offset or length recorded
+    (and its plaintext passed through `change`, to fake a copy holding other data).
     Returns the new object key."""
     plaintext = copy_plaintext(app, copy)
+    if change is not None:
+        plaintext = change(plaintext)
     key = data_key(app, copy.customer_id)
     blob = seal(key, app.keys.wrap(key), copy.customer_id, copy.revision, plaintext)
     object_key = (

@@ -44,6 +44,7 @@ from shelflife.domain.ports import (
     ArchiveStore,
     BuyerDocuments,
     CopyRef,
+    DocumentPrint,
     Due,
     ExportRecord,
     InvoiceRef,
@@ -55,6 +56,7 @@ from shelflife.domain.ports import (
     OrderMatch,
     OrderRecords,
     OrderRef,
+    PdfRef,
     Ports,
     RecoveredRecord,
     Rewrap,
@@ -189,6 +191,33 @@ class FakeData:
     exported: dict[tuple[str, int], datetime] = field(default_factory=dict)
     """(kind, document id) -> when it was last exported."""
     exports: list[ExportRecord] = field(default_factory=list)
+    pdf_docs: dict[tuple[str, int], FakePdfDocument] = field(default_factory=dict)
+    """(kind, id) -> an invoice or credit with its PDF's state."""
+
+
+@dataclass
+class FakePdfDocument:
+    """An invoice or credit as the PDF repository sees it."""
+
+    print: DocumentPrint
+    sha256: str | None = None
+    stored: bool = False
+    masked: bool = False
+    exported_at: datetime | None = None
+
+    def ref(self) -> PdfRef:
+        p = self.print
+        return PdfRef(
+            p.kind,
+            p.id,
+            p.customer_id,
+            p.number,
+            p.shop,
+            p.created_at,
+            None if self.masked else self.sha256,
+            self.stored,
+            self.masked,
+        )
 
 
 # --- repositories -------------------------------------------------------------------------
@@ -406,6 +435,10 @@ class FakeCustomers:
         if "last_name" not in values:
             return 0
         self.data.customers[customer_id].last_name = str(values["last_name"])
+        for (kind, doc_id), doc in self.data.pdf_docs.items():
+            archived = merged.get(f"{kind}s", {}).get(doc_id)
+            if doc.print.customer_id == customer_id and doc.masked and archived is not None:
+                doc.masked, doc.sha256 = False, archived.get("pdf_sha256")
         return 1
 
     def mark_retrieved(self, customer_id: int, at: datetime) -> None:
@@ -491,6 +524,10 @@ class FakeCustomers:
         for cid in ids:
             snap = CustomerSnapshot(cid, revisions[cid])
             snap.add("customers", cid, {"last_name": self.data.customers[cid].last_name})
+            for doc in self.data.pdf_docs.values():
+                if doc.print.customer_id == cid and not doc.masked:
+                    table = f"{doc.print.kind}s"
+                    snap.add(table, doc.print.id, {"pdf_sha256": doc.sha256})
             snaps[cid] = snap
         return snaps
 
@@ -542,6 +579,9 @@ class FakeCustomers:
             c.last_name = MASKED_TEXT
             c.masked_at = c.masked_at or at
             c.retrieved_at = None
+            for doc in self.data.pdf_docs.values():
+                if doc.print.customer_id == cid and not doc.masked:
+                    doc.masked = True
             self.data.history.append(FakeHistoryEntry(cid, None, at, event, "shelflife", ""))
             masked += 1
         return masked
@@ -967,6 +1007,95 @@ class FakeExports:
         )
 
 
+class FakePdfs:
+    def __init__(self, data: FakeData) -> None:
+        self.data = data
+
+    def _docs(self, kind: str | None = None) -> list[FakePdfDocument]:
+        found = [d for (k, _), d in self.data.pdf_docs.items() if kind is None or k == kind]
+        return sorted(found, key=lambda d: (d.print.kind, d.print.id))
+
+    def pending(
+        self, kind: str, after_id: int, limit: int, among: Sequence[int] | None = None
+    ) -> list[DocumentPrint]:
+        return [
+            d.print
+            for d in self._docs(kind)
+            if d.sha256 is None
+            and not d.masked
+            and d.print.id > after_id
+            and (among is None or d.print.id in among)
+        ][:limit]
+
+    def record_made(self, made: Sequence[tuple[DocumentPrint, str]]) -> None:
+        for doc, digest in made:
+            found = self.data.pdf_docs[(doc.kind, doc.id)]
+            found.sha256, found.stored = digest, True
+
+    def of_customers(self, ids: Sequence[int]) -> dict[int, list[PdfRef]]:
+        found: dict[int, list[PdfRef]] = {cid: [] for cid in ids}
+        for d in self._docs():
+            if d.print.customer_id in found and not d.masked:
+                found[d.print.customer_id].append(d.ref())
+        return found
+
+    def leaving(self, limit: int) -> list[PdfRef]:
+        return [d.ref() for d in self._docs() if d.masked and d.stored][:limit]
+
+    def mark_removed(self, refs: Sequence[PdfRef]) -> None:
+        for r in refs:
+            self.data.pdf_docs[(r.kind, r.id)].stored = False
+
+    def returning(self, customer_id: int) -> list[PdfRef]:
+        return [
+            d.ref()
+            for d in self._docs()
+            if d.print.customer_id == customer_id and not d.masked and d.sha256 and not d.stored
+        ]
+
+    def mark_stored(self, refs: Sequence[PdfRef]) -> None:
+        for r in refs:
+            self.data.pdf_docs[(r.kind, r.id)].stored = True
+
+    def find(self, kind: str, number: str, shop: str | None = None) -> PdfRef:
+        found = [
+            d.ref()
+            for d in self._docs(kind)
+            if d.print.number == number and (shop is None or d.print.shop == shop)
+        ]
+        if not found:
+            raise NotFound(f"no {kind} with number {number!r}; check the number")
+        if len(found) > 1:
+            raise InvalidInput(f"{kind} number {number!r} exists in several shops")
+        return found[0]
+
+    def of_period(self, shop_id: int, start: datetime, end: datetime) -> list[PdfRef]:
+        shop = next(s.name for s in self.data.shops if s.id == shop_id)
+        found = [
+            d.ref()
+            for d in self._docs()
+            if d.print.shop == shop and start <= d.print.created_at < end
+        ]
+        return sorted(found, key=lambda r: (r.created_at, r.kind != "invoice", r.number))
+
+    def mark_exported(self, refs: Sequence[PdfRef], at: datetime) -> None:
+        for r in refs:
+            self.data.pdf_docs[(r.kind, r.id)].exported_at = at
+
+    def unexported_due(self, shop_id: int, cutoffs: Cutoffs) -> int:
+        """Simply, as `FakeExports.unexported_due`: unmasked, never exported, older than the
+        mask cut-off."""
+        shop = next(s.name for s in self.data.shops if s.id == shop_id)
+        return sum(
+            1
+            for d in self._docs()
+            if d.print.shop == shop
+            and not d.masked
+            and d.exported_at is None
+            and d.print.created_at < cutoffs.mask_before
+        )
+
+
 class FakeInstallation:
     def __init__(self, data: FakeData) -> None:
         self.data = data
@@ -1030,6 +1159,7 @@ class FakeUnitOfWork:
             self.audit, self.runs = FakeAudit(w), FakeRuns(w)
             self.shops, self.installation = FakeShops(w), FakeInstallation(w)
             self.exports = FakeExports(w)
+            self.pdfs = FakePdfs(w)
         self._depth += 1
         return self
 
@@ -1151,6 +1281,7 @@ def fake_ports(
     now: datetime | None = None,
     limits: Limits | None = None,
     ledger: ArchiveStore | None = None,
+    documents: ArchiveStore | None = None,
 ) -> Ports:
     """Ports on fakes; the reader sees what the writer committed."""
     writer = uow if uow is not None else FakeUnitOfWork()
@@ -1169,6 +1300,7 @@ def fake_ports(
         run_lock=run_lock,
         limits=limits or Limits(batch_size=2, retrieval_alert_per_hour=3),
         ledger=ledger if ledger is not None else InMemoryArchive(),
+        documents=documents if documents is not None else InMemoryArchive(),
     )
 
 

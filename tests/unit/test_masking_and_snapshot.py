@@ -21,7 +21,12 @@ from shelflife.domain.masking import (
     mask_value,
     masked,
 )
-from shelflife.domain.snapshot import CustomerSnapshot, decode, merge_newest_first
+from shelflife.domain.snapshot import (
+    CustomerSnapshot,
+    decode,
+    merge_documents_newest_first,
+    merge_newest_first,
+)
 
 TABLES = Base.metadata.tables
 
@@ -254,9 +259,70 @@ def test_snapshot_bytes_are_compact_sorted_json() -> None:
     snap.add("customer_history", 2, {"text": "Ruft abends an"})
 
     assert snap.to_bytes() == (
+        b'{"customer_id":7,"documents":{},"format":2,"revision":3,'
+        b'"rows":{"customer_history":{"2":{"text":"Ruft abends an"}}}}'
+    )
+
+
+def test_snapshot_carries_pdf_bytes_exactly() -> None:
+    pdf = b"%PDF-1.3\n\x00\xff binary \xe4 body\n%%EOF\n"
+    snap = CustomerSnapshot(customer_id=7, revision=3)
+    snap.add_pdf("invoices", 5, pdf)
+    snap.add_pdf("credits", 6, b"")
+
+    assert snap.to_bytes() == (
+        b'{"customer_id":7,"documents":{"credits":{"6":""},'
+        b'"invoices":{"5":"JVBERi0xLjMKAP8gYmluYXJ5IOQgYm9keQolJUVPRgo="}},'
+        b'"format":2,"revision":3,"rows":{}}'
+    )
+    assert CustomerSnapshot.from_bytes(snap.to_bytes()).documents == {
+        "invoices": {5: pdf},
+        "credits": {6: b""},
+    }
+
+
+def test_format_1_snapshots_are_still_read_without_pdfs() -> None:
+    old = (
         b'{"customer_id":7,"format":1,"revision":3,'
         b'"rows":{"customer_history":{"2":{"text":"Ruft abends an"}}}}'
     )
+
+    snap = CustomerSnapshot.from_bytes(old)
+
+    assert (snap.rows, snap.documents) == (
+        {"customer_history": {2: {"text": "Ruft abends an"}}},
+        {},
+    )
+
+
+@pytest.mark.parametrize(
+    ("documents", "why"),
+    [
+        ('{"orders":{"1":""}}', "PDFs of an unknown table"),
+        ('{"invoices":{"1":"not base64!"}}', "unreadable PDF"),
+    ],
+)
+def test_snapshot_with_foreign_pdfs_is_refused(documents: str, why: str) -> None:
+    data = f'{{"customer_id":7,"documents":{documents},"format":2,"revision":3,"rows":{{}}}}'
+
+    with pytest.raises(ValueError, match=why):
+        CustomerSnapshot.from_bytes(data.encode())
+
+
+def test_only_invoices_and_credits_have_pdfs() -> None:
+    with pytest.raises(ValueError, match="only invoices and credits"):
+        CustomerSnapshot(7, 1).add_pdf("orders", 1, b"%PDF-")
+
+
+def test_newest_copy_holding_a_pdf_wins() -> None:
+    older, newer = CustomerSnapshot(7, 1), CustomerSnapshot(7, 2)
+    older.add_pdf("invoices", 5, b"old five")
+    older.add_pdf("invoices", 6, b"old six")
+    newer.add_pdf("invoices", 5, b"new five")
+
+    merged = merge_documents_newest_first([older, newer])
+
+    assert merged == {"invoices": {5: b"new five", 6: b"old six"}}
 
 
 def test_snapshot_keeps_non_ascii_text_as_utf8() -> None:
@@ -353,7 +419,7 @@ def test_placeholders_are_the_mask_value_of_their_kind(
 
 
 def test_snapshot_of_an_unknown_format_is_refused() -> None:
-    data = b'{"customer_id":7,"format":2,"revision":3,"rows":{}}'
+    data = b'{"customer_id":7,"format":3,"revision":3,"rows":{}}'
 
     with pytest.raises(ValueError, match=r"^unknown archive snapshot format$"):
         CustomerSnapshot.from_bytes(data)

@@ -152,6 +152,8 @@ def _document_fields(table: str, *extra: str) -> tuple[PiiField, ...]:
         PiiField(table, "billing_zip", (), T, kept_by="zip"),
         PiiField(table, "billing_state", (), T, kept_by="state"),
         PiiField(table, "billing_vat_id", (), T, kept_by="vat_id"),
+        # The PDF prints the name and address: its digest would confirm a guessed name.
+        *_fields(table, ("pdf_sha256", (), T)),
         *_fields(table, *((column, (), T) for column in extra)),
     )
 

@@ -744,6 +744,123 @@ class ExportRepository(Protocol):
         ...
 
 
+PDF_KINDS = ("invoice", "credit")
+
+
+@dataclass(frozen=True)
+class PrintedLine:
+    sku: str
+    title: str
+    qty: int
+    price: Decimal
+
+
+@dataclass(frozen=True)
+class DocumentPrint:
+    """What an invoice's or credit's PDF prints: the document as stored when it is made."""
+
+    kind: str  # "invoice" or "credit"
+    id: int
+    customer_id: int
+    number: str
+    shop: str
+    time_zone: str
+    created_at: datetime
+    order_nr: str | None
+    invoice_nr: str | None
+    """The invoice a credit corrects."""
+    billing_name: str | None
+    billing_address: str | None
+    billing_country: str | None
+    billing_vat_id: str | None
+    lines: tuple[PrintedLine, ...]
+    """An order invoice's items; none on a credit or a manual invoice."""
+    net: Decimal | None
+    tax: Decimal | None
+    total: Decimal
+    currency: str
+
+
+@dataclass(frozen=True)
+class PdfRef:
+    """An invoice's or credit's PDF as the database knows it: its digest (None: not made yet,
+    or masked) and whether the document store holds it now."""
+
+    kind: str
+    id: int
+    customer_id: int
+    number: str
+    shop: str
+    created_at: datetime
+    sha256: str | None
+    stored: bool
+    masked: bool
+
+    @property
+    def table(self) -> str:
+        return f"{self.kind}s"
+
+    @property
+    def object_key(self) -> str:
+        """Where the document store keeps it: by kind and id, never by anything a buyer typed."""
+        return pdf_object_key(self.kind, self.id)
+
+
+def pdf_object_key(kind: str, document_id: int) -> str:
+    return f"{kind}s/{document_id // 1000:06d}/{document_id}.pdf"
+
+
+class PdfRepository(Protocol):
+    """The invoices' and credits' PDFs: which to make, archive, remove, put back, export."""
+
+    def pending(
+        self, kind: str, after_id: int, limit: int, among: Sequence[int] | None = None
+    ) -> list[DocumentPrint]:
+        """Unmasked documents of this kind without a PDF yet, in id order after `after_id`
+        (only those whose id is in `among`, when given)."""
+        ...
+
+    def record_made(self, made: Sequence[tuple[DocumentPrint, str]]) -> None:
+        """Note each PDF's digest and that the document store holds it. The buyer's revision
+        stays: a document is added under a new revision already, and an archive batch makes
+        (and seals) the PDFs its buyers' documents still lack, so every copy that lets a
+        buyer be masked holds every PDF."""
+        ...
+
+    def of_customers(self, ids: Sequence[int]) -> dict[int, list[PdfRef]]:
+        """The unmasked documents of these buyers (with or without a PDF), in id order."""
+        ...
+
+    def leaving(self, limit: int) -> list[PdfRef]:
+        """Masked documents whose PDF the document store still holds."""
+        ...
+
+    def mark_removed(self, refs: Sequence[PdfRef]) -> None: ...
+
+    def returning(self, customer_id: int) -> list[PdfRef]:
+        """The buyer's unmasked documents with a PDF the document store does not hold: what a
+        retrieval restored."""
+        ...
+
+    def mark_stored(self, refs: Sequence[PdfRef]) -> None: ...
+
+    def find(self, kind: str, number: str, shop: str | None = None) -> PdfRef:
+        """The one document with this number (`NotFound`; `InvalidInput` when several shops
+        have it and no shop is given)."""
+        ...
+
+    def of_period(self, shop_id: int, start: datetime, end: datetime) -> list[PdfRef]:
+        """The shop's invoices and credits created in [start, end), by date, kind, number."""
+        ...
+
+    def mark_exported(self, refs: Sequence[PdfRef], at: datetime) -> None: ...
+
+    def unexported_due(self, shop_id: int, cutoffs: Cutoffs) -> int:
+        """Unmasked invoices and credits no invoices export has included whose buyer is ready
+        for masking by these cut-offs (archive aside)."""
+        ...
+
+
 class InstallationRepository(Protocol):
     def master_key_id(self) -> str | None:
         """The master key `init` recorded; None before `init`."""
@@ -810,6 +927,9 @@ class UnitOfWork(Protocol):
 
     @property
     def exports(self) -> ExportRepository: ...
+
+    @property
+    def pdfs(self) -> PdfRepository: ...
 
     def __enter__(self) -> Self: ...
 
@@ -917,6 +1037,8 @@ class Ports:
     key_provider: Callable[[], KeyProvider]
     clock: Clock
     run_lock: Callable[[], AbstractContextManager[RunLock]]
+    documents: ArchiveStore
+    """The document store: the invoices' and credits' PDFs while their buyers are unmasked."""
     limits: Limits = Limits()
     ledger: ArchiveStore | None = None
     """The key ledger: a mutable store beside the write-once archive holding, per segment, its

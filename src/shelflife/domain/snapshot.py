@@ -4,10 +4,16 @@ A snapshot holds only rows that were unmasked when it was taken, and of those on
 hold data: a mask placeholder (`***`, `masked@masked.invalid`, `1900-01-01`) left in a row is
 not the buyer's data and is left out. Masked rows and left-out columns were captured by an
 earlier copy, so retrieval merges all verified copies, newest first, column by column.
+
+Format 2 adds the PDFs of the buyer's unmasked invoices and credits (`documents`), so that a
+PDF can leave the document store at masking and come back byte-identical on retrieval. Format 1
+copies (no PDFs) are still read.
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
 import json
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -20,7 +26,10 @@ Row = dict[str, str | None]
 """Column -> value; dates are ISO strings so that the encoding is canonical. A column that is
 missing is unknown to this copy (None is a known empty value)."""
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+READABLE_FORMATS = (1, 2)
+PDF_TABLES = ("invoices", "credits")
+"""The tables whose rows have a PDF a snapshot may hold."""
 
 
 def _placeholders(kind: MaskKind) -> frozenset[object]:
@@ -45,6 +54,13 @@ class CustomerSnapshot:
     customer_id: int
     revision: int
     rows: dict[str, dict[int, Row]] = field(default_factory=dict)
+    documents: dict[str, dict[int, bytes]] = field(default_factory=dict)
+    """Table (invoices, credits) -> row id -> the document's PDF bytes."""
+
+    def add_pdf(self, table: str, row_id: int, pdf: bytes) -> None:
+        if table not in PDF_TABLES:
+            raise ValueError("only invoices and credits have PDFs")
+        self.documents.setdefault(table, {})[row_id] = pdf
 
     def add(self, table: str, row_id: int, values: Mapping[str, object]) -> None:
         self.add_values(table, row_id, [values.get(column) for column in COLUMNS[table]])
@@ -70,13 +86,17 @@ class CustomerSnapshot:
                 t: {str(k): v for k, v in sorted(rows.items())}
                 for t, rows in sorted(self.rows.items())
             },
+            "documents": {
+                t: {str(k): base64.b64encode(v).decode("ascii") for k, v in sorted(pdfs.items())}
+                for t, pdfs in sorted(self.documents.items())
+            },
         }
         return json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
 
     @classmethod
     def from_bytes(cls, data: bytes) -> CustomerSnapshot:
         body: dict[str, Any] = json.loads(data.decode())
-        if body.get("format") != FORMAT_VERSION:
+        if body.get("format") not in READABLE_FORMATS:
             raise ValueError("unknown archive snapshot format")
         snap = cls(int(body["customer_id"]), int(body["revision"]))
         for table, rows in body["rows"].items():
@@ -84,6 +104,15 @@ class CustomerSnapshot:
                 raise ValueError("archive snapshot names an unknown table")
             # Copies written before placeholders were left out may hold them: drop them here.
             snap.rows[table] = {int(k): _known(table, v) for k, v in rows.items()}
+        for table, pdfs in body.get("documents", {}).items():
+            if table not in PDF_TABLES:
+                raise ValueError("archive snapshot holds PDFs of an unknown table")
+            try:
+                snap.documents[table] = {
+                    int(k): base64.b64decode(v, validate=True) for k, v in pdfs.items()
+                }
+            except binascii.Error:
+                raise ValueError("archive snapshot holds an unreadable PDF") from None
         return snap
 
     def values(self) -> Iterable[str]:
@@ -104,6 +133,17 @@ def merge_newest_first(copies: Iterable[CustomerSnapshot]) -> dict[str, dict[int
                 known = target.setdefault(row_id, {})
                 for column, value in row.items():
                     known.setdefault(column, value)
+    return merged
+
+
+def merge_documents_newest_first(copies: Iterable[CustomerSnapshot]) -> dict[str, dict[int, bytes]]:
+    """The PDF of every document that any copy holds, from the newest copy that holds it."""
+    merged: dict[str, dict[int, bytes]] = {}
+    for snap in sorted(copies, key=lambda s: s.revision, reverse=True):
+        for table, pdfs in snap.documents.items():
+            target = merged.setdefault(table, {})
+            for row_id, pdf in pdfs.items():
+                target.setdefault(row_id, pdf)
     return merged
 
 

@@ -124,7 +124,7 @@ app.add_typer(token_app, name="token")
 app.add_typer(audit_app, name="audit")
 app.add_typer(archive_app, name="archive")
 export_app = typer.Typer(
-    help="Exports to run before masking (the accounting CSV).",
+    help="Exports to run before masking (the accounting CSV, the invoice and credit PDFs).",
     no_args_is_help=True,
     rich_markup_mode="markdown",
 )
@@ -722,6 +722,51 @@ def export_accounting_csv(
         note = f", {result.masked_rows} of them masked," if result.masked_rows else ""
         out.print(
             f"{result.rows} documents{note} written to {out_file} (sha256 {result.sha256})",
+            highlight=False,
+            soft_wrap=True,
+        )
+
+
+@export_app.command("invoices")
+def export_invoices_zip(
+    first: Annotated[
+        str, typer.Option("--from", help="First day (YYYY-MM-DD), inclusive.", callback=_text)
+    ],
+    last: Annotated[
+        str, typer.Option("--to", help="Last day (YYYY-MM-DD), inclusive.", callback=_text)
+    ],
+    out_file: Annotated[
+        Path, typer.Option("--out", help="The ZIP file to write (never replaced).")
+    ],
+    shop: Annotated[
+        str | None, typer.Option("--shop", help="Only this shop's documents.", callback=_text)
+    ] = None,
+    user: Annotated[
+        str, typer.Option("--user", help="Who exports (recorded).", callback=_text)
+    ] = "operator",
+    home: HomeOpt = None,
+) -> None:
+    """Write the PDFs of the invoices and credits of a period into a ZIP file, with
+    `manifest.csv` (each document's status, file name and SHA-256) and `SHA256SUMS`. Run it
+    before masking: a masked document is listed as masked, its PDF being in the archive only.
+
+    Days are each shop's local days. An existing file is never overwritten; the file appears
+    complete or not at all; the export is recorded with the file's SHA-256 and audited."""
+    from shelflife.services.exports import export_invoices
+
+    with _errors():
+        start, end = _day(first, "--from"), _day(last, "--to")
+        result = _with_app(
+            home, lambda a: export_invoices(a.ports(), start, end, shop, user, out_file)
+        )
+        notes = [
+            f"{count} {what}"
+            for count, what in ((result.masked, "masked"), (result.missing, "without a PDF yet"))
+            if count
+        ]
+        note = f" ({', '.join(notes)}: listed in the manifest)" if notes else ""
+        out.print(
+            f"{result.pdfs} PDFs{note} written to {out_file} (sha256 {result.sha256})",
             highlight=False,
             soft_wrap=True,
         )

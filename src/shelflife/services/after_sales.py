@@ -35,6 +35,7 @@ from shelflife.services.documents import (
     ReplacementCreated,
     ReturnCreated,
 )
+from shelflife.services.pdfs import issue_pending_pdfs_or_warn
 from shelflife.services.retrieval import retrieve_order
 
 log = logging.getLogger(__name__)
@@ -265,6 +266,7 @@ def create_credit(
             },
         )
         uow.commit()
+    issue_pending_pdfs_or_warn(ports)  # the credit's PDF into the document store
     log.info("credit %s created by %s (order retrieved: %s)", number, user, retrieved)
     return CreditCreated(
         credit_nr=number,

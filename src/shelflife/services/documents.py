@@ -54,6 +54,10 @@ class ImportReportDocument(Document):
     updated: int
     unchanged: int
     pii_ignored_masked: int
+    pdfs_made: int = Field(
+        default=0,
+        description="Invoice and credit PDFs made into the document store after the lines.",
+    )
     refused: int = Field(description="How many lines were refused; each is in `problems`.")
     problems: list[LineProblemDocument]
     notices: list[LineNoticeDocument]
@@ -148,6 +152,10 @@ class InvoiceDocument(Document):
     billing_state: Text = None
     billing_country: Text = None
     billing_vat_id: Text = None
+    pdf_sha256: Text = Field(
+        default=None,
+        description="SHA-256 of the document's PDF (GET .../pdf); masked with the document.",
+    )
     manual: bool = Field(description="Issued by hand, not for one order: shown with every order.")
 
 
@@ -164,6 +172,10 @@ class CreditDocument(Document):
     billing_state: Text = None
     billing_country: Text = None
     billing_vat_id: Text = None
+    pdf_sha256: Text = Field(
+        default=None,
+        description="SHA-256 of the document's PDF (GET .../pdf); masked with the document.",
+    )
     manual: bool
 
 

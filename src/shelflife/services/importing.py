@@ -27,6 +27,7 @@ from shelflife.services.documents import (
     LineProblemDocument,
     NoticeSummary,
 )
+from shelflife.services.pdfs import issue_pending_pdfs_or_warn
 
 Record = OrderRecord | ManualDocumentRecord
 
@@ -67,6 +68,8 @@ class ImportReport:
     updated: int = 0
     unchanged: int = 0
     pii_ignored_masked: int = 0
+    pdfs_made: int = 0
+    """Invoice and credit PDFs made into the document store after the lines were written."""
     refused: list[LineProblem] = field(default_factory=list)
     notices: list[LineNotice] = field(default_factory=list)
 
@@ -89,6 +92,7 @@ class ImportReport:
             updated=self.updated,
             unchanged=self.unchanged,
             pii_ignored_masked=self.pii_ignored_masked,
+            pdfs_made=self.pdfs_made,
             refused=self.lines_refused,
             problems=[LineProblemDocument(line=p.line, message=p.message) for p in self.refused],
             notices=[
@@ -131,6 +135,8 @@ def import_lines(
                 _flush(conn, writer, batch, report)
                 batch, keys = [], set()
         _flush(conn, writer, batch, report)
+    # The new invoices' and credits' PDFs (and any an earlier import could not make).
+    report.pdfs_made = issue_pending_pdfs_or_warn(app.ports())
     # Parse errors are found before database refusals of the same batch: report in line order.
     report.refused.sort(key=lambda p: p.line)
     report.notices.sort(key=lambda n: n.line)

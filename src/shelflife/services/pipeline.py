@@ -44,6 +44,7 @@ from shelflife.domain.ports import (
     Due,
     KeyProvider,
     LedgerEntry,
+    PdfRepository,
     Ports,
     RunLock,
     Selection,
@@ -55,6 +56,7 @@ from shelflife.domain.snapshot import CustomerSnapshot
 from shelflife.services.audit import purge_expired_entries
 from shelflife.services.documents import RunReportDocument
 from shelflife.services.ledger import ledger_store, shred_expired, write_ledger
+from shelflife.services.pdfs import attach_pdfs, remove_masked_pdfs
 
 log = logging.getLogger(__name__)
 
@@ -219,6 +221,7 @@ def _run(
         run_id = uow.runs.start(now, clock.now())
         uow.commit()
     try:
+        remove_masked_pdfs(ports)  # what a run stopped after masking left in the store
         running = helpers(now) if helpers is not None and enabled else None
         try:
             _work(ports, keys, enabled, now, report, progress, actor=actor)
@@ -389,13 +392,15 @@ def _archive_step(
             if not ids:
                 break
             report.retried += uow.customers.count_retries(ids)
-            done, failed, segment = archive_customers(ports, keys, uow.customers, ids)
+            done, failed, segment = archive_customers(ports, keys, uow.customers, ids, uow.pdfs)
             if segment is not None:
                 uow.archive_copies.add_segment(segment)
             uow.customers.record_archived(done, cutoffs.as_of)
             uow.customers.record_failed(failed, cutoffs.as_of)
             masked = _mask_archived(uow.customers, keys, shop_id, cutoffs, done, others)
             uow.commit()
+        if masked:
+            remove_masked_pdfs(ports)  # only now that the masking is committed
         report.archived += len(done)
         report.masked += masked
         report.note_failures(failed)
@@ -425,7 +430,11 @@ def _mask_archived(
 
 
 def archive_customers(
-    ports: Ports, keys: KeyProvider, customers: CustomerRepository, ids: Sequence[int]
+    ports: Ports,
+    keys: KeyProvider,
+    customers: CustomerRepository,
+    ids: Sequence[int],
+    pdfs: PdfRepository,
 ) -> tuple[list[ArchivedCopy], list[tuple[int, str]], ArchivedSegment | None]:
     """Seal each buyer's snapshot, write the batch as one segment, read it back once and
     verify every record in it (digest, decryption, the snapshot's exact bytes), then write the
@@ -436,12 +445,20 @@ def archive_customers(
     comes back truncated or with a damaged manifest, or whose ledger object cannot be written,
     fails every buyer in it. Returns the copies, the failures (with a reason that
     names no PII) and the segment when any copy is in it.
+
+    Each record also holds the PDFs of the buyer's unmasked invoices and credits (see
+    `services.pdfs.attach_pdfs`; required, because masking removes the PDFs from the document
+    store); a buyer whose PDF cannot be made or read is not archived.
     """
     key_rows = customers.archive_keys(ids)
     snaps = customers.snapshots(ids, {cid: k.pii_revision for cid, k in key_rows.items()})
     failed: list[tuple[int, str]] = []
+    attach_pdfs(ports, pdfs, snaps, failed)
+    unreadable = {cid for cid, _ in failed}
     sealed: list[_Sealed] = []
     for cid in ids:
+        if cid in unreadable:
+            continue
         try:
             sealed.append(_seal(keys, key_rows[cid], snaps[cid]))
         except (ArchiveCorrupt, KeyUnavailable) as exc:
@@ -586,6 +603,7 @@ def _mask_step(
             openable, closed = _split_by_key(keys, uow.customers.archive_keys(ids), ids)
             masked += uow.customers.mask(openable, now, event)
             uow.commit()
+        remove_masked_pdfs(ports)  # only now that the masking is committed
         refused += closed
         after = ids[-1]
         handled += len(ids)

@@ -24,7 +24,12 @@ from shelflife.domain.ports import (
     UnitOfWork,
     WrappedKey,
 )
-from shelflife.domain.snapshot import CustomerSnapshot, merge_newest_first
+from shelflife.domain.snapshot import (
+    CustomerSnapshot,
+    merge_documents_newest_first,
+    merge_newest_first,
+)
+from shelflife.services.pdfs import forget_pdfs, restore_pdfs
 
 log = logging.getLogger(__name__)
 
@@ -96,18 +101,29 @@ def retrieve_order(
                 f"the archive copies of order {order_nr!r}'s buyer hold none of its records; "
                 "nothing was changed"
             )
-        uow.customers.mark_retrieved(order.customer_id, now)
-        uow.history.add(order.customer_id, order.id, now, "retrieved", user, reason)
-        # The audit entry outlives the re-mask that masks the history's copy of the reason.
-        uow.audit.append(
-            real_now,
-            user,
-            RETRIEVED,
-            order_nr,
-            {"shop_id": order.shop_id, "reason": reason, "restored": restored},
+        # The restored documents' PDFs back into the document store, byte-identical; taken
+        # out again if this transaction does not commit (the documents stay masked then).
+        put = restore_pdfs(
+            ports, uow.pdfs, order.customer_id, merge_documents_newest_first(snapshots)
         )
-        _alert_on_retrieval_rate(uow.audit, user, real_now, ports.limits.retrieval_alert_per_hour)
-        uow.commit()
+        try:
+            uow.customers.mark_retrieved(order.customer_id, now)
+            uow.history.add(order.customer_id, order.id, now, "retrieved", user, reason)
+            # The audit entry outlives the re-mask that masks the history's copy of the reason.
+            uow.audit.append(
+                real_now,
+                user,
+                RETRIEVED,
+                order_nr,
+                {"shop_id": order.shop_id, "reason": reason, "restored": restored},
+            )
+            _alert_on_retrieval_rate(
+                uow.audit, user, real_now, ports.limits.retrieval_alert_per_hour
+            )
+            uow.commit()
+        except BaseException:
+            forget_pdfs(ports.documents, put)
+            raise
     # The reason is free text typed by a person and may name the buyer: it is not logged.
     log.info("order %s retrieved by %s (%d records restored)", order_nr, user, restored)
     return RetrievalResult(order_nr, restored, now)

@@ -24,6 +24,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -353,6 +354,18 @@ class _AccountingDocument:
     exported_at: Mapped[datetime | None] = mapped_column(
         comment="Last accounting export that listed it; NULL: never exported"
     )
+    pdf_sha256: Mapped[str | None] = pii(
+        64, "PII: SHA-256 of the document's PDF; NULL: no PDF made yet"
+    )
+    pdf_stored: Mapped[bool] = mapped_column(
+        Boolean,
+        default=False,
+        server_default="0",
+        comment="The document store holds the PDF now (not while masked)",
+    )
+    pdf_exported_at: Mapped[datetime | None] = mapped_column(
+        comment="Last invoices export that included the PDF; NULL: never exported"
+    )
     masked_at: Mapped[datetime | None]
 
 
@@ -362,6 +375,18 @@ class Invoice(_AccountingDocument, Base):
         UniqueConstraint("shop_id", "invoice_nr", name="uq_invoices_number"),
         Index("ix_invoices_customer", "customer_id"),
         Index("ix_invoices_number", "invoice_nr"),
+        Index(
+            "ix_invoices_pdf_pending",
+            "id",
+            postgresql_where=text("pdf_sha256 IS NULL AND masked_at IS NULL"),
+            sqlite_where=text("pdf_sha256 IS NULL AND masked_at IS NULL"),
+        ),
+        Index(
+            "ix_invoices_pdf_leaving",
+            "id",
+            postgresql_where=text("pdf_stored AND masked_at IS NOT NULL"),
+            sqlite_where=text("pdf_stored AND masked_at IS NOT NULL"),
+        ),
     )
 
     invoice_nr: Mapped[str] = mapped_column(String(64))
@@ -373,6 +398,18 @@ class Credit(_AccountingDocument, Base):
         UniqueConstraint("shop_id", "credit_nr", name="uq_credits_number"),
         Index("ix_credits_customer", "customer_id"),
         Index("ix_credits_number", "credit_nr"),
+        Index(
+            "ix_credits_pdf_pending",
+            "id",
+            postgresql_where=text("pdf_sha256 IS NULL AND masked_at IS NULL"),
+            sqlite_where=text("pdf_sha256 IS NULL AND masked_at IS NULL"),
+        ),
+        Index(
+            "ix_credits_pdf_leaving",
+            "id",
+            postgresql_where=text("pdf_stored AND masked_at IS NOT NULL"),
+            sqlite_where=text("pdf_stored AND masked_at IS NOT NULL"),
+        ),
     )
 
     invoice_id: Mapped[int | None] = mapped_column(ForeignKey("invoices.id"))

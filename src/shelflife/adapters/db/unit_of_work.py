@@ -13,6 +13,7 @@ from typing import Self
 from sqlalchemy import Connection, Engine
 
 from shelflife.adapters.db.after_sales import SqlAfterSales
+from shelflife.adapters.db.pdfs import SqlPdfs
 from shelflife.adapters.db.repositories import (
     SqlArchiveCopies,
     SqlAudit,
@@ -44,6 +45,7 @@ class SqlUnitOfWork:
     shops: SqlShops
     installation: SqlInstallation
     exports: SqlExports
+    pdfs: SqlPdfs
 
     def __init__(self, engine: Engine, *, read_only: bool = False) -> None:
         self.engine = engine
@@ -71,6 +73,7 @@ class SqlUnitOfWork:
             self.shops = SqlShops(conn)
             self.installation = SqlInstallation(conn)
             self.exports = SqlExports(conn)
+            self.pdfs = SqlPdfs(conn)
         self._depth += 1
         return self
 

@@ -9,9 +9,12 @@ strict (no unknown fields, no coercion of wrong types).
 from __future__ import annotations
 
 import io
+import re
+import tempfile
 import threading
 from datetime import date
-from typing import Annotated
+from pathlib import Path as FilePath
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Path, Query, Request, Response
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
@@ -34,6 +37,7 @@ from shelflife.services import (
     customers,
     importing,
     inspection,
+    pdfs,
     pipeline,
     retrieval,
     search,
@@ -52,7 +56,11 @@ from shelflife.services.documents import (
     ReturnCreated,
     RunView,
 )
-from shelflife.services.exports import check_export_warnings, export_accounting
+from shelflife.services.exports import (
+    check_export_warnings,
+    export_accounting,
+    export_invoices,
+)
 
 MAX_IMPORT_BYTES = 16 * 1024 * 1024
 """The largest JSON Lines body one request may import (about 10,000 orders); larger files go
@@ -385,6 +393,63 @@ def create_credit(
     )
 
 
+CreditNr = Annotated[
+    str, Path(min_length=1, max_length=MAX_NUMBER_LENGTH, description="Credit number.")
+]
+_PDF_RESPONSES: dict[int | str, dict[str, Any]] = {
+    200: {"content": {"application/pdf": {"schema": {"type": "string", "format": "binary"}}}},
+    **_problems(404, 409, 422),
+}
+
+
+def _pdf(data: bytes, name: str) -> Response:
+    return Response(
+        content=data,
+        media_type="application/pdf",
+        headers={
+            "Content-Disposition": f'attachment; filename="{name}"',
+            "Cache-Control": "no-store",
+        },
+    )
+
+
+def _pdf_name(kind: str, number: str) -> str:
+    """A download name from the number, with anything unusual in it replaced."""
+    return f"{kind}-{re.sub(r'[^A-Za-z0-9._-]+', '_', number)}.pdf"
+
+
+@router.get(
+    "/invoices/{invoice_nr}/pdf",
+    tags=["documents"],
+    responses=_PDF_RESPONSES,
+    response_class=Response,
+)
+def invoice_pdf(
+    app: AppDep, _account: Viewer, invoice_nr: InvoiceNr, shop: ShopName = None
+) -> Response:
+    """The invoice's PDF as it was made. 409 while the invoice is masked: its PDF is then in
+    the archive only; retrieve the order to bring it back."""
+    return _pdf(
+        pdfs.document_pdf(app.ports(), "invoice", invoice_nr, shop),
+        _pdf_name("invoice", invoice_nr),
+    )
+
+
+@router.get(
+    "/credits/{credit_nr}/pdf",
+    tags=["documents"],
+    responses=_PDF_RESPONSES,
+    response_class=Response,
+)
+def credit_pdf(
+    app: AppDep, _account: Viewer, credit_nr: CreditNr, shop: ShopName = None
+) -> Response:
+    """The credit's PDF as it was made; 409 while the credit is masked (as for invoices)."""
+    return _pdf(
+        pdfs.document_pdf(app.ports(), "credit", credit_nr, shop), _pdf_name("credit", credit_nr)
+    )
+
+
 @router.patch(
     "/orders/{order_nr}/addresses/{kind}",
     tags=["orders"],
@@ -466,6 +531,40 @@ def accounting_export(
     return Response(
         content=result.data,
         media_type="text/csv; charset=utf-8",
+        headers={
+            "Content-Disposition": f'attachment; filename="{name}"',
+            "Cache-Control": "no-store",
+        },
+    )
+
+
+@router.get(
+    "/exports/invoices",
+    tags=["exports"],
+    responses={
+        200: {"content": {"application/zip": {"schema": {"type": "string", "format": "binary"}}}},
+        **_problems(404, 422),
+    },
+    response_class=Response,
+)
+def invoices_export(
+    app: AppDep,
+    account: Exporter,
+    first: Annotated[date, Query(alias="from", description="First day, inclusive.")],
+    last: Annotated[date, Query(alias="to", description="Last day, inclusive.")],
+    shop: Annotated[str | None, Query(max_length=100, description="Only this shop.")] = None,
+) -> Response:
+    """The PDFs of a period's invoices and credits as a ZIP with `manifest.csv` and
+    `SHA256SUMS`, as `shelflife export invoices` writes it; recorded and audited the same way.
+    Masked documents are listed as masked, without their PDF: export before masking."""
+    with tempfile.TemporaryDirectory(prefix="shelflife-export-") as folder:
+        out = FilePath(folder) / "invoices.zip"
+        export_invoices(app.ports(), first, last, shop, account.name, out)
+        data = out.read_bytes()
+    name = f"invoices-{first.isoformat()}-{last.isoformat()}.zip"
+    return Response(
+        content=data,
+        media_type="application/zip",
         headers={
             "Content-Disposition": f'attachment; filename="{name}"',
             "Cache-Control": "no-store",

@@ -7,6 +7,7 @@ section re-rendered, which the script swaps in, so the restored data shows witho
 
 from __future__ import annotations
 
+import re
 from typing import Annotated
 from urllib.parse import urlencode
 
@@ -24,6 +25,7 @@ from shelflife.services.accounts import SignedIn
 from shelflife.services.after_sales import create_credit, create_replacement, create_return
 from shelflife.services.history import MAX_NOTE_LENGTH, add_note
 from shelflife.services.inspection import show_order
+from shelflife.services.pdfs import document_pdf
 from shelflife.services.retrieval import retrieve_order
 from shelflife.services.search import MAX_QUERY_LENGTH, find
 
@@ -275,6 +277,34 @@ def new_credit(
             reason=reason,
         )
     return RedirectResponse(_order_url(order_nr, shop or None, done="credit"), status_code=303)
+
+
+@router.get("/invoices/{invoice_nr}/pdf")
+def invoice_pdf(
+    app: AppDep, _signed_in: OrderReader, invoice_nr: str, shop: ShopParam = None
+) -> Response:
+    """The invoice's PDF, linked from the order page; refused (409) while it is masked."""
+    return _pdf(document_pdf(app.ports(), "invoice", invoice_nr, shop), "invoice", invoice_nr)
+
+
+@router.get("/credits/{credit_nr}/pdf")
+def credit_pdf(
+    app: AppDep, _signed_in: OrderReader, credit_nr: str, shop: ShopParam = None
+) -> Response:
+    """The credit's PDF, linked from the order page; refused (409) while it is masked."""
+    return _pdf(document_pdf(app.ports(), "credit", credit_nr, shop), "credit", credit_nr)
+
+
+def _pdf(data: bytes, kind: str, number: str) -> Response:
+    name = f"{kind}-{re.sub(r'[^A-Za-z0-9._-]+', '_', number)}.pdf"
+    return Response(
+        content=data,
+        media_type="application/pdf",
+        headers={
+            "Content-Disposition": f'attachment; filename="{name}"',
+            "Cache-Control": "no-store",
+        },
+    )
 
 
 def _refused(

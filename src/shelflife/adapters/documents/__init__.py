@@ -1,0 +1,1 @@
+"""Invoice and credit PDFs (fpdf2)."""
