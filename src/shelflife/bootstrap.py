@@ -13,6 +13,7 @@ from pathlib import Path
 from sqlalchemy import Connection, Engine
 from sqlalchemy.exc import OperationalError
 
+from shelflife.adapters.archive.offline import OfflineFallback
 from shelflife.adapters.archive.replicated import ReplicatedArchive
 from shelflife.adapters.archive.store import ArchiveStore, Preparable, archive_from_url
 from shelflife.adapters.db.engine import (
@@ -95,6 +96,7 @@ class App:
                 batch_size=self.settings.batch_size,
                 archive_workers=self.settings.archive_workers,
                 retrieval_alert_per_hour=self.settings.retrieval_alert_per_hour,
+                verify_sample_percent=self.settings.verify_sample_percent,
             ),
         )
 
@@ -155,15 +157,32 @@ def build_archive(settings: Settings) -> ArchiveStore:
         )
 
     primary = store(settings.resolved_archive_url, "SHELFLIFE_ARCHIVE_URL")
-    if settings.archive_replica_url is None:
-        return primary
-    replica = store(settings.archive_replica_url, "SHELFLIFE_ARCHIVE_REPLICA_URL")
-    if replica.describe() == primary.describe():
+    archive = primary
+    if settings.archive_replica_url is not None:
+        replica = store(settings.archive_replica_url, "SHELFLIFE_ARCHIVE_REPLICA_URL")
+        if replica.describe() == primary.describe():
+            raise InvalidInput(
+                "SHELFLIFE_ARCHIVE_REPLICA_URL: names the same place as the archive; the second "
+                "copy must be in another folder or bucket, ideally in another location"
+            )
+        archive = ReplicatedArchive(primary, replica)
+    if settings.archive_offline_dir is None:
+        return archive
+    return OfflineFallback(archive, _offline_folder(settings.archive_offline_dir))
+
+
+def _offline_folder(folder: Path) -> Path:
+    """The export folder retrieval may fall back to; it may be absent (media not mounted)."""
+    if not folder.is_absolute():
         raise InvalidInput(
-            "SHELFLIFE_ARCHIVE_REPLICA_URL: names the same place as the archive; the second "
-            "copy must be in another folder or bucket, ideally in another location"
+            "SHELFLIFE_ARCHIVE_OFFLINE_DIR: give an absolute path, e.g. /media/offline/shelflife"
         )
-    return ReplicatedArchive(primary, replica)
+    if folder.exists() and not folder.is_dir():
+        raise InvalidInput(
+            f"SHELFLIFE_ARCHIVE_OFFLINE_DIR: {folder} is not a folder; name the folder of an "
+            "archive export"
+        )
+    return folder
 
 
 def _database_failure(exc: OperationalError) -> ShelflifeError:

@@ -50,6 +50,7 @@ from shelflife.domain.ports import (
 from shelflife.domain.snapshot import CustomerSnapshot
 from shelflife.services.audit import purge_expired_entries
 from shelflife.services.documents import RunReportDocument
+from shelflife.services.integrity import verify_sample
 
 log = logging.getLogger(__name__)
 
@@ -119,6 +120,8 @@ def _run(
         uow.commit()
     try:
         batch = ports.limits.batch_size
+        if enabled:  # before archiving: a damaged copy found now is renewed before masking
+            verify_sample(ports, report)
         for shop in enabled:
             assert keys is not None
             report.shops += 1
