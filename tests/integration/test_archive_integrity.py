@@ -34,6 +34,7 @@ from shelflife.services.retrieval import retrieve_order
 from shelflife.services.shops import set_feature
 from tests.support.archive import copy_plaintext, make_legacy
 from tests.support.builders import T0, at, days, lines, make_app, order
+from tests.support.s3_server import S3Server
 
 ARCHIVED_AT = T0 + days(29)
 MASKED_AT = T0 + days(31)
@@ -282,3 +283,33 @@ def test_migration_moves_legacy_copies_into_a_segment_and_retrieval_reads_the_sa
     assert migrate_legacy(app.ports(), "ops").migrated == 0
     retrieve_order(at(app, RETRIEVED_AT).ports(), NRS[0], "Rücksendung", "anna", RETRIEVED_AT)
     assert _pii(app, NRS[0], RETRIEVED_AT) == expected
+
+
+def test_on_s3_with_object_lock_migration_leaves_the_legacy_objects_and_all_verifies(
+    database_url: str, tmp_path: Path, s3: S3Server
+) -> None:
+    app = _app(
+        database_url,
+        tmp_path,
+        archive_url=s3.url(s3.create_bucket()),
+        archive_replica_url=s3.url(s3.create_bucket()),
+    )
+    expected = _pii(app, NRS[1], T0)
+    run_retention(app.ports(), MASKED_AT)
+    before = {c.id: copy_plaintext(app, c) for c in _copies(app)}
+    legacy_keys = [make_legacy(app, c) for c in _copies(app)]
+
+    report = migrate_legacy(at(app, MASKED_AT).ports(), "ops")
+
+    assert (report.migrated, report.deleted, report.left_in_place) == (3, 0, 3)
+    assert {c.id: copy_plaintext(app, c) for c in _copies(app)} == before
+    assert all(len(app.archive.get(key)) > 0 for key in legacy_keys)  # locked: still there
+    checked = verify_archive(app.ports(), 100)
+    # Two segments (the run's, whose copies make_legacy moved out, and the migration's), each
+    # at both locations; the migration's three records at both.
+    assert (checked.objects_checked, checked.records_checked, checked.problems) == (4, 6, [])
+    offline = tmp_path / "media"
+    assert export_archive(app.ports(), offline, "ops").written == 2
+    assert verify_export(app.ports(), offline).problems == []
+    retrieve_order(at(app, RETRIEVED_AT).ports(), NRS[1], "Rücksendung", "anna", RETRIEVED_AT)
+    assert _pii(app, NRS[1], RETRIEVED_AT) == expected
