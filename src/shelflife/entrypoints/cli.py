@@ -407,6 +407,16 @@ def run(
         out.print(table)
         if report.shops == 0:
             out.print("no shop has the feature enabled; see `shelflife feature enable`")
+        if report.verified_objects:
+            out.print(f"verified {report.verified_objects} archive object(s)")
+        if report.integrity_problems:
+            err.print(
+                styled(
+                    ("warning: ", "bold yellow"),
+                    f"the verification sample found {report.integrity_problems} archive "
+                    "problem(s); see `shelflife compliance`",
+                )
+            )
         if report.mask_refused:
             err.print(
                 styled(
