@@ -33,7 +33,7 @@ from shelflife.services.pipeline import run_retention
 from shelflife.services.retrieval import retrieve_order
 from shelflife.services.shops import set_feature
 from tests.support.archive import copy_plaintext, make_legacy
-from tests.support.builders import T0, at, days, lines, make_app, order
+from tests.support.builders import T0, at, days, lines, make_app, order, pii_strings
 from tests.support.s3_server import S3Server
 
 ARCHIVED_AT = T0 + days(29)
@@ -228,6 +228,9 @@ def test_the_offline_export_is_verified_and_serves_a_retrieval_with_the_primary_
     assert base64.b64encode(wrapped).decode() not in (offline / EXPORT_MANIFEST).read_text()
     checked = verify_export(app.ports(), offline)
     assert (checked.objects_checked, checked.records_checked, checked.problems) == (1, 3, [])
+    stored = b"".join(p.read_bytes() for p in sorted(offline.rglob("*")) if p.is_file())
+    pii = {v for i, nr in enumerate(NRS) for v in pii_strings(order(nr, suffix=f"-{i}"))}
+    assert [v for v in pii if len(v) >= 6 and v.encode() in stored] == []
 
     shutil.rmtree(app.settings.home / "archive")
     settings = app.settings.model_copy(update={"archive_offline_dir": offline})
