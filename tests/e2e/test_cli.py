@@ -730,6 +730,8 @@ def test_runs_lists_each_run_with_its_real_start_time_and_counts(ready: Cli) -> 
         "masked": 1,
         "remasked": 0,
         "mask_refused": 0,
+        "verified_objects": 0,
+        "integrity_problems": 0,
         "error": None,
     }
     assert text.stdout.startswith("run 1: finished, as of 2026-04-05 00:00:00 UTC, started ")

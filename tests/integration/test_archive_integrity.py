@@ -316,3 +316,20 @@ def test_on_s3_with_object_lock_migration_leaves_the_legacy_objects_and_all_veri
     assert verify_export(app.ports(), offline).problems == []
     retrieve_order(at(app, RETRIEVED_AT).ports(), NRS[1], "Rücksendung", "anna", RETRIEVED_AT)
     assert _pii(app, NRS[1], RETRIEVED_AT) == expected
+
+
+def test_a_segment_gone_from_the_store_is_renewed_for_buyers_never_masked(
+    database_url: str, tmp_path: Path
+) -> None:
+    app = _app(database_url, tmp_path)
+    run_retention(app.ports(), ARCHIVED_AT)
+    (key,) = {c.object_key for c in _copies(app)}
+    _path(app, key).unlink()
+
+    report = verify_archive(at(app, ARCHIVED_AT).ports(), 100)
+
+    assert report.reset_for_archiving == [f"C{_customer(app, nr).id}" for nr in NRS]
+    assert [p for _loc, p, _what in _problems(report)] == [None, *report.reset_for_archiving]
+    after = run_retention(at(app, MASKED_AT).ports(), MASKED_AT)
+    assert (after.archived, after.masked) == (3, 3)
+    assert {c.object_key for c in _copies(app)} != {key}

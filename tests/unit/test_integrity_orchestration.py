@@ -9,6 +9,7 @@ from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from shelflife.adapters.archive.replicated import ReplicatedArchive
 from shelflife.adapters.keys.envelope import new_data_key, seal
 from shelflife.domain.masking import MASKED_TEXT
 from shelflife.domain.ports import ArchiveStore, CopyRef, Limits, Ports
@@ -132,3 +133,23 @@ def test_migration_on_a_write_once_store_moves_copies_and_leaves_the_objects() -
     assert {c.data_key_master_id for c in _data(ports).customers.values()} == {"fake-master"}
     retrieve_order(ports, "301-1234567-1234567", "Rücksendung", "anna", NIGHT)
     assert _data(ports).customers[1].last_name == "Buyer1"
+
+
+def test_a_replica_that_cannot_deliver_is_a_problem_of_the_object_not_of_its_buyers() -> None:
+    primary, replica = InMemoryArchive(), InMemoryArchive()
+    ports = _ports(2, ReplicatedArchive(primary, replica))
+    run_retention(ports, ARCHIVE_NIGHT)
+    replica.objects.clear()
+
+    report = verify_archive(ports, 100)
+
+    (segment,) = _data(ports).segments
+    assert [(p.location, p.customer, p.problem) for p in report.problems] == [
+        (
+            "replica",
+            None,
+            f"cannot be read: archive object {segment.object_key} not found (test double)",
+        )
+    ]
+    assert report.reset_for_archiving == []
+    assert [c for c, _r in _data(ports).copies] == [1, 2]

@@ -278,6 +278,8 @@ class RunRow:
     remasked: int
     mask_refused: int
     error: str | None
+    verified_objects: int = 0
+    integrity_problems: int = 0
 
 
 class Due(StrEnum):

@@ -757,6 +757,12 @@ def runs(
                 f"retried {v.retried}, masked {v.masked}, remasked {v.remasked}",
                 soft_wrap=True,
             )
+            if v.verified_objects or v.integrity_problems:
+                out.print(
+                    f"  verified {v.verified_objects} archive object(s), "
+                    f"{v.integrity_problems} problem(s) found",
+                    soft_wrap=True,
+                )
             if v.error:
                 out.print(f"  stopped by: {v.error}", soft_wrap=True)
 

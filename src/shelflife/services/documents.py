@@ -426,6 +426,10 @@ class RunView(Document):
     masked: int
     remasked: int
     mask_refused: int
+    verified_objects: int = Field(
+        default=0, description="Archive objects the run's verification sample re-read."
+    )
+    integrity_problems: int = Field(default=0, description="Mismatches that sample found.")
     error: str | None
 
 

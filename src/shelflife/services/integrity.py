@@ -107,17 +107,19 @@ def verify_archive(
             records = reader.archive_copies.records_in(segment.object_key)
             data_keys = _data_keys(reader, keys, records)
         found: list[ArchiveProblem] = []
-        for role, store in places:
-            found += _check_segment(
-                role, _read(store, segment.object_key), segment, records, data_keys
-            )
+        reads = _read_everywhere(places, segment.object_key)
+        lost = all(isinstance(blob, str) for _role, blob in reads)
+        for role, blob in reads:
+            found += _check_segment(role, blob, segment, records, data_keys, lost=lost)
             report.objects_checked += 1
             report.records_checked += len(records)
         _record(ports, report, segment.object_key, found)
     for copy in legacy:
         found = []
-        for role, store in places:
-            found += _check_legacy(role, _read(store, copy.object_key), copy, keys)
+        reads = _read_everywhere(places, copy.object_key)
+        lost = all(isinstance(blob, str) for _role, blob in reads)
+        for role, blob in reads:
+            found += _check_legacy(role, blob, copy, keys, lost=lost)
             report.objects_checked += 1
             report.records_checked += 1
         _record(ports, report, copy.object_key, found)
@@ -160,6 +162,12 @@ def _share(total: int, percent: float) -> int:
     return math.ceil(total * percent / 100)
 
 
+def _read_everywhere(
+    places: Sequence[tuple[str, ArchiveStore]], key: str
+) -> list[tuple[str, bytes | str]]:
+    return [(role, _read(store, key)) for role, store in places]
+
+
 def _read(store: ArchiveStore, key: str) -> bytes | str:
     """The whole object, or why it cannot be read."""
     try:
@@ -190,8 +198,12 @@ def _check_segment(
     segment: SegmentRef,
     records: Sequence[IndexedCopy],
     data_keys: _Keys,
+    *,
+    lost: bool = True,
 ) -> list[ArchiveProblem]:
-    """Everything wrong with one location's copy of a segment."""
+    """Everything wrong with one location's copy of a segment. An object this location cannot
+    deliver is a problem of the object; only when no location can (`lost`) is it also one of
+    each record (whose buyers, if never masked, are then archived again)."""
 
     def whole(problem: str) -> ArchiveProblem:
         return ArchiveProblem(role, segment.object_key, None, None, problem)
@@ -200,7 +212,7 @@ def _check_segment(
         return ArchiveProblem(role, segment.object_key, r.customer_id, r.revision, problem)
 
     if isinstance(blob, str):
-        return [whole(blob)] + [record(r, "record cannot be read") for r in records]
+        return [whole(blob)] + [record(r, "record cannot be read") for r in records if lost]
     found: list[ArchiveProblem] = []
     if len(blob) != segment.size:
         found.append(whole(f"is {len(blob)} bytes; the index recorded {segment.size}"))
@@ -269,14 +281,17 @@ def _check_snapshot(plaintext: bytes, r: IndexedCopy) -> str | None:
 
 
 def _check_legacy(
-    role: str, blob: bytes | str, copy: IndexedCopy, keys: KeyProvider
+    role: str, blob: bytes | str, copy: IndexedCopy, keys: KeyProvider, *, lost: bool = True
 ) -> list[ArchiveProblem]:
-    """What is wrong with one location's copy of a legacy whole-object copy."""
+    """What is wrong with one location's copy of a legacy whole-object copy (an object only
+    this location cannot deliver is not the buyer's problem: see `_check_segment`)."""
 
     def problem(text: str) -> list[ArchiveProblem]:
         return [ArchiveProblem(role, copy.object_key, copy.customer_id, copy.revision, text)]
 
     if isinstance(blob, str):
+        if not lost:
+            return [ArchiveProblem(role, copy.object_key, None, None, blob)]
         return problem(blob)
     if hashlib.sha256(blob).hexdigest() != copy.sha256:
         return problem("SHA-256 differs from the index")

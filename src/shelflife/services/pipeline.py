@@ -349,8 +349,10 @@ def archive_customers(
         )
     if not done:
         return [], failed, None
-    whole = hashlib.sha256(segment).hexdigest()
-    return done, failed, ArchivedSegment(object_key, created_at, len(entries), len(segment), whole)
+    # What later verifications compare against: the object as read back, so that a record
+    # that failed here (its buyer retried) is not reported again as damage of the segment.
+    whole = hashlib.sha256(back).hexdigest()
+    return done, failed, ArchivedSegment(object_key, created_at, len(entries), len(back), whole)
 
 
 @dataclass(frozen=True)
