@@ -24,6 +24,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -405,6 +406,14 @@ class ArchiveCopy(Base):
     __table_args__ = (
         UniqueConstraint("customer_id", "revision", name="uq_archive_copies_revision"),
         Index("ix_archive_copies_object_key", "object_key"),
+        # Legacy copies only (verify, export, migrate find them without reading the others);
+        # segment records, what the nightly run inserts, never touch it.
+        Index(
+            "ix_archive_copies_legacy",
+            "id",
+            sqlite_where=text("record_offset IS NULL"),
+            postgresql_where=text("record_offset IS NULL"),
+        ),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)

@@ -7,7 +7,8 @@ Create Date: 2026-11-30
 `archive verify` and the nightly sample re-read archive objects: each segment remembers when it
 was last found sound (the sample takes the least recently verified first), and every mismatch
 is kept in `archive_problems` (object, buyer id, what is wrong; never PII) until a later check
-of the same object finds it sound. The run report counts both.
+of the same object finds it sound. The run report counts both. A partial index finds the
+legacy copies (verify, export, migrate) without reading the segment records.
 """
 
 from __future__ import annotations
@@ -71,9 +72,17 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("id", name=op.f("pk_archive_problems")),
     )
     op.create_index("ix_archive_problems_object_key", "archive_problems", ["object_key"])
+    op.create_index(
+        "ix_archive_copies_legacy",
+        "archive_copies",
+        ["id"],
+        sqlite_where=sa.text("record_offset IS NULL"),
+        postgresql_where=sa.text("record_offset IS NULL"),
+    )
 
 
 def downgrade() -> None:
+    op.drop_index("ix_archive_copies_legacy", table_name="archive_copies")
     op.drop_index("ix_archive_problems_object_key", table_name="archive_problems")
     op.drop_table("archive_problems")
     with op.batch_alter_table("retention_runs") as batch:
