@@ -1232,7 +1232,7 @@ def archive_verify(
             lambda a: (
                 verify_export(a.ports(), source)
                 if source is not None
-                else verify_archive(a.ports(), sample)
+                else verify_archive(a.ports(), sample, _operator())
             ),
         )
         if as_json:
