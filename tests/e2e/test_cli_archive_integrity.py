@@ -69,3 +69,29 @@ def test_a_run_with_a_verification_sample_says_how_many_objects_it_verified(mask
 @pytest.mark.parametrize("sample", ["0", "101"])
 def test_archive_verify_refuses_a_sample_outside_0_to_100(masked: Cli, sample: str) -> None:
     assert masked("archive", "verify", "--sample", sample).exit_code == 2
+
+
+def test_archive_verify_from_a_folder_that_holds_no_export_exits_2(
+    masked: Cli, tmp_path: Path
+) -> None:
+    empty = tmp_path / "empty"
+    empty.mkdir()
+
+    result = masked("archive", "verify", "--from", str(empty))
+
+    assert result.exit_code == 2
+    assert f"{empty} holds no archive export (shelflife-export.json is missing)" in result.output
+
+
+def test_archive_verify_from_counts_objects_written_after_the_export(
+    masked: Cli, tmp_path: Path
+) -> None:
+    media = tmp_path / "media"
+    masked.json("archive", "export", "--to", str(media))
+    later = order("303-1234567-1234567", shipped_at=SHIPPED, suffix="-later")
+    masked.ok("import", "-", input=_stdin(later))
+    assert masked.json("run", "--as-of", AFTER_MASK_DUE)["archived"] == 1  # a new segment
+
+    checked = masked.json("archive", "verify", "--from", str(media))
+
+    assert (checked["objects_checked"], checked["not_exported"], checked["problems"]) == (1, 1, [])

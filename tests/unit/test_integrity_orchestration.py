@@ -9,6 +9,8 @@ from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import pytest
+
 from shelflife.adapters.archive.replicated import ReplicatedArchive
 from shelflife.adapters.keys.envelope import new_data_key, seal
 from shelflife.domain.masking import MASKED_TEXT
@@ -24,6 +26,7 @@ from tests.support.fakes import (
     FakeOrder,
     FakeUnitOfWork,
     InMemoryArchive,
+    Wrapping,
     WriteOnce,
     fake_ports,
 )
@@ -109,13 +112,14 @@ def test_a_damaged_copy_of_a_masked_buyer_stays_recorded_and_reported() -> None:
     assert _data(ports).copies == [(1, copy)]
 
 
-def test_migration_on_a_write_once_store_moves_copies_and_leaves_the_objects() -> None:
-    archive = InMemoryArchive()
-    ports = _ports(2, WriteOnce(archive))
+def _legacy(ports: Ports, archive: InMemoryArchive, *ids: int) -> list[str]:
+    """Legacy whole-object copies of these masked buyers, as the code before segments wrote
+    them (their data keys only in the objects' headers); returns the object keys."""
     keys = FakeKeyProvider()
     data = _data(ports)
-    snaps = FakeCustomers(data).snapshots([1, 2], {1: 1, 2: 1})
-    for cid in (1, 2):
+    snaps = FakeCustomers(data).snapshots(list(ids), dict.fromkeys(ids, 1))
+    written = []
+    for cid in ids:
         data_key = new_data_key()
         blob = seal(data_key, keys.wrap(data_key), cid, 1, snaps[cid].to_bytes())
         key = f"customers/000000/{cid}-r000001-00ff.slf"
@@ -123,6 +127,61 @@ def test_migration_on_a_write_once_store_moves_copies_and_leaves_the_objects() -
         data.copies.append((cid, CopyRef(key, 1, hashlib.sha256(blob).hexdigest())))
         data.customers[cid].archived_revision = 1
         data.customers[cid].masked_at = NIGHT - timedelta(days=1)
+        written.append(key)
+    return written
+
+
+class _KilledOnSecondPut(Wrapping):
+    puts = 0
+
+    def put(self, key: str, data: bytes) -> None:
+        self.puts += 1
+        if self.puts == 2:
+            raise Killed
+        super().put(key, data)
+
+
+class Killed(BaseException):
+    """Stands in for the process being killed."""
+
+
+def test_a_killed_migration_keeps_its_committed_batches_and_a_rerun_finishes() -> None:
+    archive = InMemoryArchive()
+    dying = _KilledOnSecondPut(archive)
+    ports = _ports(3, dying)  # batch size 2: two batches
+    legacy = _legacy(ports, archive, 1, 2, 3)
+
+    with pytest.raises(Killed):
+        migrate_legacy(ports, "ops")
+
+    assert [r.offset is not None for _c, r in _data(ports).copies] == [True, True, False]
+    assert sorted(archive.objects) == sorted([legacy[2], _data(ports).segments[0].object_key])
+    report = migrate_legacy(ports, "ops")
+    assert (report.migrated, report.deleted, report.remaining) == (1, 1, 0)
+    assert all(r.offset is not None for _c, r in _data(ports).copies)
+
+
+def test_a_damaged_legacy_copy_is_not_migrated_and_stays_readable_as_it_was() -> None:
+    archive = InMemoryArchive()
+    ports = _ports(2, archive)
+    first, second = _legacy(ports, archive, 1, 2)
+    archive.objects[second] = archive.objects[second][:-1] + b"X"
+
+    report = migrate_legacy(ports, "ops")
+
+    assert (report.migrated, report.failed, report.remaining) == (1, 1, 1)
+    assert report.failure_reasons == [
+        f"archive copy {second} is not the recorded one; nothing was changed (check the archive "
+        "store for a replaced object)"
+    ]
+    assert first not in archive.objects
+    assert [r.object_key for _c, r in _data(ports).copies][1] == second
+
+
+def test_migration_on_a_write_once_store_moves_copies_and_leaves_the_objects() -> None:
+    archive = InMemoryArchive()
+    ports = _ports(2, WriteOnce(archive))
+    _legacy(ports, archive, 1, 2)
 
     report = migrate_legacy(ports, "ops")
 
