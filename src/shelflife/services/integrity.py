@@ -107,6 +107,9 @@ def verify_archive(
             records = reader.archive_copies.records_in(segment.object_key)
             data_keys = _data_keys(reader, keys, records)
         found: list[ArchiveProblem] = []
+        if not records:  # nothing relies on it (its copies were renewed): an orphan now
+            _record(ports, report, segment.object_key, found)
+            continue
         reads = _read_everywhere(places, segment.object_key)
         lost = all(isinstance(blob, str) for _role, blob in reads)
         for role, blob in reads:
@@ -422,7 +425,11 @@ def _recorded_objects(ports: Ports) -> list[tuple[str, str, str]]:
     with ports.reader as reader:
         after = 0
         while segments := reader.archive_copies.segments_after(after, batch):
-            found += [(s.object_key, s.sha256, "segment") for s in segments]
+            found += [
+                (s.object_key, s.sha256, "segment")
+                for s in segments
+                if reader.archive_copies.records_in(s.object_key)  # else nothing relies on it
+            ]
             after = segments[-1].id
         after = 0
         while legacy := reader.archive_copies.legacy_after(after, batch):
@@ -470,17 +477,15 @@ def verify_export(ports: Ports, folder: Path) -> VerificationReport:
     while True:
         with ports.reader as reader:
             segments = reader.archive_copies.segments_after(after, batch)
-            work = [
-                (s, reader.archive_copies.records_in(s.object_key))
-                for s in segments
-                if s.object_key in listed
-            ]
+            indexed = [(s, reader.archive_copies.records_in(s.object_key)) for s in segments]
+            needed = [(s, records) for s, records in indexed if records]
+            work = [(s, records) for s, records in needed if s.object_key in listed]
             data_keys = _data_keys(reader, keys, [r for _s, rs in work for r in rs])
         if not segments:
             break
         after = segments[-1].id
-        recorded.update(s.object_key for s in segments)
-        report.not_exported += len(segments) - len(work)
+        recorded.update(s.object_key for s, _records in needed)
+        report.not_exported += len(needed) - len(work)
         for segment, records in work:
             found += mismatch(segment.object_key, segment.sha256)
             found += _check_segment(
