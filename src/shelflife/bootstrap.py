@@ -15,6 +15,7 @@ import boto3
 from sqlalchemy import Connection, Engine
 from sqlalchemy.exc import OperationalError
 
+from shelflife.adapters.archive.offline import OfflineFallback
 from shelflife.adapters.archive.replicated import ReplicatedArchive
 from shelflife.adapters.archive.store import ArchiveStore, Preparable, archive_from_url
 from shelflife.adapters.db.engine import (
@@ -180,6 +181,7 @@ class App:
                     credit_years=self.settings.retention_years_credit,
                     order_years=self.settings.retention_years_order,
                 ),
+                verify_sample_percent=self.settings.verify_sample_percent,
             ),
             ledger=self.ledger,
         )
@@ -245,15 +247,32 @@ def build_archive(settings: Settings) -> ArchiveStore:
         )
 
     primary = store(settings.resolved_archive_url, "SHELFLIFE_ARCHIVE_URL")
-    if settings.archive_replica_url is None:
-        return primary
-    replica = store(settings.archive_replica_url, "SHELFLIFE_ARCHIVE_REPLICA_URL")
-    if replica.describe() == primary.describe():
+    archive = primary
+    if settings.archive_replica_url is not None:
+        replica = store(settings.archive_replica_url, "SHELFLIFE_ARCHIVE_REPLICA_URL")
+        if replica.describe() == primary.describe():
+            raise InvalidInput(
+                "SHELFLIFE_ARCHIVE_REPLICA_URL: names the same place as the archive; the second "
+                "copy must be in another folder or bucket, ideally in another location"
+            )
+        archive = ReplicatedArchive(primary, replica)
+    if settings.archive_offline_dir is None:
+        return archive
+    return OfflineFallback(archive, _offline_folder(settings.archive_offline_dir))
+
+
+def _offline_folder(folder: Path) -> Path:
+    """The export folder retrieval may fall back to; it may be absent (media not mounted)."""
+    if not folder.is_absolute():
         raise InvalidInput(
-            "SHELFLIFE_ARCHIVE_REPLICA_URL: names the same place as the archive; the second "
-            "copy must be in another folder or bucket, ideally in another location"
+            "SHELFLIFE_ARCHIVE_OFFLINE_DIR: give an absolute path, e.g. /media/offline/shelflife"
         )
-    return ReplicatedArchive(primary, replica)
+    if folder.exists() and not folder.is_dir():
+        raise InvalidInput(
+            f"SHELFLIFE_ARCHIVE_OFFLINE_DIR: {folder} is not a folder; name the folder of an "
+            "archive export"
+        )
+    return folder
 
 
 def build_ledger(settings: Settings, archive: ArchiveStore) -> ArchiveStore:

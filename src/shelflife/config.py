@@ -112,6 +112,16 @@ class Settings(BaseSettings):
         le=10_000,
         description="Retrievals by one user within an hour above which an alert is raised",
     )
+    verify_sample_percent: float = Field(
+        default=1.0,
+        ge=0,
+        le=100,
+        description="Share of archive objects the nightly run re-reads and checks; 0: none",
+    )
+    archive_offline_dir: Path | None = Field(
+        default=None,
+        description="Folder of an `archive export`, read when neither archive copy can be",
+    )
     lock_timeout: float = Field(
         default=30,
         gt=0,
@@ -247,6 +257,8 @@ def allowed_values(name: str) -> str:
         low = next(m.ge for m in field.metadata if isinstance(m, Ge))
         high = next(m.le for m in field.metadata if isinstance(m, Le))
         return f"must be a whole number from {low} to {high}"
+    if name in _ALLOWED:
+        return f"must be {_ALLOWED[name]}"
     if field.annotation is float:
         above = next(m.gt for m in field.metadata if isinstance(m, Gt))
         most = next(m.le for m in field.metadata if isinstance(m, Le))
@@ -268,6 +280,8 @@ _ALLOWED = {
     "master_key_file": "the path of the master key file, as text",
     "key_provider": "one of file, kms",
     "kms_key_id": "a KMS key id, key ARN or alias/NAME, as text",
+    "verify_sample_percent": "a percentage from 0 to 100 (fractions allowed)",
+    "archive_offline_dir": "the path of a folder written by archive export, as text",
 }
 
 

@@ -601,6 +601,7 @@ def test_compliance_exits_1_while_a_buyer_is_overdue_and_0_once_masked(
             }
         ],
         "holds": [],
+        "archive_problems": [],
         "warnings": [],
     }
     assert table.exit_code == 1
@@ -610,7 +611,7 @@ def test_compliance_exits_1_while_a_buyer_is_overdue_and_0_once_masked(
         "feature disabled",
         "no verified archive of the current data yet",
     ]
-    assert compliant == {"violations": [], "holds": [], "warnings": []}
+    assert compliant == {"violations": [], "holds": [], "archive_problems": [], "warnings": []}
     assert text.stdout == (
         "compliant: no Amazon buyer's data is kept past the limit without a legal reason\n"
     )
@@ -644,7 +645,7 @@ def test_compliance_before_the_limit_exits_0(ready: Cli) -> None:
 
     result = ready.json("compliance", "--as-of", ARCHIVE_DUE_NIGHT)
 
-    assert result == {"violations": [], "holds": [], "warnings": []}
+    assert result == {"violations": [], "holds": [], "archive_problems": [], "warnings": []}
 
 
 # -- archive failure and retry -----------------------------------------------------------------
@@ -761,6 +762,8 @@ def test_runs_lists_each_run_with_its_real_start_time_and_counts(ready: Cli) -> 
         "masked": 1,
         "remasked": 0,
         "mask_refused": 0,
+        "verified_objects": 0,
+        "integrity_problems": 0,
         "error": None,
     }
     assert text.stdout.startswith("run 1: finished, as of 2026-04-05 00:00:00 UTC, started ")
@@ -1050,7 +1053,12 @@ def test_installed_script_runs_the_whole_cycle(database_url: str, tmp_path: Path
     assert json.loads(load.stdout)["created"] == 1
     assert json.loads(run.stdout)["masked"] == 1
     assert json.loads(show.stdout)["retention"]["state"] == "masked"
-    assert json.loads(compliance.stdout) == {"violations": [], "holds": [], "warnings": []}
+    assert json.loads(compliance.stdout) == {
+        "violations": [],
+        "holds": [],
+        "archive_problems": [],
+        "warnings": [],
+    }
     assert [s for s in pii_strings(imported) if s in show.stdout] == []
 
 

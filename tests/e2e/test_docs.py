@@ -210,9 +210,12 @@ def _cli_sections() -> dict[str, str]:
 def test_the_command_tree_is_what_these_tests_expect() -> None:
     assert sorted(_leaf_commands()) == sorted(
         [
+            "shelflife archive export",
+            "shelflife archive migrate",
             "shelflife archive orphans",
             "shelflife archive recover",
             "shelflife archive show",
+            "shelflife archive verify",
             "shelflife audit list",
             "shelflife audit verify",
             "shelflife compliance",

@@ -293,6 +293,29 @@ BAD_VALUES: list[tuple[str, str, int, str]] = [
         )
         for bad in ("0", "10001", "thirty")
     ),
+    (
+        "SHELFLIFE_ARCHIVE_OFFLINE_DIR",
+        "{file}",
+        2,
+        "SHELFLIFE_ARCHIVE_OFFLINE_DIR: {file} is not a folder; name the folder of an archive "
+        "export",
+    ),
+    (
+        "SHELFLIFE_ARCHIVE_OFFLINE_DIR",
+        "media/offline",
+        2,
+        "SHELFLIFE_ARCHIVE_OFFLINE_DIR: give an absolute path, e.g. /media/offline/shelflife",
+    ),
+    *(
+        (
+            "SHELFLIFE_VERIFY_SAMPLE_PERCENT",
+            bad,
+            2,
+            "SHELFLIFE_VERIFY_SAMPLE_PERCENT: must be a percentage from 0 to 100 (fractions "
+            "allowed)",
+        )
+        for bad in ("-1", "100.5", "half", "nan")
+    ),
     *(
         (
             "SHELFLIFE_LOCK_TIMEOUT",

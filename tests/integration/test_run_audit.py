@@ -59,6 +59,8 @@ def test_a_run_is_audited_with_its_counts_and_the_actor_who_started_it(app: App)
         "remasked": 0,
         "mask_refused": 0,
         "shredded": 0,
+        "verified_objects": 0,
+        "integrity_problems": 0,
     }
     assert entry.subject == str(list_runs(app.ports(), 1)[0].id)
     assert verify_audit_log(app.ports()).intact

@@ -108,6 +108,8 @@ def test_a_run_is_recorded_with_the_real_clock_its_as_of_shops_and_counts(app: A
         "masked": 2,
         "remasked": 0,
         "mask_refused": 0,
+        "verified_objects": 0,
+        "integrity_problems": 0,
     }
 
 

@@ -10,14 +10,17 @@ from collections.abc import Iterator
 import pytest
 from argon2 import PasswordHasher
 from fastapi.testclient import TestClient
+from sqlalchemy import select
 
 from shelflife.adapters.auth import secrets as auth_secrets
+from shelflife.adapters.db.tables import ArchiveSegment
 from shelflife.bootstrap import App
 from shelflife.domain.policy import Finding
 from shelflife.entrypoints.web.app import create_web_app
 from shelflife.services.accounts import add_user
 from shelflife.services.dashboard import dashboard
 from shelflife.services.inspection import compliance_report
+from shelflife.services.integrity import verify_archive
 from shelflife.services.pipeline import dry_run, run_retention
 from shelflife.services.runs import list_runs
 from shelflife.services.search import find
@@ -256,3 +259,23 @@ def test_the_dashboards_violations_and_holds_are_the_compliance_reports(
         assert listed.total == len(expected)
         assert [e.document() for e in listed.items] == [e.document() for e in expected[:limit]]
     assert (shown.violations.total, shown.holds.total) == (12, 2)
+
+
+def test_open_archive_problems_are_listed_as_violations(web: TestClient, app: App) -> None:
+    with app.engine.connect() as conn:
+        key = conn.execute(select(ArchiveSegment.object_key).order_by(ArchiveSegment.id)).scalar()
+    assert key is not None
+    path = app.settings.home / "archive" / key
+    damaged = bytearray(path.read_bytes())
+    damaged[-20] ^= 0x01  # inside the manifest
+    path.write_bytes(bytes(damaged))
+    found = verify_archive(app.ports(), 100)
+    _as(web, "boss")
+
+    section = _section(web.get("/dashboard").text, "compliance")
+
+    assert len(found.problems) >= 1
+    assert f'Archive problems <span class="count bad">{len(found.problems)}</span>' in section
+    assert f"<td>primary</td><td>{key}</td><td></td><td>{found.problems[0].problem}</td>" in (
+        section
+    )

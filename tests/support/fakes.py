@@ -41,12 +41,14 @@ from shelflife.domain.ports import (
     ArchivedCopy,
     ArchivedSegment,
     ArchiveKeyRow,
+    ArchiveProblem,
     ArchiveStore,
     BuyerDocuments,
     CopyRef,
     DocumentPrint,
     Due,
     ExportRecord,
+    IndexedCopy,
     InvoiceRef,
     KeyLocation,
     LedgerEntry,
@@ -62,6 +64,7 @@ from shelflife.domain.ports import (
     Rewrap,
     RunLock,
     RunRow,
+    SegmentRef,
     Selection,
     ShopRow,
     ShopSettings,
@@ -173,6 +176,10 @@ class FakeData:
     documents: list[FakeDocument] = field(default_factory=list)
     copies: list[tuple[int, CopyRef]] = field(default_factory=list)
     segments: list[ArchivedSegment] = field(default_factory=list)
+    verified: dict[str, datetime] = field(default_factory=dict)
+    """Object key -> when a verification last found it sound."""
+    problems: list[tuple[ArchiveProblem, datetime | None]] = field(default_factory=list)
+    """What verifications found, with when a later check resolved it (None: open)."""
     history: list[FakeHistoryEntry] = field(default_factory=list)
     audit: list[AuditEntry] = field(default_factory=list)
     runs: dict[int, FakeRun] = field(default_factory=dict)
@@ -513,6 +520,7 @@ class FakeCustomers:
                 self.data.customers[cid].pii_revision,
                 self.data.customers[cid].data_key_wrapped,
                 self.data.customers[cid].data_key_master_id,
+                shredded=self.data.customers[cid].shredded_at is not None,
             )
             for cid in ids
         }
@@ -569,6 +577,11 @@ class FakeCustomers:
         for cid, why in failed:
             c = self.data.customers[cid]
             c.archive_failed_at, c.archive_failure = at, why
+
+    def adopt_data_key(self, customer_id: int, wrapped: WrappedKey) -> None:
+        c = self.data.customers[customer_id]
+        if c.data_key_wrapped is None:
+            c.data_key_wrapped, c.data_key_master_id = wrapped.blob, wrapped.master_key_id
 
     def mask(self, ids: Sequence[int], at: datetime, event: str) -> int:
         masked = 0
@@ -825,6 +838,92 @@ class FakeArchiveCopies:
                 added += 1
         return added
 
+    def _segment_refs(self) -> list[SegmentRef]:
+        return [
+            SegmentRef(i, s.object_key, s.size, s.sha256, s.record_count)
+            for i, s in enumerate(self.data.segments, 1)
+        ]
+
+    def _indexed(self) -> list[IndexedCopy]:
+        """Copies with their position as id."""
+        return [
+            IndexedCopy(i, cid, r.revision, r.object_key, r.ciphertext_sha256, r.offset, r.length)
+            for i, (cid, r) in enumerate(self.data.copies, 1)
+        ]
+
+    def _legacy(self) -> list[IndexedCopy]:
+        return [c for c in self._indexed() if c.offset is None]
+
+    def _last_verified(self, key: str) -> tuple[bool, datetime]:
+        at = self.data.verified.get(key)
+        return (at is not None, at or datetime.min.replace(tzinfo=UTC))
+
+    def count_objects(self) -> tuple[int, int]:
+        return len(self.data.segments), len(self._legacy())
+
+    def segments_to_verify(self, limit: int) -> list[SegmentRef]:
+        refs = self._segment_refs()
+        return sorted(refs, key=lambda r: (*self._last_verified(r.object_key), r.id))[:limit]
+
+    def segments_after(self, after_id: int, limit: int) -> list[SegmentRef]:
+        return [r for r in self._segment_refs() if r.id > after_id][:limit]
+
+    def legacy_to_verify(self, limit: int) -> list[IndexedCopy]:
+        legacy = self._legacy()
+        return sorted(legacy, key=lambda c: (*self._last_verified(c.object_key), c.id))[:limit]
+
+    def legacy_after(self, after_id: int, limit: int) -> list[IndexedCopy]:
+        return [c for c in self._legacy() if c.id > after_id][:limit]
+
+    def records_in(self, object_key: str) -> list[IndexedCopy]:
+        found = [c for c in self._indexed() if c.object_key == object_key and c.offset is not None]
+        return sorted(found, key=lambda c: c.offset or 0)
+
+    def record_verification(
+        self, object_key: str, at: datetime, problems: Sequence[ArchiveProblem]
+    ) -> None:
+        self.data.problems = [
+            (p, resolved or (at if p.object_key == object_key else None))
+            for p, resolved in self.data.problems
+        ]
+        self.data.problems += [(replace(p, found_at=at), None) for p in problems]
+        if not problems:
+            self.data.verified[object_key] = at
+
+    def open_problems(self) -> list[ArchiveProblem]:
+        return [p for p, resolved in self.data.problems if resolved is None]
+
+    def discard_unmasked(self, copies: Sequence[tuple[int, int]]) -> list[int]:
+        dropped = {cid for cid, _rev in copies if self.data.customers[cid].masked_at is None}
+        for cid, rev in copies:
+            if cid not in dropped:
+                continue
+            self.data.copies = [
+                (c, r) for c, r in self.data.copies if (c, r.revision) != (cid, rev)
+            ]
+            customer = self.data.customers[cid]
+            if customer.archived_revision == rev:
+                customer.archived_revision = None
+        return sorted(dropped)
+
+    def move_into_segment(self, moved: Sequence[ArchivedCopy]) -> None:
+        where = {(m.customer_id, m.revision): m for m in moved}
+        self.data.copies = [
+            (cid, r)
+            if (cid, r.revision) not in where
+            else (
+                cid,
+                CopyRef(
+                    where[cid, r.revision].object_key,
+                    r.revision,
+                    where[cid, r.revision].sha256,
+                    where[cid, r.revision].offset,
+                    where[cid, r.revision].length,
+                ),
+            )
+            for cid, r in self.data.copies
+        ]
+
 
 class FakeHistory:
     def __init__(self, data: FakeData) -> None:
@@ -882,6 +981,9 @@ class FakeAudit:
         return removed
 
 
+_RUN_ROW = set(RunRow.__dataclass_fields__)
+
+
 class FakeRuns:
     def __init__(self, data: FakeData) -> None:
         self.data = data
@@ -910,7 +1012,7 @@ class FakeRuns:
                 r.started_at,
                 r.finished_at,
                 error=r.error,
-                **{name: r.counts.get(name, 0) for name in RUN_COUNTS},
+                **{name: r.counts.get(name, 0) for name in RUN_COUNTS if name in _RUN_ROW},
             )
             for r in runs[:limit]
         ]

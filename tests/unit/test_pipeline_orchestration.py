@@ -161,6 +161,8 @@ def test_a_finished_run_is_recorded_and_audited_with_its_counts_and_actor() -> N
                 "remasked": 0,
                 "mask_refused": 0,
                 "shredded": 0,
+                "verified_objects": 0,
+                "integrity_problems": 0,
             },
         )
     ]

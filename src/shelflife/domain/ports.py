@@ -215,6 +215,8 @@ class ArchiveKeyRow:
     pii_revision: int
     data_key_wrapped: bytes | None
     data_key_master_id: str | None
+    shredded: bool = False
+    """The buyer's key was destroyed on purpose (legal retention ended, or an erasure)."""
 
 
 @dataclass(frozen=True)
@@ -287,6 +289,45 @@ class ArchivedSegment:
 RECOVERED_SHOP = "recovered"
 """The shop `archive recover` files buyers under whose shop the database no longer knows."""
 
+
+@dataclass(frozen=True)
+class SegmentRef:
+    """A segment as `archive_segments` records it: what a verification compares against."""
+
+    id: int
+    object_key: str
+    size: int
+    sha256: str
+    record_count: int
+
+
+@dataclass(frozen=True)
+class IndexedCopy:
+    """One `archive_copies` row as a verification, an export or a migration reads it: a
+    record of a segment (`offset` and `length` set) or a legacy whole object (both None)."""
+
+    id: int
+    customer_id: int
+    revision: int
+    object_key: str
+    sha256: str
+    offset: int | None
+    length: int | None
+
+
+@dataclass(frozen=True)
+class ArchiveProblem:
+    """A mismatch found in an archive object: the whole object's (`customer_id` None) or one
+    buyer's record. `problem` says what is wrong and never contains PII."""
+
+    location: str
+    object_key: str
+    customer_id: int | None
+    revision: int | None
+    problem: str
+    found_at: datetime | None = None
+
+
 RUN_COUNTS = (
     "shops",
     "archived",
@@ -295,6 +336,8 @@ RUN_COUNTS = (
     "masked",
     "remasked",
     "mask_refused",
+    "verified_objects",
+    "integrity_problems",
 )
 """The counts a run records."""
 
@@ -316,6 +359,8 @@ class RunRow:
     remasked: int
     mask_refused: int
     error: str | None
+    verified_objects: int = 0
+    integrity_problems: int = 0
 
 
 class Due(StrEnum):
@@ -457,6 +502,11 @@ class CustomerRepository(Protocol):
         in their history; returns the ids shredded."""
         ...
 
+    def adopt_data_key(self, customer_id: int, wrapped: WrappedKey) -> None:
+        """Record this data key for a buyer that has none (a legacy copy's own key, when it
+        moves into a segment)."""
+        ...
+
     def duplicate_groups(self, shop: str | None) -> Iterator[list[DuplicateCandidate]]:
         """Unarchived, unmasked records sharing the compared fields (spaces around them
         aside), one group at a time; the duplicate rule then decides within each group."""
@@ -596,6 +646,52 @@ class ArchiveCopyRepository(Protocol):
         ledger's key where it has none: buyers the database lost come back as masked rows of the
         shop `RECOVERED_SHOP` (shredded when the segment's ledger was found without their key).
         Returns how many copies were added (copies already recorded are left as they are)."""
+        ...
+
+    def count_objects(self) -> tuple[int, int]:
+        """How many segments and legacy whole-object copies the index records."""
+        ...
+
+    def segments_to_verify(self, limit: int) -> list[SegmentRef]:
+        """The `limit` segments verified least recently (never verified first), so that a
+        nightly sample covers every segment in turn."""
+        ...
+
+    def segments_after(self, after_id: int, limit: int) -> list[SegmentRef]:
+        """Segments in id order, for a walk over all of them."""
+        ...
+
+    def legacy_to_verify(self, limit: int) -> list[IndexedCopy]:
+        """The `limit` legacy whole-object copies verified least recently."""
+        ...
+
+    def legacy_after(self, after_id: int, limit: int) -> list[IndexedCopy]:
+        """Legacy whole-object copies in id order."""
+        ...
+
+    def records_in(self, object_key: str) -> list[IndexedCopy]:
+        """The copies the index places in this segment, by offset."""
+        ...
+
+    def record_verification(
+        self, object_key: str, at: datetime, problems: Sequence[ArchiveProblem]
+    ) -> None:
+        """Close the object's open problems and keep these instead; with none, note that the
+        object was found sound at `at`."""
+        ...
+
+    def open_problems(self) -> list[ArchiveProblem]:
+        """Every problem no later check resolved, oldest first."""
+        ...
+
+    def discard_unmasked(self, copies: Sequence[tuple[int, int]]) -> list[int]:
+        """Drop these damaged (customer id, revision) copies of buyers never masked (their
+        data is still in the database), so that the next run archives them again before it
+        masks them; returns the buyers whose copy was dropped."""
+        ...
+
+    def move_into_segment(self, moved: Sequence[ArchivedCopy]) -> None:
+        """Point legacy copies (by customer and revision) at their record in a segment."""
         ...
 
 
@@ -1021,6 +1117,8 @@ class Limits:
     batch_size: int = 1000
     retrieval_alert_per_hour: int = 30
     legal_retention: LegalRetention = field(default_factory=LegalRetention)
+    verify_sample_percent: float = 0.0
+    """Share of the archive objects the nightly run re-reads and checks (0: none)."""
 
 
 @dataclass(frozen=True)

@@ -432,6 +432,16 @@ def run(
         out.print(table)
         if report.shops == 0:
             out.print("no shop has the feature enabled; see `shelflife feature enable`")
+        if report.verified_objects:
+            out.print(f"verified {report.verified_objects} archive object(s)")
+        if report.integrity_problems:
+            err.print(
+                styled(
+                    ("warning: ", "bold yellow"),
+                    f"the verification sample found {report.integrity_problems} archive "
+                    "problem(s); see `shelflife compliance`",
+                )
+            )
         if report.mask_refused:
             err.print(
                 styled(
@@ -635,23 +645,31 @@ def compliance(as_of: AsOfOpt = None, home: HomeOpt = None, as_json: JsonOpt = F
     from shelflife.domain.policy import Finding
     from shelflife.services.exports import check_export_warnings
     from shelflife.services.inspection import compliance_document, compliance_report
+    from shelflife.services.integrity import open_archive_problems
 
     with _errors():
         when = _instant(as_of, "--as-of")
-        entries, warnings = _with_app(
+        entries, warnings, damaged = _with_app(
             home,
             lambda a: (
                 compliance_report(a.ports(), when),
                 check_export_warnings(a.ports(), when).messages(),
+                open_archive_problems(a.ports()),
             ),
         )
         violations = [e for e in entries if e.finding is Finding.VIOLATION]
         held = [e for e in entries if e.finding is Finding.HOLD]
         if as_json:
-            _print_json(compliance_document(entries, warnings).model_dump(mode="json"))
+            _print_json(compliance_document(entries, warnings, damaged).model_dump(mode="json"))
         else:
             for warning in warnings:
                 out.print(styled(("warning: ", "bold yellow"), warning), soft_wrap=True)
+            if damaged:
+                out.print(
+                    f"{len(damaged)} archive problem(s): the archive may not hold what the "
+                    "masking relied on (see `shelflife archive verify`)"
+                )
+                _print_problems(damaged)
             for rows, title in (
                 (
                     violations,
@@ -675,12 +693,12 @@ def compliance(as_of: AsOfOpt = None, home: HomeOpt = None, as_json: JsonOpt = F
                         lines(*e.reasons),
                     )
                 out.print(table)
-            if not violations:
+            if not violations and not damaged:
                 out.print(
                     "compliant: no Amazon buyer's data is kept past the limit without a "
                     "legal reason"
                 )
-        if violations:
+        if violations or damaged:
             raise typer.Exit(1)
 
 
@@ -809,6 +827,12 @@ def runs(
                 f"retried {v.retried}, masked {v.masked}, remasked {v.remasked}",
                 soft_wrap=True,
             )
+            if v.verified_objects or v.integrity_problems:
+                out.print(
+                    f"  verified {v.verified_objects} archive object(s), "
+                    f"{v.integrity_problems} problem(s) found",
+                    soft_wrap=True,
+                )
             if v.error:
                 out.print(f"  stopped by: {v.error}", soft_wrap=True)
 
@@ -1344,6 +1368,146 @@ def archive_recover(home: HomeOpt = None, as_json: JsonOpt = False) -> None:
                 )
             for where, why in report.failed:
                 err.print(styled(("error: ", "bold red"), f"{where}: {why}"), soft_wrap=True)
+        if report.failed:
+            raise typer.Exit(1)
+
+
+def _print_problems(problems: list[Any]) -> None:
+    for p in problems:
+        buyer = f" {p.customer} revision {p.revision}" if p.customer else ""
+        out.print(
+            styled(("problem: ", "bold red"), f"{p.location} {p.object_key}{buyer}: {p.problem}"),
+            soft_wrap=True,
+        )
+
+
+@archive_app.command("verify")
+def archive_verify(
+    sample: Annotated[
+        float,
+        typer.Option(
+            "--sample",
+            min=0.001,
+            max=100,
+            help="Percentage of the archive objects to re-read, least recently verified first.",
+        ),
+    ] = 100.0,
+    source: Annotated[
+        Path | None,
+        typer.Option(
+            "--from",
+            help="Check a folder written by `archive export` instead of the archive (reads "
+            "the database, records nothing).",
+        ),
+    ] = None,
+    home: HomeOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Re-read archive objects and check them against the database's index: each object's
+    size and SHA-256, its manifest, and every record's digest, buyer, revision and decryption
+    with the buyer's data key, at every location (primary and replica).
+
+    Problems are recorded and listed by `compliance` until a later check finds the object
+    sound; a damaged copy of a buyer never masked is dropped, so that the next run archives
+    the buyer again before masking. Exits 1 when anything is wrong.
+    """
+    from shelflife.services.integrity import verify_archive, verify_export
+
+    with _errors():
+        report = _with_app(
+            home,
+            lambda a: (
+                verify_export(a.ports(), source)
+                if source is not None
+                else verify_archive(a.ports(), sample, _operator())
+            ),
+        )
+        if as_json:
+            _print_json(report.model_dump(mode="json"))
+        else:
+            _print_problems(report.problems)
+            for ref in report.reset_for_archiving:
+                out.print(f"{ref}: damaged copy dropped; archived again by the next run")
+            out.print(
+                f"{report.objects_checked} object(s) and {report.records_checked} record(s) "
+                f"checked of {report.objects_total} object(s) in {report.source}: "
+                f"{len(report.problems)} problem(s)"
+                + (
+                    f"; {report.not_exported} recorded object(s) not in the export"
+                    if report.not_exported
+                    else ""
+                ),
+                soft_wrap=True,
+            )
+        if report.problems:
+            raise typer.Exit(1)
+
+
+@archive_app.command("export")
+def archive_export(
+    folder: Annotated[
+        Path, typer.Option("--to", help="Folder for the offline copy (created if missing).")
+    ],
+    user: Annotated[
+        str, typer.Option("--user", help="Who exports (recorded).", callback=_text)
+    ] = "operator",
+    home: HomeOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Copy every archive segment and legacy copy into a folder for offline media, with a
+    manifest of their SHA-256 digests (no keys: the copy opens only with the database's data
+    keys and the master key).
+
+    Each object is checked against the index before it is copied; objects the folder holds
+    already are kept. Check the copy with `archive verify --from`. Exits 1 when an object could
+    not be exported intact.
+    """
+    from shelflife.services.integrity import export_archive
+
+    with _errors():
+        report = _with_app(home, lambda a: export_archive(a.ports(), folder, user or "operator"))
+        if as_json:
+            _print_json(report.model_dump(mode="json"))
+        else:
+            _print_problems(report.problems)
+            out.print(
+                f"exported to {report.folder}: {report.written} object(s) written, "
+                f"{report.unchanged} already there; manifest {report.manifest}",
+                soft_wrap=True,
+            )
+        if report.problems:
+            raise typer.Exit(1)
+
+
+@archive_app.command("migrate")
+def archive_migrate(
+    user: Annotated[
+        str, typer.Option("--user", help="Who migrates (recorded).", callback=_text)
+    ] = "operator",
+    home: HomeOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Move legacy one-object-per-buyer archive copies into segments.
+
+    Each batch is re-sealed, written as one segment, read back and verified before its copies
+    point at it; the legacy objects are then deleted where the store allows deletion (kept
+    under Object Lock). Safe to stop and run again. Exits 1 when a copy could not be moved.
+    """
+    from shelflife.services.integrity import migrate_legacy
+
+    with _errors():
+        report = _with_app(home, lambda a: migrate_legacy(a.ports(), user or "operator"))
+        if as_json:
+            _print_json(report.model_dump(mode="json"))
+        else:
+            for why in report.failure_reasons:
+                out.print(styled(("failed: ", "bold red"), why), soft_wrap=True)
+            out.print(
+                f"{report.migrated} copy(ies) moved into {report.segments} segment(s); "
+                f"{report.deleted} legacy object(s) deleted, {report.left_in_place} left in "
+                f"place; {report.failed} failed; {report.remaining} still to migrate",
+                soft_wrap=True,
+            )
         if report.failed:
             raise typer.Exit(1)
 

@@ -19,9 +19,10 @@ from shelflife.bootstrap import App
 from shelflife.domain.errors import UnknownShop
 from shelflife.domain.policy import Cutoffs, Finding, RetentionState, retry_at
 from shelflife.domain.references import customer_ref
-from shelflife.services.documents import RunView
+from shelflife.services.documents import ArchiveProblemDocument, RunView
 from shelflife.services.exports import ExportWarnings, check_export_warnings
 from shelflife.services.inspection import ComplianceEntry, compliance_entry
+from shelflife.services.integrity import open_archive_problems
 from shelflife.services.pipeline import RunReport, dry_run_shop
 from shelflife.services.retrieval import RATE_ALERT
 from shelflife.services.runs import list_runs
@@ -134,6 +135,8 @@ class Dashboard:
     runs: list[RunView]
     alerts: Listed[RetrievalAlert]
     exports: ExportWarnings
+    archive_problems: Listed[ArchiveProblemDocument]
+    """Open integrity problems of the archive (violations too, see `archive verify`)."""
 
 
 def shop_counts(app: App, as_of: datetime | None = None) -> list[ShopCounts]:
@@ -266,7 +269,13 @@ def dashboard(app: App, as_of: datetime | None = None, limit: int = LIST_LIMIT) 
         runs=list_runs(app.ports(), RUNS_SHOWN),
         alerts=_alerts(app, limit),
         exports=check_export_warnings(app.ports(), now),
+        archive_problems=_archive_problems(app, limit),
     )
+
+
+def _archive_problems(app: App, limit: int) -> Listed[ArchiveProblemDocument]:
+    found = open_archive_problems(app.ports())
+    return Listed(found[:limit], len(found))
 
 
 @dataclass(frozen=True)

@@ -363,9 +363,29 @@ class ComplianceEntryDocument(Document):
     held_by: list[HeldBy]
 
 
+class ArchiveProblemDocument(Document):
+    """A mismatch a verification found in an archive object (never PII)."""
+
+    location: str = Field(
+        description="Which copy: `primary`, `replica`, or `offline` (an export folder)."
+    )
+    object_key: str
+    customer: str | None = Field(
+        description="The buyer whose record is damaged (`C<id>`); null: the object as a whole."
+    )
+    revision: int | None
+    problem: str
+    found_at: Instant | None = None
+
+
 class ComplianceReport(Document):
     violations: list[ComplianceEntryDocument]
     holds: list[ComplianceEntryDocument]
+    archive_problems: list[ArchiveProblemDocument] = Field(
+        default_factory=list,
+        description="Damaged archive objects and records no later verification found sound "
+        "again: violations too (the archive may not hold what the masking relied on).",
+    )
     warnings: list[str] = Field(
         default_factory=list,
         description="Exports falling behind the masking: the last accounting export older "
@@ -394,6 +414,12 @@ class RunReportDocument(Document):
     shops: int = 0
     duration_seconds: float = 0.0
     dry_run: bool = False
+    verified_objects: int = Field(
+        default=0, description="Archive objects the run's verification sample re-read."
+    )
+    integrity_problems: int = Field(
+        default=0, description="Mismatches that sample found (see `compliance`)."
+    )
     archive_failure_reasons: list[str] = Field(
         default_factory=list,
         description="The first few different reasons of the archive failures (never PII).",
@@ -417,4 +443,55 @@ class RunView(Document):
     masked: int
     remasked: int
     mask_refused: int
+    verified_objects: int = Field(
+        default=0, description="Archive objects the run's verification sample re-read."
+    )
+    integrity_problems: int = Field(default=0, description="Mismatches that sample found.")
     error: str | None
+
+
+# -- shelflife archive verify / export / migrate --json -----------------------------------------
+
+
+class VerificationReport(Document):
+    """What `archive verify` re-read and what it found."""
+
+    source: str = Field(description="The archive (each location) or the export folder checked.")
+    sample_percent: float
+    objects_total: int = Field(description="Segments and legacy copies the index records.")
+    objects_checked: int = Field(description="Objects re-read, per location.")
+    records_checked: int = Field(
+        description="Buyer records whose digest and decryption were checked."
+    )
+    not_exported: int = Field(
+        default=0, description="With --from: recorded objects the export does not hold."
+    )
+    problems: list[ArchiveProblemDocument] = Field(default_factory=list)
+    reset_for_archiving: list[str] = Field(
+        default_factory=list,
+        description="Buyers never masked whose damaged copy was dropped: the next run archives "
+        "them again before it masks them.",
+    )
+
+
+class ArchiveExportReport(Document):
+    folder: str
+    written: int = Field(description="Objects copied into the folder.")
+    unchanged: int = Field(description="Objects the folder held already with the same digest.")
+    manifest: str = Field(description="The manifest file (object keys, sizes, SHA-256; no keys).")
+    problems: list[ArchiveProblemDocument] = Field(
+        default_factory=list,
+        description="Objects not exported because the archive did not deliver them intact.",
+    )
+
+
+class MigrationReport(Document):
+    migrated: int = Field(description="Legacy copies moved into segments.")
+    segments: int = Field(description="Segments written.")
+    deleted: int = Field(description="Legacy objects deleted after their copy moved.")
+    left_in_place: int = Field(
+        description="Legacy objects kept because the store does not allow deletion."
+    )
+    failed: int
+    failure_reasons: list[str] = Field(default_factory=list)
+    remaining: int = Field(description="Legacy copies still to migrate (failed ones included).")

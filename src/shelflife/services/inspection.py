@@ -29,7 +29,12 @@ from shelflife.domain.policy import (
 )
 from shelflife.domain.ports import Ports
 from shelflife.domain.references import customer_ref
-from shelflife.services.documents import ComplianceEntryDocument, ComplianceReport, OrderDocument
+from shelflife.services.documents import (
+    ArchiveProblemDocument,
+    ComplianceEntryDocument,
+    ComplianceReport,
+    OrderDocument,
+)
 
 
 def _json(value: object) -> object:
@@ -187,13 +192,17 @@ class ComplianceEntry:
 
 
 def compliance_document(
-    entries: Sequence[ComplianceEntry], warnings: Sequence[str] = ()
+    entries: Sequence[ComplianceEntry],
+    warnings: Sequence[str] = (),
+    archive_problems: Sequence[ArchiveProblemDocument] = (),
 ) -> ComplianceReport:
-    """The report as `shelflife compliance --json` prints it: violations, then holds, and the
-    export warnings (services/exports.py)."""
+    """The report as `shelflife compliance --json` prints it: violations, then holds, the
+    archive's open integrity problems (services/integrity.py) and the export warnings
+    (services/exports.py)."""
     return ComplianceReport(
         violations=[e.document() for e in entries if e.finding is Finding.VIOLATION],
         holds=[e.document() for e in entries if e.finding is Finding.HOLD],
+        archive_problems=list(archive_problems),
         warnings=list(warnings),
     )
 

@@ -55,6 +55,7 @@ from shelflife.domain.ports import (
 from shelflife.domain.snapshot import CustomerSnapshot
 from shelflife.services.audit import purge_expired_entries
 from shelflife.services.documents import RunReportDocument
+from shelflife.services.integrity import verify_sample
 from shelflife.services.ledger import ledger_store, shred_expired, write_ledger
 from shelflife.services.pdfs import attach_pdfs, remove_masked_pdfs
 
@@ -222,6 +223,8 @@ def _run(
         uow.commit()
     try:
         remove_masked_pdfs(ports)  # what a run stopped after masking left in the store
+        if enabled:  # before archiving: a damaged copy found now is renewed before masking
+            verify_sample(ports, report)
         running = helpers(now) if helpers is not None and enabled else None
         try:
             _work(ports, keys, enabled, now, report, progress, actor=actor)
@@ -510,8 +513,10 @@ def archive_customers(
         )
     except (ArchiveUnavailable, ArchiveCorrupt) as exc:
         return [], failed + [(d.customer_id, str(exc)) for d in done], None
-    whole = hashlib.sha256(segment).hexdigest()
-    return done, failed, ArchivedSegment(object_key, created_at, len(entries), len(segment), whole)
+    # What later verifications compare against: the object as read back, so that a record
+    # that failed here (its buyer retried) is not reported again as damage of the segment.
+    whole = hashlib.sha256(back).hexdigest()
+    return done, failed, ArchivedSegment(object_key, created_at, len(entries), len(back), whole)
 
 
 @dataclass(frozen=True)

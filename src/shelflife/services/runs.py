@@ -38,6 +38,8 @@ def list_runs(ports: Ports, limit: int = 20) -> list[RunView]:
                 masked=r.masked,
                 remasked=r.remasked,
                 mask_refused=r.mask_refused,
+                verified_objects=r.verified_objects,
+                integrity_problems=r.integrity_problems,
                 error=r.error,
             )
         )

@@ -52,6 +52,7 @@ from shelflife.adapters.db.tables import (
     Shop,
     ShopFeatureChange,
 )
+from shelflife.adapters.db.tables import ArchiveProblem as ArchiveProblemRow
 from shelflife.domain.audit import AuditEntry
 from shelflife.domain.duplicates import DuplicateCandidate, MergeCandidate
 from shelflife.domain.errors import NotInitialised
@@ -63,10 +64,12 @@ from shelflife.domain.ports import (
     ArchivedCopy,
     ArchivedSegment,
     ArchiveKeyRow,
+    ArchiveProblem,
     BuyerDocuments,
     CopyRef,
     Due,
     ExportRecord,
+    IndexedCopy,
     KeyLocation,
     LedgerEntry,
     MaskedState,
@@ -76,6 +79,7 @@ from shelflife.domain.ports import (
     RecoveredRecord,
     Rewrap,
     RunRow,
+    SegmentRef,
     Selection,
     ShopRow,
     ShopSettings,
@@ -376,6 +380,13 @@ class SqlCustomers:
     def mask(self, ids: Sequence[int], at: datetime, event: str) -> int:
         return retention.mask_customers(self.conn, ids, at, event)
 
+    def adopt_data_key(self, customer_id: int, wrapped: WrappedKey) -> None:
+        self.conn.execute(
+            update(Customer)
+            .where(Customer.id == customer_id, Customer.data_key_wrapped.is_(None))
+            .values(data_key_wrapped=wrapped.blob, data_key_master_id=wrapped.master_key_id)
+        )
+
     def shred_due(
         self,
         shop_id: int,
@@ -449,6 +460,165 @@ class SqlArchiveCopies:
                 sha256=segment.sha256,
             )
         )
+
+    def count_objects(self) -> tuple[int, int]:
+        segments = self.conn.execute(select(func.count()).select_from(ArchiveSegment)).scalar()
+        legacy = self.conn.execute(
+            select(func.count()).where(ArchiveCopy.record_offset.is_(None))
+        ).scalar()
+        return int(segments or 0), int(legacy or 0)
+
+    def segments_to_verify(self, limit: int) -> list[SegmentRef]:
+        rows = self.conn.execute(
+            _SEGMENT_COLUMNS.order_by(
+                ArchiveSegment.verified_at.is_not(None),
+                ArchiveSegment.verified_at,
+                ArchiveSegment.id,
+            ).limit(limit)
+        )
+        return [SegmentRef(*r) for r in rows]
+
+    def segments_after(self, after_id: int, limit: int) -> list[SegmentRef]:
+        rows = self.conn.execute(
+            _SEGMENT_COLUMNS.where(ArchiveSegment.id > after_id)
+            .order_by(ArchiveSegment.id)
+            .limit(limit)
+        )
+        return [SegmentRef(*r) for r in rows]
+
+    def legacy_to_verify(self, limit: int) -> list[IndexedCopy]:
+        rows = self.conn.execute(
+            _COPY_COLUMNS.where(ArchiveCopy.record_offset.is_(None))
+            .order_by(ArchiveCopy.verified_at, ArchiveCopy.id)
+            .limit(limit)
+        )
+        return [IndexedCopy(*r) for r in rows]
+
+    def legacy_after(self, after_id: int, limit: int) -> list[IndexedCopy]:
+        rows = self.conn.execute(
+            _COPY_COLUMNS.where(ArchiveCopy.record_offset.is_(None), ArchiveCopy.id > after_id)
+            .order_by(ArchiveCopy.id)
+            .limit(limit)
+        )
+        return [IndexedCopy(*r) for r in rows]
+
+    def records_in(self, object_key: str) -> list[IndexedCopy]:
+        rows = self.conn.execute(
+            _COPY_COLUMNS.where(
+                ArchiveCopy.object_key == object_key, ArchiveCopy.record_offset.is_not(None)
+            ).order_by(ArchiveCopy.record_offset)
+        )
+        return [IndexedCopy(*r) for r in rows]
+
+    def record_verification(
+        self, object_key: str, at: datetime, problems: Sequence[ArchiveProblem]
+    ) -> None:
+        self.conn.execute(
+            update(ArchiveProblemRow)
+            .where(
+                ArchiveProblemRow.object_key == object_key, ArchiveProblemRow.resolved_at.is_(None)
+            )
+            .values(resolved_at=at)
+        )
+        if problems:
+            self.conn.execute(
+                insert(ArchiveProblemRow),
+                [
+                    {
+                        "found_at": at,
+                        "location": p.location,
+                        "object_key": p.object_key,
+                        "customer_id": p.customer_id,
+                        "revision": p.revision,
+                        "problem": p.problem[:PROBLEM_LENGTH],
+                    }
+                    for p in problems
+                ],
+            )
+            return
+        self.conn.execute(
+            update(ArchiveSegment)
+            .where(ArchiveSegment.object_key == object_key)
+            .values(verified_at=at)
+        )
+        self.conn.execute(
+            update(ArchiveCopy)
+            .where(ArchiveCopy.object_key == object_key, ArchiveCopy.record_offset.is_(None))
+            .values(verified_at=at)
+        )
+
+    def open_problems(self) -> list[ArchiveProblem]:
+        rows = self.conn.execute(
+            select(
+                ArchiveProblemRow.location,
+                ArchiveProblemRow.object_key,
+                ArchiveProblemRow.customer_id,
+                ArchiveProblemRow.revision,
+                ArchiveProblemRow.problem,
+                ArchiveProblemRow.found_at,
+            )
+            .where(ArchiveProblemRow.resolved_at.is_(None))
+            .order_by(ArchiveProblemRow.id)
+        )
+        return [ArchiveProblem(*r) for r in rows]
+
+    def discard_unmasked(self, copies: Sequence[tuple[int, int]]) -> list[int]:
+        if not copies:
+            return []
+        never_masked = set(
+            self.conn.execute(
+                select(Customer.id).where(
+                    Customer.id.in_({cid for cid, _rev in copies}), Customer.masked_at.is_(None)
+                )
+            ).scalars()
+        )
+        dropped = sorted({cid for cid, _rev in copies if cid in never_masked})
+        for cid, rev in copies:
+            if cid not in never_masked:
+                continue
+            self.conn.execute(
+                delete(ArchiveCopy).where(
+                    ArchiveCopy.customer_id == cid, ArchiveCopy.revision == rev
+                )
+            )
+            self.conn.execute(
+                update(Customer)
+                .where(Customer.id == cid, Customer.archived_revision == rev)
+                .values(archived_revision=None, archived_at=None)
+            )
+        return dropped
+
+    def move_into_segment(self, moved: Sequence[ArchivedCopy]) -> None:
+        for m in moved:
+            self.conn.execute(
+                update(ArchiveCopy)
+                .where(ArchiveCopy.customer_id == m.customer_id, ArchiveCopy.revision == m.revision)
+                .values(
+                    object_key=m.object_key,
+                    ciphertext_sha256=m.sha256,
+                    record_offset=m.offset,
+                    record_length=m.length,
+                )
+            )
+
+
+PROBLEM_LENGTH = 200
+_SEGMENT_COLUMNS = select(
+    ArchiveSegment.id,
+    ArchiveSegment.object_key,
+    ArchiveSegment.size_bytes,
+    ArchiveSegment.sha256,
+    ArchiveSegment.record_count,
+)
+_COPY_COLUMNS = select(
+    ArchiveCopy.id,
+    ArchiveCopy.customer_id,
+    ArchiveCopy.revision,
+    ArchiveCopy.object_key,
+    ArchiveCopy.ciphertext_sha256,
+    ArchiveCopy.record_offset,
+    ArchiveCopy.record_length,
+)
 
 
 class SqlHistory:

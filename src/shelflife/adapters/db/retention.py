@@ -238,10 +238,17 @@ def archive_keys(conn: Connection, ids: Sequence[int]) -> dict[int, ArchiveKeyRo
             Customer.pii_revision,
             Customer.data_key_wrapped,
             Customer.data_key_master_id,
+            Customer.shredded_at,
         ).where(_among(conn, Customer.id, ids))
     )
     return {
-        r.id: ArchiveKeyRow(r.id, r.pii_revision, r.data_key_wrapped, r.data_key_master_id)
+        r.id: ArchiveKeyRow(
+            r.id,
+            r.pii_revision,
+            r.data_key_wrapped,
+            r.data_key_master_id,
+            shredded=r.shredded_at is not None,
+        )
         for r in rows
     }
 

@@ -59,6 +59,8 @@ def recent_runs(conn: Connection, limit: int) -> list[RunRow]:
             RetentionRun.remasked,
             RetentionRun.mask_refused,
             RetentionRun.error,
+            RetentionRun.verified_objects,
+            RetentionRun.integrity_problems,
         )
         .order_by(RetentionRun.started_at.desc(), RetentionRun.id.desc())
         .limit(limit)

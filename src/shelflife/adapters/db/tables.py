@@ -452,6 +452,14 @@ class ArchiveCopy(Base):
     __table_args__ = (
         UniqueConstraint("customer_id", "revision", name="uq_archive_copies_revision"),
         Index("ix_archive_copies_object_key", "object_key"),
+        # Legacy copies only (verify, export, migrate find them without reading the others);
+        # segment records, what the nightly run inserts, never touch it.
+        Index(
+            "ix_archive_copies_legacy",
+            "id",
+            sqlite_where=text("record_offset IS NULL"),
+            postgresql_where=text("record_offset IS NULL"),
+        ),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -479,6 +487,32 @@ class ArchiveSegment(Base):
     record_count: Mapped[int] = mapped_column(Integer)
     size_bytes: Mapped[int] = mapped_column(BigInteger)
     sha256: Mapped[str] = mapped_column(String(64))
+    verified_at: Mapped[datetime | None] = mapped_column(
+        comment="Last time a verification re-read it and found it sound; NULL: never"
+    )
+
+
+class ArchiveProblem(Base):
+    """A mismatch a verification found in an archive object (never PII); open until a later
+    check of the same object finds it sound. `compliance` lists the open ones as violations."""
+
+    __tablename__ = "archive_problems"
+    __table_args__ = (Index("ix_archive_problems_object_key", "object_key"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    found_at: Mapped[datetime]
+    location: Mapped[str] = mapped_column(
+        String(20), comment="primary or replica: which copy of the object is damaged"
+    )
+    object_key: Mapped[str] = mapped_column(String(300))
+    customer_id: Mapped[int | None] = mapped_column(
+        Integer, comment="The buyer whose record is damaged; NULL: the object as a whole"
+    )
+    revision: Mapped[int | None] = mapped_column(Integer)
+    problem: Mapped[str] = mapped_column(String(200), comment="What is wrong; never PII")
+    resolved_at: Mapped[datetime | None] = mapped_column(
+        comment="When a later check of the object found it sound; NULL: still open"
+    )
 
 
 class RetentionRun(Base):
@@ -503,6 +537,18 @@ class RetentionRun(Base):
         default=0,
         server_default="0",
         comment="Buyers due for masking whose archive key does not open with the loaded key",
+    )
+    verified_objects: Mapped[int] = mapped_column(
+        Integer,
+        default=0,
+        server_default="0",
+        comment="Archive objects the run's sample re-read and checked",
+    )
+    integrity_problems: Mapped[int] = mapped_column(
+        Integer,
+        default=0,
+        server_default="0",
+        comment="Mismatches the run's sample found (see archive_problems)",
     )
     error: Mapped[str | None] = mapped_column(
         String(300), comment="Why the run stopped early (never PII); NULL when it completed"

@@ -61,6 +61,7 @@ from shelflife.services.exports import (
     export_accounting,
     export_invoices,
 )
+from shelflife.services.integrity import open_archive_problems
 
 MAX_IMPORT_BYTES = 16 * 1024 * 1024
 """The largest JSON Lines body one request may import (about 10,000 orders); larger files go
@@ -504,6 +505,7 @@ def compliance(app: AppDep, _account: DashboardViewer) -> ComplianceReport:
     return inspection.compliance_document(
         inspection.compliance_report(app.ports()),
         check_export_warnings(app.ports()).messages(),
+        open_archive_problems(app.ports()),
     )
 
 

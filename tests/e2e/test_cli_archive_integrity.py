@@ -1,0 +1,97 @@
+"""`shelflife archive verify / export / migrate` through the CLI runner, and the nightly
+sample's line in `shelflife run`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from tests.e2e.test_cli import AFTER_MASK_DUE, NR, SHIPPED, Cli, _stdin
+from tests.support.builders import order
+
+
+@pytest.fixture
+def masked(database_url: str, tmp_path: Path) -> Cli:
+    """An installation with one Amazon order archived and masked."""
+    cli = Cli(tmp_path / "home", database_url)
+    cli.ok("init")
+    cli.ok("import", "-", input=_stdin(order(NR, shipped_at=SHIPPED)))
+    cli.ok("feature", "enable", "--shop", "main")
+    assert cli.json("run", "--as-of", AFTER_MASK_DUE)["masked"] == 1
+    return cli
+
+
+def test_archive_verify_checks_every_object_and_says_what_it_found(masked: Cli) -> None:
+    result = masked.ok("archive", "verify")
+
+    archive = (masked.home / "archive").resolve().as_uri()
+    assert result.output.split() == (
+        f"1 object(s) and 1 record(s) checked of 1 object(s) in {archive}: 0 problem(s)".split()
+    )
+
+
+def test_archive_export_then_verify_from_the_folder_and_migrate_nothing(
+    masked: Cli, tmp_path: Path
+) -> None:
+    media = tmp_path / "media"
+
+    exported = masked.json("archive", "export", "--to", str(media), "--user", "ops")
+    checked = masked.json("archive", "verify", "--from", str(media))
+    migrated = masked.json("archive", "migrate")
+
+    assert (exported["written"], exported["unchanged"], exported["problems"]) == (1, 0, [])
+    assert exported["manifest"] == str(media / "shelflife-export.json")
+    assert (checked["objects_checked"], checked["records_checked"], checked["problems"]) == (
+        1,
+        1,
+        [],
+    )
+    assert (migrated["migrated"], migrated["failed"], migrated["remaining"]) == (0, 0, 0)
+
+
+def test_archive_export_refuses_the_archive_folder_itself(masked: Cli) -> None:
+    result = masked("archive", "export", "--to", str(masked.home / "archive"))
+
+    assert result.exit_code == 2
+    assert f"{masked.home / 'archive'} is the archive itself" in result.output
+
+
+def test_a_run_with_a_verification_sample_says_how_many_objects_it_verified(masked: Cli) -> None:
+    env = masked.env(verify_sample_percent="100")
+
+    result = masked("run", "--as-of", AFTER_MASK_DUE, env=env)
+
+    assert result.exit_code == 0, result.output
+    assert "verified 1 archive object(s)" in result.output
+
+
+@pytest.mark.parametrize("sample", ["0", "101"])
+def test_archive_verify_refuses_a_sample_outside_0_to_100(masked: Cli, sample: str) -> None:
+    assert masked("archive", "verify", "--sample", sample).exit_code == 2
+
+
+def test_archive_verify_from_a_folder_that_holds_no_export_exits_2(
+    masked: Cli, tmp_path: Path
+) -> None:
+    empty = tmp_path / "empty"
+    empty.mkdir()
+
+    result = masked("archive", "verify", "--from", str(empty))
+
+    assert result.exit_code == 2
+    assert f"{empty} holds no archive export (shelflife-export.json is missing)" in result.output
+
+
+def test_archive_verify_from_counts_objects_written_after_the_export(
+    masked: Cli, tmp_path: Path
+) -> None:
+    media = tmp_path / "media"
+    masked.json("archive", "export", "--to", str(media))
+    later = order("303-1234567-1234567", shipped_at=SHIPPED, suffix="-later")
+    masked.ok("import", "-", input=_stdin(later))
+    assert masked.json("run", "--as-of", AFTER_MASK_DUE)["archived"] == 1  # a new segment
+
+    checked = masked.json("archive", "verify", "--from", str(media))
+
+    assert (checked["objects_checked"], checked["not_exported"], checked["problems"]) == (1, 1, [])
