@@ -124,6 +124,11 @@ class OrderRecords:
     """The order's returns, oldest first."""
     replaces_order: str | None = None
     """For a replacement order, the number of the order it replaces."""
+    linked_orders: list[Any] = field(default_factory=list)
+    """Orders of other customer records of the same Amazon buyer (sharing its link, see
+    domain/buyer_link.py), newest first."""
+    linked_facts: dict[int, CustomerFacts] = field(default_factory=dict)
+    """The facts of those records' buyers, by customer id, for each order's state."""
 
 
 class Match(StrEnum):

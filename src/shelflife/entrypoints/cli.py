@@ -598,6 +598,14 @@ def _print_order(data: dict[str, Any]) -> None:
             f"{h.get('text') or ''}",
             soft_wrap=True,
         )
+    if data["linked_orders"]:
+        out.print("same buyer, other customer records (linked without personal data):")
+    for o in data["linked_orders"]:
+        out.print(
+            f"  {o['order_nr_external']}  {o['customer']}  ordered {_local(o['ordered_at'], zone)}"
+            f"  {o['state']}",
+            soft_wrap=True,
+        )
 
 
 @app.command()

@@ -96,12 +96,29 @@ class SqlOrders:
         def rows(query: Any) -> list[Any]:
             return list(conn.execute(query).all())
 
+        customer = conn.execute(select(Customer.__table__).where(Customer.id == customer_id)).one()
+        linked = (
+            rows(
+                select(Order.__table__)
+                .join(Customer, Customer.id == Order.customer_id)
+                .where(
+                    Customer.shop_id == order.shop_id,
+                    Customer.buyer_link == customer.buyer_link,
+                    Customer.id != customer_id,
+                )
+                .order_by(Order.ordered_at.desc(), Order.id.desc())
+            )
+            if customer.buyer_link is not None
+            else []
+        )
         return OrderRecords(
             order=order,
             shop=conn.execute(select(Shop.__table__).where(Shop.id == order.shop_id)).one(),
-            customer=conn.execute(
-                select(Customer.__table__).where(Customer.id == customer_id)
-            ).one(),
+            customer=customer,
+            linked_orders=linked,
+            linked_facts=load_customer_facts(conn, sorted({r.customer_id for r in linked}))
+            if linked
+            else {},
             facts=load_customer_facts(conn, [customer_id])[customer_id],
             addresses=rows(
                 select(Address.__table__).where(Address.order_id == order.id).order_by(Address.kind)

@@ -116,6 +116,7 @@ class Customer(Base):
             "retrieved_at IS NULL OR masked_at IS NOT NULL", name="retrieved_was_masked"
         ),
         UniqueConstraint("shop_id", "channel", "identity_digest", name="uq_customers_identity"),
+        Index("ix_customers_buyer_link", "shop_id", "buyer_link"),
         {"sqlite_autoincrement": True},  # a buyer reference (C42) is never handed out again
     )
 
@@ -127,6 +128,11 @@ class Customer(Base):
     identity_digest: Mapped[str | None] = mapped_column(
         String(64),
         comment="Keyed hash of customer number or e-mail; cleared on masking to seal the record",
+    )
+    buyer_link: Mapped[str | None] = mapped_column(
+        String(64),
+        comment="Keyed hash of the marketplace buyer id or relay e-mail; kept when masked, so "
+        "that a buyer's later records link to the masked ones; not PII on its own",
     )
     created_at: Mapped[datetime]
 
