@@ -50,6 +50,21 @@ MATRIX: list[tuple[Call, tuple[int, int, int, int, int, int]]] = [
     (
         Call(
             "POST",
+            "/invoices/{invoice_nr}/retrieve",
+            "/invoices/RE-NO-SUCH/retrieve",
+            {"reason": "x"},
+        ),
+        (401, 401, 404, 403, 404, 401),  # allowed, but no such invoice
+    ),
+    (
+        Call(
+            "POST", "/credits/{credit_nr}/retrieve", "/credits/GS-NO-SUCH/retrieve", {"reason": "x"}
+        ),
+        (401, 401, 404, 403, 404, 401),  # allowed, but no such credit
+    ),
+    (
+        Call(
+            "POST",
             "/orders/{order_nr}/returns",
             f"/orders/{OPEN_NR}/returns",
             {"items": {"NOT-ON-IT": 1}, "reason": "x"},

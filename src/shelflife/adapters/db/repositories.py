@@ -40,6 +40,7 @@ from shelflife.adapters.db.tables import (
 )
 from shelflife.domain.audit import AuditEntry
 from shelflife.domain.duplicates import DuplicateCandidate, MergeCandidate
+from shelflife.domain.errors import InvalidInput, NotFound
 from shelflife.domain.masking import TAX_FIELDS
 from shelflife.domain.policy import CustomerFacts, Cutoffs
 from shelflife.domain.ports import (
@@ -48,6 +49,8 @@ from shelflife.domain.ports import (
     ArchivedSegment,
     ArchiveKeyRow,
     CopyRef,
+    DocumentKind,
+    DocumentRef,
     Due,
     ExportRecord,
     MaskedState,
@@ -86,6 +89,47 @@ class SqlOrders:
     def ship(self, order_id: int, at: datetime) -> None:
         self.conn.execute(
             update(Order).where(Order.id == order_id).values(shipped_at=at, updated_at=at)
+        )
+
+    def through_document(
+        self, kind: DocumentKind, number: str, shop: str | None = None
+    ) -> DocumentRef:
+        model: Any = Invoice if kind is DocumentKind.INVOICE else Credit
+        column = model.invoice_nr if kind is DocumentKind.INVOICE else model.credit_nr
+        missing = NotFound(f"no {kind} with number {number!r}; check the number")
+        if "\x00" in number or (shop is not None and "\x00" in shop):
+            raise missing  # imports refuse NUL; PostgreSQL would refuse the parameter
+        query = (
+            select(model.customer_id, model.order_id, Shop.name.label("shop"))
+            .join(Shop, Shop.id == model.shop_id)
+            .where(column == number)
+        )
+        if shop is not None:
+            query = query.where(Shop.name == shop)
+        rows = self.conn.execute(query).all()
+        if not rows:
+            raise missing
+        if len(rows) > 1:
+            raise InvalidInput(
+                f"{kind} number {number!r} exists in several shops; name the shop as well"
+            )
+        row = rows[0]
+        through = select(Order.order_nr_external)
+        if row.order_id is not None:
+            through = through.where(Order.id == row.order_id)
+        else:
+            through = (
+                through.where(Order.customer_id == row.customer_id, Order.is_amazon.is_(True))
+                .order_by(Order.ordered_at.desc(), Order.id.desc())
+                .limit(1)
+            )
+        return DocumentRef(
+            kind,
+            number,
+            row.customer_id,
+            row.shop,
+            row.order_id is None,
+            self.conn.execute(through).scalar(),
         )
 
     def records(self, order_nr: str, shop: str | None = None) -> OrderRecords:

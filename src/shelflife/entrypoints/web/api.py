@@ -24,6 +24,7 @@ from shelflife.domain.accounts import Account
 from shelflife.domain.after_sales import MAX_ITEMS, MAX_REASON_LENGTH
 from shelflife.domain.errors import Conflict, InvalidInput
 from shelflife.domain.policy import MAX_RETRIEVAL_REASON_LENGTH
+from shelflife.domain.ports import DocumentKind
 from shelflife.domain.records import FIELD_MAX_LENGTH
 from shelflife.entrypoints.web.errors import PROBLEM_JSON, problem
 from shelflife.entrypoints.web.security import AppDep, api_permission
@@ -383,6 +384,45 @@ def create_credit(
     return after_sales.create_credit(
         app.ports(), invoice_nr, body.total, body.reason, account.name, shop
     )
+
+
+CreditNr = Annotated[
+    str, Path(min_length=1, max_length=MAX_NUMBER_LENGTH, description="Credit number.")
+]
+
+
+def _retrieve_document(
+    app: AppDep, account: Account, kind: DocumentKind, number: str, reason: str, shop: str | None
+) -> OrderDocument:
+    result = retrieval.retrieve_document(app.ports(), kind, number, reason, account.name, shop=shop)
+    return inspection.show_order(app.ports(), result.order_nr, shop=result.shop)
+
+
+@router.post("/invoices/{invoice_nr}/retrieve", tags=["orders"], responses=_problems(404, 409, 422))
+def retrieve_invoice(
+    app: AppDep,
+    account: Retriever,
+    invoice_nr: InvoiceNr,
+    body: RetrieveRequest,
+    shop: ShopName = None,
+) -> OrderDocument:
+    """Restore a masked invoice with its buyer, found by its number: through its order, or for a
+    manual invoice through the buyer's newest Amazon order (which restores the buyer's manual
+    documents too); answers that order as it is now."""
+    return _retrieve_document(app, account, DocumentKind.INVOICE, invoice_nr, body.reason, shop)
+
+
+@router.post("/credits/{credit_nr}/retrieve", tags=["orders"], responses=_problems(404, 409, 422))
+def retrieve_credit(
+    app: AppDep,
+    account: Retriever,
+    credit_nr: CreditNr,
+    body: RetrieveRequest,
+    shop: ShopName = None,
+) -> OrderDocument:
+    """Restore a masked credit with its buyer, found by its number, as `retrieve_invoice` does;
+    answers the order retrieved through, as it is now."""
+    return _retrieve_document(app, account, DocumentKind.CREDIT, credit_nr, body.reason, shop)
 
 
 @router.patch(
