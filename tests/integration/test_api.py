@@ -587,6 +587,7 @@ def test_the_openapi_document_describes_every_endpoint_and_the_docs_page_renders
         "/orders/{order_nr}/returns",
         "/runs",
         "/shops/{shop}/feature",
+        "/shops/{shop}/tax-fields",
     ]
     assert document["openapi"].startswith("3.")
     show = document["paths"]["/orders/{order_nr}"]["get"]["responses"]["200"]

@@ -132,6 +132,10 @@ MATRIX: list[tuple[Call, tuple[int, int, int, int, int, int]]] = [
         Call("PUT", "/shops/{shop}/feature", "/shops/main/feature", {"enabled": True}),
         (401, 401, 403, 200, 200, 401),
     ),
+    (
+        Call("PUT", "/shops/{shop}/tax-fields", "/shops/main/tax-fields", {"keep": ["zip"]}),
+        (401, 401, 403, 422, 422, 401),  # allowed, but keeping a field needs a legal basis
+    ),
 ]
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import io
 import threading
 from datetime import date
-from typing import Annotated
+from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Path, Query, Request, Response
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
@@ -143,6 +143,7 @@ DashboardViewer = Annotated[Account, Depends(api_permission(Permission.VIEW_DASH
 RunManager = Annotated[Account, Depends(api_permission(Permission.MANAGE_RUNS))]
 AuditReader = Annotated[Account, Depends(api_permission(Permission.VIEW_AUDIT))]
 FeatureSwitcher = Annotated[Account, Depends(api_permission(Permission.SWITCH_FEATURE))]
+ShopSettingsChanger = Annotated[Account, Depends(api_permission(Permission.CHANGE_SHOP_SETTINGS))]
 DocumentCreator = Annotated[Account, Depends(api_permission(Permission.CREATE_DOCUMENTS))]
 Exporter = Annotated[Account, Depends(api_permission(Permission.EXPORT))]
 
@@ -277,6 +278,25 @@ class FeatureState(BaseModel):
     shop: str
     enabled: bool
     changed: bool = Field(description="False when the feature already was in that state.")
+
+
+class TaxFieldsChoice(StrictBody):
+    keep: list[Literal["vat_id", "zip", "state"]] = Field(
+        max_length=3,
+        description="The tax fields the shop's invoices and credits keep unmasked; [] masks "
+        "them all again (the default).",
+    )
+    basis: Annotated[str, StringConstraints(max_length=shops.MAX_BASIS)] | None = Field(
+        default=None,
+        description="The legal basis for keeping them (required when `keep` is not empty), "
+        'e.g. "reverse-charge records (UStG §14a)"; recorded and audited.',
+    )
+
+
+class TaxFieldsState(BaseModel):
+    shop: str
+    kept: list[str] = Field(description="The tax fields kept now, in vat_id, zip, state order.")
+    basis: str | None = Field(description="The recorded legal basis; null when none is kept.")
 
 
 router = APIRouter()
@@ -573,6 +593,23 @@ def switch_feature(
     """Switch retention on or off for a shop; recorded with the token's user and the time."""
     changed = shops.set_feature(app.ports(), shop, body.enabled, account.name)
     return FeatureState(shop=shop, enabled=body.enabled, changed=changed)
+
+
+@router.put("/shops/{shop}/tax-fields", tags=["shops"], responses=_problems(404, 422))
+def choose_tax_fields(
+    app: AppDep,
+    account: ShopSettingsChanger,
+    shop: Annotated[str, Path(min_length=1, max_length=MAX_NUMBER_LENGTH)],
+    body: TaxFieldsChoice,
+) -> TaxFieldsState:
+    """Keep exactly these tax fields (VAT ID, postcode, region) of the shop's invoices and
+    credits unmasked from the next masking on, under the legal basis given; recorded in the
+    audit log (`shop.tax_fields`) with the token's user. Names, street, phone and e-mail are
+    masked whatever is chosen."""
+    view = shops.set_tax_fields(app.ports(), shop, body.keep, body.basis, account.name)
+    return TaxFieldsState(
+        shop=view.name, kept=list(view.kept_tax_fields), basis=view.tax_fields_basis
+    )
 
 
 @router.get("/customers/duplicates", tags=["customers"], responses=_problems(422))
