@@ -138,11 +138,11 @@ class OrderWriter:
         One query per shop, whatever the number of records."""
         refused: set[int] = set()
         wanted: dict[int, dict[int, tuple[str, str | None]]] = {}
-        in_batch: set[tuple[int, str | None]] = set()  # Amazon buyers these records create
+        amazon: dict[int, list[OrderRecord]] = {}  # Amazon buyers these records create
         for index, rec in enumerate(records):
             shop = self.shop(rec.shop)
             if is_amazon_order_number(rec.order_nr_external, shop.pattern):
-                in_batch.add((shop.id, self.buyer_digest(rec, "amazon")))
+                amazon.setdefault(shop.id, []).append(rec)
                 continue
             if any(is_relay_email(e) for e in _emails(rec)):
                 refused.add(index)
@@ -165,7 +165,7 @@ class OrderWriter:
                 )
             ).all()
             known = {r.identity_digest for r in rows} | {r.buyer_link for r in rows}
-            known |= {digest for shop, digest in in_batch if shop == shop_id}
+            known |= {self.buyer_digest(r, "amazon") for r in amazon.get(shop_id, ())}
             refused.update(i for i, (d, link) in by_index.items() if {d, link} & known - {None})
         return refused
 
