@@ -50,6 +50,21 @@ MATRIX: list[tuple[Call, tuple[int, int, int, int, int, int]]] = [
     (
         Call(
             "POST",
+            "/invoices/{invoice_nr}/retrieve",
+            "/invoices/RE-NO-SUCH/retrieve",
+            {"reason": "x"},
+        ),
+        (401, 401, 404, 403, 404, 401),  # allowed, but no such invoice
+    ),
+    (
+        Call(
+            "POST", "/credits/{credit_nr}/retrieve", "/credits/GS-NO-SUCH/retrieve", {"reason": "x"}
+        ),
+        (401, 401, 404, 403, 404, 401),  # allowed, but no such credit
+    ),
+    (
+        Call(
+            "POST",
             "/orders/{order_nr}/returns",
             f"/orders/{OPEN_NR}/returns",
             {"items": {"NOT-ON-IT": 1}, "reason": "x"},
@@ -128,6 +143,10 @@ MATRIX: list[tuple[Call, tuple[int, int, int, int, int, int]]] = [
     (
         Call("PUT", "/shops/{shop}/feature", "/shops/main/feature", {"enabled": True}),
         (401, 401, 403, 200, 200, 401),
+    ),
+    (
+        Call("PUT", "/shops/{shop}/tax-fields", "/shops/main/tax-fields", {"keep": ["zip"]}),
+        (401, 401, 403, 422, 422, 401),  # allowed, but keeping a field needs a legal basis
     ),
 ]
 

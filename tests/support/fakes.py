@@ -46,6 +46,7 @@ from shelflife.domain.ports import (
     BuyerDocuments,
     CopyRef,
     DocumentPrint,
+    DocumentRef,
     Due,
     ExportRecord,
     IndexedCopy,
@@ -277,6 +278,50 @@ class FakeOrders:
 
     def ship(self, order_id: int, at: datetime) -> None:
         self.data.orders[order_id].shipped_at = at
+
+    def through_document(
+        self, kind: DocumentKind, number: str, shop: str | None = None
+    ) -> DocumentRef:
+        """Invoices, and credits the fake recorded against them (a credit's order is its
+        invoice's)."""
+        invoices = self.data.invoices
+        if kind is DocumentKind.INVOICE:
+            found = [
+                (i.customer_id, i.order_id, i.shop_id) for i in invoices.values() if i.nr == number
+            ]
+        else:
+            found = [
+                (d.customer_id, invoices[d.against].order_id, invoices[d.against].shop_id)
+                for d in self.data.documents
+                if d.kind == "credit" and d.nr == number
+            ]
+        shops = {s.id: s.name for s in self.data.shops}
+        found = [f for f in found if shop is None or shops[f[2]] == shop]
+        if not found:
+            raise NotFound(f"no {kind} with number {number!r}; check the number")
+        if len(found) > 1:
+            raise InvalidInput(f"{kind} number {number!r} exists in several shops")
+        customer_id, order_id, shop_id = found[0]
+        if order_id is not None:
+            through: FakeOrder | None = self.data.orders[order_id]
+        else:
+            through = max(
+                (
+                    o
+                    for o in self.data.orders.values()
+                    if o.customer_id == customer_id and o.is_amazon
+                ),
+                key=lambda o: (o.ordered_at, o.id),
+                default=None,
+            )
+        return DocumentRef(
+            kind,
+            number,
+            customer_id,
+            shops[shop_id],
+            order_id is None,
+            None if through is None else through.nr,
+        )
 
     def records(self, order_nr: str, shop: str | None = None) -> OrderRecords:
         """The fake's order and buyer as rows with every column `show` reads (PII columns the

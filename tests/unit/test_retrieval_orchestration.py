@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 
 import pytest
 
@@ -18,14 +19,16 @@ from shelflife.domain.errors import (
     NotRetrievable,
     UnknownOrder,
 )
+from shelflife.domain.legal_retention import DocumentKind
 from shelflife.domain.masking import MASKED_TEXT
 from shelflife.domain.ports import ArchiveStore, CopyRef, Ports
 from shelflife.domain.snapshot import CustomerSnapshot
-from shelflife.services.retrieval import RATE_ALERT, RETRIEVED, retrieve_order
+from shelflife.services.retrieval import RATE_ALERT, RETRIEVED, retrieve_document, retrieve_order
 from tests.support.fakes import (
     Counting,
     FakeCustomer,
     FakeData,
+    FakeInvoice,
     FakeKeyProvider,
     FakeOrder,
     FakeUnitOfWork,
@@ -226,3 +229,34 @@ def test_a_segment_record_without_a_recorded_data_key_is_refused_and_changes_not
         retrieve_order(fake_ports(uow, archive=store, now=NOW), NR, "Rücksendung", "anna")
 
     assert (uow.commits, uow.committed.customers[5].last_name) == (0, MASKED_TEXT)
+
+
+# -- by invoice or credit number ----------------------------------------------------------------
+
+
+def test_manual_invoice_retrieves_its_buyer_through_the_newest_amazon_order() -> None:
+    ports, uow = _ports()
+    uow.committed.orders[11] = FakeOrder(11, "SHOP-1", 1, is_amazon=False, ordered_at=NOW)
+    uow.committed.invoices[5] = FakeInvoice(5, "RE-M-1", 1, None, Decimal("9.99"))
+
+    result = retrieve_document(ports, DocumentKind.INVOICE, "RE-M-1", "Steuer", "anna")
+
+    data = uow.committed
+    assert (result.order_nr, result.shop, uow.commits) == (NR, "berlin", 1)
+    assert data.customers[1].last_name == "Müller"
+    assert dict(data.audit[0].detail)["document"] == "invoice RE-M-1"
+    assert (data.audit[0].action, data.audit[0].subject) == (RETRIEVED, NR)
+
+
+def test_document_of_a_buyer_without_an_amazon_order_is_refused_and_nothing_commits() -> None:
+    ports, uow = _ports()
+    uow.committed.orders[10].is_amazon = False
+    uow.committed.invoices[5] = FakeInvoice(5, "RE-M-1", 1, None, Decimal("9.99"))
+
+    with pytest.raises(NotRetrievable) as refused:
+        retrieve_document(ports, DocumentKind.INVOICE, "RE-M-1", "Steuer", "anna")
+
+    assert str(refused.value) == (
+        "invoice 'RE-M-1' belongs to a buyer without an Amazon order; its data is never masked"
+    )
+    assert (uow.commits, uow.committed.audit) == (0, [])

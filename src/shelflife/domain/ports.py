@@ -117,6 +117,21 @@ class OrderRef:
 
 
 @dataclass(frozen=True)
+class DocumentRef:
+    """An invoice or credit found by its number, and the order a retrieval by that number goes
+    through: the document's own order, or for a manual document the buyer's newest Amazon
+    order (retrieving any of the buyer's orders restores its manual documents). `order_nr` is
+    None when the buyer has no Amazon order."""
+
+    kind: DocumentKind
+    number: str
+    customer_id: int
+    shop: str
+    manual: bool
+    order_nr: str | None
+
+
+@dataclass(frozen=True)
 class InvoiceRef:
     """An invoice a credit is written against, and the order a retrieval goes through: the
     invoice's own, or for a manual invoice the buyer's newest order (retrieving any of the
@@ -158,6 +173,11 @@ class OrderRecords:
     """The order's returns, oldest first."""
     replaces_order: str | None = None
     """For a replacement order, the number of the order it replaces."""
+    linked_orders: list[Any] = field(default_factory=list)
+    """Orders of other customer records of the same Amazon buyer (sharing its link, see
+    domain/buyer_link.py), newest first."""
+    linked_facts: dict[int, CustomerFacts] = field(default_factory=dict)
+    """The facts of those records' buyers, by customer id, for each order's state."""
 
 
 class Match(StrEnum):
@@ -413,6 +433,13 @@ class OrderRepository(Protocol):
         ...
 
     def ship(self, order_id: int, at: datetime) -> None: ...
+
+    def through_document(
+        self, kind: DocumentKind, number: str, shop: str | None = None
+    ) -> DocumentRef:
+        """The one invoice or credit with this number (`NotFound`; `InvalidInput` when several
+        shops have it and no shop is given), with the order that retrieves it."""
+        ...
 
     def records(self, order_nr: str, shop: str | None = None) -> OrderRecords:
         """The order (found as `find` finds it) and everything `show` presents about it."""

@@ -455,9 +455,6 @@ def run(
 
 @app.command()
 def retrieve(
-    order_nr: Annotated[
-        str, typer.Argument(help="External order number of a masked order.", callback=_text)
-    ],
     reason: Annotated[
         str,
         typer.Option(
@@ -467,6 +464,29 @@ def retrieve(
         ),
     ],
     user: Annotated[str, typer.Option("--user", help="Who is retrieving.", callback=_text)],
+    order_nr: Annotated[
+        str | None,
+        typer.Argument(
+            help="External order number of a masked order (or give --invoice or --credit).",
+            callback=_text,
+        ),
+    ] = None,
+    invoice: Annotated[
+        str | None,
+        typer.Option(
+            "--invoice",
+            help="Retrieve by this invoice number instead of an order number.",
+            callback=_text,
+        ),
+    ] = None,
+    credit: Annotated[
+        str | None,
+        typer.Option(
+            "--credit",
+            help="Retrieve by this credit number instead of an order number.",
+            callback=_text,
+        ),
+    ] = None,
     as_of: AsOfOpt = None,
     shop: ShopOpt = None,
     home: HomeOpt = None,
@@ -474,14 +494,29 @@ def retrieve(
 ) -> None:
     """Restore a masked order's personal data, invoices and credits from the archive.
 
+    By invoice or credit number, the document's order is retrieved; a manual invoice or credit
+    (no order) is retrieved with its buyer, through the buyer's newest Amazon order.
     The restored data is read-only and is masked again 30 days later.
     """
-    from shelflife.services.retrieval import retrieve_order
+    from shelflife.domain.legal_retention import DocumentKind
+    from shelflife.services.retrieval import retrieve_document, retrieve_order
 
     with _errors():
+        numbers = (("order", order_nr), ("invoice", invoice), ("credit", credit))
+        given = [(k, v) for k, v in numbers if v is not None]
+        if len(given) != 1:
+            raise InvalidInput("give exactly one of an order number, --invoice and --credit")
+        kind, number = given[0]
         when = _instant(as_of, "--as-of")
         result = _with_app(
-            home, lambda a: retrieve_order(a.ports(), order_nr, reason, user, when, shop)
+            home,
+            lambda a: (
+                retrieve_order(a.ports(), number, reason, user, when, shop)
+                if kind == "order"
+                else retrieve_document(
+                    a.ports(), DocumentKind(kind), number, reason, user, when, shop
+                )
+            ),
         )
         if as_json:
             _print_json(
@@ -492,9 +527,10 @@ def retrieve(
                 }
             )
         else:
+            through = "" if kind == "order" else f"{kind} {number}: "
             out.print(
-                f"order {order_nr} retrieved ({result.restored_rows} records restored, "
-                "read-only, masked again in 30 days)",
+                f"{through}order {result.order_nr} retrieved ({result.restored_rows} records "
+                "restored, read-only, masked again in 30 days)",
                 highlight=False,
                 soft_wrap=True,
             )
@@ -631,6 +667,14 @@ def _print_order(data: dict[str, Any]) -> None:
         out.print(
             f"  history {_local(h['recorded_at'], zone)} {h['event']} {h.get('user_name') or ''} "
             f"{h.get('text') or ''}",
+            soft_wrap=True,
+        )
+    if data["linked_orders"]:
+        out.print("same buyer, other customer records (linked without personal data):")
+    for o in data["linked_orders"]:
+        out.print(
+            f"  {o['order_nr_external']}  {o['customer']}  ordered {_local(o['ordered_at'], zone)}"
+            f"  {o['state']}",
             soft_wrap=True,
         )
 

@@ -231,6 +231,18 @@ class OtherOrderDocument(Document):
     state: str
 
 
+class LinkedOrderDocument(Document):
+    """An order of the same Amazon buyer in another customer record (the buyer was masked and
+    came back): numbers and states only, never the other record's data."""
+
+    order_nr_external: str
+    customer: str = Field(description="The other record's reference (C42).")
+    ordered_at: Instant
+    shipped_at: Instant | None
+    cancelled_at: Instant | None
+    state: str
+
+
 class OrderDocument(Document):
     """One order with its buyer, addresses, documents, history and retention state."""
 
@@ -258,6 +270,12 @@ class OrderDocument(Document):
     )
     replaces_order: str | None = Field(
         default=None, description="For a replacement order: the number of the order it replaces."
+    )
+    linked_orders: list[LinkedOrderDocument] = Field(
+        default_factory=list,
+        description="Orders of the same Amazon buyer held in other customer records (masked "
+        "earlier ones, or later ones of a masked buyer), linked by a keyed digest of the "
+        "marketplace buyer id or relay e-mail; newest first.",
     )
 
 

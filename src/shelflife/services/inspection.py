@@ -135,6 +135,13 @@ def show_order(
             for r in records.returns
         ],
         "replaces_order": records.replaces_order,
+        "linked_orders": [
+            dict(
+                _other_order(o, records.linked_facts[o.customer_id], cutoffs),
+                customer=customer_ref(o.customer_id),
+            )
+            for o in records.linked_orders
+        ],
     }
     return OrderDocument.model_validate(document)
 

@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
 from shelflife.adapters.keys.envelope import open_copy, open_record
 from shelflife.domain.errors import ArchiveCorrupt, InvalidInput, KeyUnavailable, NotRetrievable
+from shelflife.domain.legal_retention import DocumentKind
 from shelflife.domain.policy import check_retrieval_time, validate_retrieval_reason
 from shelflife.domain.ports import (
     ArchiveStore,
@@ -39,6 +40,34 @@ class RetrievalResult:
     order_nr: str
     restored_rows: int
     retrieved_at: datetime
+    shop: str | None = None
+    """The shop, when the retrieval found it (by invoice or credit number)."""
+
+
+def retrieve_document(
+    ports: Ports,
+    kind: DocumentKind,
+    number: str,
+    reason: str,
+    user: str,
+    as_of: datetime | None = None,
+    shop: str | None = None,
+) -> RetrievalResult:
+    """Restore a masked invoice or credit, found by its number, with its buyer: through the
+    document's order, or for a manual document (no order) through the buyer's newest Amazon
+    order, which restores the buyer's manual documents too. The audit entry names the document.
+    """
+    with ports.reader as reader:
+        document = reader.orders.through_document(kind, number, shop)
+    if document.order_nr is None:
+        raise NotRetrievable(
+            f"{kind} {number!r} belongs to a buyer without an Amazon order; its data is never "
+            "masked"
+        )
+    result = retrieve_order(
+        ports, document.order_nr, reason, user, as_of, document.shop, f"{kind} {number}"
+    )
+    return replace(result, shop=document.shop)
 
 
 def retrieve_order(
@@ -48,9 +77,11 @@ def retrieve_order(
     user: str,
     as_of: datetime | None = None,
     shop: str | None = None,
+    document: str | None = None,
 ) -> RetrievalResult:
     """Restore the order, note it in the buyer's history and audit it with the reason, in one
-    transaction (the caller's, when it has opened `ports.uow` already)."""
+    transaction (the caller's, when it has opened `ports.uow` already). `document` names the
+    invoice or credit the retrieval was asked for by, for the audit entry."""
     try:
         reason = validate_retrieval_reason(reason)
     except ValueError as exc:
@@ -110,13 +141,14 @@ def retrieve_order(
             uow.customers.mark_retrieved(order.customer_id, now)
             uow.history.add(order.customer_id, order.id, now, "retrieved", user, reason)
             # The audit entry outlives the re-mask that masks the history's copy of the reason.
-            uow.audit.append(
-                real_now,
-                user,
-                RETRIEVED,
-                order_nr,
-                {"shop_id": order.shop_id, "reason": reason, "restored": restored},
-            )
+            detail: dict[str, str | int | None] = {
+                "shop_id": order.shop_id,
+                "reason": reason,
+                "restored": restored,
+            }
+            if document is not None:
+                detail["document"] = document
+            uow.audit.append(real_now, user, RETRIEVED, order_nr, detail)
             _alert_on_retrieval_rate(
                 uow.audit, user, real_now, ports.limits.retrieval_alert_per_hour
             )

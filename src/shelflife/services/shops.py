@@ -44,13 +44,9 @@ TAX_FIELDS_CHANGED = "shop.tax_fields"
 MAX_BASIS = 500
 
 
-def set_tax_fields(
-    ports: Ports, shop: str, keep: Sequence[str], basis: str | None, user: str
-) -> ShopView:
-    """Keep exactly these tax fields of the shop's invoices and credits unmasked from the next
-    masking on, under a legal basis that is recorded; an empty `keep` clears the choice (and
-    the basis), so masking covers them again. Values masked before stay masked; the archive
-    holds them. Audited: who, when, which fields and the basis."""
+def check_tax_fields(keep: Sequence[str], basis: str | None) -> tuple[frozenset[str], str]:
+    """The fields to keep and the trimmed legal basis, or `InvalidInput` saying what is wrong:
+    the web page checks a choice with it before asking for confirmation."""
     unknown = sorted(set(keep) - set(TAX_FIELDS))
     if unknown:
         shown = ", ".join(u if _FIELD_NAME.fullmatch(u) else "?" for u in unknown)
@@ -63,6 +59,17 @@ def set_tax_fields(
         raise InvalidInput(f"legal basis: longer than {MAX_BASIS} characters")
     if kept and any(ch in reason for ch in "\x00\r\n\x1b"):
         raise InvalidInput("legal basis: one line of text without control characters")
+    return kept, reason
+
+
+def set_tax_fields(
+    ports: Ports, shop: str, keep: Sequence[str], basis: str | None, user: str
+) -> ShopView:
+    """Keep exactly these tax fields of the shop's invoices and credits unmasked from the next
+    masking on, under a legal basis that is recorded; an empty `keep` clears the choice (and
+    the basis), so masking covers them again. Values masked before stay masked; the archive
+    holds them. Audited: who, when, which fields and the basis."""
+    kept, reason = check_tax_fields(keep, basis)
     with ports.uow as uow:
         row = uow.shops.by_name(shop)
         if row is None:

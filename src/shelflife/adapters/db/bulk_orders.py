@@ -68,6 +68,7 @@ def create_orders(writer: OrderWriter, records: Sequence[OrderRecord]) -> None:
         for r in records
     ]
     digests = [writer.buyer_digest(r, ch) for r, ch in zip(records, channels, strict=True)]
+    links = [writer.buyer_link(r, ch) for r, ch in zip(records, channels, strict=True)]
     buyer_keys: list[BuyerKey] = [
         (s, ch, d) if d is not None else i
         for i, (s, ch, d) in enumerate(zip(shop_ids, channels, digests, strict=True))
@@ -78,6 +79,7 @@ def create_orders(writer: OrderWriter, records: Sequence[OrderRecord]) -> None:
     # then update the known ones and create the rest, one statement each.
     known: dict[BuyerKey, int] = {}
     merged: dict[BuyerKey, tuple[dict[str, Any], dict[str, Source]]] = {}
+    link_of: dict[BuyerKey, str | None] = {}
     for shop_id in set(shop_ids):
         wanted = {d for s, d in zip(shop_ids, digests, strict=True) if s == shop_id and d}
         if wanted:
@@ -88,6 +90,7 @@ def create_orders(writer: OrderWriter, records: Sequence[OrderRecord]) -> None:
                     Customer.id,
                     Customer.channel,
                     Customer.identity_digest,
+                    Customer.buyer_link,
                     Customer.pii_sources,
                     *[getattr(Customer, c) for c in BUYER_FIELDS],
                 )
@@ -98,9 +101,11 @@ def create_orders(writer: OrderWriter, records: Sequence[OrderRecord]) -> None:
                 found: BuyerKey = (shop_id, row.channel, row.identity_digest)
                 known[found] = row.id
                 merged[found] = (row._asdict(), sources_from_json(row.pii_sources))
-    for rec, buyer in zip(records, buyer_keys, strict=True):
+                link_of[found] = row.buyer_link
+    for rec, buyer, link in zip(records, buyer_keys, links, strict=True):
         current, sources = merged.get(buyer, ({}, {}))
         merged[buyer] = merge_buyer(current, sources, buyer_values(rec), order_key(rec))
+        link_of[buyer] = link_of.get(buyer) or link  # the stored link, else the first given
     if known:
         # Every known buyer here gets a new order, whose rows are PII: always a new revision.
         conn.execute(
@@ -109,12 +114,14 @@ def create_orders(writer: OrderWriter, records: Sequence[OrderRecord]) -> None:
             .values(
                 pii_revision=Customer.pii_revision + 1,
                 pii_sources=bindparam("b_pii_sources"),
+                buyer_link=bindparam("b_buyer_link"),
                 **{c: bindparam(f"b_{c}") for c in BUYER_FIELDS},
             ),
             [
                 {
                     "b_id": cid,
                     "b_pii_sources": sources_to_json(merged[key][1]),
+                    "b_buyer_link": link_of[key],
                     **{f"b_{c}": merged[key][0][c] for c in BUYER_FIELDS},
                 }
                 for key, cid in known.items()
@@ -132,6 +139,7 @@ def create_orders(writer: OrderWriter, records: Sequence[OrderRecord]) -> None:
                     "shop_id": shop_id,
                     "channel": channel,
                     "identity_digest": digest,
+                    "buyer_link": link_of[key],
                     "created_at": now,
                     "pii_revision": 1,
                     "pii_sources": sources_to_json(sources),

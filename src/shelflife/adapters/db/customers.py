@@ -118,10 +118,15 @@ def move_customer(conn: Connection, keep_id: int, other_id: int) -> int:
         )
         if table is Order:
             moved = result.rowcount
+    other_link = select(Customer.buyer_link).where(Customer.id == other_id).scalar_subquery()
     conn.execute(
         update(Customer)
         .where(Customer.id == keep_id)
-        .values(pii_revision=Customer.pii_revision + 1)
+        .values(
+            pii_revision=Customer.pii_revision + 1,
+            # the kept record stays linked to masked records of either buyer
+            buyer_link=func.coalesce(Customer.buyer_link, other_link),
+        )
     )
     conn.execute(delete(Customer).where(Customer.id == other_id))
     return moved

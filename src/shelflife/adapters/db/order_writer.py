@@ -7,12 +7,12 @@ the revision of the newest verified archive copy.
 from __future__ import annotations
 
 import enum
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import Connection, insert, select, update
+from sqlalchemy import Connection, insert, or_, select, update
 
 from shelflife.adapters.db.tables import (
     Address,
@@ -23,6 +23,11 @@ from shelflife.adapters.db.tables import (
     Order,
     OrderItem,
     Shop,
+)
+from shelflife.domain.buyer_link import (
+    MANUAL_ORDER_FOR_AMAZON_BUYER,
+    buyer_link,
+    is_relay_email,
 )
 from shelflife.domain.customer_merge import (
     BUYER_FIELDS,
@@ -126,7 +131,47 @@ class OrderWriter:
         self.conn.execute(select(Customer.id).where(Customer.id == customer_id).with_for_update())
         return True
 
+    def manual_orders_of_amazon_buyers(self, records: Sequence[OrderRecord]) -> set[int]:
+        """Indexes of the records that are manual (non-Amazon) orders for a buyer whose data
+        came from Amazon: the customer number names an Amazon buyer of the shop (unmasked, by
+        its identity digest, or masked, by its link), or an e-mail is an Amazon relay address.
+        One query per shop, whatever the number of records."""
+        refused: set[int] = set()
+        wanted: dict[int, dict[int, tuple[str, str | None]]] = {}
+        amazon: dict[int, list[OrderRecord]] = {}  # Amazon buyers these records create
+        for index, rec in enumerate(records):
+            shop = self.shop(rec.shop)
+            if is_amazon_order_number(rec.order_nr_external, shop.pattern):
+                amazon.setdefault(shop.id, []).append(rec)
+                continue
+            if any(is_relay_email(e) for e in _emails(rec)):
+                refused.add(index)
+                continue
+            number = rec.customer.get("customer_nr_external")
+            if isinstance(number, str) and number.strip():
+                key = number.strip().lower()
+                wanted.setdefault(shop.id, {})[index] = (
+                    self.identity_digest(f"amazon|{key}"),
+                    buyer_link(self.identity_digest, number, ()),
+                )
+        for shop_id, by_index in wanted.items():
+            digests = {d for d, _ in by_index.values()}
+            links = {link for _, link in by_index.values() if link is not None}
+            rows = self.conn.execute(
+                select(Customer.identity_digest, Customer.buyer_link).where(
+                    Customer.shop_id == shop_id,
+                    Customer.channel == "amazon",
+                    or_(Customer.identity_digest.in_(digests), Customer.buyer_link.in_(links)),
+                )
+            ).all()
+            known = {r.identity_digest for r in rows} | {r.buyer_link for r in rows}
+            known |= {self.buyer_digest(r, "amazon") for r in amazon.get(shop_id, ())}
+            refused.update(i for i, (d, link) in by_index.items() if {d, link} & known - {None})
+        return refused
+
     def _create(self, rec: OrderRecord, shop: ShopInfo) -> None:
+        if self.manual_orders_of_amazon_buyers([rec]):
+            raise InvalidInput(MANUAL_ORDER_FOR_AMAZON_BUYER)
         is_amazon = is_amazon_order_number(rec.order_nr_external, shop.pattern)
         customer_id = self._customer_for(rec, shop.id, "amazon" if is_amazon else "shop")
         order_id = self.conn.execute(
@@ -184,8 +229,17 @@ class OrderWriter:
             return self.identity_digest(f"{channel}|{key.strip().lower()}")
         return None
 
+    def buyer_link(self, rec: OrderRecord, channel: str) -> str | None:
+        """The link that survives masking (domain/buyer_link.py); Amazon buyers only, as only
+        they are masked."""
+        if channel != "amazon":
+            return None
+        number = rec.customer.get("customer_nr_external")
+        return buyer_link(self.identity_digest, number, _emails(rec))
+
     def _customer_for(self, rec: OrderRecord, shop_id: int, channel: str) -> int:
         digest = self.buyer_digest(rec, channel)
+        link = self.buyer_link(rec, channel)
         incoming = buyer_values(rec)
         if digest is not None:
             # FOR UPDATE on PostgreSQL: a buyer masked meanwhile loses its digest and drops out.
@@ -210,6 +264,7 @@ class OrderWriter:
                     .values(
                         pii_revision=Customer.pii_revision + 1,
                         pii_sources=sources_to_json(sources),
+                        buyer_link=row.buyer_link or link,
                         **changed,
                     )
                 )
@@ -222,6 +277,7 @@ class OrderWriter:
                     shop_id=shop_id,
                     channel=channel,
                     identity_digest=digest,
+                    buyer_link=link,
                     created_at=self.now,
                     pii_revision=1,
                     pii_sources=sources_to_json(sources),
@@ -544,6 +600,10 @@ class OrderWriter:
             self.now if is_masked else None,
         )
         return Outcome.CREATED
+
+
+def _emails(rec: OrderRecord) -> tuple[object, object]:
+    return rec.customer.get("email"), rec.billing_address.get("email")
 
 
 def _given_address_values(rec: OrderRecord, kind: str) -> dict[str, Any]:

@@ -55,7 +55,7 @@ from shelflife.adapters.db.tables import (
 from shelflife.adapters.db.tables import ArchiveProblem as ArchiveProblemRow
 from shelflife.domain.audit import AuditEntry
 from shelflife.domain.duplicates import DuplicateCandidate, MergeCandidate
-from shelflife.domain.errors import NotInitialised
+from shelflife.domain.errors import InvalidInput, NotFound, NotInitialised
 from shelflife.domain.legal_retention import DocumentKind
 from shelflife.domain.masking import TAX_FIELDS
 from shelflife.domain.policy import CustomerFacts, Cutoffs
@@ -67,6 +67,7 @@ from shelflife.domain.ports import (
     ArchiveProblem,
     BuyerDocuments,
     CopyRef,
+    DocumentRef,
     Due,
     ExportRecord,
     IndexedCopy,
@@ -115,6 +116,47 @@ class SqlOrders:
             update(Order).where(Order.id == order_id).values(shipped_at=at, updated_at=at)
         )
 
+    def through_document(
+        self, kind: DocumentKind, number: str, shop: str | None = None
+    ) -> DocumentRef:
+        model: Any = Invoice if kind is DocumentKind.INVOICE else Credit
+        column = model.invoice_nr if kind is DocumentKind.INVOICE else model.credit_nr
+        missing = NotFound(f"no {kind} with number {number!r}; check the number")
+        if "\x00" in number or (shop is not None and "\x00" in shop):
+            raise missing  # imports refuse NUL; PostgreSQL would refuse the parameter
+        query = (
+            select(model.customer_id, model.order_id, Shop.name.label("shop"))
+            .join(Shop, Shop.id == model.shop_id)
+            .where(column == number)
+        )
+        if shop is not None:
+            query = query.where(Shop.name == shop)
+        rows = self.conn.execute(query).all()
+        if not rows:
+            raise missing
+        if len(rows) > 1:
+            raise InvalidInput(
+                f"{kind} number {number!r} exists in several shops; name the shop as well"
+            )
+        row = rows[0]
+        through = select(Order.order_nr_external)
+        if row.order_id is not None:
+            through = through.where(Order.id == row.order_id)
+        else:
+            through = (
+                through.where(Order.customer_id == row.customer_id, Order.is_amazon.is_(True))
+                .order_by(Order.ordered_at.desc(), Order.id.desc())
+                .limit(1)
+            )
+        return DocumentRef(
+            kind,
+            number,
+            row.customer_id,
+            row.shop,
+            row.order_id is None,
+            self.conn.execute(through).scalar(),
+        )
+
     def records(self, order_nr: str, shop: str | None = None) -> OrderRecords:
         conn = self.conn
         order = find_order(conn, order_nr, shop)
@@ -123,12 +165,29 @@ class SqlOrders:
         def rows(query: Any) -> list[Any]:
             return list(conn.execute(query).all())
 
+        customer = conn.execute(select(Customer.__table__).where(Customer.id == customer_id)).one()
+        linked = (
+            rows(
+                select(Order.__table__)
+                .join(Customer, Customer.id == Order.customer_id)
+                .where(
+                    Customer.shop_id == order.shop_id,
+                    Customer.buyer_link == customer.buyer_link,
+                    Customer.id != customer_id,
+                )
+                .order_by(Order.ordered_at.desc(), Order.id.desc())
+            )
+            if customer.buyer_link is not None
+            else []
+        )
         return OrderRecords(
             order=order,
             shop=conn.execute(select(Shop.__table__).where(Shop.id == order.shop_id)).one(),
-            customer=conn.execute(
-                select(Customer.__table__).where(Customer.id == customer_id)
-            ).one(),
+            customer=customer,
+            linked_orders=linked,
+            linked_facts=load_customer_facts(conn, sorted({r.customer_id for r in linked}))
+            if linked
+            else {},
             facts=load_customer_facts(conn, [customer_id])[customer_id],
             addresses=rows(
                 select(Address.__table__).where(Address.order_id == order.id).order_by(Address.kind)

@@ -120,6 +120,7 @@ class Customer(Base):
             "shredded_at IS NULL OR data_key_wrapped IS NULL", name="shredded_has_no_key"
         ),
         UniqueConstraint("shop_id", "channel", "identity_digest", name="uq_customers_identity"),
+        Index("ix_customers_buyer_link", "shop_id", "buyer_link"),
         {"sqlite_autoincrement": True},  # a buyer reference (C42) is never handed out again
     )
 
@@ -131,6 +132,11 @@ class Customer(Base):
     identity_digest: Mapped[str | None] = mapped_column(
         String(64),
         comment="Keyed hash of customer number or e-mail; cleared on masking to seal the record",
+    )
+    buyer_link: Mapped[str | None] = mapped_column(
+        String(64),
+        comment="Keyed hash of the marketplace buyer id or relay e-mail; kept when masked, so "
+        "that a buyer's later records link to the masked ones; not PII on its own",
     )
     created_at: Mapped[datetime]
 

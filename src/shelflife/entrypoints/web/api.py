@@ -14,7 +14,7 @@ import tempfile
 import threading
 from datetime import date
 from pathlib import Path as FilePath
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Path, Query, Request, Response
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
@@ -26,6 +26,7 @@ from shelflife.domain.access import Permission
 from shelflife.domain.accounts import Account
 from shelflife.domain.after_sales import MAX_ITEMS, MAX_REASON_LENGTH
 from shelflife.domain.errors import Conflict, InvalidInput
+from shelflife.domain.legal_retention import DocumentKind
 from shelflife.domain.policy import MAX_RETRIEVAL_REASON_LENGTH
 from shelflife.domain.records import FIELD_MAX_LENGTH
 from shelflife.entrypoints.web.errors import PROBLEM_JSON, problem
@@ -151,6 +152,7 @@ DashboardViewer = Annotated[Account, Depends(api_permission(Permission.VIEW_DASH
 RunManager = Annotated[Account, Depends(api_permission(Permission.MANAGE_RUNS))]
 AuditReader = Annotated[Account, Depends(api_permission(Permission.VIEW_AUDIT))]
 FeatureSwitcher = Annotated[Account, Depends(api_permission(Permission.SWITCH_FEATURE))]
+ShopSettingsChanger = Annotated[Account, Depends(api_permission(Permission.CHANGE_SHOP_SETTINGS))]
 DocumentCreator = Annotated[Account, Depends(api_permission(Permission.CREATE_DOCUMENTS))]
 Exporter = Annotated[Account, Depends(api_permission(Permission.EXPORT))]
 
@@ -285,6 +287,25 @@ class FeatureState(BaseModel):
     shop: str
     enabled: bool
     changed: bool = Field(description="False when the feature already was in that state.")
+
+
+class TaxFieldsChoice(StrictBody):
+    keep: list[Literal["vat_id", "zip", "state"]] = Field(
+        max_length=3,
+        description="The tax fields the shop's invoices and credits keep unmasked; [] masks "
+        "them all again (the default).",
+    )
+    basis: Annotated[str, StringConstraints(max_length=shops.MAX_BASIS)] | None = Field(
+        default=None,
+        description="The legal basis for keeping them (required when `keep` is not empty), "
+        'e.g. "reverse-charge records (UStG §14a)"; recorded and audited.',
+    )
+
+
+class TaxFieldsState(BaseModel):
+    shop: str
+    kept: list[str] = Field(description="The tax fields kept now, in vat_id, zip, state order.")
+    basis: str | None = Field(description="The recorded legal basis; null when none is kept.")
 
 
 router = APIRouter()
@@ -449,6 +470,40 @@ def credit_pdf(
     return _pdf(
         pdfs.document_pdf(app.ports(), "credit", credit_nr, shop), _pdf_name("credit", credit_nr)
     )
+
+
+def _retrieve_document(
+    app: AppDep, account: Account, kind: DocumentKind, number: str, reason: str, shop: str | None
+) -> OrderDocument:
+    result = retrieval.retrieve_document(app.ports(), kind, number, reason, account.name, shop=shop)
+    return inspection.show_order(app.ports(), result.order_nr, shop=result.shop)
+
+
+@router.post("/invoices/{invoice_nr}/retrieve", tags=["orders"], responses=_problems(404, 409, 422))
+def retrieve_invoice(
+    app: AppDep,
+    account: Retriever,
+    invoice_nr: InvoiceNr,
+    body: RetrieveRequest,
+    shop: ShopName = None,
+) -> OrderDocument:
+    """Restore a masked invoice with its buyer, found by its number: through its order, or for a
+    manual invoice through the buyer's newest Amazon order (which restores the buyer's manual
+    documents too); answers that order as it is now."""
+    return _retrieve_document(app, account, DocumentKind.INVOICE, invoice_nr, body.reason, shop)
+
+
+@router.post("/credits/{credit_nr}/retrieve", tags=["orders"], responses=_problems(404, 409, 422))
+def retrieve_credit(
+    app: AppDep,
+    account: Retriever,
+    credit_nr: CreditNr,
+    body: RetrieveRequest,
+    shop: ShopName = None,
+) -> OrderDocument:
+    """Restore a masked credit with its buyer, found by its number, as `retrieve_invoice` does;
+    answers the order retrieved through, as it is now."""
+    return _retrieve_document(app, account, DocumentKind.CREDIT, credit_nr, body.reason, shop)
 
 
 @router.patch(
@@ -634,6 +689,23 @@ def switch_feature(
     """Switch retention on or off for a shop; recorded with the token's user and the time."""
     changed = shops.set_feature(app.ports(), shop, body.enabled, account.name)
     return FeatureState(shop=shop, enabled=body.enabled, changed=changed)
+
+
+@router.put("/shops/{shop}/tax-fields", tags=["shops"], responses=_problems(404, 422))
+def choose_tax_fields(
+    app: AppDep,
+    account: ShopSettingsChanger,
+    shop: Annotated[str, Path(min_length=1, max_length=MAX_NUMBER_LENGTH)],
+    body: TaxFieldsChoice,
+) -> TaxFieldsState:
+    """Keep exactly these tax fields (VAT ID, postcode, region) of the shop's invoices and
+    credits unmasked from the next masking on, under the legal basis given; recorded in the
+    audit log (`shop.tax_fields`) with the token's user. Names, street, phone and e-mail are
+    masked whatever is chosen."""
+    view = shops.set_tax_fields(app.ports(), shop, body.keep, body.basis, account.name)
+    return TaxFieldsState(
+        shop=view.name, kept=list(view.kept_tax_fields), basis=view.tax_fields_basis
+    )
 
 
 @router.get("/customers/duplicates", tags=["customers"], responses=_problems(422))

@@ -1,7 +1,7 @@
 """shredded buyers: when their archive data key was destroyed, and why
 
 Revision ID: 0010
-Revises: 0008
+Revises: 0009
 Create Date: 2026-11-30
 
 Shredding destroys a buyer's archive data key (the database's copy and every key-ledger copy),

@@ -1,7 +1,7 @@
 """invoice and credit PDFs: their digest (PII), whether the document store holds them, export
 
-Revision ID: 0013
-Revises: 0008
+Revision ID: 0011
+Revises: 0010
 Create Date: 2026-11-30
 
 Every invoice and credit gets a PDF in the document store. The PDF prints the billing name and
@@ -18,7 +18,7 @@ from alembic import op
 
 import shelflife.adapters.db.types
 
-revision = "0013"
+revision = "0011"
 down_revision = "0010"
 branch_labels = None
 depends_on = None

@@ -1,7 +1,7 @@
 """archive integrity: scrub times, the problems verification finds, run counts
 
-Revision ID: 0011
-Revises: 0008
+Revision ID: 0012
+Revises: 0011
 Create Date: 2026-11-30
 
 `archive verify` and the nightly sample re-read archive objects: each segment remembers when it
@@ -18,8 +18,8 @@ from alembic import op
 
 import shelflife.adapters.db.types
 
-revision = "0011"
-down_revision = "0013"
+revision = "0012"
+down_revision = "0011"
 branch_labels = None
 depends_on = None
 
