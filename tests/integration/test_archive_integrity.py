@@ -296,6 +296,8 @@ def test_on_s3_with_object_lock_migration_leaves_the_legacy_objects_and_all_veri
         tmp_path,
         archive_url=s3.url(s3.create_bucket()),
         archive_replica_url=s3.url(s3.create_bucket()),
+        key_ledger_url=s3.url(s3.create_bucket(object_lock=False), "keys"),
+        key_ledger_replica_url=s3.url(s3.create_bucket(object_lock=False), "keys"),
     )
     expected = _pii(app, NRS[1], T0)
     run_retention(app.ports(), MASKED_AT)

@@ -357,7 +357,8 @@ def apply_operation(
         finally:
             archive.mode = "up"
         if op.archive == "up":  # with a working archive, the dry run foretold the run exactly
-            assert planned.counts() == done.counts()
+            # (all but the verification sample: a dry run reads no archive object)
+            assert _foretold(planned.counts()) == _foretold(done.counts())
             if currently_in_test_context():  # the fixed sequences below run outside Hypothesis
                 event(f"dry run foretold some masking: {bool(done.masked)}")
         return
@@ -472,6 +473,10 @@ def check_invariants(app: App, store: ArchiveStore, model: Model) -> None:
             )
 
 
+def _foretold(counts: dict[str, int]) -> dict[str, int]:
+    return {k: v for k, v in counts.items() if k not in ("verified_objects", "integrity_problems")}
+
+
 @given(ops=operation_sequences)
 @DATABASE_EXAMPLES
 def test_random_operations_never_mask_without_current_copy_nor_lose_latest_pii(
@@ -526,6 +531,11 @@ SCENARIOS: dict[str, list[tuple[Operation, tuple[bool, bool]]]] = {
 }
 
 
+COPIES_KEPT = {"edit_after_archive_then_failed_rearchive": 1}
+"""Copies left at the end where not 2: the corrupt night's verification sample found the first
+copy damaged while its buyer was never masked, dropped it, and the buyer was archived anew."""
+
+
 @pytest.mark.parametrize("scenario", sorted(SCENARIOS))
 def test_fixed_operation_sequence_reaches_expected_states(
     database_url: str, tmp_path: Path, scenario: str
@@ -548,7 +558,7 @@ def test_fixed_operation_sequence_reaches_expected_states(
         assert states == [expected for _op, expected in SCENARIOS[scenario]]
         with app.engine.connect() as conn:
             copies = list(conn.execute(select(ArchiveCopy.revision)).scalars())
-        assert len(copies) == 2
+        assert len(copies) == COPIES_KEPT.get(scenario, 2)
     finally:
         app.close()
 
