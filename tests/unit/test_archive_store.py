@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from shelflife.adapters.archive import store as store_module
 from shelflife.adapters.archive.store import LocalFolderArchive, StoredObject
 from shelflife.domain.errors import ArchiveCorrupt, ArchiveUnavailable
 from shelflife.services.pipeline import customer_of_object_key, object_key_prefix
@@ -106,3 +107,36 @@ def test_get_range_past_the_end_is_corrupt_and_a_missing_object_unavailable(
         f"archive object segments/s1.seg in {store.root} ends before the requested range"
     )
     assert str(missing.value) == f"archive object segments/s2.seg is missing from {store.root}"
+
+
+def test_delete_many_removes_the_batch_and_syncs_each_folder_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store = _store(tmp_path)
+    keys = [f"invoices/00000{n // 3}/{n}.pdf" for n in range(7)]
+    for key in keys:
+        store.put(key, b"%PDF")
+    store.put("invoices/000001/kept.pdf", b"%PDF")
+    synced: list[Path] = []
+    monkeypatch.setattr(store_module, "_fsync_dir", synced.append)
+
+    store.delete_many([*keys, "invoices/000009/never-written.pdf"])
+
+    left = sorted(p.relative_to(store.root).as_posix() for p in store.root.rglob("*.pdf"))
+    assert left == ["invoices/000001/kept.pdf"]
+    root = store.root / "invoices"
+    assert synced == [root / "000000", root / "000001", root / "000002"]
+
+
+def test_delete_many_refuses_a_key_outside_the_folder_before_deleting_any(
+    tmp_path: Path,
+) -> None:
+    store = _store(tmp_path)
+    store.put("invoices/000000/1.pdf", b"%PDF")
+    (tmp_path / "outside.pdf").write_bytes(b"%PDF")
+
+    with pytest.raises(ArchiveUnavailable):
+        store.delete_many(["invoices/000000/1.pdf", "../outside.pdf"])
+
+    assert store.get("invoices/000000/1.pdf") == b"%PDF"
+    assert (tmp_path / "outside.pdf").exists()

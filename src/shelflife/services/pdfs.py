@@ -16,6 +16,7 @@ from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import TypeVar
 
+from shelflife.adapters.archive.store import delete_objects
 from shelflife.adapters.documents.pdf import render_pdf
 from shelflife.domain.errors import (
     ArchiveCorrupt,
@@ -169,7 +170,7 @@ def remove_masked_pdfs(ports: Ports) -> int:
                 refs = uow.pdfs.leaving(ports.limits.batch_size)
                 if not refs:
                     break
-                _in_parallel(lambda ref: ports.documents.delete(ref.object_key), refs)
+                delete_objects(ports.documents, [ref.object_key for ref in refs])
                 uow.pdfs.mark_removed(refs)
                 uow.commit()
             removed += len(refs)

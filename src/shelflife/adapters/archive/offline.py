@@ -8,11 +8,11 @@ against the database's index (digest, buyer, revision), exactly as it checks the
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 from shelflife.adapters.archive.replicated import ReplicatedArchive
-from shelflife.adapters.archive.store import LocalFolderArchive, Preparable
+from shelflife.adapters.archive.store import LocalFolderArchive, Preparable, delete_objects
 from shelflife.domain.errors import ArchiveCorrupt, ArchiveUnavailable
 from shelflife.domain.ports import ArchiveStore, StoredObject
 
@@ -71,6 +71,9 @@ class OfflineFallback:
 
     def delete(self, key: str) -> None:
         self.archive.delete(key)
+
+    def delete_many(self, keys: Sequence[str]) -> None:
+        delete_objects(self.archive, keys)
 
 
 def locations(store: ArchiveStore) -> list[tuple[str, ArchiveStore]]:

@@ -9,10 +9,10 @@ primary and fall back to the replica when the primary cannot deliver the object.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 
-from shelflife.adapters.archive.store import Preparable
+from shelflife.adapters.archive.store import Preparable, delete_objects
 from shelflife.domain.errors import ArchiveCorrupt, ArchiveUnavailable
 from shelflife.domain.ports import ArchiveStore, StoredObject
 
@@ -94,3 +94,7 @@ class ReplicatedArchive:
     def delete(self, key: str) -> None:
         self.primary.delete(key)
         self.replica.delete(key)
+
+    def delete_many(self, keys: Sequence[str]) -> None:
+        delete_objects(self.primary, keys)
+        delete_objects(self.replica, keys)

@@ -15,7 +15,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import TYPE_CHECKING, Final, cast
@@ -38,6 +38,7 @@ from shelflife.domain.ports import StoredObject
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
     from mypy_boto3_s3.literals import StorageClassType
+    from mypy_boto3_s3.type_defs import ObjectIdentifierTypeDef
 
 LOCK_MODE: Final = "COMPLIANCE"
 """Compliance mode: nobody, not even the account's root user, can shorten or lift it."""
@@ -53,6 +54,8 @@ _DENIED = {
 }
 _ALTERED = {"BadDigest", "InvalidDigest", "XAmzContentSHA256Mismatch", "InvalidChecksum"}
 _MISSING = {"NoSuchKey", "404", "NotFound"}
+DELETE_CHUNK: Final = 1000
+"""The most keys one `DeleteObjects` request takes."""
 
 
 @dataclass(frozen=True)
@@ -269,6 +272,44 @@ class S3Archive:
         except (BotoCoreError, ClientError) as exc:
             raise self._failure(exc, "deleting", key) from None
 
+    def delete_many(self, keys: Sequence[str]) -> None:
+        """`delete` for a batch, in requests per folder and per 1,000 versions rather than per
+        object: one version listing of each folder the keys are in (a document folder holds
+        at most 1,000 documents), then `DeleteObjects` of the keys' versions."""
+        if not keys:
+            return
+        if not self.allows_deletion:
+            raise Forbidden(
+                f"S3 bucket {self.bucket} is written under Object Lock retention; "
+                "its objects stay until their retention ends"
+            )
+        wanted = {self._key(key) for key in keys}
+        folders = sorted({_folder_of(target) for target in wanted})
+        try:
+            versions: list[ObjectIdentifierTypeDef] = []
+            for folder in folders:
+                pages = self.client.get_paginator("list_object_versions").paginate(
+                    Bucket=self.bucket, Prefix=folder
+                )
+                for page in pages:
+                    for item in [*page.get("Versions", []), *page.get("DeleteMarkers", [])]:
+                        if item["Key"] in wanted:
+                            versions.append({"Key": item["Key"], "VersionId": item["VersionId"]})
+            for start in range(0, len(versions), DELETE_CHUNK):
+                chunk = versions[start : start + DELETE_CHUNK]
+                answer = self.client.delete_objects(
+                    Bucket=self.bucket, Delete={"Objects": chunk, "Quiet": True}
+                )
+                if errors := answer.get("Errors"):
+                    first = errors[0]
+                    raise ArchiveUnavailable(
+                        f"S3 error {first.get('Code', 'unknown')} while deleting "
+                        f"{len(errors)} of {len(chunk)} objects in S3 bucket {self.bucket}; "
+                        "check the bucket and the credentials"
+                    )
+        except (BotoCoreError, ClientError) as exc:
+            raise self._failure(exc, "deleting", None) from None
+
     def _failure(
         self, exc: BotoCoreError | ClientError, action: str, key: str | None
     ) -> ArchiveUnavailable | ArchiveCorrupt:
@@ -326,6 +367,11 @@ class S3Archive:
             f"S3 error {code} while {object_what}; check the bucket, the credentials and the "
             "endpoint"
         )
+
+
+def _folder_of(key: str) -> str:
+    """The listing prefix that finds `key`: its folder, or the key itself at the top."""
+    return key.rpartition("/")[0] + "/" if "/" in key else key
 
 
 _PHRASES = {
