@@ -6,6 +6,7 @@ here loops over rows with a query inside. `domain.policy` holds the same rules i
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
@@ -57,11 +58,16 @@ def shops(conn: Connection, enabled_only: bool = False) -> list[ShopRow]:
 def _among(
     conn: Connection, column: ColumnElement[int] | InstrumentedAttribute[int], ids: Sequence[int]
 ) -> ColumnElement[bool]:
-    """`column IN ids`. On PostgreSQL `= ANY(array)`: one parameter instead of a thousand, so
-    the server sees one statement shape whatever the batch and its plan can be reused."""
+    """`column IN ids` with the ids as one parameter instead of a thousand: on PostgreSQL
+    `= ANY(array)`, on SQLite `IN (SELECT value FROM json_each(...))`. Each statement then has
+    one shape whatever the batch: its compiled form and its plan are reused, where an
+    expanding IN renders a thousand bind names on every execution (a tenth of the nightly
+    run's Python time on SQLite)."""
     if conn.dialect.name == "postgresql":
         return column == any_(bindparam(None, list(ids), type_=ARRAY(Integer)))
-    return column.in_(ids)
+    listed = json.dumps([int(i) for i in ids])
+    each = func.json_each(bindparam(None, listed, type_=String)).table_valued("value")
+    return column.in_(select(each.c.value))
 
 
 def _closed_at() -> ColumnElement[Any]:
