@@ -254,13 +254,13 @@ def test_same_data_gives_the_same_bytes_whatever_the_insertion_order() -> None:
     assert one.to_bytes() == other.to_bytes()
 
 
-def test_snapshot_bytes_are_compact_sorted_json() -> None:
+def test_snapshot_bytes_are_a_compact_sorted_json_line() -> None:
     snap = CustomerSnapshot(customer_id=7, revision=3)
-    snap.add("customer_history", 2, {"text": "Ruft abends an"})
+    snap.add("customer_history", 2, {"text": "Ruft abends an\nund morgens"})
 
     assert snap.to_bytes() == (
-        b'{"customer_id":7,"documents":{},"format":2,"revision":3,'
-        b'"rows":{"customer_history":{"2":{"text":"Ruft abends an"}}}}'
+        b'{"customer_id":7,"documents":{},"format":3,"revision":3,'
+        b'"rows":{"customer_history":{"2":{"text":"Ruft abends an\\nund morgens"}}}}\n'
     )
 
 
@@ -270,15 +270,57 @@ def test_snapshot_carries_pdf_bytes_exactly() -> None:
     snap.add_pdf("invoices", 5, pdf)
     snap.add_pdf("credits", 6, b"")
 
+    snap.add_pdf("invoices", 4, b"four\n")
+
     assert snap.to_bytes() == (
-        b'{"customer_id":7,"documents":{"credits":{"6":""},'
-        b'"invoices":{"5":"JVBERi0xLjMKAP8gYmluYXJ5IOQgYm9keQolJUVPRgo="}},'
-        b'"format":2,"revision":3,"rows":{}}'
+        b'{"customer_id":7,"documents":{"credits":{"6":0},"invoices":{"4":5,"5":%d}},'
+        b'"format":3,"revision":3,"rows":{}}\n' % len(pdf) + b"four\n" + pdf
     )
     assert CustomerSnapshot.from_bytes(snap.to_bytes()).documents == {
-        "invoices": {5: pdf},
+        "invoices": {4: b"four\n", 5: pdf},
         "credits": {6: b""},
     }
+
+
+def test_format_2_snapshots_with_base64_pdfs_are_still_read() -> None:
+    old = (
+        b'{"customer_id":7,"documents":{"credits":{"6":""},'
+        b'"invoices":{"5":"JVBERi0xLjMKAP8gYmluYXJ5IOQgYm9keQolJUVPRgo="}},'
+        b'"format":2,"revision":3,"rows":{"customer_history":{"2":{"text":"Ruft an"}}}}'
+    )
+
+    snap = CustomerSnapshot.from_bytes(old)
+
+    assert snap.documents == {
+        "invoices": {5: b"%PDF-1.3\n\x00\xff binary \xe4 body\n%%EOF\n"},
+        "credits": {6: b""},
+    }
+    assert snap.rows == {"customer_history": {2: {"text": "Ruft an"}}}
+
+
+@pytest.mark.parametrize(
+    ("tail", "why"),
+    [
+        (b"12345", "bytes after its PDFs"),  # the header announces 4 bytes of PDF
+        (b"123", "unreadable PDF"),
+        (b"", "unreadable PDF"),
+    ],
+)
+def test_format_3_pdf_bytes_must_match_the_header_lengths(tail: bytes, why: str) -> None:
+    header = b'{"customer_id":7,"documents":{"invoices":{"5":4}},"format":3,"revision":3,"rows":{}}'
+
+    assert CustomerSnapshot.from_bytes(header + b"\n1234").documents == {"invoices": {5: b"1234"}}
+    with pytest.raises(ValueError, match=why):
+        CustomerSnapshot.from_bytes(header + b"\n" + tail)
+
+
+@pytest.mark.parametrize("length", ["-1", '"4"', "4.0", "null"])
+def test_format_3_pdf_length_must_be_a_whole_number(length: str) -> None:
+    header = f'{{"customer_id":7,"documents":{{"invoices":{{"5":{length}}}}},"format":3,'
+    data = (header + '"revision":3,"rows":{}}\n1234').encode()
+
+    with pytest.raises(ValueError, match="unreadable PDF"):
+        CustomerSnapshot.from_bytes(data)
 
 
 def test_format_1_snapshots_are_still_read_without_pdfs() -> None:
@@ -419,7 +461,7 @@ def test_placeholders_are_the_mask_value_of_their_kind(
 
 
 def test_snapshot_of_an_unknown_format_is_refused() -> None:
-    data = b'{"customer_id":7,"format":3,"revision":3,"rows":{}}'
+    data = b'{"customer_id":7,"format":4,"revision":3,"rows":{}}'
 
     with pytest.raises(ValueError, match=r"^unknown archive snapshot format$"):
         CustomerSnapshot.from_bytes(data)

@@ -5,9 +5,11 @@ hold data: a mask placeholder (`***`, `masked@masked.invalid`, `1900-01-01`) lef
 not the buyer's data and is left out. Masked rows and left-out columns were captured by an
 earlier copy, so retrieval merges all verified copies, newest first, column by column.
 
-Format 2 adds the PDFs of the buyer's unmasked invoices and credits (`documents`), so that a
-PDF can leave the document store at masking and come back byte-identical on retrieval. Format 1
-copies (no PDFs) are still read.
+Format 2 added the PDFs of the buyer's unmasked invoices and credits (`documents`, base64 in
+the JSON), so that a PDF can leave the document store at masking and come back byte-identical
+on retrieval. Format 3 (written now) carries them as raw bytes after a one-line JSON header that
+gives each PDF's length: no base64 and no JSON escaping of PDF bytes, which cost a tenth of the
+nightly run and a third more bytes to seal. Formats 1 (no PDFs) and 2 are still read.
 """
 
 from __future__ import annotations
@@ -26,8 +28,10 @@ Row = dict[str, str | None]
 """Column -> value; dates are ISO strings so that the encoding is canonical. A column that is
 missing is unknown to this copy (None is a known empty value)."""
 
-FORMAT_VERSION = 2
-READABLE_FORMATS = (1, 2)
+FORMAT_VERSION = 3
+READABLE_FORMATS = (1, 2, 3)
+HEADER_END = b"\n"
+"""Ends format 3's JSON header; compact JSON never holds a raw newline (it escapes them)."""
 PDF_TABLES = ("invoices", "credits")
 """The tables whose rows have a PDF a snapshot may hold."""
 
@@ -77,7 +81,10 @@ class CustomerSnapshot:
         self.rows.setdefault(table, {})[row_id] = row
 
     def to_bytes(self) -> bytes:
-        """Canonical JSON: the same data always gives the same bytes, so read-back can compare."""
+        """Canonical bytes (the same data always gives the same bytes, so read-back can
+        compare): a compact, sorted JSON header line with the rows and each PDF's length,
+        then the PDFs' bytes in the header's order (tables, then ids, ascending)."""
+        pdfs = [(t, sorted(docs.items())) for t, docs in sorted(self.documents.items())]
         body = {
             "format": FORMAT_VERSION,
             "customer_id": self.customer_id,
@@ -86,24 +93,24 @@ class CustomerSnapshot:
                 t: {str(k): v for k, v in sorted(rows.items())}
                 for t, rows in sorted(self.rows.items())
             },
-            "documents": {
-                t: {str(k): base64.b64encode(v).decode("ascii") for k, v in sorted(pdfs.items())}
-                for t, pdfs in sorted(self.documents.items())
-            },
+            "documents": {t: {str(k): len(v) for k, v in docs} for t, docs in pdfs},
         }
-        return json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+        header = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+        return b"".join([header.encode(), HEADER_END, *(v for _t, docs in pdfs for _k, v in docs)])
 
     @classmethod
     def from_bytes(cls, data: bytes) -> CustomerSnapshot:
-        body: dict[str, Any] = json.loads(data.decode())
-        if body.get("format") not in READABLE_FORMATS:
+        header, _end, pdf_bytes = data.partition(HEADER_END)
+        try:
+            body: dict[str, Any] = json.loads(header.decode())
+        except ValueError:
+            body = {}
+        if isinstance(body, dict) and body.get("format") == 3:
+            return cls._from_format_3(body, pdf_bytes)
+        body = json.loads(data.decode())  # formats 1 and 2: one JSON document
+        if not isinstance(body, dict) or body.get("format") not in READABLE_FORMATS:
             raise ValueError("unknown archive snapshot format")
-        snap = cls(int(body["customer_id"]), int(body["revision"]))
-        for table, rows in body["rows"].items():
-            if table not in MASK_PROFILE:
-                raise ValueError("archive snapshot names an unknown table")
-            # Copies written before placeholders were left out may hold them: drop them here.
-            snap.rows[table] = {int(k): _known(table, v) for k, v in rows.items()}
+        snap = cls._with_rows(body)
         for table, pdfs in body.get("documents", {}).items():
             if table not in PDF_TABLES:
                 raise ValueError("archive snapshot holds PDFs of an unknown table")
@@ -113,6 +120,34 @@ class CustomerSnapshot:
                 }
             except binascii.Error:
                 raise ValueError("archive snapshot holds an unreadable PDF") from None
+        return snap
+
+    @classmethod
+    def _with_rows(cls, body: dict[str, Any]) -> CustomerSnapshot:
+        snap = cls(int(body["customer_id"]), int(body["revision"]))
+        for table, rows in body["rows"].items():
+            if table not in MASK_PROFILE:
+                raise ValueError("archive snapshot names an unknown table")
+            # Copies written before placeholders were left out may hold them: drop them here.
+            snap.rows[table] = {int(k): _known(table, v) for k, v in rows.items()}
+        return snap
+
+    @classmethod
+    def _from_format_3(cls, body: dict[str, Any], pdf_bytes: bytes) -> CustomerSnapshot:
+        snap = cls._with_rows(body)
+        at = 0
+        for table, lengths in sorted(body.get("documents", {}).items()):
+            if table not in PDF_TABLES:
+                raise ValueError("archive snapshot holds PDFs of an unknown table")
+            docs: dict[int, bytes] = {}
+            for key, length in sorted((int(k), n) for k, n in lengths.items()):
+                if type(length) is not int or length < 0 or at + length > len(pdf_bytes):
+                    raise ValueError("archive snapshot holds an unreadable PDF")
+                docs[key] = pdf_bytes[at : at + length]
+                at += length
+            snap.documents[table] = docs
+        if at != len(pdf_bytes):
+            raise ValueError("archive snapshot has bytes after its PDFs")
         return snap
 
     def values(self) -> Iterable[str]:
