@@ -52,6 +52,7 @@ from shelflife.domain.ports import (
     IndexedCopy,
     InvoiceRef,
     KeyLocation,
+    LeavingPdf,
     LedgerEntry,
     Limits,
     MaskedState,
@@ -1186,11 +1187,12 @@ class FakePdfs:
                 found[d.print.customer_id].append(d.ref())
         return found
 
-    def leaving(self, limit: int) -> list[PdfRef]:
-        return [d.ref() for d in self._docs() if d.masked and d.stored][:limit]
+    def leaving(self, limit: int) -> list[LeavingPdf]:
+        leaving = [d.print for d in self._docs() if d.masked and d.stored]
+        return [LeavingPdf(p.kind, p.id) for p in leaving][:limit]
 
-    def mark_removed(self, refs: Sequence[PdfRef]) -> None:
-        for r in refs:
+    def mark_removed(self, pdfs: Sequence[LeavingPdf]) -> None:
+        for r in pdfs:
             self.data.pdf_docs[(r.kind, r.id)].stored = False
 
     def returning(self, customer_id: int) -> list[PdfRef]:

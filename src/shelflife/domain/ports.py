@@ -933,6 +933,19 @@ def pdf_object_key(kind: str, document_id: int) -> str:
     return f"{kind}s/{document_id // 1000:06d}/{document_id}.pdf"
 
 
+@dataclass(frozen=True)
+class LeavingPdf:
+    """A masked document's PDF the document store still holds: all its removal needs (the
+    nightly run removes tens of thousands, so nothing else is read for them)."""
+
+    kind: str
+    id: int
+
+    @property
+    def object_key(self) -> str:
+        return pdf_object_key(self.kind, self.id)
+
+
 class PdfRepository(Protocol):
     """The invoices' and credits' PDFs: which to make, archive, remove, put back, export."""
 
@@ -954,11 +967,11 @@ class PdfRepository(Protocol):
         """The unmasked documents of these buyers (with or without a PDF), in id order."""
         ...
 
-    def leaving(self, limit: int) -> list[PdfRef]:
+    def leaving(self, limit: int) -> list[LeavingPdf]:
         """Masked documents whose PDF the document store still holds."""
         ...
 
-    def mark_removed(self, refs: Sequence[PdfRef]) -> None: ...
+    def mark_removed(self, pdfs: Sequence[LeavingPdf]) -> None: ...
 
     def returning(self, customer_id: int) -> list[PdfRef]:
         """The buyer's unmasked documents with a PDF the document store does not hold: what a

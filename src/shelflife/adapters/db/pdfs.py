@@ -16,7 +16,7 @@ from shelflife.adapters.db.retention import _among
 from shelflife.adapters.db.tables import Credit, Customer, Invoice, Order, OrderItem, Shop
 from shelflife.domain.errors import InvalidInput, NotFound
 from shelflife.domain.policy import Cutoffs
-from shelflife.domain.ports import DocumentPrint, PdfRef, PrintedLine
+from shelflife.domain.ports import DocumentPrint, LeavingPdf, PdfRef, PrintedLine
 
 Model = type[Invoice] | type[Credit]
 MODELS: dict[str, Model] = {"invoice": Invoice, "credit": Credit}
@@ -176,21 +176,21 @@ class SqlPdfs:
                 found[ref.customer_id].append(ref)
         return found
 
-    def leaving(self, limit: int) -> list[PdfRef]:
-        found: list[PdfRef] = []
+    def leaving(self, limit: int) -> list[LeavingPdf]:
+        found: list[LeavingPdf] = []
         for kind, model in MODELS.items():
-            found += _refs(
-                self.conn,
-                kind,
-                model.pdf_stored.is_(True),
-                model.masked_at.is_not(None),
-                limit=limit - len(found),
-            )
+            ids = self.conn.execute(
+                select(model.id)
+                .where(model.pdf_stored.is_(True), model.masked_at.is_not(None))
+                .order_by(model.id)
+                .limit(limit - len(found))
+            ).scalars()
+            found += [LeavingPdf(kind, doc_id) for doc_id in ids]
             if len(found) >= limit:
                 break
         return found
 
-    def _set_stored(self, refs: Sequence[PdfRef], stored: bool) -> None:
+    def _set_stored(self, refs: Sequence[PdfRef | LeavingPdf], stored: bool) -> None:
         for kind, model in MODELS.items():
             ids = [r.id for r in refs if r.kind == kind]
             if ids:
@@ -198,8 +198,8 @@ class SqlPdfs:
                     update(model).where(_among(self.conn, model.id, ids)).values(pdf_stored=stored)
                 )
 
-    def mark_removed(self, refs: Sequence[PdfRef]) -> None:
-        self._set_stored(refs, False)
+    def mark_removed(self, pdfs: Sequence[LeavingPdf]) -> None:
+        self._set_stored(pdfs, False)
 
     def mark_stored(self, refs: Sequence[PdfRef]) -> None:
         self._set_stored(refs, True)
