@@ -190,6 +190,8 @@ def floor_command(home: Path, url: str, as_of: str) -> list[str]:
         str(home / "floor-archive"),
         "--kek-file",
         str(home / "floor.kek"),
+        "--documents",
+        str(home / "documents"),
         "--as-of",
         as_of,
     ]

@@ -7,21 +7,27 @@ transaction per batch:
 1. select the next batch of Amazon buyers due for archiving (same rule as shelflife: unmasked,
    no current copy, an order closed before the archive cut-off of the shop's time zone) and their
    PII: one set-based query per PII table, every column of the masking profile;
-2. seal each buyer's rows (canonical JSON) with AES-256-GCM under a fresh per-buyer data key,
-   customer id and revision bound as associated data; wrap each data key under the
-   key-encryption key (AES-256-GCM too);
+2. read the PDFs of the buyers' unmasked invoices and credits from the document store
+   (`--documents`, the home's `documents` folder: they leave it at masking, so every record
+   must carry them); seal each buyer's rows (canonical JSON) and PDFs with AES-256-GCM under a
+   fresh per-buyer data key, customer id and revision bound as associated data; wrap each data
+   key under the key-encryption key (AES-256-GCM too);
 3. append all sealed records to one segment file, `fsync` the file and its folder once;
 4. read the segment back once, decrypt every record and compare it with what was sealed;
 5. store each buyer's wrapped data key and archived revision (one executemany UPDATE: the key
    must live outside the write-once segment so that a buyer can be shredded), then overwrite
    the PII columns of the buyers that may be masked (no open or recent order, invoice or
-   credit) set-based: one UPDATE per PII table.
+   credit) set-based: one UPDATE per PII table;
+6. after the batch committed, delete the masked buyers' PDFs from the document store: unlink
+   the files, then `fsync` each of their folders once.
 
 Left out on purpose, because no floor needs them: audit and history rows, run records, the
 reclaim step (VACUUM), the dry-run counts, retries and failure bookkeeping, a thread pool.
 
 Segment layout: per record ``>QIII`` (customer id, revision, nonce+ciphertext length, plaintext
-SHA-256 prefix as a check), then 12-byte nonce and ciphertext. Associated data of a record:
+SHA-256 prefix as a check), then 12-byte nonce and ciphertext. A record's plaintext is ``>I``
+(length of the JSON), the canonical JSON, then per PDF ``>BQI`` (kind: 0 invoice, 1 credit;
+document id; length) and the PDF's bytes. Associated data of a record:
 ``customer_id:revision:key_id``. A wrapped data key is nonce (12) + ciphertext (32 + 16).
 
     .venv/bin/python bench/floor.py --database-url sqlite:///bench/out/x/shelflife.db \\
@@ -69,9 +75,15 @@ from shelflife.adapters.db.tables import PII_TABLES, Credit, Customer, Invoice, 
 from shelflife.config import load_settings
 from shelflife.domain.masking import MASK_PROFILE, MaskKind, mask_value
 from shelflife.domain.policy import Cutoffs
+from shelflife.domain.ports import PDF_KINDS, pdf_object_key
 
 RECORD = struct.Struct(">QIII")
 NONCE = 12
+JSON_LENGTH = struct.Struct(">I")
+PDF_HEADER = struct.Struct(">BQI")
+DOCUMENT_MODELS: dict[str, type[Invoice] | type[Credit]] = {"invoice": Invoice, "credit": Credit}
+PdfKey = tuple[int, int]
+"""(kind index in `PDF_KINDS`, document id)."""
 
 
 @dataclass
@@ -84,6 +96,8 @@ class FloorResult:
     seconds: float = 0.0
     batch_size: int = 0
     key_id: str = ""
+    pdfs_archived: int = 0
+    pdfs_removed: int = 0
     archived_ids: list[int] = field(default_factory=list)
 
 
@@ -200,9 +214,68 @@ def load_pii(conn: Connection, ids: Sequence[int]) -> dict[int, dict[str, dict[s
     return rows
 
 
-def canonical(customer_id: int, revision: int, rows: dict[str, dict[str, Any]]) -> bytes:
+def load_pdfs(
+    conn: Connection, ids: Sequence[int], documents: Path | None
+) -> dict[int, dict[PdfKey, bytes]]:
+    """The stored PDFs of these buyers' unmasked invoices and credits: one query per kind for
+    the batch, then one file read per PDF."""
+    found: dict[int, dict[PdfKey, bytes]] = {}
+    if documents is None:
+        return found
+    for index, kind in enumerate(PDF_KINDS):
+        model = DOCUMENT_MODELS[kind]
+        rows = conn.execute(
+            select(model.customer_id, model.id).where(
+                _among(conn, model.customer_id, ids),
+                model.masked_at.is_(None),
+                model.pdf_stored.is_(True),
+            )
+        )
+        for cid, doc_id in rows:
+            data = (documents / pdf_object_key(kind, doc_id)).read_bytes()
+            found.setdefault(cid, {})[(index, doc_id)] = data
+    return found
+
+
+def canonical(
+    customer_id: int,
+    revision: int,
+    rows: dict[str, dict[str, Any]],
+    pdfs: dict[PdfKey, bytes] | None = None,
+) -> bytes:
     body = {"customer_id": customer_id, "revision": revision, "rows": rows}
-    return json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+    text = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+    parts = [JSON_LENGTH.pack(len(text)), text]
+    for (kind, doc_id), data in sorted((pdfs or {}).items()):
+        parts += [PDF_HEADER.pack(kind, doc_id, len(data)), data]
+    return b"".join(parts)
+
+
+def split_plaintext(plaintext: bytes) -> tuple[dict[str, Any], dict[PdfKey, bytes]]:
+    """A record's plaintext back into its JSON body and its PDFs."""
+    (length,) = JSON_LENGTH.unpack_from(plaintext)
+    at = JSON_LENGTH.size + length
+    body = json.loads(plaintext[JSON_LENGTH.size : at])
+    pdfs: dict[PdfKey, bytes] = {}
+    while at < len(plaintext):
+        kind, doc_id, size = PDF_HEADER.unpack_from(plaintext, at)
+        at += PDF_HEADER.size
+        pdfs[(kind, doc_id)] = plaintext[at : at + size]
+        at += size
+    return body, pdfs
+
+
+def remove_pdfs(documents: Path, keys: Sequence[PdfKey]) -> None:
+    """Unlink the PDFs, then sync each of their folders once."""
+    paths = [documents / pdf_object_key(PDF_KINDS[kind], doc_id) for kind, doc_id in keys]
+    for path in paths:
+        path.unlink()
+    for folder in sorted({path.parent for path in paths}):
+        fd = os.open(folder, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
 
 
 def write_segment(path: Path, blob: bytes) -> None:
@@ -226,6 +299,7 @@ def archive_batch(
     kek: bytes,
     key_id: str,
     segment: Path,
+    pdfs: dict[int, dict[PdfKey, bytes]],
 ) -> list[dict[str, Any]]:
     """Seal, write, read back and verify one batch; the key rows to store for it."""
     ids = list(revisions)
@@ -235,7 +309,7 @@ def archive_batch(
     keys: dict[int, bytes] = {}
     for cid in ids:
         rev = revisions[cid]
-        plaintext = canonical(cid, rev, pii[cid])
+        plaintext = canonical(cid, rev, pii[cid], pdfs.get(cid))
         data_key = secrets.token_bytes(32)
         keys[cid] = data_key
         nonce = secrets.token_bytes(NONCE)
@@ -268,8 +342,9 @@ def archive_batch(
     ]
 
 
-def mask_batch(conn: Connection, ids: Sequence[int], c: Cutoffs) -> int:
-    """Overwrite the PII of the batch's buyers that may be masked: one UPDATE per table."""
+def mask_batch(conn: Connection, ids: Sequence[int], c: Cutoffs) -> list[int]:
+    """Overwrite the PII of the batch's buyers that may be masked: one UPDATE per table (the
+    documents' PDFs marked as leaving the store); returns the masked buyers."""
     touched = list(
         conn.execute(
             update(Customer)
@@ -283,20 +358,26 @@ def mask_batch(conn: Connection, ids: Sequence[int], c: Cutoffs) -> int:
         ).scalars()
     )
     if not touched:
-        return 0
+        return []
     for name, model in PII_TABLES.items():
         if model is Customer:
             continue
+        leaving = {"pdf_stored": False} if model in (Invoice, Credit) else {}
         conn.execute(
             update(model)
             .where(_among(conn, model.customer_id, touched), model.masked_at.is_(None))
-            .values(masked_at=c.as_of, **_masks(name))
+            .values(masked_at=c.as_of, **_masks(name), **leaving)
         )
-    return len(touched)
+    return touched
 
 
 def run_floor(
-    database_url: str, archive: Path, kek: bytes, as_of: datetime, batch_size: int
+    database_url: str,
+    archive: Path,
+    kek: bytes,
+    as_of: datetime,
+    batch_size: int,
+    documents: Path | None = None,
 ) -> FloorResult:
     began = time.perf_counter()
     key_id = key_id_of(kek)
@@ -335,9 +416,16 @@ def run_floor(
                     break
                 ids = list(revisions)
                 segment = archive / f"segment-{shop_id}-{ids[0]:010d}-{secrets.token_hex(4)}.bin"
-                key_rows = archive_batch(conn, revisions, kek, key_id, segment)
+                pdfs = load_pdfs(conn, ids, documents)
+                key_rows = archive_batch(conn, revisions, kek, key_id, segment, pdfs)
                 conn.execute(store_keys, key_rows)
-                result.masked += mask_batch(conn, ids, cutoffs)
+                masked = mask_batch(conn, ids, cutoffs)
+            leaving = [key for cid in masked for key in pdfs.get(cid, {})]
+            if documents is not None and leaving:
+                remove_pdfs(documents, leaving)  # only now that the masking is committed
+            result.masked += len(masked)
+            result.pdfs_archived += sum(len(found) for found in pdfs.values())
+            result.pdfs_removed += len(leaving)
             result.archived += len(ids)
             result.archived_ids.extend(ids)
             result.segments += 1
@@ -354,6 +442,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--database-url", required=True, help="the shelflife database")
     parser.add_argument("--archive", type=Path, required=True, help="folder for the segments")
     parser.add_argument("--kek-file", type=Path, required=True, help="32-byte key (made if new)")
+    parser.add_argument(
+        "--documents",
+        type=Path,
+        default=None,
+        help="the document store folder (the home's documents): archive and remove PDFs too",
+    )
     parser.add_argument("--as-of", required=True, help="instant of the run (ISO 8601, with zone)")
     parser.add_argument(
         "--batch-size", type=int, default=None, help="default: shelflife's SHELFLIFE_BATCH_SIZE"
@@ -365,7 +459,12 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--as-of needs a time zone offset")
     batch_size = args.batch_size or load_settings().batch_size
     result = run_floor(
-        args.database_url, args.archive, load_kek(args.kek_file), as_of.astimezone(UTC), batch_size
+        args.database_url,
+        args.archive,
+        load_kek(args.kek_file),
+        as_of.astimezone(UTC),
+        batch_size,
+        args.documents,
     )
     out = asdict(result)
     if not args.ids:

@@ -84,6 +84,12 @@ def _existing(after: dict[int, PiiRows], before: dict[int, PiiRows]) -> dict[int
     }
 
 
+def _stored_pdfs(home: Path) -> dict[str, bytes]:
+    """The document store's files by object key."""
+    root = home / "documents"
+    return {p.relative_to(root).as_posix(): p.read_bytes() for p in root.rglob("*.pdf")}
+
+
 def _states(url: str) -> dict[int, tuple[bool, bool]]:
     """Buyer id -> (archived, masked)."""
     engine = make_engine(url)
@@ -116,6 +122,7 @@ def test_floor_archives_and_masks_exactly_what_shelflife_does_and_its_archive_ho
     shutil.copytree(imported, by_shelflife)
     shutil.copytree(imported, by_floor)
     before = _pii(_url(imported))
+    pdfs_before = _stored_pdfs(imported)
 
     report = json.loads(_cli(by_shelflife, "run", "--as-of", AS_OF, "--json").stdout)
     kek_file = tmp_path / "floor.kek"
@@ -134,6 +141,8 @@ def test_floor_archives_and_masks_exactly_what_shelflife_does_and_its_archive_ho
             AS_OF,
             "--batch-size",
             "7",
+            "--documents",
+            str(by_floor / "documents"),
             "--ids",
         ],
         capture_output=True,
@@ -154,6 +163,10 @@ def test_floor_archives_and_masks_exactly_what_shelflife_does_and_its_archive_ho
     assert floor_states == shelflife_states
     # The same columns overwritten (shelflife also adds a history row per masked buyer).
     assert _existing(_pii(_url(by_floor)), before) == _existing(_pii(_url(by_shelflife)), before)
+    # The same PDFs left the document store: those of the masked buyers' documents.
+    pdfs_left = _stored_pdfs(by_floor)
+    assert pdfs_left.keys() == _stored_pdfs(by_shelflife).keys()
+    assert floor["pdfs_removed"] == len(pdfs_before) - len(pdfs_left) > 0
     files = sorted(segments.iterdir())
     assert floor["segments"] == len(files) > len(archived) // 7  # one per batch of 7 per shop
 
@@ -169,6 +182,7 @@ def test_floor_archives_and_masks_exactly_what_shelflife_does_and_its_archive_ho
         wrapped: dict[int, bytes] = {r.id: r.data_key_wrapped for r in rows}
     engine.dispose()
     restored: dict[int, PiiRows] = {}
+    restored_pdfs: dict[str, bytes] = {}
     raw = b""
     for path in files:
         blob = path.read_bytes()
@@ -180,10 +194,17 @@ def test_floor_archives_and_masks_exactly_what_shelflife_does_and_its_archive_ho
             plaintext = module.AESGCM(data_key).decrypt(
                 nonce, body, module.associated_data(cid, rev, floor["key_id"])
             )
-            record = json.loads(plaintext)
+            record, documents = module.split_plaintext(plaintext)
             assert record["customer_id"] == cid
             restored[cid] = record["rows"]
+            for (kind, doc_id), data in documents.items():
+                restored_pdfs[module.pdf_object_key(module.PDF_KINDS[kind], doc_id)] = data
     assert restored == {cid: before[cid] for cid in archived}
+    # Every archived buyer's PDFs are in its record, byte for byte; those of masked buyers
+    # nowhere else any more.
+    assert floor["pdfs_archived"] == len(restored_pdfs) > floor["pdfs_removed"]
+    assert {k: pdfs_before[k] for k in restored_pdfs} == restored_pdfs
+    assert set(pdfs_before) - set(pdfs_left) <= set(restored_pdfs)
     emails = [before[cid]["customers"][str(cid)]["email"] for cid in archived]
     assert all(emails)
     assert [e for e in emails if e.encode() in raw] == []
