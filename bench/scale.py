@@ -80,6 +80,7 @@ from sqlalchemy import (
     func,
     insert,
     literal,
+    literal_column,
     or_,
     select,
     text,
@@ -138,7 +139,7 @@ class ScaleError(Exception):
 class ScaleReport:
     factor: int
     base_customers: int
-    rows: dict[str, int] = field(default_factory=dict)
+    rows: dict[str, int] = field(default_factory=dict)  # per table, after scaling
     pdf_links: int = 0
     seconds: float = 0.0
 
@@ -240,19 +241,17 @@ def check_base(conn: Connection, t: dict[str, Table]) -> None:
 def order_numbers(conn: Connection, t: dict[str, Table], factor: int) -> OrderNumbers:
     """A fresh Amazon prefix per copy and base prefix, checked against each shop's pattern."""
     orders, shops = t["orders"], Base.metadata.tables["shops"]
+    # literal arguments: PostgreSQL groups by the expression only when it is spelled alike
+    prefix = func.substr(orders.c.order_nr_external, literal_column("1"), literal_column("3"))
     rows = conn.execute(
         select(
             orders.c.is_amazon,
             shops.c.amazon_order_pattern,
-            func.substr(orders.c.order_nr_external, 1, 3).label("prefix"),
+            prefix.label("prefix"),
             func.min(orders.c.order_nr_external).label("sample"),
         )
         .join(shops, shops.c.id == orders.c.shop_id)
-        .group_by(
-            orders.c.is_amazon,
-            shops.c.amazon_order_pattern,
-            func.substr(orders.c.order_nr_external, 1, 3),
-        )
+        .group_by(orders.c.is_amazon, shops.c.amazon_order_pattern, prefix)
     ).all()
     used = sorted({r.prefix for r in rows if r.is_amazon})
     for r in rows:
@@ -456,13 +455,12 @@ def copy_table(
     offsets: dict[str, int],
     numbers: OrderNumbers,
     t: dict[str, Table],
-) -> int:
+) -> None:
     values = column_values(table, k, offsets, numbers, t)
     query = select(*values).where(table.c.id < offsets[table.name])
     if table.name == "customers":
         query = query.select_from(table.join(BUYERS, BUYERS.c.customer_id == table.c.id))
-    result = conn.execute(insert(table).from_select([c.name for c in table.columns], query))
-    return int(result.rowcount or 0)
+    conn.execute(insert(table).from_select([c.name for c in table.columns], query))
 
 
 def document_root(settings: Settings) -> Path:
@@ -527,15 +525,18 @@ def scale(settings: Settings, factor: int, say: Callable[[str], None] = print) -
                     rows = list(_buyer_rows(buyers, k, renamer))
                     for start in range(0, len(rows), 10_000):
                         conn.execute(insert(BUYERS), rows[start : start + 10_000])
-                for name, table in t.items():
+                for table in t.values():
                     with conn.begin():
-                        added = copy_table(conn, table, k, offsets, renamer.numbers, t)
-                    report.rows[name] = report.rows.get(name, 0) + added
+                        copy_table(conn, table, k, offsets, renamer.numbers, t)
                 for name, kind in DOCUMENTS.items():
                     report.pdf_links += link_pdfs(root, kind, pdfs[name], k, offsets[name])
                 say(f"copy {k} of {factor - 1} made after {time.perf_counter() - began:.1f} s")
             with conn.begin():
                 BUYERS.drop(conn)
+                for name, table in t.items():
+                    report.rows[name] = conn.execute(
+                        select(func.count()).select_from(table)
+                    ).scalar_one()
                 if conn.dialect.name == "postgresql":
                     for name in t:  # table names are ours, not input
                         conn.execute(
