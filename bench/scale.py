@@ -558,7 +558,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--factor", type=int, required=True, help="K: the database x K")
     args = parser.parse_args(argv)
     try:
-        report = scale(load_settings(args.home), args.factor)
+        report = scale(
+            load_settings(args.home), args.factor, say=lambda line: print(line, file=sys.stderr)
+        )
     except ScaleError as exc:
         print(f"scale: {exc}", file=sys.stderr)
         return 1
