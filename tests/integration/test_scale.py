@@ -145,13 +145,9 @@ def test_a_real_run_on_the_scaled_database_masks_three_times_and_removes_only_ma
 ) -> None:
     home, url, _lines = base
     due_night = _run(NIGHT, "--dry-run")
-    stored_before = sum(1 for d in _documents(home, url) if d[3])
+    originals = {(d[0], d[1]) for d in _documents(home, url) if d[3]}
     _scale(home, 3)
-    links = {
-        d[1]: os.stat(home / "documents" / pdf_object_key(d[0], d[1])).st_nlink
-        for d in _documents(home, url)
-        if d[3] and d[0] == "invoice" and d[1] < 100
-    }
+    links = {d: os.stat(home / "documents" / pdf_object_key(*d)).st_nlink for d in originals}
     assert links
     assert set(links.values()) == {3}  # the base file's name and its two copies'
 
@@ -162,8 +158,8 @@ def test_a_real_run_on_the_scaled_database_masks_three_times_and_removes_only_ma
     kept = [d for d in documents if not d[2] and d[3]]
     assert masked
     assert kept
-    assert len(masked) + len(kept) == 3 * stored_before
-    assert len([d for d in masked if d[1] < 100]) * 3 == len(masked)
+    assert len(masked) + len(kept) == 3 * len(originals)
+    assert len([d for d in masked if (d[0], d[1]) in originals]) * 3 == len(masked)
     for kind, document_id, _masked, stored, _digest in masked:
         assert not stored
         assert not (home / "documents" / pdf_object_key(kind, document_id)).exists()
