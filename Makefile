@@ -34,8 +34,8 @@ test: $(STAMP) ## The whole suite: lint, types, then unit/integration/e2e on SQL
 unit: $(STAMP) ## Only the fast unit tests
 	$(BIN)/pytest tests/unit
 
-bench: $(STAMP) ## shelflife run vs. the floor, SQLite (N=100000; PG=1 adds PostgreSQL; see bench/README.md)
-	$(BIN)/python bench/compare.py --customers $${N:-100000} --backend $$(if [ -n "$${PG:-}" ]; then echo both; else echo sqlite; fi)
+bench: $(STAMP) ## shelflife run vs. the floor, SQLite (N=100000; PG=1 adds PostgreSQL; SCALE=1 imports N/10 and scales it x10; see bench/README.md)
+	$(BIN)/python bench/compare.py --customers $${N:-100000} --backend $$(if [ -n "$${PG:-}" ]; then echo both; else echo sqlite; fi) $$(if [ -n "$${SCALE:-}" ]; then echo --scale-from $$(( $${N:-100000} / 10 )); fi)
 
 bench-http: $(STAMP) ## Search and retrieval latency over HTTP (N=100000 buyers, REQUESTS=500; see bench/README.md)
 	$(BIN)/python bench/http_latency.py --customers $${N:-100000} --requests $${REQUESTS:-500}

@@ -15,11 +15,19 @@ Cases:
 5. PostgreSQL only: `shelflife run --workers 2` (one run, two processes) and two
    `shelflife run` processes side by side on the backlog, each vs. one run.
 
+With `--scale-from N0` (`SCALE=1 make bench`: N0 = N/10), only N0 customers are imported; the
+N database is a copy of that imported one made N/N0 times as large inside the database by
+`bench/scale.py` (minutes instead of the hours an import of 1,000,000 customers takes), and
+every row, the table and the JSON say that it was scaled. The imported N0 database is the
+growth case's N/10 one when N0 = N/10. Copies of a home hard-link its `documents` folder (the
+PDFs; the store writes by temporary file and rename and deletes by unlink, never in place).
+
 Ratios use the work's own time (the run's `duration_seconds`, the floor's `seconds`), without
 interpreter start-up; wall times are in the table and the JSON too. Figures go to
 `bench/results/compare-N.json` with the machine and its load.
 
     .venv/bin/python bench/compare.py --customers 20000 --backend both
+    .venv/bin/python bench/compare.py --customers 1000000 --scale-from 100000
 """
 
 from __future__ import annotations
@@ -86,6 +94,7 @@ class Row:
     floor_masked: int = 0
     load_average: list[float] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
+    scaled_from: int | None = None  # the database was this many imported customers, scaled
 
     @property
     def ratio(self) -> float:
@@ -154,12 +163,28 @@ class Copies:
         for shop in cli("shop", "list", "--json").json():
             cli("feature", "enable", "--shop", shop["name"])
 
+    def scale(self, base: Copies, factor: int) -> float:
+        """This database as a copy of `base`'s (imported), made `factor` times as large by
+        bench/scale.py; its time in seconds."""
+        began = time.perf_counter()
+        copy_home(base.home, self.home)
+        if self.cluster is not None:
+            self.cluster.drop_database(self.name)
+            self.cluster.create_database(self.name, template=base.name)
+        command = [sys.executable, str(BENCH_DIR / "scale.py"), "--home", str(self.home)]
+        done = subprocess.run(
+            [*command, "--factor", str(factor)], env=self.env(), capture_output=True, check=False
+        )
+        if done.returncode != 0:
+            raise BenchError(f"scale.py exited {done.returncode}: {done.stderr.decode()[-500:]}")
+        return time.perf_counter() - began
+
     def copy(self) -> tuple[Path, str, dict[str, str]]:
         """A fresh home, its database URL and the environment pointing at it."""
         self.count += 1
         home = OUT_DIR / f"compare-{self.name}-{self.count}"
         shutil.rmtree(home, ignore_errors=True)
-        shutil.copytree(self.home, home)
+        copy_home(self.home, home)
         if self.cluster is None:
             url = f"sqlite:///{home / 'shelflife.db'}"
             return home, url, child_env(home, {})
@@ -173,6 +198,18 @@ class Copies:
 
     def remove(self) -> None:
         shutil.rmtree(self.home, ignore_errors=True)
+
+
+def copy_home(source: Path, target: Path) -> None:
+    """A copy of a home folder whose `documents` (one PDF per invoice: a million files at the
+    largest N) are hard links: the document store never changes a file in place."""
+    shutil.rmtree(target, ignore_errors=True)
+    top = str(source)
+    shutil.copytree(
+        source, target, ignore=lambda folder, _names: ["documents"] if folder == top else []
+    )
+    if (source / "documents").is_dir():
+        shutil.copytree(source / "documents", target / "documents", copy_function=os.link)
 
 
 def shelflife_command(*args: str) -> list[str]:
@@ -205,9 +242,11 @@ def run_shelflife(env: dict[str, str], as_of: str, *options: str) -> Proc:
     return reap(spawn(command, env), began, "shelflife run")
 
 
-def measure(case: str, copies: Copies, customers: int, as_of: str) -> Row:
+def measure(
+    case: str, copies: Copies, customers: int, as_of: str, scaled_from: int | None = None
+) -> Row:
     """shelflife and the floor, each on its own fresh copy, one after the other."""
-    row = Row(case, copies.backend, customers, as_of)
+    row = Row(case, copies.backend, customers, as_of, scaled_from=scaled_from)
     load = os.getloadavg()[0]
     home, _url, env = copies.copy()
     try:
@@ -239,7 +278,7 @@ def measure(case: str, copies: Copies, customers: int, as_of: str) -> Row:
 
 def with_workers(copies: Copies, customers: int, as_of: str, single: Row) -> Row:
     """`shelflife run --workers 2` on the backlog; the floor columns hold the single run."""
-    row = Row("--workers 2 vs 1", copies.backend, customers, as_of)
+    row = Row("--workers 2 vs 1", copies.backend, customers, as_of, scaled_from=single.scaled_from)
     load = os.getloadavg()[0]
     home, _url, env = copies.copy()
     try:
@@ -263,7 +302,7 @@ def with_workers(copies: Copies, customers: int, as_of: str, single: Row) -> Row
 
 def side_by_side(copies: Copies, customers: int, as_of: str, single: Row) -> Row:
     """Two `shelflife run` processes on one database at once; the floor column holds one run."""
-    row = Row("2 runs vs 1", copies.backend, customers, as_of)
+    row = Row("2 runs vs 1", copies.backend, customers, as_of, scaled_from=single.scaled_from)
     load = os.getloadavg()[0]
     home, _url, env = copies.copy()
     try:
@@ -341,27 +380,60 @@ def cluster_for(backend: str) -> Iterator[Any]:
         cluster.stop()
 
 
-def bench_backend(backend: str, big: Generated, small: Generated) -> list[Row]:
-    n = big.spec.customers
+@dataclass(frozen=True)
+class Plan:
+    """What to import: the N customers, or N0 of them scaled x N/N0 (`scaled`), and N/10."""
+
+    customers: int
+    big: Generated  # imported as the N database, or scaled to it when `scaled`
+    small: Generated  # the growth case's N/10
+    scaled: bool = False
+
+    @property
+    def factor(self) -> int:
+        return self.customers // self.big.spec.customers
+
+
+def bench_backend(backend: str, plan: Plan, timings: dict[str, dict[str, float]]) -> list[Row]:
+    n, big, small = plan.customers, plan.big, plan.small
+    scaled_from = big.spec.customers if plan.scaled else None
     rows: list[Row] = []
     with cluster_for(backend) as cluster:
         base = Copies(backend, f"bench_{backend}_{n}", cluster)
         tenth = Copies(backend, f"bench_{backend}_{small.spec.customers}", cluster)
+        imported = (
+            Copies(backend, f"bench_{backend}_{big.spec.customers}_base", cluster)
+            if plan.scaled and big is not small
+            else tenth
+        )
         try:
-            console.print(f"[bold]{backend}[/]: importing {n} and {small.spec.customers}")
-            base.load(big)
-            tenth.load(small)
+            began = time.perf_counter()
+            console.print(f"[bold]{backend}[/]: importing {big.spec.customers}", highlight=False)
+            if plan.scaled:
+                imported.load(big)  # the time of this import only, not of N/10's below
+                timings[backend] = {"import_seconds": round(time.perf_counter() - began, 1)}
+                if imported is not tenth:
+                    tenth.load(small)
+                console.print(f"[bold]{backend}[/]: scaling x{plan.factor} to {n}", highlight=False)
+                seconds = base.scale(imported, plan.factor)
+                timings[backend]["scale_seconds"] = round(seconds, 1)
+                if imported is not tenth:
+                    imported.remove()
+            else:
+                base.load(big)
+                tenth.load(small)
+                timings[backend] = {"import_seconds": round(time.perf_counter() - began, 1)}
             console.print(f"[bold]{backend}[/]: backlog")
-            backlog = measure("backlog", base, n, BACKLOG_AS_OF)
+            backlog = measure("backlog", base, n, BACKLOG_AS_OF, scaled_from)
             rows.append(backlog)
             steady_as_of, _ = calibrate(base, round(n / 30))
             console.print(f"[bold]{backend}[/]: steady night {steady_as_of}")
-            rows.append(measure("steady night", base, n, steady_as_of))
+            rows.append(measure("steady night", base, n, steady_as_of, scaled_from))
             console.print(f"[bold]{backend}[/]: growth")
             small_row = measure("growth N/10", tenth, small.spec.customers, BACKLOG_AS_OF)
             rows.append(small_row)
             growth_as_of, _ = calibrate(base, small_row.archived)
-            rows.append(measure("growth N", base, n, growth_as_of))
+            rows.append(measure("growth N", base, n, growth_as_of, scaled_from))
             if backend == "postgresql":
                 console.print(f"[bold]{backend}[/]: run --workers 2")
                 rows.append(with_workers(base, n, BACKLOG_AS_OF, backlog))
@@ -370,6 +442,7 @@ def bench_backend(backend: str, big: Generated, small: Generated) -> list[Row]:
         finally:
             base.remove()
             tenth.remove()
+            imported.remove()
     return rows
 
 
@@ -401,8 +474,20 @@ def growth_factors(rows: Sequence[Row]) -> dict[str, dict[str, float]]:
     return out
 
 
-def print_table(rows: Sequence[Row], customers: int) -> None:
-    table = Table(title=f"shelflife run vs. the floor (bench/floor.py), N = {customers}")
+def scaled_note(plan: Plan) -> str:
+    if not plan.scaled:
+        return ""
+    return (
+        f" (the N database: {plan.big.spec.customers} customers imported, "
+        f"scaled x{plan.factor} by bench/scale.py)"
+    )
+
+
+def print_table(rows: Sequence[Row], plan: Plan) -> None:
+    table = Table(
+        title=f"shelflife run vs. the floor (bench/floor.py), N = {plan.customers}"
+        + scaled_note(plan)
+    )
     for name in (
         "case",
         "backend",
@@ -423,7 +508,7 @@ def print_table(rows: Sequence[Row], customers: int) -> None:
         table.add_row(
             r.case + (" (floor col.: 1 run)" if two else ""),
             r.backend,
-            str(r.customers),
+            str(r.customers) + (f" (x{r.customers // r.scaled_from})" if r.scaled_from else ""),
             f"{r.archived} / {r.masked}",
             f"{r.shelflife_seconds:.1f}",
             f"{r.floor_seconds:.1f}",
@@ -446,11 +531,18 @@ def print_table(rows: Sequence[Row], customers: int) -> None:
             console.print(f"[red]{r.backend} {r.case}:[/] {problem}", highlight=False)
 
 
-def save(rows: Sequence[Row], customers: int, seconds: float) -> Path:
+def save(
+    rows: Sequence[Row], plan: Plan, seconds: float, timings: dict[str, dict[str, float]]
+) -> Path:
     RESULTS_DIR.mkdir(exist_ok=True)
-    path = RESULTS_DIR / f"compare-{customers}.json"
+    scaled = f"-scaled-from-{plan.big.spec.customers}" if plan.scaled else ""
+    path = RESULTS_DIR / f"compare-{plan.customers}{scaled}.json"
     document = {
-        "customers": customers,
+        "customers": plan.customers,
+        "scaled_from": plan.big.spec.customers if plan.scaled else None,
+        "scale_factor": plan.factor if plan.scaled else None,
+        "note": scaled_note(plan).strip(" ()") or None,
+        "preparation": timings,
         "measured_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "total_seconds": round(seconds, 1),
         "machine": machine(),
@@ -466,26 +558,55 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
     parser.add_argument("--customers", type=positive_int, required=True, help="buyers (N)")
     parser.add_argument("--backend", choices=(*BACKENDS, "both"), default="sqlite")
+    parser.add_argument(
+        "--scale-from",
+        type=positive_int,
+        metavar="N0",
+        help="import only N0 customers and scale that database to N inside the database "
+        "(bench/scale.py; N a multiple of N0); the results say so",
+    )
     args = parser.parse_args(argv)
     if args.customers < 300:
         parser.error("--customers must be at least 300 (N/10 needs some buyers due)")
+    if args.scale_from is not None and (
+        args.customers % args.scale_from or args.scale_from == args.customers
+    ):
+        parser.error("--customers must be a multiple of --scale-from (and larger)")
     began = time.perf_counter()
-    big = ensure_orders(make_spec(args.customers, DEFAULT_START, DEFAULT_DAYS, seed=1))
-    small = ensure_orders(make_spec(args.customers // 10, DEFAULT_START, DEFAULT_DAYS, seed=1))
+    tenth = args.customers // 10
+    small = ensure_orders(make_spec(tenth, DEFAULT_START, DEFAULT_DAYS, seed=1))
+    if args.scale_from is None:
+        big = ensure_orders(make_spec(args.customers, DEFAULT_START, DEFAULT_DAYS, seed=1))
+    elif args.scale_from == tenth:
+        big = small
+    else:
+        big = ensure_orders(make_spec(args.scale_from, DEFAULT_START, DEFAULT_DAYS, seed=1))
+    plan = Plan(args.customers, big, small, scaled=args.scale_from is not None)
     backends = BACKENDS if args.backend == "both" else (args.backend,)
     rows: list[Row] = []
+    timings: dict[str, dict[str, float]] = {}
     failed = False
     for backend in backends:
         try:
-            rows.extend(bench_backend(backend, big, small))
+            rows.extend(bench_backend(backend, plan, timings))
         except BenchError as exc:
             console.print(f"[red]{backend}:[/] {exc}", highlight=False)
             failed = True
         if rows:  # after each backend, so that a stopped run keeps what it measured
-            save(rows, args.customers, time.perf_counter() - began)
+            save(rows, plan, time.perf_counter() - began, timings)
     if rows:
-        print_table(rows, args.customers)
-        path = save(rows, args.customers, time.perf_counter() - began)
+        print_table(rows, plan)
+        for backend, took in timings.items():
+            console.print(
+                f"{backend}: imported {big.spec.customers} in {took['import_seconds']:.0f} s"
+                + (
+                    f", scaled x{plan.factor} in {took['scale_seconds']:.0f} s"
+                    if plan.scaled and "scale_seconds" in took
+                    else ""
+                ),
+                highlight=False,
+            )
+        path = save(rows, plan, time.perf_counter() - began, timings)
         console.print(f"results: {path}", highlight=False)
     return 1 if failed or any(r.problems for r in rows) else 0
 
