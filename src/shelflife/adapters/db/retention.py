@@ -13,6 +13,7 @@ from typing import Any
 
 from sqlalchemy import (
     ARRAY,
+    BigInteger,
     ColumnElement,
     Connection,
     Integer,
@@ -275,7 +276,7 @@ def load_snapshots(
             query = select(model.customer_id, model.id, *columns).where(
                 _among(conn, model.customer_id, ids), model.masked_at.is_(None)
             )
-        for customer_id, row_id, *values in conn.execute(query.order_by(model.id)):
+        for customer_id, row_id, *values in conn.execute(query):  # to_bytes sorts
             snaps[customer_id].add_values(name, row_id, values)
     return snaps
 
@@ -283,6 +284,10 @@ def load_snapshots(
 def record_archived(conn: Connection, done: Sequence[ArchivedCopy], now: datetime) -> None:
     """Mark verified copies; a buyer's data key is stored when the copy made one."""
     if not done:
+        return
+    if conn.dialect.name == "postgresql":
+        _record_copies_postgres(conn, done, now)
+        _record_archived_postgres(conn, done, now)
         return
     conn.execute(
         insert(ArchiveCopy),
@@ -302,9 +307,6 @@ def record_archived(conn: Connection, done: Sequence[ArchivedCopy], now: datetim
     )
     # The revision written is the one read with the snapshot: a concurrent change leaves the
     # copy stale, and the mask step then refuses.
-    if conn.dialect.name == "postgresql":
-        _record_archived_postgres(conn, done, now)
-        return
     conn.execute(
         update(Customer)
         .where(Customer.id == bindparam("b_cid"))
@@ -329,6 +331,37 @@ def record_archived(conn: Connection, done: Sequence[ArchivedCopy], now: datetim
             }
             for d in done
         ],
+    )
+
+
+def _record_copies_postgres(conn: Connection, done: Sequence[ArchivedCopy], now: datetime) -> None:
+    """The index rows of `record_archived` in one INSERT over arrays: an executemany is a
+    statement and a round trip per buyer on PostgreSQL."""
+    given = select(
+        func.unnest(bindparam("c_cid", [d.customer_id for d in done], ARRAY(Integer))).label("cid"),
+        func.unnest(bindparam("c_rev", [d.revision for d in done], ARRAY(Integer))).label("rev"),
+        func.unnest(bindparam("c_key", [d.object_key for d in done], ARRAY(String))).label("key"),
+        func.unnest(bindparam("c_sha", [d.sha256 for d in done], ARRAY(String))).label("sha"),
+        func.unnest(bindparam("c_off", [d.offset for d in done], ARRAY(BigInteger))).label("off"),
+        func.unnest(bindparam("c_len", [d.length for d in done], ARRAY(Integer))).label("len"),
+    ).subquery("given")
+    at = literal(now, ArchiveCopy.created_at.type)
+    conn.execute(
+        insert(ArchiveCopy).from_select(
+            [
+                "customer_id",
+                "revision",
+                "object_key",
+                "ciphertext_sha256",
+                "created_at",
+                "verified_at",
+                "record_offset",
+                "record_length",
+            ],
+            select(
+                given.c.cid, given.c.rev, given.c.key, given.c.sha, at, at, given.c.off, given.c.len
+            ),
+        )
     )
 
 
@@ -422,11 +455,31 @@ def mask_customers(conn: Connection, ids: Sequence[int], now: datetime, event: s
             .where(_among(conn, model.customer_id, touched), model.masked_at.is_(None))
             .values(masked_at=now, **_mask_assignments(name))
         )
-    conn.execute(
-        insert(CustomerHistory),
-        [
-            {"customer_id": cid, "recorded_at": now, "event": event, "user_name": "shelflife"}
-            for cid in touched
-        ],
-    )
+    _record_history(conn, touched, now, event)
     return len(touched)
+
+
+def _record_history(conn: Connection, ids: Sequence[int], now: datetime, event: str) -> None:
+    """A history row per buyer; on PostgreSQL one INSERT over an array (an executemany is a
+    statement and a round trip per buyer there)."""
+    if conn.dialect.name != "postgresql":
+        conn.execute(
+            insert(CustomerHistory),
+            [
+                {"customer_id": cid, "recorded_at": now, "event": event, "user_name": "shelflife"}
+                for cid in ids
+            ],
+        )
+        return
+    given = select(func.unnest(bindparam("h_cid", list(ids), ARRAY(Integer))).label("cid"))
+    conn.execute(
+        insert(CustomerHistory).from_select(
+            ["customer_id", "recorded_at", "event", "user_name"],
+            select(
+                given.subquery("given").c.cid,
+                literal(now, CustomerHistory.recorded_at.type),
+                literal(event, String),
+                literal("shelflife", String),
+            ),
+        )
+    )
