@@ -146,6 +146,8 @@ class Copies:
         self.cluster = cluster
         self.home = OUT_DIR / f"compare-{name}"
         self.count = 0
+        self.due_counts: dict[int, int] = {}
+        """Days after the first orders turned 29 days old -> buyers a dry run would archive."""
         self.extra: dict[str, str] = {}
         shutil.rmtree(self.home, ignore_errors=True)
         if cluster is not None:
@@ -340,7 +342,7 @@ def calibrate(copies: Copies, target: int) -> tuple[str, int]:
     """The night (by `run --dry-run`, a binary search over the days: the count only grows)
     on which the number of buyers due to be archived is closest to `target`."""
     cli = Shelflife(copies.env())
-    counts: dict[int, int] = {}
+    counts = copies.due_counts  # the second search reuses the first one's dry runs
 
     def due(days: int) -> int:
         if days not in counts:
