@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, bindparam, func, select, update
+from sqlalchemy import Connection, bindparam, func, select, text, update
 from sqlalchemy.orm import aliased
 
 from shelflife.adapters.db import retention
@@ -181,7 +181,10 @@ class SqlPdfs:
         for kind, model in MODELS.items():
             ids = self.conn.execute(
                 select(model.id)
-                .where(model.pdf_stored.is_(True), model.masked_at.is_not(None))
+                # Spelled as the partial index ix_*_pdf_leaving is, so that SQLite uses it:
+                # `pdf_stored IS 1` or `= 1` is another expression to its planner, which then
+                # scanned every invoice for each batch (0.4 s at 1,300,000 invoices).
+                .where(text(f"{model.__tablename__}.pdf_stored"), model.masked_at.is_not(None))
                 .order_by(model.id)
                 .limit(limit - len(found))
             ).scalars()
