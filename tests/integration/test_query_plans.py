@@ -1,0 +1,119 @@
+"""The nightly run's per-batch queries keep plans that do not grow with the database (SQLite).
+
+Both defects below passed every functional test and showed only at 1,000,000 customers, where
+each batch read the whole shop or every invoice. The plans are read with EXPLAIN QUERY PLAN of
+the very statements the repositories send."""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import event
+
+from shelflife.bootstrap import App
+from shelflife.domain.policy import Cutoffs
+from shelflife.domain.ports import Due, Selection
+from shelflife.services.importing import import_lines
+from shelflife.services.shops import set_feature
+from tests.support.builders import T0, days, lines, make_app, order
+
+NIGHT = T0 + days(40)
+
+
+@contextmanager
+def _sent(app: App) -> Iterator[list[tuple[str, Any]]]:
+    """Every SELECT the app sends while inside, with its parameters."""
+    statements: list[tuple[str, Any]] = []
+
+    def seen(_conn: Any, _cursor: Any, sql: str, params: Any, *_: Any) -> None:
+        if sql.lstrip().upper().startswith("SELECT"):
+            statements.append((sql, params))
+
+    event.listen(app.engine, "before_cursor_execute", seen)
+    try:
+        yield statements
+    finally:
+        event.remove(app.engine, "before_cursor_execute", seen)
+
+
+def _plans(database: Path, work: Callable[[], object], app: App) -> list[str]:
+    with _sent(app) as statements:
+        work()
+    assert statements
+    db = sqlite3.connect(database)
+    try:
+        return [
+            " / ".join(row[3] for row in db.execute(f"EXPLAIN QUERY PLAN {sql}", params))
+            for sql, params in statements
+        ]
+    finally:
+        db.close()
+
+
+def _app(tmp_path: Path) -> tuple[App, Path]:
+    database = tmp_path / "plans.sqlite"
+    app, _clock = make_app(f"sqlite:///{database}", tmp_path / "home")
+    orders = [
+        order(f"304-{i:07d}-{i:07d}", shipped_at=T0, suffix=f"-q{i}", invoiced_at=T0)
+        for i in range(5)
+    ]
+    assert import_lines(app, lines(*orders)).refused == []
+    set_feature(app.ports(), "main", True, "ops")
+    return app, database
+
+
+def _selection(app: App, due: Due) -> Selection:
+    with app.ports().reader as reader:
+        shop = reader.shops.enabled()[0]
+    return Selection(due, shop.id, Cutoffs.for_shop(NIGHT, ZoneInfo(shop.time_zone)), "key")
+
+
+def test_a_batch_of_due_buyers_is_read_from_the_last_id_on_not_through_the_whole_shop(
+    tmp_path: Path,
+) -> None:
+    app, database = _app(tmp_path)
+    try:
+        selection = _selection(app, Due.ARCHIVE)
+        ports = app.ports()
+
+        def next_batch() -> object:
+            with ports.uow as uow:
+                return uow.customers.next_batch(selection, 0, 1000)
+
+        def among() -> object:
+            with ports.uow as uow:
+                return uow.customers.among(_selection(app, Due.MASK), [1, 2, 3])
+
+        batch_plan, among_plan = _plans(database, next_batch, app), _plans(database, among, app)
+    finally:
+        app.close()
+
+    assert batch_plan[0].startswith("SEARCH customers USING INTEGER PRIMARY KEY (rowid>?)")
+    assert "TEMP B-TREE" not in batch_plan[0]
+    assert among_plan[0].startswith("SEARCH customers USING INTEGER PRIMARY KEY (rowid=?)")
+
+
+def test_the_pdfs_leaving_the_store_are_found_through_their_partial_index(
+    tmp_path: Path,
+) -> None:
+    app, database = _app(tmp_path)
+    try:
+        ports = app.ports()
+
+        def leaving() -> object:
+            with ports.uow as uow:
+                return uow.pdfs.leaving(1000)
+
+        plans = _plans(database, leaving, app)
+    finally:
+        app.close()
+
+    assert plans == [
+        "SCAN invoices USING INDEX ix_invoices_pdf_leaving",
+        "SCAN credits USING INDEX ix_credits_pdf_leaving",
+    ]
