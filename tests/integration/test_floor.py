@@ -7,7 +7,6 @@ writes an archive that really holds their PII (and nothing readable without the 
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import shutil
@@ -15,7 +14,6 @@ import subprocess
 import sys
 from datetime import UTC, date, datetime
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import pytest
@@ -27,22 +25,13 @@ from shelflife.adapters.db.tables import PII_TABLES, Customer
 from shelflife.domain.masking import MASK_PROFILE
 from shelflife.entrypoints.cli import app
 from shelflife.sample_data import SampleSpec, write_jsonl
+from tests.support.bench import bench_module
 
 REPO = Path(__file__).resolve().parents[2]
 FLOOR = REPO / "bench" / "floor.py"
 AS_OF = "2026-06-01T02:00:00+02:00"  # every shipment of the sample is months old
 
 PiiRows = dict[str, dict[str, dict[str, Any]]]
-
-
-def _floor_module() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("bench_floor", FLOOR)
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["bench_floor"] = module  # dataclasses look their module up
-    spec.loader.exec_module(module)
-    return module
 
 
 def _cli(home: Path, *args: str) -> Any:
@@ -170,7 +159,7 @@ def test_floor_archives_and_masks_exactly_what_shelflife_does_and_its_archive_ho
     files = sorted(segments.iterdir())
     assert floor["segments"] == len(files) > len(archived) // 7  # one per batch of 7 per shop
 
-    module = _floor_module()
+    module = bench_module("floor")
     kek = kek_file.read_bytes()
     engine = make_engine(_url(by_floor))
     with engine.connect() as conn:

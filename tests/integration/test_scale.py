@@ -10,13 +10,10 @@ own new orders, nobody's duplicate).
 from __future__ import annotations
 
 import hashlib
-import importlib.util
 import json
 import os
-import sys
 from datetime import UTC, datetime
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import pytest
@@ -36,6 +33,7 @@ from shelflife.config import load_settings
 from shelflife.domain.ports import pdf_object_key
 from shelflife.entrypoints.cli import app
 from shelflife.sample_data import SampleSpec, write_jsonl
+from tests.support.bench import bench_module
 
 REPO = Path(__file__).resolve().parents[2]
 BACKLOG = "2026-06-01T02:00:00+02:00"  # every shipment of the sample is months old
@@ -44,17 +42,7 @@ CUSTOMERS = 60  # largest customer id 60: copy k's ids are k * 100 + the origina
 COUNTED = (Customer, Order, OrderItem, Address, Invoice, Credit)
 
 
-def _scale_module() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("bench_scale", REPO / "bench" / "scale.py")
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["bench_scale"] = module  # dataclasses look their module up
-    spec.loader.exec_module(module)
-    return module
-
-
-scale_module = _scale_module()
+scale_module = bench_module("scale")
 
 
 def _cli(*args: str) -> Any:
