@@ -156,7 +156,7 @@ def _closed_at() -> ColumnElement[Any]:
 
 def _archive_due(shop_id: int, c: Cutoffs) -> ColumnElement[bool]:
     return and_(
-        (Customer.shop_id + 0) == shop_id,  # no index: see retention._in_shop
+        (Customer.shop_id + 0) == shop_id,  # no index: see retention.in_shop
         Customer.channel == "amazon",
         Customer.masked_at.is_(None),
         or_(

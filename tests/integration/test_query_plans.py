@@ -16,6 +16,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import event
 
 from shelflife.bootstrap import App
+from shelflife.domain.legal_retention import DocumentKind
 from shelflife.domain.policy import Cutoffs
 from shelflife.domain.ports import Due, Selection
 from shelflife.services.importing import import_lines
@@ -117,3 +118,61 @@ def test_the_pdfs_leaving_the_store_are_found_through_their_partial_index(
         "SCAN invoices USING INDEX ix_invoices_pdf_leaving",
         "SCAN credits USING INDEX ix_credits_pdf_leaving",
     ]
+
+
+def test_the_mask_and_remask_steps_read_only_the_buyers_waiting_for_them(tmp_path: Path) -> None:
+    """Buyers archived on earlier nights and not masked yet, and retrieved buyers, come from
+    their partial indexes (migration 0014): walking every buyer of the shop and testing each
+    against its order and invoice subqueries cost more than a small night's own work at
+    1,000,000 customers. The count of buyers refused for their key reads the same indexes."""
+    app, database = _app(tmp_path)
+    plans: dict[Due, tuple[list[str], list[str]]] = {}
+    try:
+        ports = app.ports()
+        for due in (Due.MASK, Due.REMASK, Due.MASK_REFUSED, Due.REMASK_REFUSED):
+            selection = _selection(app, due)
+
+            def next_batch(selection: Selection = selection) -> object:
+                with ports.uow as uow:
+                    return uow.customers.next_batch(selection, 0, 1000)
+
+            def count(selection: Selection = selection) -> object:
+                with ports.uow as uow:
+                    return uow.customers.count(selection)
+
+            plans[due] = (_plans(database, next_batch, app), _plans(database, count, app))
+    finally:
+        app.close()
+
+    for due, index in (
+        (Due.MASK, "ix_customers_mask_waiting"),
+        (Due.MASK_REFUSED, "ix_customers_mask_waiting"),
+        (Due.REMASK, "ix_customers_retrieved"),
+        (Due.REMASK_REFUSED, "ix_customers_retrieved"),
+    ):
+        batch_plan, count_plan = plans[due]
+        assert batch_plan[0].startswith(f"SEARCH customers USING INDEX {index} (id>?)"), due
+        assert "TEMP B-TREE" not in batch_plan[0], due
+        assert count_plan[0].startswith(f"SCAN customers USING INDEX {index}"), due
+
+
+def test_the_expired_buyers_are_walked_by_id_not_through_a_shop_index_and_a_sort(
+    tmp_path: Path,
+) -> None:
+    app, database = _app(tmp_path)
+    try:
+        ports = app.ports()
+        with ports.reader as reader:
+            shop_id = reader.shops.enabled()[0].id
+        expired = dict.fromkeys(DocumentKind, NIGHT - days(3650))
+
+        def shred_due() -> object:
+            with ports.uow as uow:
+                return uow.customers.shred_due(shop_id, expired, 0, 1000)
+
+        plan = _plans(database, shred_due, app)
+    finally:
+        app.close()
+
+    assert plan[0].startswith("SEARCH customers USING INTEGER PRIMARY KEY (rowid>?)")
+    assert "TEMP B-TREE" not in plan[0]

@@ -80,7 +80,7 @@ def _holds_real_pii() -> ColumnElement[bool]:
     return or_(Customer.masked_at.is_(None), Customer.retrieved_at.is_not(None))
 
 
-def _in_shop(shop_id: int) -> ColumnElement[bool]:
+def in_shop(shop_id: int) -> ColumnElement[bool]:
     """`customers.shop_id = :shop`, written so that no index can serve it (`shop_id + 0`).
 
     Without statistics SQLite takes an equality on an index's leading column to be selective
@@ -99,7 +99,7 @@ def _archive_current() -> ColumnElement[bool]:
 def archive_due_condition(shop_id: int, c: Cutoffs) -> ColumnElement[bool]:
     """SQL twin of `policy.needs_archive` (the feature flag is checked per shop by the caller)."""
     return and_(
-        _in_shop(shop_id),
+        in_shop(shop_id),
         Customer.channel == "amazon",
         _holds_real_pii(),
         or_(Customer.archived_revision.is_(None), ~_archive_current()),
@@ -145,7 +145,7 @@ def _copy_current(
 def _mask_ready(shop_id: int, c: Cutoffs) -> ColumnElement[bool]:
     """Everything `policy.can_mask` asks except the archive copy."""
     return and_(
-        _in_shop(shop_id),
+        in_shop(shop_id),
         Customer.channel == "amazon",
         Customer.masked_at.is_(None),
         exists().where(Order.customer_id == Customer.id),
@@ -166,7 +166,7 @@ def mask_ready_condition(shop_id: int, c: Cutoffs) -> ColumnElement[bool]:
 def _remask_ready(shop_id: int, c: Cutoffs) -> ColumnElement[bool]:
     """Everything `policy.can_remask` asks except the archive copy."""
     return and_(
-        _in_shop(shop_id),
+        in_shop(shop_id),
         Customer.retrieved_at.is_not(None),
         Customer.retrieved_at < c.remask_before,
     )

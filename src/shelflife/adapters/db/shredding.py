@@ -8,7 +8,7 @@ from datetime import datetime
 
 from sqlalchemy import Connection, LargeBinary, String, bindparam, exists, insert, select, update
 
-from shelflife.adapters.db.retention import _among
+from shelflife.adapters.db.retention import _among, in_shop
 from shelflife.adapters.db.tables import (
     ArchiveCopy,
     ArchiveSegment,
@@ -62,7 +62,7 @@ def shred_due(
     query = (
         select(Customer.id)
         .where(
-            Customer.shop_id == shop_id,
+            in_shop(shop_id),  # walked by id, not through a shop index and a sort
             Customer.id > after_id,
             Customer.masked_at.is_not(None),
             Customer.retrieved_at.is_(None),

@@ -121,6 +121,20 @@ class Customer(Base):
         ),
         UniqueConstraint("shop_id", "channel", "identity_digest", name="uq_customers_identity"),
         Index("ix_customers_buyer_link", "shop_id", "buyer_link"),
+        # The mask step's buyers (archived, not masked yet) and the re-mask step's (retrieved),
+        # found without walking every buyer of the shop (migration 0014).
+        Index(
+            "ix_customers_mask_waiting",
+            "id",
+            postgresql_where=text("masked_at IS NULL AND archived_revision IS NOT NULL"),
+            sqlite_where=text("masked_at IS NULL AND archived_revision IS NOT NULL"),
+        ),
+        Index(
+            "ix_customers_retrieved",
+            "id",
+            postgresql_where=text("retrieved_at IS NOT NULL"),
+            sqlite_where=text("retrieved_at IS NOT NULL"),
+        ),
         {"sqlite_autoincrement": True},  # a buyer reference (C42) is never handed out again
     )
 
