@@ -6,8 +6,10 @@ the old row versions in the table, TOAST and index files after a plain VACUUM. M
 byte-level test's data (tests/integration/test_no_residue_in_database_files.py, 240 masked
 buyers): a WAL checkpoint left values of 2 buyers in the SQLite file, incremental vacuum the
 same 2, VACUUM none; PostgreSQL's VACUUM left 9,146 values of all 240 in `base/`, VACUUM FULL
-none. So the reclaim rewrites: SQLite `VACUUM` of the file, PostgreSQL `VACUUM FULL` of the
-PII tables. Both copy only the live rows; docs/operations.md gives their cost and locks.
+none. So the reclaim removes them: on SQLite by zeroing in place the bytes no row uses
+(`sqlite_scrub`, which leaves none either, at the cost of one read of the file instead of a
+rewrite), on PostgreSQL by `VACUUM FULL` of the PII tables, which copies only the live rows.
+docs/operations.md gives their cost and locks.
 (PostgreSQL's planner statistics are kept free of PII by the schema: migration 0002.)
 """
 
