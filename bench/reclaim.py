@@ -9,7 +9,8 @@ step swapped for the mechanism and timed on its own:
 
 - `before`: what the run did before this benchmark (SQLite: a TRUNCATE WAL checkpoint;
   PostgreSQL: VACUUM of the PII tables);
-- `now`: what it does now, the real code path (SQLite: VACUUM and a TRUNCATE checkpoint;
+- `now`: what it does now, the real code path (SQLite: a TRUNCATE checkpoint and the pass
+  that zeroes unused bytes in place, adapters/db/sqlite_scrub.py; until round 11 a VACUUM;
   PostgreSQL: VACUUM FULL of each PII table, advisory locks included).
 
 After each run: the database size before and after the reclaim, and how many masked buyers'
@@ -251,6 +252,8 @@ class LockLog(logging.Handler):
         elif record.msg.startswith("reclaim: VACUUM"):
             self.locks["VACUUM"] = round(numbers[0], 2)
             self.locks["checkpoint"] = round(numbers[1], 2)
+        elif "pages zeroed" in record.msg:  # SQLite's pass: pages, of pages, bytes, seconds
+            self.locks["pass"] = round(numbers[3], 2)
 
 
 def measure(
