@@ -187,6 +187,7 @@ class Copies:
         home = OUT_DIR / f"compare-{self.name}-{self.count}"
         shutil.rmtree(home, ignore_errors=True)
         copy_home(self.home, home)
+        warm_documents(home / "documents")
         if self.cluster is None:
             url = f"sqlite:///{home / 'shelflife.db'}"
             return home, url, child_env(home, {})
@@ -212,6 +213,17 @@ def copy_home(source: Path, target: Path) -> None:
     )
     if (source / "documents").is_dir():
         shutil.copytree(source / "documents", target / "documents", copy_function=os.link)
+
+
+def warm_documents(folder: Path) -> None:
+    """Read every PDF of a copy once before a program runs on it. The copies' PDFs are hard
+    links to the same files, so whichever program ran first read them from the disk and the
+    second from the page cache: shelflife always ran first, and on the 100,000-customer
+    backlog the floor took 31.1 s with cold caches against 23.0 s warm. Both now start warm."""
+    for root, _folders, files in os.walk(folder):
+        for name in files:
+            with open(os.path.join(root, name), "rb") as handle:
+                handle.read()
 
 
 def shelflife_command(*args: str) -> list[str]:
