@@ -17,8 +17,11 @@ from __future__ import annotations
 
 import logging
 import sqlite3
+import threading
 import time
+from collections import deque
 from collections.abc import Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -244,30 +247,75 @@ def _vacuum_sqlite(db: sqlite3.Connection) -> None:
         raise
 
 
+RECLAIM_SESSIONS = 2
+"""PostgreSQL sessions rewriting PII tables at the same time. Each VACUUM FULL is one server
+process (its index rebuilds aside), so one session leaves every other core idle; the largest
+tables (customers, addresses, invoices, orders) are of similar size, so two sessions halve the
+time on two cores (a steady night on 100,000 customers: the run took 6.5 s with one session,
+5.4 s with two; docs/performance.md), while a server with one core loses nothing but a
+connection. The reclaim runs while every worker of the run waits, so no batch competes."""
+
+
 def _vacuum_full_postgres(engine: Engine, tables: Sequence[str]) -> None:
     """VACUUM FULL each table in its own transaction, holding only that table's ACCESS
-    EXCLUSIVE lock, so it cannot deadlock with a reader or writer.
+    EXCLUSIVE lock, so it cannot deadlock with a reader or writer; `RECLAIM_SESSIONS` tables
+    at a time, the largest first. After a failure no further table is started, and the
+    first error is raised once the tables under way have finished."""
+    with engine.connect() as conn:
+        sizes = {
+            str(name): int(size)
+            for name, size in conn.execute(
+                text(
+                    "SELECT c.relname, pg_total_relation_size(c.oid) FROM pg_class c "
+                    "WHERE c.relnamespace = current_schema()::regnamespace "
+                    "AND c.relname = ANY(:names)"
+                ),
+                {"names": list(tables)},
+            )
+        }
+    waiting = deque(sorted(tables, key=lambda name: -sizes.get(name, 0)))
+    failures: list[BaseException] = []
+    guard = threading.Lock()
 
-    """
-    with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
-        for name in tables:
-            try:
-                began = time.monotonic()
-                conn.exec_driver_sql(f'VACUUM FULL "{name}"')
-                log.info(
-                    "reclaim: VACUUM FULL %s %.1f s (ACCESS EXCLUSIVE lock held)",
-                    name,
-                    time.monotonic() - began,
+    def next_table() -> str | None:
+        with guard:
+            return waiting.popleft() if waiting and not failures else None
+
+    def session() -> None:
+        with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+            while (name := next_table()) is not None:
+                try:
+                    _vacuum_full_table(conn, name)
+                except BaseException as exc:
+                    with guard:
+                        failures.append(exc)
+                    return
+
+    with ThreadPoolExecutor(max_workers=RECLAIM_SESSIONS) as pool:
+        for done in [pool.submit(session) for _ in range(min(RECLAIM_SESSIONS, len(waiting)))]:
+            done.result()
+    if failures:
+        raise failures[0]
+
+
+def _vacuum_full_table(conn: Connection, name: str) -> None:
+    try:
+        began = time.monotonic()
+        conn.exec_driver_sql(f'VACUUM FULL "{name}"')
+        log.info(
+            "reclaim: VACUUM FULL %s %.1f s (ACCESS EXCLUSIVE lock held)",
+            name,
+            time.monotonic() - began,
+        )
+    except OperationalError as exc:
+        if isinstance(database_error(exc), DatabaseBusy):
+            raise DatabaseBusy(
+                NOT_RECLAIMED.format(
+                    why=f"another session held a lock on table {name} for longer "
+                    "than SHELFLIFE_LOCK_TIMEOUT"
                 )
-            except OperationalError as exc:
-                if isinstance(database_error(exc), DatabaseBusy):
-                    raise DatabaseBusy(
-                        NOT_RECLAIMED.format(
-                            why=f"another session held a lock on table {name} for longer "
-                            "than SHELFLIFE_LOCK_TIMEOUT"
-                        )
-                    ) from None
-                raise
+            ) from None
+        raise
 
 
 def _warn_about_old_snapshots(conn: Connection) -> None:
