@@ -7,7 +7,9 @@ the table already under way in the other session."""
 
 from __future__ import annotations
 
+import signal
 import threading
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -124,4 +126,32 @@ def test_a_failure_keeps_the_tables_not_yet_started_from_starting(
     monkeypatch.setattr(reclaim, "_vacuum_full_table", failing_first)
     with pytest.raises(DatabaseBusy, match="the first table could not be locked"):
         reclaim._vacuum_full_postgres(app.engine, list(PII_TABLES))
+    assert len(started) == 2
+
+
+def test_ctrl_c_lets_the_tables_under_way_finish_and_starts_no_other(
+    app: App, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An operator presses Ctrl-C while the first two tables are being rewritten: both
+    finish (a VACUUM FULL is atomic anyway), the interrupt reaches the caller, and the other
+    six tables are left for the next run (which reclaims, the run having stopped early)."""
+    started: list[str] = []
+    finished: list[str] = []
+    both_started = threading.Barrier(2, timeout=20)
+    real = reclaim._vacuum_full_table
+    main = threading.main_thread().ident
+    assert main is not None
+
+    def interrupted(conn: Connection, name: str) -> None:
+        started.append(name)
+        if len(started) <= 2 and both_started.wait() == 0:
+            signal.pthread_kill(main, signal.SIGINT)
+            time.sleep(0.5)  # the main thread takes the interrupt before this table ends
+        real(conn, name)
+        finished.append(name)
+
+    monkeypatch.setattr(reclaim, "_vacuum_full_table", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        reclaim._vacuum_full_postgres(app.engine, list(PII_TABLES))
+    assert sorted(finished) == sorted(started)
     assert len(started) == 2

@@ -292,8 +292,16 @@ def _vacuum_full_postgres(engine: Engine, tables: Sequence[str]) -> None:
                     return
 
     with ThreadPoolExecutor(max_workers=RECLAIM_SESSIONS) as pool:
-        for done in [pool.submit(session) for _ in range(min(RECLAIM_SESSIONS, len(waiting)))]:
-            done.result()
+        sessions = [pool.submit(session) for _ in range(min(RECLAIM_SESSIONS, len(waiting)))]
+        try:
+            for done in sessions:
+                done.result()
+        except BaseException as exc:
+            # Ctrl-C, or a session that could not connect: the tables under way finish (the
+            # pool waits for them), no other starts.
+            with guard:
+                failures.append(exc)
+            raise
     if failures:
         raise failures[0]
 
