@@ -7,18 +7,14 @@ the very statements the repositories send."""
 from __future__ import annotations
 
 import sqlite3
-import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
-import pytest
-from sqlalchemy import event, func, select
+from sqlalchemy import event
 
-from shelflife.adapters.db.retention import in_shop
-from shelflife.adapters.db.tables import Customer, Shop
 from shelflife.bootstrap import App
 from shelflife.domain.legal_retention import DocumentKind
 from shelflife.domain.policy import Cutoffs
@@ -26,7 +22,6 @@ from shelflife.domain.ports import Due, Selection
 from shelflife.services.importing import import_lines
 from shelflife.services.shops import set_feature
 from tests.support.builders import T0, days, lines, make_app, order
-from tests.support.pg_cluster import PostgresCluster
 
 NIGHT = T0 + days(40)
 
@@ -181,37 +176,3 @@ def test_the_expired_buyers_are_walked_by_id_not_through_a_shop_index_and_a_sort
 
     assert plan[0].startswith("SEARCH customers USING INTEGER PRIMARY KEY (rowid>?)")
     assert "TEMP B-TREE" not in plan[0]
-
-
-@pytest.mark.postgres
-def test_postgresql_estimates_the_buyers_of_a_shop_from_its_statistics(
-    postgres_cluster: PostgresCluster, tmp_path: Path
-) -> None:
-    """PostgreSQL gets the plain `shop_id = :shop`, not SQLite's `shop_id + 0`: to its planner
-    the latter is an expression worth 0.5 % of the rows, and at 1,000,000 customers that guess
-    made the dry run's mask count loop over every open order for each buyer (over 8 minutes;
-    2.4 s with the equality). With statistics the estimate is the shop's real size."""
-    name = f"plans_{uuid.uuid4().hex[:12]}"
-    url = postgres_cluster.create_database(name)
-    app, _clock = make_app(url, tmp_path / "home")
-    try:
-        buyers = 400
-        orders = [
-            order(f"305-{i:07d}-{i:07d}", shipped_at=T0, suffix=f"-e{i}") for i in range(buyers)
-        ]
-        assert import_lines(app, lines(*orders)).refused == []
-        with app.engine.connect() as conn:
-            conn.exec_driver_sql("ANALYZE customers")
-            shop_id = conn.execute(select(Shop.id)).scalar_one()
-            compiled = (select(func.count()).select_from(Customer).where(in_shop(shop_id))).compile(
-                dialect=conn.dialect
-            )
-            assert "+" not in str(compiled)
-            (plan,) = conn.exec_driver_sql(
-                f"EXPLAIN (FORMAT JSON) {compiled}", compiled.params
-            ).scalar_one()
-        scan = plan["Plan"]["Plans"][0] if "Plans" in plan["Plan"] else plan["Plan"]
-        assert scan["Plan Rows"] >= buyers * 0.9
-    finally:
-        app.close()
-        postgres_cluster.drop_database(name)

@@ -14,7 +14,6 @@ from typing import Any
 from sqlalchemy import (
     ARRAY,
     BigInteger,
-    Boolean,
     ColumnElement,
     Connection,
     Integer,
@@ -32,10 +31,7 @@ from sqlalchemy import (
     select,
     update,
 )
-from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.orm import InstrumentedAttribute
-from sqlalchemy.sql.compiler import SQLCompiler
-from sqlalchemy.sql.functions import FunctionElement
 
 from shelflife.adapters.db.tables import (
     PII_TABLES,
@@ -84,43 +80,16 @@ def _holds_real_pii() -> ColumnElement[bool]:
     return or_(Customer.masked_at.is_(None), Customer.retrieved_at.is_not(None))
 
 
-class _ShopIs(FunctionElement[bool]):
-    """`column = :shop`, compiled per database (see `in_shop`); a function element so that
-    statements holding it keep their place in SQLAlchemy's compiled-statement cache."""
-
-    type = Boolean()
-    name = "shop_is"
-    inherit_cache = True
-    _is_implicitly_boolean = True  # a comparison: no "= 1" after it on SQLite
-
-
-@compiles(_ShopIs)
-def _shop_is(element: _ShopIs, compiler: SQLCompiler, **kw: Any) -> str:
-    column, shop = element.clauses
-    return compiler.process(column == shop, **kw)
-
-
-@compiles(_ShopIs, "sqlite")
-def _shop_is_sqlite(element: _ShopIs, compiler: SQLCompiler, **kw: Any) -> str:
-    column, shop = element.clauses
-    return compiler.process((column + 0) == shop, **kw)
-
-
 def in_shop(shop_id: int) -> ColumnElement[bool]:
-    """`customers.shop_id = :shop`; on SQLite written so that no index can serve it
-    (`shop_id + 0`).
+    """`customers.shop_id = :shop`, written so that no index can serve it (`shop_id + 0`).
 
     Without statistics SQLite takes an equality on an index's leading column to be selective
     and walks the (shop, channel, number) index: every buyer of the shop, sorted afterwards,
     for each batch of a thousand, which grows with the database (a 1,000,000-customer backlog
     ran at a fifth of its 20,000-customer speed). Barred from it, the planner walks the buyers
     by id from the last batch (`id > :after ORDER BY id LIMIT`) and looks a batch's ids up by
-    rowid. A shop holds a large share of all buyers, so the index never saves much.
-    PostgreSQL keeps statistics and gets the plain equality: to it `shop_id + 0 = :shop` is an
-    expression it guesses at 0.5 % of the rows, and at 1,000,000 customers that guess turned
-    the dry run's mask count into a nested loop over every open order for each buyer (more
-    than 8 minutes; 2.4 s with the equality)."""
-    return _ShopIs(Customer.shop_id, literal(shop_id, Integer))
+    rowid. A shop holds a large share of all buyers, so the index never saves much."""
+    return (Customer.shop_id + 0) == shop_id
 
 
 def _archive_current() -> ColumnElement[bool]:
