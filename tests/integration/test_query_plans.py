@@ -6,13 +6,16 @@ the very statements the repositories send."""
 
 from __future__ import annotations
 
+import dataclasses
 import sqlite3
+import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
+import pytest
 from sqlalchemy import event
 
 from shelflife.bootstrap import App
@@ -22,6 +25,7 @@ from shelflife.domain.ports import Due, Selection
 from shelflife.services.importing import import_lines
 from shelflife.services.shops import set_feature
 from tests.support.builders import T0, days, lines, make_app, order
+from tests.support.pg_cluster import PostgresCluster
 
 NIGHT = T0 + days(40)
 
@@ -176,3 +180,46 @@ def test_the_expired_buyers_are_walked_by_id_not_through_a_shop_index_and_a_sort
 
     assert plan[0].startswith("SEARCH customers USING INTEGER PRIMARY KEY (rowid>?)")
     assert "TEMP B-TREE" not in plan[0]
+
+
+@pytest.mark.postgres
+def test_the_dry_runs_mask_counts_leave_no_exists_to_be_run_row_by_row_on_postgresql(
+    postgres_cluster: PostgresCluster, tmp_path: Path
+) -> None:
+    """The dry run counts what the mask steps will select after tonight's archive step. As one
+    condition, `current copy OR (archived tonight AND ...)`, PostgreSQL ran the archive
+    EXISTS inside the OR once per buyer (a SubPlan); at 1,000,000 customers, with its guess of
+    the shop's size, that became a loop over every open order per buyer and a dry run that
+    counted for over 8 minutes. The count now sends two disjoint conditions (2.1 s there), and
+    they add up to the same number as the run's own selection."""
+    name = f"plans_{uuid.uuid4().hex[:12]}"
+    url = postgres_cluster.create_database(name)
+    app, _clock = make_app(url, tmp_path / "home")
+    try:
+        orders = [
+            order(f"305-{i:07d}-{i:07d}", shipped_at=T0, suffix=f"-e{i}", invoiced_at=T0)
+            for i in range(40)
+        ]
+        assert import_lines(app, lines(*orders)).refused == []
+        set_feature(app.ports(), "main", True, "ops")
+        ports = app.ports()
+        counted: dict[Due, int] = {}
+        selections = {
+            due: dataclasses.replace(_selection(app, due), tonight=True)
+            for due in (Due.MASK, Due.REMASK)
+        }
+        with _sent(app) as statements:
+            for due, tonight in selections.items():
+                with ports.uow as uow:
+                    counted[due] = uow.customers.count(tonight)
+        with app.engine.connect() as conn:
+            plans = [
+                "\n".join(row[0] for row in conn.exec_driver_sql(f"EXPLAIN {sql}", params))
+                for sql, params in statements
+            ]
+    finally:
+        app.close()
+        postgres_cluster.drop_database(name)
+    assert [plan for plan in plans if "SubPlan" in plan] == []
+    assert len(plans) == 4
+    assert counted == {Due.MASK: 40, Due.REMASK: 0}

@@ -362,6 +362,16 @@ class SqlCustomers:
         return overdue_candidates(self.conn, shop_id, cutoffs, after_id, limit)
 
     def count(self, selection: Selection) -> int:
+        s = selection
+        if s.tonight and s.due in (Due.MASK, Due.REMASK):
+            parts = retention.due_tonight_parts(
+                s.shop_id,
+                s.cutoffs,
+                s.master_key_id,
+                remask=s.due is Due.REMASK,
+                also=s.other_key_ids,
+            )
+            return sum(retention.count_customers(self.conn, part) for part in parts)
         return retention.count_customers(self.conn, _condition(selection))
 
     def next_batch(self, selection: Selection, after_id: int, limit: int) -> list[int]:

@@ -182,6 +182,35 @@ def mask_due_condition(
     return and_(_mask_ready(shop_id, c), _copy_current(shop_id, c, master_key_id, tonight, also))
 
 
+def due_tonight_parts(
+    shop_id: int,
+    c: Cutoffs,
+    master_key_id: str,
+    *,
+    remask: bool = False,
+    also: Sequence[str] = (),
+) -> tuple[ColumnElement[bool], ColumnElement[bool]]:
+    """`mask_due_condition(…, tonight=True)` (or the re-mask one) as two disjoint conditions
+    whose counts add up to its count: the buyers with a current copy, and those tonight's
+    archive step will give one (no buyer is both: the first needs the archived revision equal
+    to the current one, the second needs it missing or different).
+
+    In one condition the second part sits in an OR with the first, and PostgreSQL evaluates
+    an EXISTS inside an OR row by row; at 1,000,000 customers it also guessed the shop's
+    buyers at 0.5 % (`shop_id + 0`, see `in_shop`) and looped over every open order for each
+    buyer: a dry run still counting after 8 minutes. Apart, each is a plain join: 2.1 s."""
+    ready = _remask_ready(shop_id, c) if remask else _mask_ready(shop_id, c)
+    key_ok = _key_ok(master_key_id, also)
+    return (
+        and_(ready, _archive_current(), key_ok),
+        and_(
+            ready,
+            archive_due_condition(shop_id, c),
+            or_(Customer.data_key_master_id.is_(None), key_ok),
+        ),
+    )
+
+
 def remask_due_condition(
     shop_id: int, c: Cutoffs, master_key_id: str, *, tonight: bool = False, also: Sequence[str] = ()
 ) -> ColumnElement[bool]:
