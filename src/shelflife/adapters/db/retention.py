@@ -123,23 +123,29 @@ def _key_ok(master_key_id: str, also: Sequence[str]) -> ColumnElement[bool]:
     return Customer.data_key_master_id.in_([master_key_id, *also])
 
 
+def _copy_now(master_key_id: str, also: Sequence[str]) -> ColumnElement[bool]:
+    """A verified copy holds the current PII under a data key the loaded master key opens."""
+    return and_(_archive_current(), _key_ok(master_key_id, also))
+
+
+def _copy_tonight(
+    shop_id: int, c: Cutoffs, master_key_id: str, also: Sequence[str]
+) -> ColumnElement[bool]:
+    """Tonight's archive step will give the buyer such a copy (SQL twin of
+    `policy.after_archive`): a buyer without a data key yet gets one under the loaded key."""
+    return and_(
+        archive_due_condition(shop_id, c),
+        or_(Customer.data_key_master_id.is_(None), _key_ok(master_key_id, also)),
+    )
+
+
 def _copy_current(
     shop_id: int, c: Cutoffs, master_key_id: str, tonight: bool, also: Sequence[str] = ()
 ) -> ColumnElement[bool]:
-    """A verified copy holds the current PII under a data key the loaded master key opens;
-    with `tonight`, or will once tonight's archive step has archived every buyer due (SQL twin
-    of `policy.after_archive`): a buyer without a data key yet gets one under the loaded key."""
-    key_ok = _key_ok(master_key_id, also)
-    current = and_(_archive_current(), key_ok)
+    """`_copy_now`; with `tonight`, or `_copy_tonight` (never both: see `due_tonight_parts`)."""
     if not tonight:
-        return current
-    return or_(
-        current,
-        and_(
-            archive_due_condition(shop_id, c),
-            or_(Customer.data_key_master_id.is_(None), key_ok),
-        ),
-    )
+        return _copy_now(master_key_id, also)
+    return or_(_copy_now(master_key_id, also), _copy_tonight(shop_id, c, master_key_id, also))
 
 
 def _mask_ready(shop_id: int, c: Cutoffs) -> ColumnElement[bool]:
@@ -200,14 +206,9 @@ def due_tonight_parts(
     buyers at 0.5 % (`shop_id + 0`, see `in_shop`) and looped over every open order for each
     buyer: a dry run still counting after 8 minutes. Apart, each is a plain join: 2.1 s."""
     ready = _remask_ready(shop_id, c) if remask else _mask_ready(shop_id, c)
-    key_ok = _key_ok(master_key_id, also)
     return (
-        and_(ready, _archive_current(), key_ok),
-        and_(
-            ready,
-            archive_due_condition(shop_id, c),
-            or_(Customer.data_key_master_id.is_(None), key_ok),
-        ),
+        and_(ready, _copy_now(master_key_id, also)),
+        and_(ready, _copy_tonight(shop_id, c, master_key_id, also)),
     )
 
 
