@@ -177,9 +177,14 @@ class SqlPdfs:
         return found
 
     def leaving(self, limit: int) -> list[LeavingPdf]:
+        """Masked documents whose PDF is still in the document store, claimed for this
+        transaction. On PostgreSQL the rows are locked and rows another worker claimed are
+        skipped: workers side by side each ran this after every batch, picked the same rows
+        and updated them in different orders (their plans differ with the batch's size), and
+        PostgreSQL broke the deadlock by failing one worker's run."""
         found: list[LeavingPdf] = []
         for kind, model in MODELS.items():
-            ids = self.conn.execute(
+            query = (
                 select(model.id)
                 # Spelled as the partial index ix_*_pdf_leaving is, so that SQLite uses it:
                 # `pdf_stored IS 1` or `= 1` is another expression to its planner, which then
@@ -187,7 +192,10 @@ class SqlPdfs:
                 .where(text(f"{model.__tablename__}.pdf_stored"), model.masked_at.is_not(None))
                 .order_by(model.id)
                 .limit(limit - len(found))
-            ).scalars()
+            )
+            if self.conn.dialect.name == "postgresql":
+                query = query.with_for_update(skip_locked=True)
+            ids = self.conn.execute(query).scalars()
             found += [LeavingPdf(kind, doc_id) for doc_id in ids]
             if len(found) >= limit:
                 break
