@@ -1,4 +1,4 @@
-"""The nightly run's per-batch queries keep plans that do not grow with the database (SQLite).
+"""The nightly run's per-batch queries keep plans that do not grow with the database.
 
 Both defects below passed every functional test and showed only at 1,000,000 customers, where
 each batch read the whole shop or every invoice. The plans are read with EXPLAIN QUERY PLAN of
@@ -16,8 +16,10 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
-from sqlalchemy import event
+from sqlalchemy import event, func, select
 
+from shelflife.adapters.db.retention import in_shop
+from shelflife.adapters.db.tables import Customer, Shop
 from shelflife.bootstrap import App
 from shelflife.domain.legal_retention import DocumentKind
 from shelflife.domain.policy import Cutoffs
@@ -223,3 +225,95 @@ def test_the_dry_runs_mask_counts_leave_no_exists_to_be_run_row_by_row_on_postgr
     assert [plan for plan in plans if "SubPlan" in plan] == []
     assert len(plans) == 4
     assert counted == {Due.MASK: 40, Due.REMASK: 0}
+
+
+@pytest.mark.postgres
+def test_postgresql_estimates_the_buyers_of_a_shop_from_its_statistics(
+    postgres_cluster: PostgresCluster, tmp_path: Path
+) -> None:
+    """PostgreSQL gets the plain `shop_id = :shop`, not SQLite's `shop_id + 0`: to its planner
+    the latter is an expression worth 0.5 % of the rows. At 1,000,000 customers that guess
+    made the dry run's mask count loop over every open order for each buyer (over 8 minutes),
+    and, once the walk had passed enough buyers, turned each batch of the backlog into a scan
+    of the whole table and a sort (0.6 s a batch instead of 0.01 s). With statistics the
+    estimate is the shop's real size."""
+    name = f"plans_{uuid.uuid4().hex[:12]}"
+    url = postgres_cluster.create_database(name)
+    app, _clock = make_app(url, tmp_path / "home")
+    try:
+        buyers = 400
+        orders = [
+            order(f"305-{i:07d}-{i:07d}", shipped_at=T0, suffix=f"-e{i}") for i in range(buyers)
+        ]
+        assert import_lines(app, lines(*orders)).refused == []
+        with app.engine.connect() as conn:
+            conn.exec_driver_sql("ANALYZE customers")
+            shop_id = conn.execute(select(Shop.id)).scalar_one()
+            compiled = (select(func.count()).select_from(Customer).where(in_shop(shop_id))).compile(
+                dialect=conn.dialect
+            )
+            assert "+" not in str(compiled)
+            (plan,) = conn.exec_driver_sql(
+                f"EXPLAIN (FORMAT JSON) {compiled}", compiled.params
+            ).scalar_one()
+        scan = plan["Plan"]["Plans"][0] if "Plans" in plan["Plan"] else plan["Plan"]
+        assert scan["Plan Rows"] >= buyers * 0.9
+    finally:
+        app.close()
+        postgres_cluster.drop_database(name)
+
+
+def _nodes(plan: dict[str, Any]) -> Iterator[dict[str, Any]]:
+    yield plan
+    for child in plan.get("Plans", []):
+        yield from _nodes(child)
+
+
+@pytest.mark.postgres
+def test_a_merged_batch_reads_the_buyers_orders_from_the_batch_on_not_from_the_first(
+    postgres_cluster: PostgresCluster, tmp_path: Path
+) -> None:
+    """With the shop's real size known, PostgreSQL may merge the buyers (walked by id from the
+    last batch) with their orders, invoices and credits. Without a bound on the rows' side it
+    read their index from its first entry for every batch: at 1,000,000 customers a steady
+    night's walk took 6.9 s instead of 3.3 s. The plan is forced to merge here (a database
+    this small would never choose it) and must read only the rows from the batch on."""
+    name = f"plans_{uuid.uuid4().hex[:12]}"
+    url = postgres_cluster.create_database(name)
+    app, _clock = make_app(url, tmp_path / "home")
+    try:
+        buyers = 120
+        orders = [
+            order(f"306-{i:07d}-{i:07d}", shipped_at=T0, suffix=f"-m{i}", invoiced_at=T0)
+            for i in range(buyers)
+        ]
+        assert import_lines(app, lines(*orders)).refused == []
+        set_feature(app.ports(), "main", True, "ops")
+        with app.engine.connect() as conn:
+            ids = list(conn.execute(select(Customer.id).order_by(Customer.id)).scalars())
+        after = ids[-11]  # the last batch: ten buyers left
+        selection = _selection(app, Due.ARCHIVE)
+        ports = app.ports()
+        with _sent(app) as statements, ports.uow as uow:
+            uow.customers.next_batch(selection, after, 1000)
+        ((sql, params),) = statements
+        with app.engine.connect() as conn:
+            conn.exec_driver_sql("ANALYZE")
+            conn.exec_driver_sql("SET enable_nestloop = off")
+            conn.exec_driver_sql("SET enable_hashjoin = off")
+            (plan,) = conn.exec_driver_sql(
+                f"EXPLAIN (ANALYZE, FORMAT JSON) {sql}", params
+            ).scalar_one()
+            conn.rollback()
+    finally:
+        app.close()
+        postgres_cluster.drop_database(name)
+    nodes = list(_nodes(plan["Plan"]))
+    assert any(n["Node Type"] == "Merge Join" for n in nodes)
+    read = {
+        n["Relation Name"]: n["Actual Rows"]
+        for n in nodes
+        if n.get("Relation Name") in ("orders", "invoices", "credits")
+    }
+    assert read  # the merge read the rows' side
+    assert all(rows <= 10 for rows in read.values()), read

@@ -14,6 +14,7 @@ from typing import Any
 from sqlalchemy import (
     ARRAY,
     BigInteger,
+    Boolean,
     ColumnElement,
     Connection,
     Integer,
@@ -31,7 +32,10 @@ from sqlalchemy import (
     select,
     update,
 )
+from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.orm import InstrumentedAttribute
+from sqlalchemy.sql.compiler import SQLCompiler
+from sqlalchemy.sql.functions import FunctionElement
 
 from shelflife.adapters.db.tables import (
     PII_TABLES,
@@ -80,16 +84,62 @@ def _holds_real_pii() -> ColumnElement[bool]:
     return or_(Customer.masked_at.is_(None), Customer.retrieved_at.is_not(None))
 
 
+class _ShopIs(FunctionElement[bool]):
+    """`column = :shop`, compiled per database (see `in_shop`); a function element so that
+    statements holding it keep their place in SQLAlchemy's compiled-statement cache."""
+
+    type = Boolean()
+    name = "shop_is"
+    inherit_cache = True
+    _is_implicitly_boolean = True  # a comparison: no "= 1" after it on SQLite
+
+
+@compiles(_ShopIs)
+def _shop_is(element: _ShopIs, compiler: SQLCompiler, **kw: Any) -> str:
+    column, shop = element.clauses
+    return compiler.process(column == shop, **kw)
+
+
+@compiles(_ShopIs, "sqlite")
+def _shop_is_sqlite(element: _ShopIs, compiler: SQLCompiler, **kw: Any) -> str:
+    column, shop = element.clauses
+    return compiler.process((column + 0) == shop, **kw)
+
+
 def in_shop(shop_id: int) -> ColumnElement[bool]:
-    """`customers.shop_id = :shop`, written so that no index can serve it (`shop_id + 0`).
+    """`customers.shop_id = :shop`; on SQLite written so that no index can serve it
+    (`shop_id + 0`).
 
     Without statistics SQLite takes an equality on an index's leading column to be selective
     and walks the (shop, channel, number) index: every buyer of the shop, sorted afterwards,
     for each batch of a thousand, which grows with the database (a 1,000,000-customer backlog
     ran at a fifth of its 20,000-customer speed). Barred from it, the planner walks the buyers
     by id from the last batch (`id > :after ORDER BY id LIMIT`) and looks a batch's ids up by
-    rowid. A shop holds a large share of all buyers, so the index never saves much."""
-    return (Customer.shop_id + 0) == shop_id
+    rowid. A shop holds a large share of all buyers, so the index never saves much.
+    PostgreSQL keeps statistics and gets the plain equality: to it `shop_id + 0 = :shop` is an
+    expression it guesses at 0.5 % of the rows, and at 1,000,000 customers that guess turned
+    the dry run's mask count into a nested loop over every open order for each buyer (more
+    than 8 minutes; 2.4 s with the equality)."""
+    return _ShopIs(Customer.shop_id, literal(shop_id, Integer))
+
+
+WALK_FROM = "walk_from"
+"""The bind name of the batch walk's last id; `select_batch` sets it, every other statement
+leaves it at 0 (no bound: ids are positive)."""
+
+
+def _rows_of_buyer(model: Any) -> ColumnElement[bool]:
+    """`model.customer_id = customers.id`, with the walk's bound repeated on the rows' side.
+
+    The bound changes no result (the buyer's id is above it already), but it lets
+    PostgreSQL start the rows' index where the batch starts. With the shop's real size known
+    (see `in_shop`), PostgreSQL merges the buyers with their orders; without the bound the
+    orders' index was read from its first entry for every batch (a steady night's walk at
+    1,000,000 customers: 6.9 s instead of 3.3 s)."""
+    return and_(
+        model.customer_id == Customer.id,
+        model.customer_id > bindparam(WALK_FROM, 0, type_=Integer),
+    )
 
 
 def _archive_current() -> ColumnElement[bool]:
@@ -107,7 +157,7 @@ def archive_due_condition(shop_id: int, c: Cutoffs) -> ColumnElement[bool]:
             Customer.archive_failed_at.is_(None),
             Customer.archive_failed_at <= c.retry_failed_before,
         ),
-        exists().where(Order.customer_id == Customer.id, _closed_at() < c.archive_before),
+        exists().where(_rows_of_buyer(Order), _closed_at() < c.archive_before),
     )
 
 
@@ -154,13 +204,13 @@ def _mask_ready(shop_id: int, c: Cutoffs) -> ColumnElement[bool]:
         in_shop(shop_id),
         Customer.channel == "amazon",
         Customer.masked_at.is_(None),
-        exists().where(Order.customer_id == Customer.id),
+        exists().where(_rows_of_buyer(Order)),
         ~exists().where(
-            Order.customer_id == Customer.id,
+            _rows_of_buyer(Order),
             or_(_closed_at().is_(None), _closed_at() >= c.mask_before),
         ),
-        ~exists().where(Invoice.customer_id == Customer.id, Invoice.created_at >= c.mask_before),
-        ~exists().where(Credit.customer_id == Customer.id, Credit.created_at >= c.mask_before),
+        ~exists().where(_rows_of_buyer(Invoice), Invoice.created_at >= c.mask_before),
+        ~exists().where(_rows_of_buyer(Credit), Credit.created_at >= c.mask_before),
     )
 
 
@@ -251,7 +301,7 @@ def select_batch(
     )
     if conn.dialect.name == "postgresql":
         query = query.with_for_update(skip_locked=True)
-    return list(conn.execute(query).scalars())
+    return list(conn.execute(query, {WALK_FROM: after_id}).scalars())
 
 
 def first_customer_ids(conn: Connection, condition: ColumnElement[bool], limit: int) -> list[int]:
