@@ -74,6 +74,18 @@ def _app(tmp_path: Path) -> tuple[App, Path]:
     return app, database
 
 
+@contextmanager
+def _postgres_app(cluster: PostgresCluster, tmp_path: Path) -> Iterator[App]:
+    """An app on a database of its own on the test cluster, dropped afterwards."""
+    name = f"plans_{uuid.uuid4().hex[:12]}"
+    app, _clock = make_app(cluster.create_database(name), tmp_path / "home")
+    try:
+        yield app
+    finally:
+        app.close()
+        cluster.drop_database(name)
+
+
 def _selection(app: App, due: Due) -> Selection:
     with app.ports().reader as reader:
         shop = reader.shops.enabled()[0]
@@ -194,10 +206,7 @@ def test_the_dry_runs_mask_counts_leave_no_exists_to_be_run_row_by_row_on_postgr
     the shop's size, that became a loop over every open order per buyer and a dry run that
     counted for over 8 minutes. The count now sends two disjoint conditions (2.1 s there), and
     they add up to the same number as the run's own selection."""
-    name = f"plans_{uuid.uuid4().hex[:12]}"
-    url = postgres_cluster.create_database(name)
-    app, _clock = make_app(url, tmp_path / "home")
-    try:
+    with _postgres_app(postgres_cluster, tmp_path) as app:
         orders = [
             order(f"305-{i:07d}-{i:07d}", shipped_at=T0, suffix=f"-e{i}", invoiced_at=T0)
             for i in range(40)
@@ -219,9 +228,6 @@ def test_the_dry_runs_mask_counts_leave_no_exists_to_be_run_row_by_row_on_postgr
                 "\n".join(row[0] for row in conn.exec_driver_sql(f"EXPLAIN {sql}", params))
                 for sql, params in statements
             ]
-    finally:
-        app.close()
-        postgres_cluster.drop_database(name)
     assert [plan for plan in plans if "SubPlan" in plan] == []
     assert len(plans) == 4
     assert counted == {Due.MASK: 40, Due.REMASK: 0}
@@ -237,10 +243,7 @@ def test_postgresql_estimates_the_buyers_of_a_shop_from_its_statistics(
     and, once the walk had passed enough buyers, turned each batch of the backlog into a scan
     of the whole table and a sort (0.6 s a batch instead of 0.01 s). With statistics the
     estimate is the shop's real size."""
-    name = f"plans_{uuid.uuid4().hex[:12]}"
-    url = postgres_cluster.create_database(name)
-    app, _clock = make_app(url, tmp_path / "home")
-    try:
+    with _postgres_app(postgres_cluster, tmp_path) as app:
         buyers = 400
         orders = [
             order(f"305-{i:07d}-{i:07d}", shipped_at=T0, suffix=f"-e{i}") for i in range(buyers)
@@ -258,9 +261,6 @@ def test_postgresql_estimates_the_buyers_of_a_shop_from_its_statistics(
             ).scalar_one()
         scan = plan["Plan"]["Plans"][0] if "Plans" in plan["Plan"] else plan["Plan"]
         assert scan["Plan Rows"] >= buyers * 0.9
-    finally:
-        app.close()
-        postgres_cluster.drop_database(name)
 
 
 def _nodes(plan: dict[str, Any]) -> Iterator[dict[str, Any]]:
@@ -278,10 +278,7 @@ def test_a_merged_batch_reads_the_buyers_orders_from_the_batch_on_not_from_the_f
     read their index from its first entry for every batch: at 1,000,000 customers a steady
     night's walk took 6.9 s instead of 3.3 s. The plan is forced to merge here (a database
     this small would never choose it) and must read only the rows from the batch on."""
-    name = f"plans_{uuid.uuid4().hex[:12]}"
-    url = postgres_cluster.create_database(name)
-    app, _clock = make_app(url, tmp_path / "home")
-    try:
+    with _postgres_app(postgres_cluster, tmp_path) as app:
         buyers = 120
         orders = [
             order(f"306-{i:07d}-{i:07d}", shipped_at=T0, suffix=f"-m{i}", invoiced_at=T0)
@@ -305,9 +302,6 @@ def test_a_merged_batch_reads_the_buyers_orders_from_the_batch_on_not_from_the_f
                 f"EXPLAIN (ANALYZE, FORMAT JSON) {sql}", params
             ).scalar_one()
             conn.rollback()
-    finally:
-        app.close()
-        postgres_cluster.drop_database(name)
     nodes = list(_nodes(plan["Plan"]))
     assert any(n["Node Type"] == "Merge Join" for n in nodes)
     read = {
