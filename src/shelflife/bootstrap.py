@@ -184,6 +184,11 @@ class App:
                 verify_sample_percent=self.settings.verify_sample_percent,
             ),
             ledger=self.ledger,
+            background_uow=(
+                partial(SqlUnitOfWork, self.engine)
+                if self.engine.dialect.name == "postgresql"
+                else None
+            ),
         )
 
     @property

@@ -1185,6 +1185,11 @@ class Ports:
     no_run_working: Callable[[], AbstractContextManager[None]] = nullcontext
     """Waits until no nightly run works and holds new ones back while open (where the
     database can tell; elsewhere it returns at once)."""
+    background_uow: Callable[[], UnitOfWork] | None = None
+    """A unit of work on a connection of its own, for work a service hands to another thread
+    while it goes on (the removal of a batch's masked PDFs during the next batch). None where
+    the database has one writer at a time (SQLite) and in tests on fakes: that work then runs
+    in turn."""
 
     @property
     def keys(self) -> KeyProvider:

@@ -57,7 +57,7 @@ from shelflife.services.audit import purge_expired_entries
 from shelflife.services.documents import RunReportDocument
 from shelflife.services.integrity import verify_sample
 from shelflife.services.ledger import ledger_store, shred_expired, write_ledger
-from shelflife.services.pdfs import attach_pdfs, remove_masked_pdfs
+from shelflife.services.pdfs import PdfRemoval, attach_pdfs, remove_masked_pdfs
 
 log = logging.getLogger(__name__)
 
@@ -389,28 +389,29 @@ def _archive_step(
     selection = Selection(Due.ARCHIVE, shop_id, cutoffs)
     total = _planned(ports, selection, progress)
     after, handled = 0, 0
-    while True:
-        with ports.uow as uow:
-            ids = uow.customers.next_batch(selection, after, batch)
-            if not ids:
-                break
-            report.retried += uow.customers.count_retries(ids)
-            done, failed, segment = archive_customers(ports, keys, uow.customers, ids, uow.pdfs)
-            if segment is not None:
-                uow.archive_copies.add_segment(segment)
-            uow.customers.record_archived(done, cutoffs.as_of)
-            uow.customers.record_failed(failed, cutoffs.as_of)
-            masked = _mask_archived(uow.customers, keys, shop_id, cutoffs, done, others)
-            uow.commit()
-        if masked:
-            remove_masked_pdfs(ports)  # only now that the masking is committed
-        report.archived += len(done)
-        report.masked += masked
-        report.note_failures(failed)
-        log.info("archive batch: %d archived, %d failed", len(done), len(failed))
-        after = ids[-1]
-        handled += len(ids)
-        progress("archive", handled, max(total, handled))
+    with PdfRemoval(ports) as removal:
+        while True:
+            with ports.uow as uow:
+                ids = uow.customers.next_batch(selection, after, batch)
+                if not ids:
+                    break
+                report.retried += uow.customers.count_retries(ids)
+                done, failed, segment = archive_customers(ports, keys, uow.customers, ids, uow.pdfs)
+                if segment is not None:
+                    uow.archive_copies.add_segment(segment)
+                uow.customers.record_archived(done, cutoffs.as_of)
+                uow.customers.record_failed(failed, cutoffs.as_of)
+                masked = _mask_archived(uow.customers, keys, shop_id, cutoffs, done, others)
+                uow.commit()
+            if masked:
+                removal.after_masking()  # only now that the masking is committed
+            report.archived += len(done)
+            report.masked += masked
+            report.note_failures(failed)
+            log.info("archive batch: %d archived, %d failed", len(done), len(failed))
+            after = ids[-1]
+            handled += len(ids)
+            progress("archive", handled, max(total, handled))
 
 
 def _mask_archived(
@@ -600,19 +601,20 @@ def _mask_step(
     total = _planned(ports, selection, progress)
     after, masked, handled = 0, 0, 0
     refused: list[int] = []
-    while True:
-        with ports.uow as uow:
-            ids = uow.customers.next_batch(selection, after, batch)
-            if not ids:
-                break
-            openable, closed = _split_by_key(keys, uow.customers.archive_keys(ids), ids)
-            masked += uow.customers.mask(openable, now, event)
-            uow.commit()
-        remove_masked_pdfs(ports)  # only now that the masking is committed
-        refused += closed
-        after = ids[-1]
-        handled += len(ids)
-        progress(event, handled, max(total, handled))
+    with PdfRemoval(ports) as removal:
+        while True:
+            with ports.uow as uow:
+                ids = uow.customers.next_batch(selection, after, batch)
+                if not ids:
+                    break
+                openable, closed = _split_by_key(keys, uow.customers.archive_keys(ids), ids)
+                masked += uow.customers.mask(openable, now, event)
+                uow.commit()
+            removal.after_masking()  # only now that the masking is committed
+            refused += closed
+            after = ids[-1]
+            handled += len(ids)
+            progress(event, handled, max(total, handled))
     if refused:
         _log_refused(keys.key_id, event, len(refused), refused)
     return masked, len(refused)
