@@ -1,13 +1,16 @@
-"""On PostgreSQL a batch's masked PDFs leave the document store while the next batch is archived
-(services.pdfs.PdfRemoval), on a connection of their own; the step still ends with every one
-removed, and a removal that fails neither loses the night's masking nor hides a real error.
+"""On PostgreSQL the work after an archive batch's commit (masking its verified buyers, then
+removing their PDFs from the document store) runs on a connection of its own while the next
+batch is archived (services.after_commit); the step still ends with all of it done, a buyer
+another worker holds is left to it rather than waited for, and a failure neither loses the
+night's copies nor hides a real error.
 
 The overlap is shown by a document store whose first removal waits for the archive to receive
-the next batch's segment: removing in turn, that wait can only time out.
+the next batch's segment: working in turn, that wait can only time out.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import threading
 import uuid
@@ -16,9 +19,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 
-from shelflife.adapters.db.tables import Invoice
+from shelflife.adapters.db.tables import Customer, CustomerHistory, Invoice
 from shelflife.bootstrap import App
 from shelflife.domain.errors import ArchiveUnavailable
 from shelflife.domain.ports import ArchiveStore
@@ -77,7 +80,7 @@ def app(postgres_cluster: PostgresCluster, tmp_path: Path) -> Iterator[App]:
     """Every buyer due for archiving and masking tonight, `BATCH` buyers a batch."""
     name = f"pdf_overlap_{uuid.uuid4().hex[:12]}"
     url = postgres_cluster.create_database(name)
-    built, _clock = make_app(url, tmp_path / "home", batch_size=BATCH)
+    built, _clock = make_app(url, tmp_path / "home", batch_size=BATCH, lock_timeout=0.5)
     try:
         lines = [
             json.dumps(
@@ -148,3 +151,56 @@ def test_an_unexpected_failure_of_a_background_removal_fails_the_run(app: App) -
         run_retention(app.ports(), MASKED_AT)
     assert calls
     assert not [t.name for t in threading.enumerate() if t.name.startswith("pdf-removal")]
+
+
+def masked_history(app: App) -> dict[int, int]:
+    """Buyer id -> how many "masked" events its history holds."""
+    with app.engine.connect() as conn:
+        rows = conn.execute(
+            select(CustomerHistory.customer_id, func.count())
+            .where(CustomerHistory.event == "masked")
+            .group_by(CustomerHistory.customer_id)
+        )
+        return {int(cid): int(n) for cid, n in rows}
+
+
+def test_a_buyer_another_worker_holds_is_left_to_it_not_waited_for(app: App) -> None:
+    """Once a batch's copies are committed, another worker's mask step may claim its buyers:
+    the masking behind the batch must skip a buyer held elsewhere (waiting ran into the lock
+    timeout and failed the run); the run's mask step masks it once free, and no buyer is
+    masked twice."""
+    with app.engine.connect() as conn:
+        first_buyer = conn.execute(select(func.min(Customer.id))).scalar_one()
+    holder = app.engine.connect()
+    ports = app.ports()
+    assert ports.background_uow is not None
+    make_uow = ports.background_uow
+    asked: list[int] = []
+
+    def holding_first_buyer() -> Any:
+        """The first batch has committed its copies when its masking asks for a connection:
+        another worker claims its first buyer then, and lets it go when the second batch's
+        masking asks (the first batch's masking has ended by then)."""
+        asked.append(1)
+        if len(asked) == 1:
+            holder.execute(
+                text("SELECT id FROM customers WHERE id = :id FOR UPDATE"), {"id": first_buyer}
+            )
+        elif holder.in_transaction():
+            holder.rollback()
+        return make_uow()
+
+    try:
+        report = run_retention(
+            dataclasses.replace(ports, background_uow=holding_first_buyer), MASKED_AT
+        )
+    finally:
+        holder.rollback()
+        holder.close()
+
+    assert len(asked) >= 2  # the claim was let go while the run worked
+    assert (report.archived, report.masked) == (BUYERS, BUYERS)
+    history = masked_history(app)
+    assert sorted(history) == list(range(first_buyer, first_buyer + BUYERS))
+    assert set(history.values()) == {1}
+    assert pdfs(app) == (0, 0)

@@ -484,8 +484,8 @@ class CustomerRepository(Protocol):
         ...
 
     def among(self, selection: Selection, ids: Sequence[int]) -> list[int]:
-        """Those of `ids` the selection selects, in id order (rows this transaction has
-        already claimed: nothing is locked or skipped)."""
+        """Those of `ids` the selection selects, in id order, claimed for this transaction
+        as `next_batch` claims: rows another worker holds are skipped."""
         ...
 
     def count_retries(self, ids: Sequence[int]) -> int: ...

@@ -13,8 +13,8 @@ from __future__ import annotations
 import hashlib
 import logging
 from collections.abc import Callable, Mapping, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor, wait
-from typing import Self, TypeVar
+from concurrent.futures import ThreadPoolExecutor
+from typing import TypeVar
 
 from shelflife.adapters.archive.store import delete_objects
 from shelflife.adapters.documents.pdf import render_pdf
@@ -180,61 +180,6 @@ def remove_masked_pdfs(ports: Ports, uow: UnitOfWork | None = None) -> int:
         # The masking stands; the next run removes what is left (`pdf_stored` says what).
         log.warning("masked documents' PDFs not removed from the document store yet: %s", exc)
     return removed
-
-
-class PdfRemoval:
-    """The removal of masked PDFs after each batch of a step, overlapping the next batch where
-    the database allows it (`Ports.background_uow`): deleting the files and recording it took
-    9 % of a PostgreSQL backlog batch (69 of 755 ms at 1,000,000 customers), on a connection
-    that is otherwise idle while the next batch seals and writes. One removal at a time: a
-    batch's removal waits for the one before it. Leaving the block waits for the last one, so
-    that the step ends with nothing in flight (the reclaim after it needs every table to
-    itself); its error, if any, is raised there, unless the step itself failed."""
-
-    def __init__(self, ports: Ports) -> None:
-        self._ports = ports
-        self._pool = (
-            ThreadPoolExecutor(max_workers=1, thread_name_prefix="pdf-removal")
-            if ports.background_uow is not None
-            else None
-        )
-        self._running: Future[int] | None = None
-        self.removed = 0
-
-    def __enter__(self) -> Self:
-        return self
-
-    def after_masking(self) -> None:
-        """Call once a batch that masked someone has committed."""
-        if self._pool is None or self._ports.background_uow is None:
-            self.removed += remove_masked_pdfs(self._ports)
-            return
-        self._collect()
-        self._running = self._pool.submit(
-            remove_masked_pdfs, self._ports, self._ports.background_uow()
-        )
-
-    def _collect(self) -> None:
-        running, self._running = self._running, None
-        if running is not None:
-            self.removed += running.result()
-
-    def __exit__(self, exc_type: type[BaseException] | None, *rest: object) -> None:
-        try:
-            if exc_type is None:
-                self._collect()
-            elif self._running is not None:
-                # The step's own failure is the one to report; the masking stands either way
-                # and the next run removes what this removal did not.
-                wait([self._running])
-                if (error := self._running.exception()) is not None:
-                    log.warning(
-                        "masked documents' PDFs not all removed after the step failed: %s",
-                        type(error).__name__,
-                    )
-        finally:
-            if self._pool is not None:
-                self._pool.shutdown(wait=True)
 
 
 def restore_pdfs(

@@ -16,6 +16,7 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from functools import partial
 from typing import Protocol
 from zoneinfo import ZoneInfo
 
@@ -53,11 +54,12 @@ from shelflife.domain.ports import (
     WrappedKey,
 )
 from shelflife.domain.snapshot import CustomerSnapshot
+from shelflife.services.after_commit import AfterCommit
 from shelflife.services.audit import purge_expired_entries
 from shelflife.services.documents import RunReportDocument
 from shelflife.services.integrity import verify_sample
 from shelflife.services.ledger import ledger_store, shred_expired, write_ledger
-from shelflife.services.pdfs import PdfRemoval, attach_pdfs, remove_masked_pdfs
+from shelflife.services.pdfs import attach_pdfs, remove_masked_pdfs
 
 log = logging.getLogger(__name__)
 
@@ -389,7 +391,7 @@ def _archive_step(
     selection = Selection(Due.ARCHIVE, shop_id, cutoffs)
     total = _planned(ports, selection, progress)
     after, handled = 0, 0
-    with PdfRemoval(ports) as removal:
+    with AfterCommit(ports) as after_commit:
         while True:
             with ports.uow as uow:
                 ids = uow.customers.next_batch(selection, after, batch)
@@ -401,10 +403,17 @@ def _archive_step(
                     uow.archive_copies.add_segment(segment)
                 uow.customers.record_archived(done, cutoffs.as_of)
                 uow.customers.record_failed(failed, cutoffs.as_of)
-                masked = _mask_archived(uow.customers, keys, shop_id, cutoffs, done, others)
+                masked = 0
+                if not after_commit.behind:
+                    masked = _mask_archived(uow.customers, keys, shop_id, cutoffs, done, others)
                 uow.commit()
-            if masked:
-                removal.after_masking()  # only now that the masking is committed
+            # Only now that the copies (and, in turn, the masking) are committed.
+            if after_commit.behind and done:
+                after_commit.submit(
+                    partial(_mask_verified, ports, keys, shop_id, cutoffs, done, others)
+                )
+            elif masked:
+                after_commit.submit(partial(remove_masked_pdfs, ports))
             report.archived += len(done)
             report.masked += masked
             report.note_failures(failed)
@@ -412,6 +421,29 @@ def _archive_step(
             after = ids[-1]
             handled += len(ids)
             progress("archive", handled, max(total, handled))
+    if after_commit.behind:
+        report.masked += after_commit.total
+
+
+def _mask_verified(
+    ports: Ports,
+    keys: KeyProvider,
+    shop_id: int,
+    cutoffs: Cutoffs,
+    done: Sequence[ArchivedCopy],
+    others: tuple[str, ...],
+    uow: UnitOfWork,
+) -> int:
+    """Behind the next batch (see `AfterCommit`): mask those of a committed batch's verified
+    buyers who may be masked, in a transaction of its own, then remove their PDFs. The
+    selection claims them (a worker's mask step may be after the same buyers); a buyer left
+    unmasked by a failure is the mask step's, tonight or the next night."""
+    with uow:
+        masked = _mask_archived(uow.customers, keys, shop_id, cutoffs, done, others)
+        uow.commit()
+    if masked:
+        remove_masked_pdfs(ports, uow)
+    return masked
 
 
 def _mask_archived(
@@ -601,7 +633,7 @@ def _mask_step(
     total = _planned(ports, selection, progress)
     after, masked, handled = 0, 0, 0
     refused: list[int] = []
-    with PdfRemoval(ports) as removal:
+    with AfterCommit(ports) as after_commit:
         while True:
             with ports.uow as uow:
                 ids = uow.customers.next_batch(selection, after, batch)
@@ -610,7 +642,8 @@ def _mask_step(
                 openable, closed = _split_by_key(keys, uow.customers.archive_keys(ids), ids)
                 masked += uow.customers.mask(openable, now, event)
                 uow.commit()
-            removal.after_masking()  # only now that the masking is committed
+            # Only now that the masking is committed.
+            after_commit.submit(partial(remove_masked_pdfs, ports))
             refused += closed
             after = ids[-1]
             handled += len(ids)

@@ -312,10 +312,13 @@ def first_customer_ids(conn: Connection, condition: ColumnElement[bool], limit: 
 
 
 def select_among(conn: Connection, condition: ColumnElement[bool], ids: Sequence[int]) -> list[int]:
-    """Those of `ids` matching a condition, in id order."""
+    """Those of `ids` matching a condition, in id order; on PostgreSQL claimed as
+    `select_batch` claims (a no-op for rows this transaction holds already)."""
     if not ids:
         return []
     query = select(Customer.id).where(condition, _among(conn, Customer.id, ids))
+    if conn.dialect.name == "postgresql":
+        query = query.with_for_update(skip_locked=True)
     return list(conn.execute(query.order_by(Customer.id)).scalars())
 
 
