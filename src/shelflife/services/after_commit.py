@@ -28,7 +28,8 @@ class AfterCommit:
     waits for the one before it, so jobs run in the order given and never side by side.
     Leaving the block waits for the last one, so that a step ends with nothing in flight (the
     reclaim after the run's steps needs every table to itself), and raises its error unless
-    the step itself failed. `total` adds up the jobs' counts."""
+    the step itself failed. `total` adds up the counts of the jobs that finished, the last
+    one's once the block is left."""
 
     def __init__(self, ports: Ports) -> None:
         self._ports = ports
@@ -75,6 +76,8 @@ class AfterCommit:
                         "what it left",
                         type(error).__name__,
                     )
+                else:
+                    self.total += self._running.result()  # done: it counts in the report
         finally:
             if self._pool is not None:
                 self._pool.shutdown(wait=True)

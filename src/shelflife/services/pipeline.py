@@ -391,38 +391,58 @@ def _archive_step(
     selection = Selection(Due.ARCHIVE, shop_id, cutoffs)
     total = _planned(ports, selection, progress)
     after, handled = 0, 0
-    with AfterCommit(ports) as after_commit:
-        while True:
-            with ports.uow as uow:
-                ids = uow.customers.next_batch(selection, after, batch)
-                if not ids:
-                    break
-                report.retried += uow.customers.count_retries(ids)
-                done, failed, segment = archive_customers(ports, keys, uow.customers, ids, uow.pdfs)
-                if segment is not None:
-                    uow.archive_copies.add_segment(segment)
-                uow.customers.record_archived(done, cutoffs.as_of)
-                uow.customers.record_failed(failed, cutoffs.as_of)
-                masked = 0
-                if not after_commit.behind:
-                    masked = _mask_archived(uow.customers, keys, shop_id, cutoffs, done, others)
-                uow.commit()
-            # Only now that the copies (and, in turn, the masking) are committed.
-            if after_commit.behind and done:
-                after_commit.submit(
-                    partial(_mask_verified, ports, keys, shop_id, cutoffs, done, others)
-                )
-            elif masked:
-                after_commit.submit(partial(remove_masked_pdfs, ports))
-            report.archived += len(done)
-            report.masked += masked
-            report.note_failures(failed)
-            log.info("archive batch: %d archived, %d failed", len(done), len(failed))
-            after = ids[-1]
-            handled += len(ids)
-            progress("archive", handled, max(total, handled))
-    if after_commit.behind:
-        report.masked += after_commit.total
+    after_commit = AfterCommit(ports)
+    try:
+        with after_commit:
+            while ids := _archive_batch(
+                ports, keys, selection, after, batch, report, others, after_commit
+            ):
+                after = ids[-1]
+                handled += len(ids)
+                progress("archive", handled, max(total, handled))
+    finally:
+        if after_commit.behind:  # the buyers masked behind the batches, failed step or not
+            report.masked += after_commit.total
+
+
+def _archive_batch(
+    ports: Ports,
+    keys: KeyProvider,
+    selection: Selection,
+    after: int,
+    batch: int,
+    report: RunReport,
+    others: tuple[str, ...],
+    after_commit: AfterCommit,
+) -> list[int]:
+    """Archive the next batch after buyer id `after` and commit; mask its buyers who may be
+    masked, in its transaction or behind it (see `AfterCommit`). Returns the batch's ids
+    (none: the step is done)."""
+    shop_id, cutoffs = selection.shop_id, selection.cutoffs
+    with ports.uow as uow:
+        ids = uow.customers.next_batch(selection, after, batch)
+        if not ids:
+            return ids
+        report.retried += uow.customers.count_retries(ids)
+        done, failed, segment = archive_customers(ports, keys, uow.customers, ids, uow.pdfs)
+        if segment is not None:
+            uow.archive_copies.add_segment(segment)
+        uow.customers.record_archived(done, cutoffs.as_of)
+        uow.customers.record_failed(failed, cutoffs.as_of)
+        masked = 0
+        if not after_commit.behind:
+            masked = _mask_archived(uow.customers, keys, shop_id, cutoffs, done, others)
+        uow.commit()
+    # Only now that the copies (and, in turn, the masking) are committed.
+    if after_commit.behind and done:
+        after_commit.submit(partial(_mask_verified, ports, keys, shop_id, cutoffs, done, others))
+    elif masked:
+        after_commit.submit(partial(remove_masked_pdfs, ports))
+    report.archived += len(done)
+    report.masked += masked
+    report.note_failures(failed)
+    log.info("archive batch: %d archived, %d failed", len(done), len(failed))
+    return ids
 
 
 def _mask_verified(
@@ -455,8 +475,9 @@ def _mask_archived(
     others: tuple[str, ...] = (),
 ) -> int:
     """Mask the batch's buyers whose copy was verified just now and who may be masked, in the
-    batch's own transaction: the mask step would select them again, batch by batch, and
-    re-read their keys (their keys open: their records have just been decrypted with them).
+    batch's own transaction or right behind it: the mask step would select them again, batch
+    by batch, and re-read their keys (their keys open: their records have just been decrypted
+    with them).
     The mask step after the archive step handles the buyers archived on earlier nights."""
     if not done:
         return 0

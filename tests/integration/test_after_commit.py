@@ -21,7 +21,7 @@ from typing import Any
 import pytest
 from sqlalchemy import func, select, text
 
-from shelflife.adapters.db.tables import Customer, CustomerHistory, Invoice
+from shelflife.adapters.db.tables import Customer, CustomerHistory, Invoice, RetentionRun
 from shelflife.bootstrap import App
 from shelflife.domain.errors import ArchiveUnavailable
 from shelflife.domain.ports import ArchiveStore
@@ -78,7 +78,7 @@ class CountingPuts:
 @pytest.fixture
 def app(postgres_cluster: PostgresCluster, tmp_path: Path) -> Iterator[App]:
     """Every buyer due for archiving and masking tonight, `BATCH` buyers a batch."""
-    name = f"pdf_overlap_{uuid.uuid4().hex[:12]}"
+    name = f"after_commit_{uuid.uuid4().hex[:12]}"
     url = postgres_cluster.create_database(name)
     built, _clock = make_app(url, tmp_path / "home", batch_size=BATCH, lock_timeout=0.5)
     try:
@@ -203,4 +203,36 @@ def test_a_buyer_another_worker_holds_is_left_to_it_not_waited_for(app: App) -> 
     history = masked_history(app)
     assert sorted(history) == list(range(first_buyer, first_buyer + BUYERS))
     assert set(history.values()) == {1}
+    assert pdfs(app) == (0, 0)
+
+
+class FailingThirdPut(CountingPuts):
+    """The archive, failing with a defect (not a store error) on the third segment."""
+
+    def put(self, key: str, data: bytes) -> None:
+        if self.puts == 2:
+            raise RuntimeError("a defect while writing the third segment")
+        super().put(key, data)
+
+
+def test_a_run_that_fails_counts_the_buyers_masked_behind_its_committed_batches(
+    app: App,
+) -> None:
+    """The first two batches committed their copies and were masked behind them; the run
+    record of the failed run says so, and the next run finishes the night."""
+    app.archive = FailingThirdPut(app.archive)
+
+    with pytest.raises(RuntimeError, match="third segment"):
+        run_retention(app.ports(), MASKED_AT)
+
+    with app.engine.connect() as conn:
+        recorded = conn.execute(
+            select(RetentionRun.archived, RetentionRun.masked, RetentionRun.error)
+        ).one()
+    assert recorded.archived == recorded.masked == 2 * BATCH
+    assert recorded.error
+    assert len(masked_history(app)) == 2 * BATCH
+    app.archive = app.archive.inner
+    report = run_retention(app.ports(), MASKED_AT)
+    assert (report.archived, report.masked) == (BATCH, BATCH)
     assert pdfs(app) == (0, 0)
