@@ -11,8 +11,12 @@ the next batch's segment: working in turn, that wait can only time out.
 from __future__ import annotations
 
 import dataclasses
-import json
+import os
+import signal
+import subprocess
+import sys
 import threading
+import time
 import uuid
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -21,6 +25,7 @@ from typing import Any
 import pytest
 from sqlalchemy import func, select, text
 
+from shelflife.adapters.archive.segments import is_segment_key
 from shelflife.adapters.db.tables import Customer, CustomerHistory, Invoice, RetentionRun
 from shelflife.bootstrap import App
 from shelflife.domain.errors import ArchiveUnavailable
@@ -28,7 +33,7 @@ from shelflife.domain.ports import ArchiveStore
 from shelflife.services.importing import import_lines
 from shelflife.services.pipeline import run_retention
 from shelflife.services.shops import set_feature
-from tests.support.builders import T0, at, days, make_app, order
+from tests.support.builders import T0, at, days, invoiced_buyers, make_app
 from tests.support.pg_cluster import PostgresCluster
 
 pytestmark = pytest.mark.postgres
@@ -82,13 +87,7 @@ def app(postgres_cluster: PostgresCluster, tmp_path: Path) -> Iterator[App]:
     url = postgres_cluster.create_database(name)
     built, _clock = make_app(url, tmp_path / "home", batch_size=BATCH, lock_timeout=0.5)
     try:
-        lines = [
-            json.dumps(
-                order(f"302-0000000-000001{n}", shipped_at=T0, invoiced_at=T0, suffix=f"-{n}")
-            )
-            for n in range(BUYERS)
-        ]
-        assert import_lines(built, lines).refused == []
+        assert import_lines(built, invoiced_buyers(BUYERS)).refused == []
         set_feature(built.ports(), "main", True, "ops")
         yield at(built, MASKED_AT)
     finally:
@@ -236,3 +235,55 @@ def test_a_run_that_fails_counts_the_buyers_masked_behind_its_committed_batches(
     report = run_retention(app.ports(), MASKED_AT)
     assert (report.archived, report.masked) == (BATCH, BATCH)
     assert pdfs(app) == (0, 0)
+
+
+def test_a_run_killed_while_masking_behind_its_batches_is_completed_by_the_next(
+    postgres_cluster: PostgresCluster, tmp_path: Path
+) -> None:
+    """A real `shelflife run` process, SIGKILLed once a few of its segments are written (its
+    masking and PDF removal behind them in flight or not): the next run archives and masks
+    every buyer exactly once and leaves no masked document's PDF in the document store."""
+    buyers, batch = 60, 3
+    name = f"after_commit_kill_{uuid.uuid4().hex[:12]}"
+    url = postgres_cluster.create_database(name)
+    app, _clock = make_app(url, tmp_path / "home", batch_size=batch)
+    try:
+        assert import_lines(app, invoiced_buyers(buyers)).refused == []
+        set_feature(app.ports(), "main", True, "ops")
+        env = {k: v for k, v in os.environ.items() if not k.startswith("SHELFLIFE_")}
+        env.update(
+            SHELFLIFE_HOME=str(app.settings.home),
+            SHELFLIFE_DATABASE_URL=url,
+            SHELFLIFE_BATCH_SIZE=str(batch),
+        )
+        command = [str(Path(sys.executable).parent / "shelflife"), "run"]
+        command += ["--as-of", MASKED_AT.isoformat(), "--json"]
+        process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL)
+        try:
+            deadline = time.monotonic() + 60
+            while process.poll() is None and time.monotonic() < deadline:
+                if sum(is_segment_key(o.key) for o in app.archive.list_objects()) >= 4:
+                    break
+                time.sleep(0.01)
+            assert process.poll() is None, "the run ended before it could be killed"
+            process.send_signal(signal.SIGKILL)
+        finally:
+            process.wait(timeout=30)
+        masked_before = len(masked_history(app))
+        assert masked_before < buyers
+
+        report = run_retention(at(app, MASKED_AT).ports(), MASKED_AT)
+
+        assert report.masked == buyers - masked_before
+        history = masked_history(app)
+        assert len(history) == buyers
+        assert set(history.values()) == {1}
+        assert pdfs(app) == (0, 0)
+        with app.engine.connect() as conn:
+            unmasked = conn.execute(
+                select(func.count()).where(Customer.masked_at.is_(None))
+            ).scalar_one()
+        assert unmasked == 0
+    finally:
+        app.close()
+        postgres_cluster.drop_database(name)

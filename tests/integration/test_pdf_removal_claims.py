@@ -11,7 +11,6 @@ starts from certain instead: one worker holds its claim open, the other must not
 
 from __future__ import annotations
 
-import json
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -25,7 +24,7 @@ from shelflife.services.importing import import_lines
 from shelflife.services.pdfs import remove_masked_pdfs
 from shelflife.services.pipeline import run_retention
 from shelflife.services.shops import set_feature
-from tests.support.builders import T0, at, days, make_app, order
+from tests.support.builders import T0, at, days, invoiced_buyers, make_app
 from tests.support.pg_cluster import PostgresCluster
 
 pytestmark = pytest.mark.postgres
@@ -43,13 +42,7 @@ def apps(postgres_cluster: PostgresCluster, tmp_path: Path) -> Iterator[tuple[Ap
     first, _clock = make_app(url, tmp_path / "home", lock_timeout=0.5)
     second = build_app(first.settings, first.clock)
     try:
-        lines = [
-            json.dumps(
-                order(f"302-0000000-000000{n}", shipped_at=T0, invoiced_at=T0, suffix=f"-{n}")
-            )
-            for n in range(BUYERS)
-        ]
-        assert import_lines(first, lines).refused == []
+        assert import_lines(first, invoiced_buyers(BUYERS)).refused == []
         set_feature(first.ports(), "main", True, "ops")
         assert run_retention(at(first, MASKED_AT).ports(), MASKED_AT).masked == BUYERS
         with first.engine.begin() as conn:

@@ -139,6 +139,17 @@ def lines(*orders: dict[str, Any]) -> list[str]:
     return [json.dumps(o, ensure_ascii=False) for o in orders]
 
 
+def invoiced_buyers(count: int) -> list[str]:
+    """Import lines of `count` buyers with one order each, shipped and invoiced at T0: all of
+    them due for archiving and masking 30 days later."""
+    return lines(
+        *(
+            order(f"302-0000000-{n:07d}", shipped_at=T0, invoiced_at=T0, suffix=f"-{n}")
+            for n in range(count)
+        )
+    )
+
+
 def pii_strings(o: dict[str, Any]) -> set[str]:
     """Every PII string in an order built by `order` (what must vanish after masking)."""
     found: set[str] = set()
