@@ -80,8 +80,11 @@ def test_a_run_that_stops_is_audited_as_failed_with_why(
 
     entry = recent_entries(app.ports(), 1)[0]
     assert (entry.actor, entry.action) == ("shelflife", RUN_FAILED)
-    # The buyers are masked in their archive batch: its transaction went back with the error.
-    assert (entry.detail["archived"], entry.detail["masked"]) == (0, 0)
+    # Nobody was masked. On SQLite the buyers are masked in their archive batch, whose
+    # transaction went back with the error; on PostgreSQL the masking follows the batch's
+    # commit (services.after_commit), so the 2 verified copies stand and are counted.
+    archived = 2 if app.engine.dialect.name == "postgresql" else 0
+    assert (entry.detail["archived"], entry.detail["masked"]) == (archived, 0)
     assert entry.detail["error"] == str(UnknownOrder("x"))
 
 
