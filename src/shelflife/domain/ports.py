@@ -1187,9 +1187,9 @@ class Ports:
     database can tell; elsewhere it returns at once)."""
     background_uow: Callable[[], UnitOfWork] | None = None
     """A unit of work on a connection of its own, for work a service hands to another thread
-    while it goes on (the removal of a batch's masked PDFs during the next batch). None where
-    the database has one writer at a time (SQLite) and in tests on fakes: that work then runs
-    in turn."""
+    while it goes on (a batch's masking and the removal of its PDFs, during the next batch:
+    services/after_commit.py). None where the database has one writer at a time (SQLite) and
+    in tests on fakes: that work then runs in turn."""
 
     @property
     def keys(self) -> KeyProvider:

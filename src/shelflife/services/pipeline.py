@@ -401,8 +401,7 @@ def _archive_step(
                 handled += len(ids)
                 progress("archive", handled, max(total, handled))
     finally:
-        if after_commit.behind:  # the buyers masked behind the batches, failed step or not
-            report.masked += after_commit.total
+        report.masked += after_commit.total  # masked behind the batches, failed step or not
 
 
 def _archive_batch(
@@ -437,7 +436,7 @@ def _archive_batch(
     if after_commit.behind and done:
         after_commit.submit(partial(_mask_verified, ports, keys, shop_id, cutoffs, done, others))
     elif masked:
-        after_commit.submit(partial(remove_masked_pdfs, ports))
+        after_commit.submit(partial(_remove_pdfs, ports))
     report.archived += len(done)
     report.masked += masked
     report.note_failures(failed)
@@ -464,6 +463,13 @@ def _mask_verified(
     if masked:
         remove_masked_pdfs(ports, uow)
     return masked
+
+
+def _remove_pdfs(ports: Ports, uow: UnitOfWork) -> int:
+    """The masked PDFs' removal as a job of the archive step, whose jobs count buyers masked
+    behind a batch: this one masks nobody."""
+    remove_masked_pdfs(ports, uow)
+    return 0
 
 
 def _mask_archived(
