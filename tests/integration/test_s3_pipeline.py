@@ -299,3 +299,36 @@ def test_a_file_replica_beside_s3_holds_the_same_copies_and_fails_the_night_when
         f"replica archive {replica.as_uri()}: cannot write to the archive folder {replica}: "
         "Not a directory"
     ]
+
+
+def test_retrieval_reads_the_replica_when_the_primary_copy_was_replaced_by_other_bytes(
+    app: App, s3: S3Server, buckets: tuple[str, str], caplog: pytest.LogCaptureFixture
+) -> None:
+    """Object Lock keeps every version, but a PUT to the same key still makes a newer one: the
+    primary then answers with bytes that are not the recorded ones, as a damaged disk would."""
+    primary, replica = buckets
+    _start(app)
+    assert _run(app, T0 + days(30)) == {"archive_failed": 0, "archived": 3, "masked": 3}
+    (segment,) = _recorded_keys(app)
+    stored = s3.client().get_object(Bucket=primary, Key=f"archive/{segment}")["Body"].read()
+    damaged = bytearray(stored)
+    damaged[60] ^= 0xFF  # inside the first buyer's record
+    s3.client().put_object(Bucket=primary, Key=f"archive/{segment}", Body=bytes(damaged))
+
+    with caplog.at_level(logging.WARNING, logger="shelflife"):
+        result = retrieve_order(
+            at(app, T0 + days(31)).ports(), ORDERS[0]["order_nr_external"], "Rücksendung", "anna"
+        )
+
+    assert result.restored_rows > 0
+    with app.engine.connect() as conn:
+        email = conn.scalar(select(Customer.email).where(Customer.id == 1))
+    assert email == ORDERS[0]["customer"]["email"]
+    fallbacks = [r.getMessage() for r in caplog.records if "reading the replica" in r.getMessage()]
+    assert fallbacks == [
+        f"archive object {segment} could not be read from the primary s3://{primary}/archive "
+        f"at {s3.endpoint} (ArchiveCorrupt); reading the replica s3://{replica}/archive at "
+        f"{s3.endpoint}"
+    ]
+    logged = "\n".join(r.getMessage() for r in caplog.records)
+    assert {p for p in PII if p in logged} == set()

@@ -12,6 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
+from shelflife.adapters.archive.store import read_recorded
 from shelflife.adapters.keys.envelope import open_copy, open_record
 from shelflife.domain.errors import ArchiveCorrupt, InvalidInput, KeyUnavailable, NotRetrievable
 from shelflife.domain.legal_retention import DocumentKind
@@ -216,7 +217,7 @@ def _open_copy(
     header wraps the data key under the master key of its day; after `keys rotate` the
     database's re-wrapped copy of the same key opens it)."""
     if copy.offset is None or copy.length is None:
-        blob = archive.get(copy.object_key)
+        blob = read_recorded(archive, copy.object_key, copy.ciphertext_sha256)
 
         def opened(key: bytes | None) -> bytes:
             return open_copy(
@@ -239,7 +240,9 @@ def _open_copy(
     else:
         assert data_key is not None  # _data_key unwraps it whenever a copy is a record
         plaintext = open_record(
-            archive.get_range(copy.object_key, copy.offset, copy.length),
+            read_recorded(
+                archive, copy.object_key, copy.ciphertext_sha256, copy.offset, copy.length
+            ),
             data_key,
             where=f"{copy.object_key}@{copy.offset}",
             customer_id=customer_id,

@@ -12,7 +12,13 @@ from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 from shelflife.adapters.archive.replicated import ReplicatedArchive
-from shelflife.adapters.archive.store import LocalFolderArchive, Preparable, delete_objects
+from shelflife.adapters.archive.store import (
+    LocalFolderArchive,
+    Preparable,
+    check_recorded,
+    delete_objects,
+    read_recorded,
+)
 from shelflife.domain.errors import ArchiveCorrupt, ArchiveUnavailable
 from shelflife.domain.ports import ArchiveStore, StoredObject
 
@@ -40,6 +46,16 @@ class OfflineFallback:
 
     def get_range(self, key: str, start: int, length: int) -> bytes:
         return self._read(key, lambda store: store.get_range(key, start, length))
+
+    def read_recorded(self, key: str, sha256: str, start: int | None, length: int | None) -> bytes:
+        """The recorded bytes: damaged or replaced ones in the archive fall back to the
+        offline copy like ones that cannot be read."""
+        return self._read(
+            key,
+            lambda store: check_recorded(
+                store, key, sha256, read_recorded(store, key, sha256, start, length)
+            ),
+        )
 
     def _read(self, key: str, read: Callable[[ArchiveStore], bytes]) -> bytes:
         try:

@@ -3,7 +3,8 @@
 A write counts only when both copies are written and read back equal to what was sent, so an
 object the nightly run records as archived exists twice; a failing replica fails the write
 (the buyer is then not archived tonight and retried like any failed write). Reads go to the
-primary and fall back to the replica when the primary cannot deliver the object.
+primary and fall back to the replica when the primary cannot deliver the object, or (for a
+copy the database recorded) delivers other bytes than the recorded ones.
 """
 
 from __future__ import annotations
@@ -12,7 +13,12 @@ import logging
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 
-from shelflife.adapters.archive.store import Preparable, delete_objects
+from shelflife.adapters.archive.store import (
+    Preparable,
+    check_recorded,
+    delete_objects,
+    read_recorded,
+)
 from shelflife.domain.errors import ArchiveCorrupt, ArchiveUnavailable
 from shelflife.domain.ports import ArchiveStore, StoredObject
 
@@ -60,6 +66,16 @@ class ReplicatedArchive:
 
     def get_range(self, key: str, start: int, length: int) -> bytes:
         return self._read(key, lambda store: store.get_range(key, start, length))
+
+    def read_recorded(self, key: str, sha256: str, start: int | None, length: int | None) -> bytes:
+        """The recorded bytes: a primary copy that is there but damaged or replaced falls back
+        to the replica like one that cannot be read."""
+        return self._read(
+            key,
+            lambda store: check_recorded(
+                store, key, sha256, read_recorded(store, key, sha256, start, length)
+            ),
+        )
 
     def _read(self, key: str, read: Callable[[ArchiveStore], bytes]) -> bytes:
         try:

@@ -3,6 +3,7 @@ several backends."""
 
 from __future__ import annotations
 
+import hashlib
 import os
 import tempfile
 from collections.abc import Iterator, Sequence
@@ -20,8 +21,10 @@ __all__ = [
     "BatchDeleting",
     "LocalFolderArchive",
     "Preparable",
+    "RecordedReading",
     "StoredObject",
     "archive_from_url",
+    "read_recorded",
 ]
 
 TEMP_PREFIX = ".tmp-"
@@ -191,6 +194,37 @@ def delete_objects(store: ArchiveStore, keys: Sequence[str]) -> None:
         return
     for key in keys:
         store.delete(key)
+
+
+@runtime_checkable
+class RecordedReading(Protocol):
+    """A store with more than one place to read from (a replica, an offline copy): it can
+    pass over a place whose bytes are not the recorded ones, not only one that fails."""
+
+    def read_recorded(
+        self, key: str, sha256: str, start: int | None, length: int | None
+    ) -> bytes: ...
+
+
+def read_recorded(
+    store: ArchiveStore, key: str, sha256: str, start: int | None = None, length: int | None = None
+) -> bytes:
+    """An object (or, with `start` and `length`, a byte range of it) whose SHA-256 the database
+    recorded: from the first of the store's places that holds those very bytes, so that a
+    damaged or replaced primary copy is read from the replica. A plain store's bytes come as
+    read: the caller checks them."""
+    if isinstance(store, RecordedReading):
+        return store.read_recorded(key, sha256, start, length)
+    if start is None or length is None:
+        return store.get(key)
+    return store.get_range(key, start, length)
+
+
+def check_recorded(store: ArchiveStore, key: str, sha256: str, data: bytes) -> bytes:
+    """`data`, read from `store`, if it has the recorded digest; `ArchiveCorrupt` otherwise."""
+    if hashlib.sha256(data).hexdigest() != sha256:
+        raise ArchiveCorrupt(f"archive object {key} in {store.describe()} is not the recorded one")
+    return data
 
 
 def _fsync_dir(folder: Path) -> None:
