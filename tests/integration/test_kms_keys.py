@@ -27,6 +27,7 @@ from shelflife.services.recovery import recover_archive, show_archived
 from shelflife.services.retrieval import retrieve_order
 from shelflife.services.shops import set_feature
 from tests.support.builders import T0, at, days, lines, lose_database, make_app, order
+from tests.support.relay import Relay
 from tests.support.s3_server import REGION, S3Server
 
 ARCHIVE_NIGHT = T0 + days(29.5)
@@ -267,3 +268,55 @@ def test_a_kms_installation_recovers_after_losing_the_database_from_the_ledger_a
     assert recorded == 2
     # Recovery and reading opened the identity key and the archive night's wrapping key once.
     assert dict(process.calls) == {"DescribeKey": 1, "Decrypt": 2}
+
+
+def _night_without_kms(
+    database_url: str,
+    home: Path,
+    kms: Any,
+    s3: S3Server,
+    monkeypatch: pytest.MonkeyPatch,
+    buyers: int,
+) -> tuple[dict[str, int], list[str], dict[str, int], int]:
+    """A night whose KMS endpoint goes away after the process loaded its key, then the next
+    night with KMS back: (tonight's counts, reasons, KMS requests; next night's archived)."""
+    key = _new_kms_key(kms)
+    app = _kms_app(database_url, home, key)
+    try:
+        assert import_lines(app, lines(*_orders(buyers))).refused == []
+        set_feature(app.ports(), "main", True, "ops")
+        relay = Relay(s3.port)
+        monkeypatch.setenv("AWS_ENDPOINT_URL_KMS", relay.endpoint)
+        with Process(app, ARCHIVE_NIGHT) as process:
+            process.app.keys  # noqa: B018 - the key is loaded while KMS answers
+            relay.cut()
+            failed = run_retention(process.app.ports(), ARCHIVE_NIGHT)
+            calls = dict(process.calls)
+        monkeypatch.setenv("AWS_ENDPOINT_URL_KMS", s3.endpoint)
+        with Process(app, ARCHIVE_NIGHT + days(1)) as process:
+            next_night = run_retention(process.app.ports(), ARCHIVE_NIGHT + days(1))
+        counts = {k: getattr(failed, k) for k in ("archived", "archive_failed", "masked")}
+        return counts, failed.archive_failure_reasons, calls, next_night.archived
+    finally:
+        app.close()
+
+
+def test_kms_going_away_mid_run_fails_each_batch_with_one_request_and_the_next_night_retries(
+    database_url: str, tmp_path: Path, kms: Any, s3: S3Server, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    few = _night_without_kms(database_url, tmp_path / "few", kms, s3, monkeypatch, 2)
+    many = _night_without_kms(
+        _second_database(database_url, tmp_path), tmp_path / "many", kms, s3, monkeypatch, 6
+    )
+
+    for buyers, (counts, reasons, calls, retried) in ((2, few), (6, many)):
+        assert counts == {"archived": 0, "archive_failed": buyers, "masked": 0}
+        assert len(reasons) == 1
+        assert reasons[0].startswith("KMS cannot be reached for GenerateDataKey with key arn:")
+        assert reasons[0].endswith(
+            "(EndpointConnectionError); check the AWS region, endpoint (AWS_ENDPOINT_URL_KMS) "
+            "and credentials"
+        )
+        # One batch: one failed request for its data keys, not one per buyer.
+        assert calls == {"DescribeKey": 1, "Decrypt": 1, "GenerateDataKey": 1}
+        assert retried == buyers

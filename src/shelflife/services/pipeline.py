@@ -519,13 +519,22 @@ def archive_customers(
     attach_pdfs(ports, pdfs, snaps, failed)
     unreadable = {cid for cid, _ in failed}
     sealed: list[_Sealed] = []
+    wrap_failure: str | None = None
     for cid in ids:
         if cid in unreadable:
+            continue
+        new_key = key_rows[cid].data_key_wrapped is None
+        if new_key and wrap_failure is not None:
+            # The key service failed to wrap a data key for this batch: asking it again for
+            # every buyer would make a night's requests (and timeouts) grow with its buyers.
+            failed.append((cid, wrap_failure))
             continue
         try:
             sealed.append(_seal(keys, key_rows[cid], snaps[cid]))
         except (ArchiveCorrupt, KeyUnavailable) as exc:
             failed.append((cid, str(exc)))
+            if new_key:
+                wrap_failure = str(exc)
     if not sealed:
         return [], failed, None
     created_at = ports.clock.now()
