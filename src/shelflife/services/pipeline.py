@@ -533,7 +533,7 @@ def archive_customers(
             sealed.append(_seal(keys, key_rows[cid], snaps[cid]))
         except (ArchiveCorrupt, KeyUnavailable) as exc:
             failed.append((cid, str(exc)))
-            if new_key:
+            if new_key and isinstance(exc, KeyUnavailable):
                 wrap_failure = str(exc)
     if not sealed:
         return [], failed, None
