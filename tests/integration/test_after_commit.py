@@ -26,7 +26,14 @@ import pytest
 from sqlalchemy import func, select, text
 
 from shelflife.adapters.archive.segments import is_segment_key
-from shelflife.adapters.db.tables import Customer, CustomerHistory, Invoice, RetentionRun
+from shelflife.adapters.db import retention
+from shelflife.adapters.db.tables import (
+    ArchiveCopy,
+    Customer,
+    CustomerHistory,
+    Invoice,
+    RetentionRun,
+)
 from shelflife.bootstrap import App
 from shelflife.domain.errors import ArchiveUnavailable
 from shelflife.domain.ports import ArchiveStore
@@ -235,6 +242,36 @@ def test_a_run_that_fails_counts_the_buyers_masked_behind_its_committed_batches(
     report = run_retention(app.ports(), MASKED_AT)
     assert (report.archived, report.masked) == (BATCH, BATCH)
     assert pdfs(app) == (0, 0)
+
+
+def test_a_masking_that_fails_behind_a_batch_leaves_the_next_batch_s_copies_counted(
+    app: App, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The first batch's masking fails behind the second batch, whose copies are committed by
+    the time handing on its own masking raises that failure: the failed run's record counts
+    both batches' copies, as many as the archive holds."""
+    real = retention.mask_customers
+    calls: list[int] = []
+
+    def first_fails(*args: Any) -> int:
+        calls.append(1)
+        if len(calls) == 1:
+            raise RuntimeError("a defect in the first batch's masking")
+        return int(real(*args))
+
+    monkeypatch.setattr(retention, "mask_customers", first_fails)
+
+    with pytest.raises(RuntimeError, match="first batch's masking"):
+        run_retention(app.ports(), MASKED_AT)
+
+    with app.engine.connect() as conn:
+        recorded = conn.execute(
+            select(RetentionRun.archived, RetentionRun.masked, RetentionRun.error)
+        ).one()
+        copies = conn.execute(select(func.count()).select_from(ArchiveCopy)).scalar_one()
+    assert copies == 2 * BATCH
+    assert (recorded.archived, recorded.masked) == (2 * BATCH, 0)
+    assert recorded.error == "unexpected RuntimeError"
 
 
 def test_a_run_killed_while_masking_behind_its_batches_is_completed_by_the_next(

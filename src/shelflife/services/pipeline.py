@@ -432,15 +432,17 @@ def _archive_batch(
         if not after_commit.behind:
             masked = _mask_archived(uow.customers, keys, shop_id, cutoffs, done, others)
         uow.commit()
+    # Counted before the hand-off: handing it on collects the previous batch's work first,
+    # which raises that work's error, and this batch's copies are committed all the same.
+    report.archived += len(done)
+    report.masked += masked
+    report.note_failures(failed)
+    log.info("archive batch: %d archived, %d failed", len(done), len(failed))
     # Only now that the copies (and, in turn, the masking) are committed.
     if after_commit.behind and done:
         after_commit.submit(partial(_mask_verified, ports, keys, shop_id, cutoffs, done, others))
     elif masked:
         after_commit.submit(partial(_remove_pdfs, ports))
-    report.archived += len(done)
-    report.masked += masked
-    report.note_failures(failed)
-    log.info("archive batch: %d archived, %d failed", len(done), len(failed))
     return ids
 
 
