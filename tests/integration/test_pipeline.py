@@ -457,6 +457,39 @@ def test_run_killed_while_masking_leaves_nothing_half_masked(
     assert _run(app, T0 + days(31)) == _only(archived=0 if behind else 1, masked=1)
 
 
+def test_a_run_interrupted_in_the_mask_step_records_the_buyers_it_masked(
+    app: App, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Buyers archived the night before are masked in batches of 2; Ctrl-C during the second
+    batch. The first batch's masking is committed: the stopped run's record counts it."""
+    _start(app, *_buyers(5))
+    app.settings.batch_size = 2
+    assert _run(app, T0 + days(29)) == _only(archived=5)
+    real_mask = retention.mask_customers
+    calls: list[int] = []
+
+    def second_interrupted(*args: Any, **kwargs: Any) -> int:
+        calls.append(1)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return int(real_mask(*args, **kwargs))
+
+    monkeypatch.setattr(retention, "mask_customers", second_interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        run_retention(app.ports(), T0 + days(30))
+
+    with app.engine.connect() as conn:
+        masked = conn.execute(
+            select(func.count()).where(Customer.masked_at.is_not(None))
+        ).scalar_one()
+        recorded = conn.execute(
+            select(RetentionRun.masked, RetentionRun.error).order_by(RetentionRun.id.desc())
+        ).first()
+    assert masked == 2
+    assert recorded is not None
+    assert (recorded.masked, recorded.error) == (2, "interrupted")
+
+
 # -- output -----------------------------------------------------------------------------------
 
 

@@ -183,7 +183,7 @@ def _work(
             ("masked", Due.MASK, Due.MASK_REFUSED),
             ("remasked", Due.REMASK, Due.REMASK_REFUSED),
         ):
-            done, refused = _mask_step(
+            _mask_step(
                 ports,
                 keys,
                 Selection(due, shop.id, cutoffs, keys.key_id, other_key_ids=others),
@@ -191,9 +191,8 @@ def _work(
                 event,
                 batch,
                 progress,
+                report,
             )
-            setattr(report, event, getattr(report, event) + done)
-            report.mask_refused += refused
             if leader:
                 report.mask_refused += _refused_by_key_id(
                     ports,
@@ -665,11 +664,14 @@ def _mask_step(
     event: str,
     batch: int,
     progress: Progress,
-) -> tuple[int, int]:
-    """Mask the buyers due, batch by batch; returns (masked, refused). A buyer is masked only
-    when the loaded master key opens its data key, i.e. its verified copy can be read."""
+    report: RunReport,
+) -> None:
+    """Mask the buyers due, batch by batch, counting each committed batch into `report` as
+    `event` and `mask_refused` (a run that stops keeps the count of what it masked). A buyer is
+    masked only when the loaded master key opens its data key, i.e. its verified copy can be
+    read."""
     total = _planned(ports, selection, progress)
-    after, masked, handled = 0, 0, 0
+    after, handled = 0, 0
     refused: list[int] = []
     with AfterCommit(ports) as after_commit:
         while True:
@@ -678,17 +680,18 @@ def _mask_step(
                 if not ids:
                     break
                 openable, closed = _split_by_key(keys, uow.customers.archive_keys(ids), ids)
-                masked += uow.customers.mask(openable, now, event)
+                masked = uow.customers.mask(openable, now, event)
                 uow.commit()
+            setattr(report, event, getattr(report, event) + masked)
+            report.mask_refused += len(closed)
+            refused += closed
             # Only now that the masking is committed.
             after_commit.submit(partial(remove_masked_pdfs, ports))
-            refused += closed
             after = ids[-1]
             handled += len(ids)
             progress(event, handled, max(total, handled))
     if refused:
         _log_refused(keys.key_id, event, len(refused), refused)
-    return masked, len(refused)
 
 
 def _split_by_key(
