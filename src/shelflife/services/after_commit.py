@@ -58,26 +58,43 @@ class AfterCommit:
         self._running = self._pool.submit(job, self._ports.background_uow())
 
     def _collect(self) -> None:
-        running, self._running = self._running, None
-        if running is not None:
-            self.total += running.result()
+        """Count the job once it has ended, or raise its error. A wait interrupted (Ctrl-C)
+        leaves the job to `__exit__`, which waits for it and counts it: it commits anyway."""
+        running = self._running
+        if running is None:
+            return
+        try:
+            count = running.result()
+        except BaseException as exc:
+            if running.done() and running.exception() is exc:  # the job's own error
+                self._running = None
+            raise
+        self._running = None
+        self.total += count
 
     def __exit__(self, exc_type: type[BaseException] | None, *rest: object) -> None:
         try:
             if exc_type is None:
                 self._collect()
-            elif self._running is not None:
-                # The step's own failure is the one to report. What this job did not do stays
-                # due: the next run masks the buyers and removes the PDFs.
-                wait([self._running])
-                if (error := self._running.exception()) is not None:
-                    log.warning(
-                        "the work after a batch's commit stopped too (%s); the next run does "
-                        "what it left",
-                        type(error).__name__,
-                    )
-                else:
-                    self.total += self._running.result()  # done: it counts in the report
         finally:
-            if self._pool is not None:
-                self._pool.shutdown(wait=True)
+            try:
+                self._settle()
+            finally:
+                if self._pool is not None:
+                    self._pool.shutdown(wait=True)
+
+    def _settle(self) -> None:
+        """Wait for a job left running by a failed step or an interrupted wait. The step's own
+        failure is the one to report; what this job did not do stays due: the next run masks
+        the buyers and removes the PDFs."""
+        running, self._running = self._running, None
+        if running is None:
+            return
+        wait([running])
+        if (error := running.exception()) is not None:
+            log.warning(
+                "the work after a batch's commit stopped too (%s); the next run does what it left",
+                type(error).__name__,
+            )
+        else:
+            self.total += running.result()  # done: it counts in the report
