@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import os
+import signal
+import subprocess
+import sys
 import threading
+import time
 from pathlib import Path
 
 import pytest
 from sqlalchemy import func, select
 
-from shelflife.adapters.archive.segments import read_manifest
+from shelflife.adapters.archive.segments import is_segment_key, read_manifest
 from shelflife.adapters.db.tables import ArchiveCopy, ArchiveSegment, Customer, RetentionRun
 from shelflife.bootstrap import App, build_app
 from shelflife.config import Settings
@@ -18,7 +23,7 @@ from shelflife.entrypoints.workers import helpers_for, worker_count
 from shelflife.services.importing import import_lines
 from shelflife.services.pipeline import RunReport, run_retention
 from shelflife.services.shops import set_feature
-from tests.support.builders import T0, days, lines, make_app, order
+from tests.support.builders import T0, days, invoiced_buyers, lines, make_app, order
 
 BUYERS = 24
 
@@ -164,3 +169,67 @@ def test_more_than_one_worker_is_refused_on_sqlite_and_the_setting_ignored(
         )
     finally:
         app.close()
+
+
+def _children(pid: int) -> list[int]:
+    """The processes whose parent is `pid` (Linux)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                stat = (entry / "stat").read_text()
+            except OSError:  # ended meanwhile
+                continue
+            if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
+                found.append(int(entry.name))
+    return found
+
+
+@pytest.mark.postgres
+def test_ctrl_c_stops_a_run_with_helpers_with_one_line_and_no_traceback(
+    request: pytest.FixtureRequest, tmp_path: Path
+) -> None:
+    """Ctrl-C reaches every process of the terminal's foreground group, the helpers of
+    `run --workers 2` included: the operator sees the run's one line, no helper's traceback,
+    and the run is recorded as interrupted."""
+    cluster = request.getfixturevalue("postgres_cluster")
+    url = cluster.create_database("run_helpers_ctrl_c")
+    app, _clock = make_app(url, tmp_path / "home", batch_size=3)
+    try:
+        assert import_lines(app, invoiced_buyers(600)).refused == []
+        set_feature(app.ports(), "main", True, "ops")
+        env = {k: v for k, v in os.environ.items() if not k.startswith("SHELFLIFE_")}
+        env.update(
+            SHELFLIFE_HOME=str(app.settings.home),
+            SHELFLIFE_DATABASE_URL=url,
+            SHELFLIFE_BATCH_SIZE="3",
+        )
+        command = [str(Path(sys.executable).parent / "shelflife"), "run", "--workers", "2"]
+        command += ["--as-of", (T0 + days(33)).isoformat()]
+        process = subprocess.Popen(
+            command,
+            env=env,
+            stderr=subprocess.PIPE,
+            stdout=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+        try:
+            deadline = time.monotonic() + 60
+            while process.poll() is None and time.monotonic() < deadline:
+                segments = sum(is_segment_key(o.key) for o in app.archive.list_objects())
+                if segments >= 10 and _children(process.pid):
+                    break
+                time.sleep(0.01)
+            assert process.poll() is None, "the run ended before it could be interrupted"
+            os.killpg(process.pid, signal.SIGINT)  # what the terminal does on Ctrl-C
+        finally:
+            _, stderr = process.communicate(timeout=60)
+
+        assert process.returncode == 1
+        assert stderr.decode() == "error: interrupted; rerun the command to complete the work\n"
+        with app.engine.connect() as conn:
+            errors = conn.execute(select(RetentionRun.error)).scalars().all()
+        assert errors == ["interrupted"]
+    finally:
+        app.close()
+        cluster.drop_database("run_helpers_ctrl_c")

@@ -143,6 +143,25 @@ def test_a_run_that_fails_stops_its_helpers() -> None:
     assert helper.stopped
 
 
+@dataclass
+class WaitInterrupted(Failing):
+    """Ctrl-C while the run waits for its helpers (which do not take it themselves)."""
+
+    def wait(self) -> list[RunReportDocument]:
+        raise KeyboardInterrupt
+
+
+def test_a_run_interrupted_while_waiting_for_its_helpers_stops_them() -> None:
+    ports = _ports(_shipped(1))
+    helper = WaitInterrupted("never asked")
+
+    with pytest.raises(KeyboardInterrupt):
+        run_retention(ports, NIGHT, helpers=helper)
+
+    assert helper.stopped
+    assert _data(ports).runs[1].error == "interrupted"
+
+
 def test_no_helper_is_started_when_no_shop_has_the_feature_enabled() -> None:
     ports = _ports(_shipped(1))
     _data(ports).shops = [replace(s, retention_enabled=False) for s in _data(ports).shops]

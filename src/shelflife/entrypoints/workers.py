@@ -10,8 +10,10 @@ their counts and reclaims once (see `services.pipeline.run_retention`).
 from __future__ import annotations
 
 import multiprocessing
+import signal
 from datetime import datetime
 from functools import partial
+from multiprocessing import resource_tracker
 from multiprocessing.connection import Connection
 from multiprocessing.process import BaseProcess
 
@@ -54,14 +56,28 @@ class ProcessHelpers:
     def __init__(self, settings: Settings, count: int, as_of: datetime) -> None:
         context = multiprocessing.get_context("spawn")
         self._running: list[tuple[BaseProcess, Connection]] = []
-        for _ in range(count):
-            receiving, sending = context.Pipe(duplex=False)
-            process = context.Process(
-                target=_help, args=(settings, as_of, sending), name="shelflife-run-helper"
-            )
-            process.start()
-            sending.close()
-            self._running.append((process, receiving))
+        # Started first: starting it unblocks SIGINT in the calling thread (see below).
+        resource_tracker.ensure_running()
+        try:
+            for _ in range(count):
+                receiving, sending = context.Pipe(duplex=False)
+                process = context.Process(
+                    target=_help, args=(settings, as_of, sending), name="shelflife-run-helper"
+                )
+                # Ctrl-C reaches every process of the terminal's foreground group: a helper
+                # would die with a traceback (while still importing, too). It is the run's to
+                # handle (it stops the helpers), so helpers start with SIGINT blocked: a spawned
+                # process keeps the signal mask of the thread that started it.
+                unblocked = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+                try:
+                    process.start()
+                    self._running.append((process, receiving))
+                finally:
+                    signal.pthread_sigmask(signal.SIG_SETMASK, unblocked)
+                sending.close()
+        except BaseException:  # Ctrl-C while starting them: none is left working
+            self.stop()
+            raise
 
     def wait(self) -> list[RunReportDocument]:
         """Every helper's counts; the first failure is raised once all have ended."""

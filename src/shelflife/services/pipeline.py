@@ -229,12 +229,13 @@ def _run(
         running = helpers(now) if helpers is not None and enabled else None
         try:
             _work(ports, keys, enabled, now, report, progress, actor=actor)
-        except BaseException:
+            theirs = running.wait() if running is not None else []
+        except BaseException:  # Ctrl-C while waiting for the helpers stops them too
             if running is not None:
                 running.stop()
             raise
-        for theirs in running.wait() if running is not None else []:
-            report.merge(theirs)
+        for helped in theirs:
+            report.merge(helped)
         # Old values out of the database files.
         lock.reclaim_if_needed(run_id, bool(report.masked or report.remasked or report.shredded))
     except (Exception, KeyboardInterrupt) as exc:
