@@ -17,6 +17,7 @@ from multiprocessing import resource_tracker
 from multiprocessing.connection import Connection
 from multiprocessing.process import BaseProcess
 
+from shelflife.adapters.db.engine import database_error
 from shelflife.bootstrap import App, build_app
 from shelflife.config import Settings
 from shelflife.domain.errors import InvalidInput, ShelflifeError, Unavailable
@@ -115,8 +116,8 @@ def _ended(process: BaseProcess) -> int | None:
 
 def _help(settings: Settings, as_of: datetime, sending: Connection) -> None:
     """A helper's whole life: its own app, its share of the night, its counts to the run.
-    Only the project's own errors travel as they are (their messages hold no PII); of any
-    other error only the type."""
+    Only the project's own errors travel as they are (their messages hold no PII), a database's
+    failure as ours (`database_error`); of any other error only the type."""
     outcome: object
     try:
         app = build_app(settings)
@@ -127,7 +128,8 @@ def _help(settings: Settings, as_of: datetime, sending: Connection) -> None:
     except ShelflifeError as exc:
         outcome = exc
     except Exception as exc:
-        outcome = Unavailable(
+        # A lock not granted in time, a server gone: said as the command line says it.
+        outcome = database_error(exc) or Unavailable(
             f"a helper process of the run failed: unexpected {type(exc).__name__}"
         )
     try:
