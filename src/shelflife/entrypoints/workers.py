@@ -10,11 +10,13 @@ their counts and reclaims once (see `services.pipeline.run_retention`).
 from __future__ import annotations
 
 import multiprocessing
+import os
 import signal
+import threading
 from datetime import datetime
 from functools import partial
 from multiprocessing import resource_tracker
-from multiprocessing.connection import Connection
+from multiprocessing.connection import Connection, wait
 from multiprocessing.process import BaseProcess
 
 from shelflife.adapters.db.engine import database_error
@@ -25,6 +27,7 @@ from shelflife.services.documents import RunReportDocument
 from shelflife.services.pipeline import StartHelpers, work_night
 
 MAX_WORKERS = 64
+ORPHANED = 3  # a helper's exit code when its run ended before it
 
 ONE_WRITER = (
     "several workers need PostgreSQL: SQLite lets one process write at a time, so a run on "
@@ -119,6 +122,7 @@ def _help(settings: Settings, as_of: datetime, sending: Connection) -> None:
     Only the project's own errors travel as they are (their messages hold no PII), a database's
     failure as ours (`database_error`); of any other error only the type."""
     outcome: object
+    end_with_the_run()
     try:
         app = build_app(settings)
         try:
@@ -137,3 +141,21 @@ def _help(settings: Settings, as_of: datetime, sending: Connection) -> None:
     except Exception:  # an error that does not pickle: say so without it
         sending.send(Unavailable("a helper process of the run failed"))
     sending.close()
+
+
+def end_with_the_run() -> None:
+    """End this helper as soon as the run that started it ends (killed, say, by `kill PID`
+    of the run alone): the run's lock and reclaim do not cover a helper that outlives it, so
+    its masks could follow the next run's reclaim and leave old values in the database files
+    until a later run masks. Ending mid-batch is safe: the server rolls back the open
+    transaction, and what was committed is whole (the next run masks buyers whose copies were
+    committed; a segment written but not recorded is one `archive orphans` lists)."""
+    parent = multiprocessing.parent_process()
+    if parent is None:  # not a helper
+        return
+
+    def watch() -> None:
+        wait([parent.sentinel])
+        os._exit(ORPHANED)
+
+    threading.Thread(target=watch, name="shelflife-run-helper-watch", daemon=True).start()
