@@ -308,6 +308,10 @@ def test_masks_only_buyers_whose_data_key_opens_with_the_loaded_key(
     report = run_retention(app.ports(), MASK_NIGHT)
 
     assert (report.masked, report.mask_refused) == (3, 2)
+    assert report.mask_refusal_reasons == [
+        "a data key did not authenticate with the master key",
+        f"data keys sealed under another master key than {_key_id(app.key_path)}",
+    ]
     assert (_masked_at(app, other_key), _masked_at(app, damaged)) == (None, None)
     with app.engine.connect() as conn:
         assert conn.execute(
@@ -317,7 +321,8 @@ def test_masks_only_buyers_whose_data_key_opens_with_the_loaded_key(
     key_id = _key_id(app.key_path)
     assert warnings == [
         f"1 buyer(s) due to be masked were not: their archive data key does not open with the "
-        f"loaded master key {key_id} (first customer ids: {damaged})",
+        f"loaded master key {key_id} (a data key did not authenticate with the master key; "
+        f"first customer ids: {damaged})",
         f"1 buyer(s) due to be masked were not: their archive data key does not open with the "
         f"loaded master key {key_id} (first customer ids: {other_key})",
     ]

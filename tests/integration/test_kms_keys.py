@@ -22,7 +22,7 @@ from shelflife.bootstrap import App, build_app, initialise
 from shelflife.domain.clock import FixedClock
 from shelflife.domain.errors import KeyUnavailable
 from shelflife.services.importing import import_lines
-from shelflife.services.pipeline import run_retention
+from shelflife.services.pipeline import RunReport, run_retention
 from shelflife.services.recovery import recover_archive, show_archived
 from shelflife.services.retrieval import retrieve_order
 from shelflife.services.shops import set_feature
@@ -320,3 +320,79 @@ def test_kms_going_away_mid_run_fails_each_batch_with_one_request_and_the_next_n
         # One batch: one failed request for its data keys, not one per buyer.
         assert calls == {"DescribeKey": 1, "Decrypt": 1, "GenerateDataKey": 1}
         assert retried == buyers
+
+
+def _mask_night_without_kms(
+    database_url: str,
+    home: Path,
+    kms: Any,
+    s3: S3Server,
+    monkeypatch: pytest.MonkeyPatch,
+    buyers: int,
+) -> tuple[RunReport, dict[str, int], RunReport]:
+    """Buyers archived with KMS up, every other one edited since (to be sealed again with its
+    data key), then a mask night whose KMS endpoint goes away after the process loaded its
+    key, then the next night with KMS back: (tonight's report, KMS requests, next night's)."""
+    key = _new_kms_key(kms)
+    app = _kms_app(database_url, home, key)
+    try:
+        orders = _orders(buyers)
+        assert import_lines(app, lines(*orders)).refused == []
+        set_feature(app.ports(), "main", True, "ops")
+        with Process(app, ARCHIVE_NIGHT) as process:
+            assert run_retention(process.app.ports(), ARCHIVE_NIGHT).archived == buyers
+        edits = [dict(o, gift_message="Neue Nachricht") for o in orders[::2]]
+        assert import_lines(at(app, ARCHIVE_NIGHT + days(0.5)), lines(*edits)).refused == []
+        relay = Relay(s3.port)
+        monkeypatch.setenv("AWS_ENDPOINT_URL_KMS", relay.endpoint)
+        with Process(app, MASK_NIGHT) as process:
+            process.app.keys  # noqa: B018 - the key is loaded while KMS answers
+            relay.cut()
+            tonight = run_retention(process.app.ports(), MASK_NIGHT)
+            calls = dict(process.calls)
+        monkeypatch.setenv("AWS_ENDPOINT_URL_KMS", s3.endpoint)
+        with Process(app, MASK_NIGHT + days(1)) as process:
+            next_night = run_retention(process.app.ports(), MASK_NIGHT + days(1))
+        return tonight, calls, next_night
+    finally:
+        app.close()
+
+
+def test_kms_going_away_before_masking_asks_once_per_wrapping_key_and_the_next_night_masks(
+    database_url: str, tmp_path: Path, kms: Any, s3: S3Server, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    few = _mask_night_without_kms(database_url, tmp_path / "few", kms, s3, monkeypatch, 2)
+    many = _mask_night_without_kms(
+        _second_database(database_url, tmp_path), tmp_path / "many", kms, s3, monkeypatch, 6
+    )
+
+    # The key's description and the identity key's wrapping key, while KMS answered; then one
+    # failed Decrypt of the archive night's wrapping key for the whole night (the verification
+    # sample, the edited buyers' new copies, the masking), not one per buyer and step.
+    assert [few[1], many[1]] == [{"DescribeKey": 1, "Decrypt": 2}] * 2
+    for buyers, (tonight, _calls, next_night) in ((2, few), (6, many)):
+        edited = buyers // 2
+        assert tonight.counts() == {
+            "shops": 1,
+            "archived": 0,
+            "archive_failed": edited,
+            "retried": 0,
+            "masked": 0,
+            "remasked": 0,
+            "mask_refused": buyers - edited,
+            "verified_objects": 1,  # the segment, its records checked up to their header
+            "integrity_problems": 0,
+        }
+        assert len(tonight.archive_failure_reasons) == 1
+        assert tonight.mask_refusal_reasons == tonight.archive_failure_reasons
+        why = tonight.mask_refusal_reasons[0]
+        assert why.startswith("KMS cannot be reached for Decrypt with key arn:aws:kms:")
+        assert why.endswith(
+            "(EndpointConnectionError); check the AWS region, endpoint (AWS_ENDPOINT_URL_KMS) "
+            "and credentials"
+        )
+        assert (next_night.archived, next_night.masked, next_night.mask_refused) == (
+            edited,
+            buyers,
+            0,
+        )

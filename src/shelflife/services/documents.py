@@ -442,6 +442,11 @@ class RunReportDocument(Document):
         default_factory=list,
         description="The first few different reasons of the archive failures (never PII).",
     )
+    mask_refusal_reasons: list[str] = Field(
+        default_factory=list,
+        description="The first few different reasons why due buyers' data keys did not open "
+        "(`mask_refused`; never PII).",
+    )
 
 
 class RunView(Document):

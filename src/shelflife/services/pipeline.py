@@ -14,9 +14,9 @@ import logging
 import re
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
-from functools import partial
+from functools import cache, partial
 from typing import Protocol
 from zoneinfo import ZoneInfo
 
@@ -27,6 +27,7 @@ from shelflife.adapters.archive.segments import (
     segment_key,
 )
 from shelflife.adapters.keys.envelope import new_data_key, open_record, seal_record
+from shelflife.adapters.keys.keyring import RunKeys
 from shelflife.domain.errors import (
     ArchiveCorrupt,
     ArchiveUnavailable,
@@ -86,19 +87,25 @@ class RunReport(RunReportDocument):
         """Add a worker's counts."""
         for name in RUN_COUNTS:
             setattr(self, name, getattr(self, name) + getattr(other, name))
-        for why in other.archive_failure_reasons:
-            if why not in self.archive_failure_reasons:
-                if len(self.archive_failure_reasons) == FAILURE_EXAMPLES:
-                    break
-                self.archive_failure_reasons.append(why)
+        _note_reasons(self.archive_failure_reasons, other.archive_failure_reasons)
+        _note_reasons(self.mask_refusal_reasons, other.mask_refusal_reasons)
 
     def note_failures(self, failed: Sequence[tuple[int, str]]) -> None:
         self.archive_failed += len(failed)
-        for _cid, why in failed:
-            if why not in self.archive_failure_reasons:
-                if len(self.archive_failure_reasons) == FAILURE_EXAMPLES:
-                    break
-                self.archive_failure_reasons.append(why)
+        _note_reasons(self.archive_failure_reasons, [why for _cid, why in failed])
+
+    def note_refusals(self, refused: Sequence[tuple[int, str]]) -> None:
+        self.mask_refused += len(refused)
+        _note_reasons(self.mask_refusal_reasons, [why for _cid, why in refused])
+
+
+def _note_reasons(reasons: list[str], more: Sequence[str]) -> None:
+    """Add the new ones of `more` to `reasons`, up to `FAILURE_EXAMPLES` in all."""
+    for why in more:
+        if why not in reasons:
+            if len(reasons) == FAILURE_EXAMPLES:
+                return
+            reasons.append(why)
 
 
 def _noop(_step: str, _done: int, _total: int) -> None:
@@ -142,6 +149,7 @@ def run_retention(
     included: such a run never started (the key provider checks the key against the recorded
     one).
     """
+    ports = _for_one_run(ports)
     with ports.run_lock() as lock:  # several workers: see adapters/db/reclaim.py
         return _run(ports, as_of, progress, lock, actor, helpers)
 
@@ -151,11 +159,19 @@ def work_night(ports: Ports, as_of: datetime) -> RunReport:
     it claims as of `as_of` in every enabled shop. Records no run and reclaims nothing, and
     leaves the counts every worker would see alike (shops, buyers refused for their key) to
     the run itself."""
+    ports = _for_one_run(ports)
     with ports.reader as reader:
         enabled = reader.shops.enabled()
     report = RunReport(as_of=as_of.isoformat())
     _work(ports, ports.keys if enabled else None, enabled, as_of, report, _noop, leader=False)
     return report
+
+
+def _for_one_run(ports: Ports) -> Ports:
+    """The ports of one run (or one helper's share of it): its key provider, loaded on first
+    use, asks the key service for a key that could not be opened only once (see `RunKeys`),
+    so that the night's requests do not grow with its buyers while KMS is down."""
+    return replace(ports, key_provider=cache(lambda: RunKeys(ports.keys)))
 
 
 def _work(
@@ -194,12 +210,18 @@ def _work(
                 report,
             )
             if leader:
-                report.mask_refused += _refused_by_key_id(
+                elsewhere = _refused_by_key_id(
                     ports,
                     keys.key_id,
                     Selection(refused_due, shop.id, cutoffs, keys.key_id, other_key_ids=others),
                     event,
                 )
+                if elsewhere:
+                    report.mask_refused += elsewhere
+                    _note_reasons(
+                        report.mask_refusal_reasons,
+                        [f"data keys sealed under another master key than {keys.key_id}"],
+                    )
         if leader:  # one worker shreds: a shop's expired buyers are few and rare
             report.shredded += shred_expired(ports, shop, as_of, actor)
 
@@ -668,12 +690,12 @@ def _mask_step(
     report: RunReport,
 ) -> None:
     """Mask the buyers due, batch by batch, counting each committed batch into `report` as
-    `event` and `mask_refused` (a run that stops keeps the count of what it masked). A buyer is
-    masked only when the loaded master key opens its data key, i.e. its verified copy can be
-    read."""
+    `event` and `mask_refused`, with why (a run that stops keeps the count of what it masked).
+    A buyer is masked only when the loaded master key opens its data key, i.e. its verified
+    copy can be read."""
     total = _planned(ports, selection, progress)
     after, handled = 0, 0
-    refused: list[int] = []
+    refused: list[tuple[int, str]] = []
     with AfterCommit(ports) as after_commit:
         while True:
             with ports.uow as uow:
@@ -684,7 +706,7 @@ def _mask_step(
                 masked = uow.customers.mask(openable, now, event)
                 uow.commit()
             setattr(report, event, getattr(report, event) + masked)
-            report.mask_refused += len(closed)
+            report.note_refusals(closed)
             refused += closed
             # Only now that the masking is committed.
             after_commit.submit(partial(remove_masked_pdfs, ports))
@@ -692,23 +714,25 @@ def _mask_step(
             handled += len(ids)
             progress(event, handled, max(total, handled))
     if refused:
-        _log_refused(keys.key_id, event, len(refused), refused)
+        ids = [cid for cid, _why in refused]
+        _log_refused(keys.key_id, event, len(refused), ids, refused[0][1])
 
 
 def _split_by_key(
     keys: KeyProvider, rows: Mapping[int, ArchiveKeyRow], ids: Sequence[int]
-) -> tuple[list[int], list[int]]:
-    """Unwrap each buyer's data key with the loaded master key (one query for the batch)."""
+) -> tuple[list[int], list[tuple[int, str]]]:
+    """Unwrap each buyer's data key with the loaded master key (one query for the batch);
+    returns the buyers whose key opens, and the others with why (never PII)."""
     openable: list[int] = []
-    closed: list[int] = []
+    closed: list[tuple[int, str]] = []
     for cid in ids:
         row = rows[cid]
         try:
             if row.data_key_wrapped is None or row.data_key_master_id is None:
                 raise KeyUnavailable("no data key")
             keys.unwrap(WrappedKey(row.data_key_master_id, row.data_key_wrapped))
-        except (KeyUnavailable, ArchiveCorrupt):
-            closed.append(cid)
+        except (KeyUnavailable, ArchiveCorrupt) as exc:
+            closed.append((cid, str(exc)))
         else:
             openable.append(cid)
     return openable, closed
@@ -725,13 +749,17 @@ def _refused_by_key_id(ports: Ports, key_id: str, selection: Selection, event: s
     return count
 
 
-def _log_refused(key_id: str, event: str, count: int, ids: Sequence[int]) -> None:
-    """One warning per step: how many, and the first customer ids (ids are not PII)."""
+def _log_refused(
+    key_id: str, event: str, count: int, ids: Sequence[int], why: str | None = None
+) -> None:
+    """One warning per step: how many, the first reason when one is known (the key service
+    may be what failed, not the key) and the first customer ids (neither is PII)."""
     log.warning(
         "%d buyer(s) due to be %s were not: their archive data key does not open with the "
-        "loaded master key %s (first customer ids: %s)",
+        "loaded master key %s (%sfirst customer ids: %s)",
         count,
         event,
         key_id,
+        f"{why}; " if why else "",
         ", ".join(str(cid) for cid in ids[:10]),
     )

@@ -13,8 +13,9 @@ from collections.abc import Callable
 
 from cryptography.hazmat.primitives import hashes, hmac
 
+from shelflife.adapters.keys.envelope import wrapping_key_id
 from shelflife.domain.errors import KeyUnavailable
-from shelflife.domain.ports import KeyEncryptionKey, KeyLocation, WrappedKey
+from shelflife.domain.ports import KeyEncryptionKey, KeyLocation, KeyProvider, WrappedKey
 
 MasterKey = KeyEncryptionKey
 """A key file (`LocalKeyProvider`) or a KMS key (`KmsMasterKey`)."""
@@ -71,3 +72,43 @@ class Keyring:
         mac = hmac.HMAC(self._identity_key, hashes.SHA256())
         mac.update(text.encode())
         return mac.finalize().hex()
+
+
+class RunKeys:
+    """A key provider for one nightly run: a master key, or a KMS wrapping key, that could not
+    be opened (`KeyUnavailable`: KMS unreachable or refusing, a key not configured) is not
+    asked for again in the run; its other data keys fail at once with the same reason.
+    Otherwise a night with KMS down would make a request, with its retries and timeouts, per
+    buyer. A data key that does not authenticate (`ArchiveCorrupt`) stays its buyer's problem,
+    and a key that opens is not affected. Not process-wide: the next run asks again."""
+
+    def __init__(self, keys: KeyProvider) -> None:
+        self._keys = keys
+        self._failed: dict[tuple[str, str | None], str] = {}
+        self._lock = threading.Lock()
+
+    @property
+    def key_id(self) -> str:
+        return self._keys.key_id
+
+    def location(self) -> KeyLocation:
+        return self._keys.location()
+
+    def wrap(self, data_key: bytes) -> WrappedKey:
+        return self._keys.wrap(data_key)
+
+    def unwrap(self, wrapped: WrappedKey) -> bytes:
+        opener = (wrapped.master_key_id, wrapping_key_id(wrapped.blob))
+        with self._lock:
+            why = self._failed.get(opener)
+        if why is not None:
+            raise KeyUnavailable(why)
+        try:
+            return self._keys.unwrap(wrapped)
+        except KeyUnavailable as exc:
+            with self._lock:
+                self._failed.setdefault(opener, str(exc))
+            raise
+
+    def identity_digest(self, text: str) -> str:
+        return self._keys.identity_digest(text)
