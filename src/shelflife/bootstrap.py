@@ -189,6 +189,7 @@ class App:
                 if self.engine.dialect.name == "postgresql"
                 else None
             ),
+            our_error=database_error,
         )
 
     @property

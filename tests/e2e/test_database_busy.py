@@ -9,6 +9,7 @@ waited for it would run into its lock timeout and fail.
 
 from __future__ import annotations
 
+import json
 import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -120,3 +121,32 @@ def test_write_commands_on_a_locked_database_say_busy_not_cannot_connect(
     assert (result.exit_code, result.stderr) == (1, f"error: {BUSY}\n")
     after = cli(home, database_url, *args, input=stdin)
     assert after.exit_code == 0, after.output  # nothing was half-written: it simply works now
+
+
+@pytest.mark.postgres
+def test_a_run_stopped_by_a_lock_records_why_as_the_command_line_says_it(
+    request: pytest.FixtureRequest, tmp_path: Path
+) -> None:
+    """The run starts and records itself, then waits in vain to write the buyers' rows: its
+    record in `shelflife runs` says "busy" as the command line does, not the library's error
+    type (nor its text, which can quote PII). PostgreSQL only: there another process can hold
+    the buyers' table alone, while SQLite's write lock is the whole file and no run starts."""
+    cluster = request.getfixturevalue("postgres_cluster")
+    url = cluster.create_database("run_stopped_by_a_lock")
+    home = tmp_path / "home"
+    stdin = "\n".join(lines(order(NR, shipped_at=T0, invoiced_at=T0 + days(0.1)))) + "\n"
+    for args in (["init"], ["import", "-"], ["feature", "enable", "--shop", "main"]):
+        assert cli(home, url, *args, input=stdin).exit_code == 0
+    parts = make_url(url)
+    with psycopg.connect(
+        dbname=parts.database,
+        user=parts.username,
+        host=str(parts.query["host"]),
+        port=int(str(parts.query["port"])),
+    ) as pg:
+        pg.execute("LOCK TABLE customers IN SHARE ROW EXCLUSIVE MODE")
+        result = cli(home, url, "run", "--as-of", (T0 + days(40)).isoformat())
+        pg.rollback()
+    assert (result.exit_code, result.stderr) == (1, f"error: {BUSY}\n")
+    runs = json.loads(cli(home, url, "runs", "--json").stdout)
+    assert [run["error"] for run in runs] == [BUSY]

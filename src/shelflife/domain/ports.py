@@ -25,6 +25,7 @@ from shelflife.domain.after_sales import OrderedLine
 from shelflife.domain.audit import AuditEntry
 from shelflife.domain.clock import Clock
 from shelflife.domain.duplicates import DuplicateCandidate, MergeCandidate
+from shelflife.domain.errors import ShelflifeError
 from shelflife.domain.legal_retention import DocumentKind, LegalRetention
 from shelflife.domain.policy import CustomerFacts, Cutoffs
 from shelflife.domain.snapshot import CustomerSnapshot
@@ -1190,6 +1191,11 @@ class Ports:
     while it goes on (a batch's masking and the removal of its PDFs, during the next batch:
     services/after_commit.py). None where the database has one writer at a time (SQLite) and
     in tests on fakes: that work then runs in turn."""
+    our_error: Callable[[BaseException], ShelflifeError | None] = lambda _exc: None
+    """Our error for an adapter library's failure (a database lock not granted in time, a
+    server gone), or None: where a service keeps why something failed (a run's record), the
+    library's own text must not go, as it can quote PII, and its type alone tells an operator
+    little."""
 
     @property
     def keys(self) -> KeyProvider:

@@ -300,12 +300,15 @@ def _run_detail(report: RunReport) -> dict[str, str | int | None]:
 def _record_stop(
     ports: Ports, run_id: int, report: RunReport, exc: BaseException, actor: str
 ) -> None:
-    """Write why the run stopped. Only the project's own messages are PII-free by contract;
-    of anything else only the type is kept, as on the command line."""
+    """Write why the run stopped, as the command line says it. Only the project's own messages
+    are PII-free by contract: a library's failure is kept as ours (a database lock not granted
+    in time, a server gone), anything else by its type only."""
     if isinstance(exc, ShelflifeError):
         why = str(exc)
     elif isinstance(exc, KeyboardInterrupt):
         why = "interrupted"
+    elif (ours := ports.our_error(exc)) is not None:
+        why = str(ours)
     else:
         why = f"unexpected {type(exc).__name__}"
     try:
