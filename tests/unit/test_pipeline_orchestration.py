@@ -227,6 +227,25 @@ def test_a_mask_that_fails_in_the_archive_batch_takes_the_batch_back_with_it() -
     assert committed.copies == []
 
 
+def test_a_retry_in_a_batch_that_is_taken_back_is_not_counted() -> None:
+    """Buyer 1's archive failed the night before; tonight its retry's batch fails before its
+    commit (the mask in the batch fails): nothing was retried, and the record says so."""
+    store = InMemoryArchive()
+    failing = _ports(_shipped(1), archive=FailingPut(store))
+    assert run_retention(failing, NIGHT).archive_failed == 1
+    ports = fake_ports(_UowWhoseMaskFails(_data(failing)), archive=store, now=NIGHT + DAY)
+
+    with pytest.raises(ArchiveUnavailable):
+        run_retention(ports, NIGHT + DAY)
+
+    committed = _data(ports)
+    assert [(r.counts["retried"], r.counts["archived"]) for r in committed.runs.values()] == [
+        (0, 0),
+        (0, 0),
+    ]
+    assert committed.customers[1].archive_failed_at is not None  # still due for its retry
+
+
 def test_a_missing_master_key_stops_the_run_before_anything_is_written() -> None:
     data = FakeData()
     data.customers[1] = _shipped(1)

@@ -447,7 +447,7 @@ def _archive_batch(
         ids = uow.customers.next_batch(selection, after, batch)
         if not ids:
             return ids
-        report.retried += uow.customers.count_retries(ids)
+        retried = uow.customers.count_retries(ids)
         done, failed, segment = archive_customers(ports, keys, uow.customers, ids, uow.pdfs)
         if segment is not None:
             uow.archive_copies.add_segment(segment)
@@ -459,6 +459,7 @@ def _archive_batch(
         uow.commit()
     # Counted before the hand-off: handing it on collects the previous batch's work first,
     # which raises that work's error, and this batch's copies are committed all the same.
+    report.retried += retried
     report.archived += len(done)
     report.masked += masked
     report.note_failures(failed)
