@@ -5,9 +5,11 @@ comes back."""
 
 from __future__ import annotations
 
+import logging
+import re
 import uuid
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -18,10 +20,13 @@ from sqlalchemy import create_engine, func, select
 from sqlalchemy.engine import make_url
 
 from shelflife.adapters.db.tables import Customer, Installation, WrappingKey
-from shelflife.bootstrap import App, build_app, initialise
+from shelflife.bootstrap import App, build_app, initialise, rotation_target
 from shelflife.domain.clock import FixedClock
 from shelflife.domain.errors import KeyUnavailable
+from shelflife.services.documents import VerificationReport
 from shelflife.services.importing import import_lines
+from shelflife.services.integrity import verify_archive
+from shelflife.services.keys import begin_rotation, rewrap_data_keys
 from shelflife.services.pipeline import RunReport, run_retention
 from shelflife.services.recovery import recover_archive, show_archived
 from shelflife.services.retrieval import retrieve_order
@@ -396,3 +401,204 @@ def test_kms_going_away_before_masking_asks_once_per_wrapping_key_and_the_next_n
             buyers,
             0,
         )
+
+
+def _archived_then_kms_gone(
+    database_url: str,
+    home: Path,
+    kms: Any,
+    s3: S3Server,
+    monkeypatch: pytest.MonkeyPatch,
+    buyers: int,
+    command: Callable[[App], object],
+    caplog: pytest.LogCaptureFixture,
+) -> tuple[object, dict[str, int], list[str]]:
+    """Buyers archived and masked with KMS up, then `command` in a process whose KMS endpoint
+    went away after it loaded its key: (what the command returned, or the `KeyUnavailable` it
+    raised; KMS requests; warnings logged)."""
+    app = _kms_app(database_url, home, _new_kms_key(kms))
+    relay = Relay(s3.port)
+    try:
+        assert import_lines(app, lines(*_orders(buyers))).refused == []
+        set_feature(app.ports(), "main", True, "ops")
+        for night in (ARCHIVE_NIGHT, MASK_NIGHT):
+            with Process(app, night) as process:
+                run_retention(process.app.ports(), night)
+        monkeypatch.setenv("AWS_ENDPOINT_URL_KMS", relay.endpoint)
+        with Process(app, MASK_NIGHT + days(1)) as process:
+            process.app.keys  # noqa: B018 - the key is loaded while KMS answers
+            relay.cut()
+            caplog.clear()
+            with caplog.at_level(logging.WARNING, logger="shelflife"):
+                try:
+                    outcome = command(process.app)
+                except KeyUnavailable as exc:
+                    outcome = exc
+            warnings = [r.getMessage() for r in caplog.records if r.name.startswith("shelflife")]
+            return outcome, dict(process.calls), warnings
+    finally:
+        monkeypatch.setenv("AWS_ENDPOINT_URL_KMS", s3.endpoint)
+        app.close()
+
+
+def _both(
+    database_url: str,
+    tmp_path: Path,
+    kms: Any,
+    s3: S3Server,
+    monkeypatch: pytest.MonkeyPatch,
+    command: Callable[[App], object],
+    caplog: pytest.LogCaptureFixture,
+) -> list[tuple[int, object, dict[str, int], list[str]]]:
+    """`_archived_then_kms_gone` with 2 buyers and with 6: (buyers, outcome, requests, warnings)."""
+    found = []
+    for buyers, url in ((2, database_url), (6, _second_database(database_url, tmp_path))):
+        outcome, calls, warnings = _archived_then_kms_gone(
+            url, tmp_path / f"home-{buyers}", kms, s3, monkeypatch, buyers, command, caplog
+        )
+        found.append((buyers, outcome, calls, warnings))
+    return found
+
+
+KMS_GONE = (
+    "(EndpointConnectionError); check the AWS region, endpoint (AWS_ENDPOINT_URL_KMS) and "
+    "credentials"
+)
+
+
+def test_archive_verify_with_kms_gone_asks_kms_once_and_says_what_it_could_not_decrypt(
+    database_url: str,
+    tmp_path: Path,
+    kms: Any,
+    s3: S3Server,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    found = _both(
+        database_url,
+        tmp_path,
+        kms,
+        s3,
+        monkeypatch,
+        lambda app: verify_archive(app.ports(), 100.0, "ops"),
+        caplog,
+    )
+
+    for buyers, report, calls, warnings in found:
+        # The identity key's wrapping key while KMS answered, then one failed Decrypt of the
+        # archive night's wrapping key for every buyer under it.
+        assert calls == {"DescribeKey": 1, "Decrypt": 2}
+        assert isinstance(report, VerificationReport)
+        assert (report.objects_checked, report.records_checked, report.problems) == (1, buyers, [])
+        (warning,) = warnings
+        assert warning.startswith(
+            f"the data keys of {buyers} buyer(s) did not open, so their records were checked "
+            "up to their header only, not decrypted: KMS cannot be reached for Decrypt with "
+            "key arn:aws:kms:"
+        )
+        assert warning.endswith(KMS_GONE)
+
+
+def test_keys_rotate_with_kms_gone_stops_at_the_first_key_naming_kms(
+    database_url: str,
+    tmp_path: Path,
+    kms: Any,
+    s3: S3Server,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    def rotate(app: App) -> object:
+        new, _created = rotation_target(app, app.settings.home / "new.key", None)
+        report = begin_rotation(app.ports(), new, "ops")
+        return rewrap_data_keys(app.ports(), new, report, "ops")
+
+    found = _both(database_url, tmp_path, kms, s3, monkeypatch, rotate, caplog)
+
+    for _buyers, stopped, calls, _warnings in found:
+        assert calls == {"DescribeKey": 1, "Decrypt": 2}
+        assert isinstance(stopped, KeyUnavailable)
+        assert str(stopped).startswith("KMS cannot be reached for Decrypt with key arn:aws:kms:")
+        assert str(stopped).endswith(KMS_GONE)
+
+
+def test_a_retrieval_with_kms_gone_fails_with_one_request_naming_kms(
+    database_url: str,
+    tmp_path: Path,
+    kms: Any,
+    s3: S3Server,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    def retrieve(app: App) -> object:
+        with pytest.raises(KeyUnavailable) as stopped:
+            retrieve_order(app.ports(), _orders(1)[0]["order_nr_external"], "Rückgabe", "anna")
+        return stopped.value
+
+    stopped, calls, _warnings = _archived_then_kms_gone(
+        database_url, tmp_path / "home", kms, s3, monkeypatch, 2, retrieve, caplog
+    )
+
+    assert calls == {"DescribeKey": 1, "Decrypt": 2}
+    assert isinstance(stopped, KeyUnavailable)
+    assert str(stopped).startswith("KMS cannot be reached for Decrypt with key arn:aws:kms:")
+    assert str(stopped).endswith(KMS_GONE)
+
+
+def _recovery_with_kms_gone(
+    database_url: str,
+    home: Path,
+    kms: Any,
+    s3: S3Server,
+    monkeypatch: pytest.MonkeyPatch,
+    buyers: int,
+) -> tuple[KeyUnavailable, dict[str, int]]:
+    """Buyers archived in segments of two, the database lost and initialised again, then
+    `archive recover` in a process whose KMS endpoint went away after it loaded its key."""
+    app = _kms_app(database_url, home, _new_kms_key(kms))
+    settings = app.settings
+    try:
+        for first in range(0, buyers, 2):
+            orders = _orders(2, first)
+            assert import_lines(at(app, T0 + days(first)), lines(*orders)).refused == []
+        set_feature(app.ports(), "main", True, "ops")
+        with Process(app, ARCHIVE_NIGHT + days(buyers)) as process:
+            assert run_retention(process.app.ports(), ARCHIVE_NIGHT + days(buyers)).archived == (
+                buyers
+            )
+        lose_database(app)
+    finally:
+        app.close()
+    initialise(settings)
+    relay = Relay(s3.port)
+    monkeypatch.setenv("AWS_ENDPOINT_URL_KMS", relay.endpoint)
+    try:
+        with Process(build_app(settings, FixedClock(MASK_NIGHT)), MASK_NIGHT) as process:
+            process.app.keys  # noqa: B018 - the key is loaded while KMS answers
+            relay.cut()
+            with pytest.raises(KeyUnavailable) as stopped:
+                recover_archive(process.app.ports(), "ops")
+            return stopped.value, dict(process.calls)
+    finally:
+        monkeypatch.setenv("AWS_ENDPOINT_URL_KMS", s3.endpoint)
+
+
+def test_archive_recover_with_kms_gone_stops_at_once_naming_kms(
+    database_url: str, tmp_path: Path, kms: Any, s3: S3Server, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    few = _recovery_with_kms_gone(database_url, tmp_path / "few", kms, s3, monkeypatch, 2)
+    many = _recovery_with_kms_gone(
+        _second_database(database_url, tmp_path), tmp_path / "many", kms, s3, monkeypatch, 6
+    )
+
+    assert [few[1], many[1]] == [{"DescribeKey": 1, "Decrypt": 2}] * 2
+    for stopped, _calls in (few, many):
+        assert str(stopped).startswith("KMS cannot be reached for Decrypt with key arn:aws:kms:")
+        assert str(stopped).endswith(
+            f"{KMS_GONE}; the recovery stopped at {_only_segment(stopped)} (the segments "
+            "before it are recorded): run it again once KMS answers"
+        )
+
+
+def _only_segment(stopped: KeyUnavailable) -> str:
+    (segment,) = re.findall(r"segments/[^ ]+\.sls", str(stopped))
+    return str(segment)

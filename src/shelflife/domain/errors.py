@@ -83,6 +83,11 @@ class KeyUnavailable(Unavailable):
     """The master key is missing, unreadable, mismatched or does not open the data."""
 
 
+class KeyServiceUnavailable(KeyUnavailable):
+    """The key service (KMS) did not answer or refused a request: the key may be the right
+    one, and the same request succeeds once the service answers again."""
+
+
 class ArchiveCorrupt(Unavailable):
     """An archive object failed authentication or does not match what was recorded."""
 

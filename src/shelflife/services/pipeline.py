@@ -14,9 +14,9 @@ import logging
 import re
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import datetime
-from functools import cache, partial
+from functools import partial
 from typing import Protocol
 from zoneinfo import ZoneInfo
 
@@ -27,7 +27,7 @@ from shelflife.adapters.archive.segments import (
     segment_key,
 )
 from shelflife.adapters.keys.envelope import new_data_key, open_record, seal_record
-from shelflife.adapters.keys.keyring import RunKeys
+from shelflife.adapters.keys.keyring import for_one_run
 from shelflife.domain.errors import (
     ArchiveCorrupt,
     ArchiveUnavailable,
@@ -149,7 +149,7 @@ def run_retention(
     included: such a run never started (the key provider checks the key against the recorded
     one).
     """
-    ports = _for_one_run(ports)
+    ports = for_one_run(ports)
     with ports.run_lock() as lock:  # several workers: see adapters/db/reclaim.py
         return _run(ports, as_of, progress, lock, actor, helpers)
 
@@ -159,19 +159,12 @@ def work_night(ports: Ports, as_of: datetime) -> RunReport:
     it claims as of `as_of` in every enabled shop. Records no run and reclaims nothing, and
     leaves the counts every worker would see alike (shops, buyers refused for their key) to
     the run itself."""
-    ports = _for_one_run(ports)
+    ports = for_one_run(ports)
     with ports.reader as reader:
         enabled = reader.shops.enabled()
     report = RunReport(as_of=as_of.isoformat())
     _work(ports, ports.keys if enabled else None, enabled, as_of, report, _noop, leader=False)
     return report
-
-
-def _for_one_run(ports: Ports) -> Ports:
-    """The ports of one run (or one helper's share of it): its key provider, loaded on first
-    use, asks the key service for a key that could not be opened only once (see `RunKeys`),
-    so that the night's requests do not grow with its buyers while KMS is down."""
-    return replace(ports, key_provider=cache(lambda: RunKeys(ports.keys)))
 
 
 def _work(

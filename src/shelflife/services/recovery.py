@@ -29,6 +29,7 @@ from shelflife.domain.errors import (
     ArchiveUnavailable,
     Conflict,
     InvalidInput,
+    KeyServiceUnavailable,
     KeyUnavailable,
     NotFound,
 )
@@ -181,9 +182,16 @@ def _remember_wrapping_keys(ports: Ports, keys: Iterable[WrappedKey]) -> None:
 
 def _unwrap(keys: KeyProvider, wrapped: WrappedKey, segment_key: str) -> bytes:
     """A ledger key the master key does not open means the wrong master key, not a damaged
-    record: the recovery stops (what it recorded so far stays; a rerun continues)."""
+    record: the recovery stops (what it recorded so far stays; a rerun continues). So does a
+    key service that does not answer, once, rather than once per buyer, and it is named: the
+    master key is not the one to change then."""
     try:
         return keys.unwrap(wrapped)
+    except KeyServiceUnavailable as exc:
+        raise KeyServiceUnavailable(
+            f"{exc}; the recovery stopped at {segment_key} (the segments before it are "
+            "recorded): run it again once KMS answers"
+        ) from None
     except (KeyUnavailable, ArchiveCorrupt):
         raise KeyUnavailable(
             f"the master key {keys.key_id} does not open the keys in the key ledger of "

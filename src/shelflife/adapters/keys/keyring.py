@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
+from dataclasses import replace
+from functools import cache
 
 from cryptography.hazmat.primitives import hashes, hmac
 
 from shelflife.adapters.keys.envelope import wrapping_key_id
 from shelflife.domain.errors import KeyUnavailable
-from shelflife.domain.ports import KeyEncryptionKey, KeyLocation, KeyProvider, WrappedKey
+from shelflife.domain.ports import KeyEncryptionKey, KeyLocation, KeyProvider, Ports, WrappedKey
 
 MasterKey = KeyEncryptionKey
 """A key file (`LocalKeyProvider`) or a KMS key (`KmsMasterKey`)."""
@@ -75,12 +77,13 @@ class Keyring:
 
 
 class RunKeys:
-    """A key provider for one nightly run: a master key, or a KMS wrapping key, that could not
-    be opened (`KeyUnavailable`: KMS unreachable or refusing, a key not configured) is not
-    asked for again in the run; its other data keys fail at once with the same reason.
-    Otherwise a night with KMS down would make a request, with its retries and timeouts, per
-    buyer. A data key that does not authenticate (`ArchiveCorrupt`) stays its buyer's problem,
-    and a key that opens is not affected. Not process-wide: the next run asks again."""
+    """A key provider for one nightly run (or one batch command: `for_one_run`): a master key,
+    or a KMS wrapping key, that could not be opened (`KeyUnavailable`: KMS unreachable or
+    refusing, a key not configured) is not asked for again in the run; its other data keys
+    fail at once with the same reason. Otherwise a night with KMS down would make a request,
+    with its retries and timeouts, per buyer. A data key that does not authenticate
+    (`ArchiveCorrupt`) stays its buyer's problem, and a key that opens is not affected. Not
+    process-wide: the next run asks again."""
 
     def __init__(self, keys: KeyProvider) -> None:
         self._keys = keys
@@ -112,3 +115,16 @@ class RunKeys:
 
     def identity_digest(self, text: str) -> str:
         return self._keys.identity_digest(text)
+
+
+def for_one_run(ports: Ports) -> Ports:
+    """The ports of one nightly run, or of one command that opens many buyers' data keys
+    (`archive verify`, `archive migrate`): its key provider, loaded on first use, asks the key
+    service for a key that could not be opened only once (see `RunKeys`), so that the
+    requests do not grow with the buyers while KMS is down."""
+
+    def keys() -> KeyProvider:
+        loaded = ports.keys
+        return loaded if isinstance(loaded, RunKeys) else RunKeys(loaded)
+
+    return replace(ports, key_provider=cache(keys))

@@ -26,7 +26,7 @@ from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from shelflife.adapters.keys.envelope import WRAPPED_MAGIC, WRAPPING_ID_LENGTH, wrapping_key_id
-from shelflife.domain.errors import ArchiveCorrupt, KeyUnavailable
+from shelflife.domain.errors import ArchiveCorrupt, KeyServiceUnavailable, KeyUnavailable
 from shelflife.domain.ports import KeyLocation, WrappedKey, WrappingKey
 
 KEY_ID_PREFIX: Final = "kms-"
@@ -143,12 +143,12 @@ class KmsMasterKey:
             return call()
         except ClientError as exc:
             code = exc.response.get("Error", {}).get("Code", "error")
-            raise KeyUnavailable(
+            raise KeyServiceUnavailable(
                 f"KMS refused {operation} with key {key} ({code}); check that the key exists, "
                 "is enabled, and that this machine's AWS role may use it"
             ) from None
         except BotoCoreError as exc:
-            raise KeyUnavailable(
+            raise KeyServiceUnavailable(
                 f"KMS cannot be reached for {operation} with key {key} ({type(exc).__name__}); "
                 "check the AWS region, endpoint (AWS_ENDPOINT_URL_KMS) and credentials"
             ) from None
