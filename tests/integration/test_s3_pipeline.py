@@ -21,6 +21,7 @@ from shelflife.adapters.db.tables import ArchiveCopy, Base, Customer
 from shelflife.bootstrap import App, build_app, initialise
 from shelflife.config import Settings
 from shelflife.domain.clock import FixedClock
+from shelflife.domain.errors import ArchiveUnavailable
 from shelflife.services.importing import import_lines
 from shelflife.services.ledger import erase_customer
 from shelflife.services.pipeline import run_retention
@@ -332,3 +333,43 @@ def test_retrieval_reads_the_replica_when_the_primary_copy_was_replaced_by_other
     ]
     logged = "\n".join(r.getMessage() for r in caplog.records)
     assert {p for p in PII if p in logged} == set()
+
+
+def test_a_ledger_bucket_given_versioning_after_init_refuses_shredding_and_archiving(
+    app: App, s3: S3Server, ledgers: tuple[str, str]
+) -> None:
+    _start(app)
+    assert _run(app, T0 + days(30)) == {"archived": 3, "archive_failed": 0, "masked": 3}
+    s3.client().put_bucket_versioning(
+        Bucket=ledgers[0], VersioningConfiguration={"Status": "Enabled"}
+    )
+    before = sorted(s3.every_object(ledgers[0]))
+    refusal = (
+        f"S3 bucket {ledgers[0]} keeps old versions of its objects (versioning enabled), so a "
+        "shredded key would survive in one; put the key ledger in a bucket that never had "
+        "versioning or Object Lock"
+    )
+
+    with pytest.raises(ArchiveUnavailable) as refused:
+        erase_customer(
+            at(app, datetime(2037, 1, 1, 12, tzinfo=UTC)).ports(), "C1", "Art. 17", "dpo"
+        )
+    assert (
+        import_lines(
+            at(app, T0 + days(1)), lines(order("309-7654321-7654329", shipped_at=T0, suffix="-v"))
+        ).refused
+        == []
+    )
+    report = run_retention(app.ports(), T0 + days(31))
+
+    assert str(refused.value).endswith(refusal)
+    with app.engine.connect() as conn:
+        kept = conn.execute(
+            select(Customer.shredded_at, Customer.data_key_wrapped).where(Customer.id == 1)
+        ).one()
+    assert kept.shredded_at is None
+    assert kept.data_key_wrapped is not None
+    assert (report.archived, report.archive_failed) == (0, 1)
+    assert report.archive_failure_reasons[0].endswith(refusal)
+    # Nothing was written to the versioned bucket: no old version keeps a key.
+    assert sorted(s3.every_object(ledgers[0])) == before

@@ -2,7 +2,8 @@
 
 Shredding rewrites a ledger object without the destroyed keys. In a bucket that keeps old
 versions (versioning, which Object Lock always turns on) the old version would still hold
-them, so `init` and every command that checks the ledger refuse such a bucket.
+them, so `init` refuses such a bucket, and so does every write to the ledger: nothing is
+archived or shredded through it.
 """
 
 from __future__ import annotations
@@ -14,10 +15,20 @@ from shelflife.domain.errors import ArchiveUnavailable
 
 
 class S3KeyLedger(S3Archive):
-    """An S3 store for the key ledger: written without retention, in an unversioned bucket."""
+    """An S3 store for the key ledger: written without retention, in an unversioned bucket.
+
+    Versioning can be switched on after `init`, so every write (a rewrite is how a shredded
+    key leaves the ledger) checks first: one request per ledger object, not per buyer."""
 
     def ensure(self) -> None:
         super().ensure()
+        self._refuse_versioning()
+
+    def put(self, key: str, data: bytes) -> None:
+        self._refuse_versioning()
+        super().put(key, data)
+
+    def _refuse_versioning(self) -> None:
         try:
             status = self.client.get_bucket_versioning(Bucket=self.bucket).get("Status")
         except (BotoCoreError, ClientError) as exc:
