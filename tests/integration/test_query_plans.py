@@ -112,7 +112,9 @@ def test_a_batch_of_due_buyers_is_read_from_the_last_id_on_not_through_the_whole
     finally:
         app.close()
 
-    assert batch_plan[0].startswith("SEARCH customers USING INTEGER PRIMARY KEY (rowid>?)")
+    # Only the buyers with real PII and no current copy, from the last id on (migration 0015):
+    # in a shop that has run for a while, nearly every buyer is masked and needs no copy.
+    assert batch_plan[0].startswith("SEARCH customers USING INDEX ix_customers_copy_wanted (id>?)")
     assert "TEMP B-TREE" not in batch_plan[0]
     assert among_plan[0].startswith("SEARCH customers USING INTEGER PRIMARY KEY (rowid=?)")
 

@@ -28,6 +28,7 @@ from sqlalchemy import (
     func,
     insert,
     literal,
+    literal_column,
     or_,
     select,
     update,
@@ -38,6 +39,7 @@ from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.functions import FunctionElement
 
 from shelflife.adapters.db.tables import (
+    AMAZON,
     PII_TABLES,
     ArchiveCopy,
     Credit,
@@ -147,10 +149,13 @@ def _archive_current() -> ColumnElement[bool]:
 
 
 def archive_due_condition(shop_id: int, c: Cutoffs) -> ColumnElement[bool]:
-    """SQL twin of `policy.needs_archive` (the feature flag is checked per shop by the caller)."""
+    """SQL twin of `policy.needs_archive` (the feature flag is checked per shop by the caller).
+    Its first three column tests are the predicate of `ix_customers_copy_wanted`, spelled the
+    same, with the channel inline: a database matches a partial index's predicate to the
+    query's text, and a bound parameter's value is not known to every plan."""
     return and_(
         in_shop(shop_id),
-        Customer.channel == "amazon",
+        Customer.channel == literal_column(f"'{AMAZON}'"),
         _holds_real_pii(),
         or_(Customer.archived_revision.is_(None), ~_archive_current()),
         or_(

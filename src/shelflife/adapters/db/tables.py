@@ -104,6 +104,17 @@ class ShopFeatureChange(Base):
     changed_by: Mapped[str] = mapped_column(String(100))
 
 
+AMAZON = "amazon"
+"""`customers.channel` of a marketplace buyer: the only buyers archived and masked."""
+COPY_WANTED = (
+    f"channel = '{AMAZON}' AND (masked_at IS NULL OR retrieved_at IS NOT NULL) "
+    "AND (archived_revision IS NULL OR archived_revision != pii_revision)"
+)
+"""Twin of `retention.archive_due_condition`'s column tests: its partial index lets the
+archive step walk only the buyers it can select (Amazon buyers with real PII and no current
+copy), not every buyer of the shop."""
+
+
 class Customer(Base):
     __tablename__ = "customers"
     __table_args__ = (
@@ -134,6 +145,13 @@ class Customer(Base):
             "id",
             postgresql_where=text("retrieved_at IS NOT NULL"),
             sqlite_where=text("retrieved_at IS NOT NULL"),
+        ),
+        # The archive step's buyers: real PII and no current copy (migration 0015).
+        Index(
+            "ix_customers_copy_wanted",
+            "id",
+            postgresql_where=text(COPY_WANTED),
+            sqlite_where=text(COPY_WANTED),
         ),
         {"sqlite_autoincrement": True},  # a buyer reference (C42) is never handed out again
     )
