@@ -111,3 +111,18 @@ def test_archive_verify_from_a_manifest_with_an_infinite_size_exits_2(
     assert result.exit_code == 2
     assert result.output == f"error: {media}: shelflife-export.json is damaged\n"
 
+
+def test_archive_verify_from_a_manifest_naming_a_key_with_a_nul_reports_the_key(
+    masked: Cli, tmp_path: Path
+) -> None:
+    media = tmp_path / "media"
+    masked.json("archive", "export", "--to", str(media))
+    (media / "shelflife-export.json").write_text(
+        '{"format": 1, "objects": [{"key": "segments/a\\u0000.sls", "size": 1, "sha256": "00"}]}'
+    )
+
+    checked = masked.json("archive", "verify", "--from", str(media), code=1)
+
+    assert [(p["object_key"], p["problem"]) for p in checked["problems"]] == [
+        ("segments/a\x00.sls", "cannot be read: invalid archive object key")
+    ]

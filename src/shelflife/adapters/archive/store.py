@@ -60,7 +60,7 @@ class LocalFolderArchive:
     def _file(self, key: str) -> str:
         """The object's file as a plain string: the nightly run reads and deletes tens of
         thousands of PDFs, where building a `Path` per object costs more than the read."""
-        if key.startswith("/") or ".." in key.split("/"):
+        if key.startswith("/") or ".." in key.split("/") or "\x00" in key:  # no file has a NUL
             raise ArchiveUnavailable("invalid archive object key")
         return os.path.join(self.root, key)
 
