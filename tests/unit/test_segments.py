@@ -5,6 +5,8 @@ binds its buyer and revision."""
 from __future__ import annotations
 
 import hashlib
+import struct
+from collections.abc import Callable
 from datetime import UTC, datetime
 
 import pytest
@@ -56,6 +58,28 @@ def test_a_damaged_manifest_is_refused() -> None:
 
     with pytest.raises(ArchiveCorrupt, match="archive segment manifest is damaged"):
         read_manifest(blob[:at] + b"X" + blob[at + 1 :])
+
+
+@pytest.mark.parametrize(
+    "forge",
+    [
+        lambda manifest: manifest.replace(b",4,1,", b",1e999,1,"),  # int() of infinity
+        lambda manifest: manifest.replace(
+            b'"records":', b'"x":' + b"[" * 100_000 + b"]" * 100_000 + b',"records":'
+        ),
+    ],
+    ids=["infinite offset", "deeply nested"],
+)
+def test_a_forged_manifest_python_cannot_read_is_refused_as_damaged(
+    forge: Callable[[bytes], bytes],
+) -> None:
+    blob, _ = pack_segment([(7, 1, "mk-1", b"r")], AT)
+    start = len(SEGMENT_MAGIC) + 1
+    manifest = forge(blob[start:-12])
+    forged = blob[:start] + manifest + struct.pack(">Q4s", len(manifest), SEGMENT_MAGIC)
+
+    with pytest.raises(ArchiveCorrupt, match="archive segment manifest is damaged"):
+        read_manifest(forged)
 
 
 def test_a_manifest_pointing_past_the_records_is_refused() -> None:

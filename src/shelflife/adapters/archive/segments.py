@@ -95,7 +95,8 @@ def read_manifest(segment: bytes) -> list[RecordEntry]:
             RecordEntry(int(c), int(r), str(k), int(o), int(n), str(d))
             for c, r, k, o, n, d in body["records"]
         ]
-    except (ValueError, KeyError, TypeError):
+    except (ValueError, KeyError, TypeError, OverflowError, RecursionError):
+        # OverflowError: int() of 1e999; RecursionError: JSON nested deeper than Python recurses
         raise ArchiveCorrupt("archive segment manifest is damaged") from None
     if any(e.offset < len(SEGMENT_MAGIC) or e.offset + e.length > start for e in entries):
         raise ArchiveCorrupt("archive segment manifest is damaged")
