@@ -132,6 +132,11 @@ def test_a_ledger_object_reads_back_its_entries_in_customer_order() -> None:
             b'{"format": 1, "segment": "' + SEGMENT.encode() + b'", "keys": [[1, 1, "k", "!!"]]}',
             f"key ledger of {SEGMENT} is damaged",
         ),
+        (  # int() of infinity raises OverflowError
+            b'{"format": 1, "segment": "' + SEGMENT.encode() + b'", "keys": [[1e999, 1, "k", ""]]}',
+            f"key ledger of {SEGMENT} is damaged",
+        ),
+        (b"[" * 100_000 + b"]" * 100_000, f"key ledger of {SEGMENT} is damaged"),  # too deep
     ],
 )
 def test_a_damaged_or_misplaced_ledger_object_is_refused(data: bytes, message: str) -> None:

@@ -87,5 +87,6 @@ def read_ledger(segment_key: str, data: bytes) -> list[LedgerEntry]:
             key = WrappedKey(str(kid), raw, None if named is None else wrapping.get(named))
             entries.append(LedgerEntry(int(cid), int(rev), key))
         return entries
-    except (ValueError, KeyError, TypeError, binascii.Error):
+    except (ValueError, KeyError, TypeError, binascii.Error, OverflowError, RecursionError):
+        # OverflowError: int() of 1e999; RecursionError: JSON nested deeper than Python recurses
         raise ArchiveCorrupt(f"key ledger of {segment_key} is damaged") from None
