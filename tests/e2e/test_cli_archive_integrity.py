@@ -112,6 +112,19 @@ def test_archive_verify_from_a_manifest_with_an_infinite_size_exits_2(
     assert result.output == f"error: {media}: shelflife-export.json is damaged\n"
 
 
+def test_archive_verify_from_a_manifest_nested_too_deep_exits_2(
+    masked: Cli, tmp_path: Path
+) -> None:
+    media = tmp_path / "media"
+    masked.json("archive", "export", "--to", str(media))
+    (media / "shelflife-export.json").write_text("[" * 100_000 + "]" * 100_000)
+
+    result = masked("archive", "verify", "--from", str(media))
+
+    assert result.exit_code == 2
+    assert result.output == f"error: {media}: shelflife-export.json is damaged\n"
+
+
 def test_archive_verify_from_a_manifest_naming_a_key_with_a_nul_reports_the_key(
     masked: Cli, tmp_path: Path
 ) -> None:

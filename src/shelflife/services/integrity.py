@@ -490,7 +490,7 @@ def verify_export(ports: Ports, folder: Path) -> VerificationReport:
         raise InvalidInput(
             f"{folder} holds no archive export ({EXPORT_MANIFEST} is missing)"
         ) from None
-    except (ValueError, KeyError, TypeError, OverflowError):  # OverflowError: int(1e999)
+    except (ValueError, KeyError, TypeError, OverflowError, RecursionError):  # 1e999, [[[[…
         raise InvalidInput(f"{folder}: {EXPORT_MANIFEST} is damaged") from None
     report = VerificationReport(
         source=source.describe(),
