@@ -443,8 +443,16 @@ def test_object_with_extra_bytes_is_corrupt() -> None:
         b'{"wrapped_key": "AAAA"}',
         b'{"master_key_id": "mk-aaaa0001", "wrapped_key": "###"}',
         b'{"master_key_id": "mk-aaaa0001", "wrapped_key": 5}',
+        b"[" * 100_000 + b"]" * 100_000,
     ],
-    ids=["not-an-object", "no-wrapped-key", "no-key-id", "wrapped-key-not-base64", "wrong-type"],
+    ids=[
+        "not-an-object",
+        "no-wrapped-key",
+        "no-key-id",
+        "wrapped-key-not-base64",
+        "wrong-type",
+        "nested-too-deep",
+    ],
 )
 def test_object_with_a_malformed_header_is_corrupt(header: bytes) -> None:
     blob = b"SLF1" + len(header).to_bytes(4, "big") + header + bytes(40)

@@ -120,7 +120,7 @@ def read_header(blob: bytes, magic: bytes = MAGIC) -> tuple[dict[str, object], b
     header_bytes = blob[8 : 8 + length]
     try:
         header = json.loads(header_bytes)
-    except ValueError:
+    except (ValueError, RecursionError):  # RecursionError: nested deeper than Python recurses
         raise ArchiveCorrupt("archive object header is damaged") from None
     if not isinstance(header, dict):
         raise ArchiveCorrupt("archive object header is damaged")
