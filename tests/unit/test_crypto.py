@@ -165,6 +165,7 @@ def test_missing_key_file_names_the_path_and_what_to_do(tmp_path: Path) -> None:
         b'{"key": "AAAA"}',
         b'{"key_id": "mk-1", "key": 42}',
         b'{"key_id": "mk-1", "key": "not base64 at all"}',
+        b"[" * 100_000 + b"]" * 100_000,
     ],
     ids=[
         "empty",
@@ -176,6 +177,7 @@ def test_missing_key_file_names_the_path_and_what_to_do(tmp_path: Path) -> None:
         "no-key-id",
         "key-not-a-string",
         "key-not-base64",
+        "nested-too-deep",
     ],
 )
 def test_garbage_key_file_is_refused_with_its_path(tmp_path: Path, content: bytes) -> None:

@@ -83,7 +83,7 @@ class LocalKeyProvider:
             raise KeyUnavailable(f"master key file {path} is not readable") from None
         except OSError as exc:
             raise KeyUnavailable(f"cannot read master key file {path}: {exc.strerror}") from None
-        except (ValueError, KeyError, TypeError):
+        except (ValueError, KeyError, TypeError, RecursionError):  # Recursion: [[[[…]]]]
             raise KeyUnavailable(f"master key file {path} is not a shelflife key file") from None
         if len(key) != 32:
             raise KeyUnavailable(f"master key file {path} does not hold a 32-byte (AES-256) key")
