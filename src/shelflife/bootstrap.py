@@ -557,13 +557,23 @@ def rotation_target(
     that does not exist yet is made, mode 0600, and must be backed up at once)."""
     if (key_file is None) == (kms_key is None):
         raise InvalidInput("name the new master key: a key file or a KMS key, one of the two")
+    new: LocalKeyProvider | KmsMasterKey
+    created = False
     if kms_key is not None:
-        return app.kms_key(kms_key), False
-    assert key_file is not None
-    created = not key_file.exists()
-    if created:
-        LocalKeyProvider.create_file(key_file)
-    return LocalKeyProvider.from_file(key_file), created
+        new = app.kms_key(kms_key)
+    else:
+        assert key_file is not None
+        created = not key_file.exists()
+        if created:
+            LocalKeyProvider.create_file(key_file)
+        new = LocalKeyProvider.from_file(key_file)
+    with app.engine.connect() as conn:
+        recorded = read_installation(conn)
+    if recorded is not None and new.key_id == recorded.master_key_id:
+        # Nothing to re-wrap, but config.json will name it: a damaged or forged copy of the
+        # installation's key (its id, other bytes) would leave every command unable to open.
+        _join_lineage(new, recorded, app._describe(new))
+    return new, created
 
 
 def switch_key_settings(settings: Settings, new: KeyLocation) -> list[str]:

@@ -5,6 +5,7 @@ both at once) nothing is lost."""
 
 from __future__ import annotations
 
+import base64
 import json
 import threading
 from collections.abc import Sequence
@@ -271,6 +272,39 @@ def test_keys_rotate_on_the_command_line_points_config_json_at_the_new_key(
         0,
         f"every data key is under master key {new_id}",
     )
+
+
+def test_keys_rotate_to_a_file_with_the_current_key_id_but_other_bytes_changes_nothing(
+    database_url: str, tmp_path: Path
+) -> None:
+    """A damaged or forged copy of the current key file names the installation's key id: the
+    rotation has nothing to re-wrap, but must not point config.json at a key that opens
+    nothing."""
+    app, _clock = make_app(database_url, tmp_path / "home")
+    try:
+        _archived_and_masked(app, _orders(2))
+    finally:
+        app.close()
+    current = json.loads((tmp_path / "home" / "master.key").read_text())
+    other = tmp_path / "other.key"
+    other.write_text(json.dumps({**current, "key": base64.b64encode(bytes(32)).decode()}))
+    other.chmod(0o600)
+    config = (tmp_path / "home" / "config.json").read_text()
+    env: dict[str, str | None] = {
+        "SHELFLIFE_HOME": str(tmp_path / "home"),
+        "SHELFLIFE_DATABASE_URL": database_url,
+    }
+    env.update(dict.fromkeys(("SHELFLIFE_MASTER_KEY_FILE", "SHELFLIFE_KEY_PROVIDER"), None))
+
+    result = CliRunner().invoke(cli_app, ["keys", "rotate", "--to-key-file", str(other)], env=env)
+
+    assert result.exit_code == 1
+    assert " ".join(result.output.split()) == (
+        f"error: master key file {other} has this installation's key id {current['key_id']} "
+        "but other key bytes (it does not open the keys this database holds); restore the "
+        "right file from its backup"
+    )
+    assert (tmp_path / "home" / "config.json").read_text() == config
 
 
 @pytest.mark.postgres
