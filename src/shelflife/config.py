@@ -211,7 +211,7 @@ def load_settings(home: Path | None = None) -> Settings:
         return base
     try:
         stored = json.loads(path.read_text())
-    except ValueError:
+    except (ValueError, RecursionError):  # RecursionError: nested deeper than Python recurses
         raise InvalidInput(
             f"{path}: not valid JSON; fix or delete it and run `shelflife init`"
         ) from None

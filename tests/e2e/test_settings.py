@@ -443,6 +443,23 @@ def test_a_bad_config_json_value_names_the_file_and_key_and_never_the_value(
     )  # the whole line is fixed: the stored value is never in it
 
 
+@pytest.mark.parametrize(
+    "content", ["{not json", "[" * 100_000 + "]" * 100_000], ids=["not json", "nested too deep"]
+)
+def test_a_config_json_that_is_not_json_names_the_file(tmp_path: Path, content: str) -> None:
+    home = tmp_path / "home"
+    assert _cli("init", SHELFLIFE_HOME=str(home)).exit_code == 0
+    config = home / "config.json"
+    config.write_text(content)
+
+    result = _cli("run", SHELFLIFE_HOME=str(home))
+
+    assert (result.exit_code, result.stderr) == (
+        2,
+        f"error: {config}: not valid JSON; fix or delete it and run `shelflife init`\n",
+    )
+
+
 def test_a_bad_config_json_value_is_overridden_by_the_environment(tmp_path: Path) -> None:
     home = tmp_path / "home"
     assert _cli("init", SHELFLIFE_HOME=str(home)).exit_code == 0
