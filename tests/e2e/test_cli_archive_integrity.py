@@ -139,3 +139,25 @@ def test_archive_verify_from_a_manifest_naming_a_key_with_a_nul_reports_the_key(
     assert [(p["object_key"], p["problem"]) for p in checked["problems"]] == [
         ("segments/a\x00.sls", "cannot be read: invalid archive object key")
     ]
+
+
+def test_a_run_whose_archive_folder_is_gone_archives_and_masks_nobody(
+    database_url: str, tmp_path: Path
+) -> None:
+    """A folder that is not there (a disk not mounted, a mistyped SHELFLIFE_ARCHIVE_URL) is an
+    archive failure, as a missing S3 bucket is: a new, empty archive made in its place would
+    hide the buyers' copies from the real one."""
+    cli = Cli(tmp_path / "home", database_url)
+    cli.ok("init")
+    cli.ok("import", "-", input=_stdin(order(NR, shipped_at=SHIPPED)))
+    cli.ok("feature", "enable", "--shop", "main")
+    (cli.home / "archive").rmdir()
+
+    report = cli.json("run", "--as-of", AFTER_MASK_DUE)
+
+    assert (report["archived"], report["archive_failed"], report["masked"]) == (0, 1, 0)
+    assert report["archive_failure_reasons"] == [
+        f"cannot write to the archive folder {cli.home / 'archive'}: it is not there; run "
+        "`shelflife init` to create it, or fix SHELFLIFE_ARCHIVE_URL (is its disk mounted?)"
+    ]
+    assert not (cli.home / "archive").exists()

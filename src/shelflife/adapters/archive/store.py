@@ -68,6 +68,14 @@ class LocalFolderArchive:
         path = self._path(key)
         try:
             if not path.parent.is_dir():
+                try:  # the root is made by `init`: never a new, empty one in its place
+                    os.stat(self.root)
+                except FileNotFoundError:
+                    raise ArchiveUnavailable(
+                        f"cannot write to the archive folder {self.root}: it is not there; run "
+                        f"`shelflife init` to create it, or fix {self.setting} (is its disk "
+                        "mounted?)"
+                    ) from None
                 path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
                 for folder in path.parent.relative_to(self.root).parents:
                     _fsync_dir(self.root / folder)  # the new folders' own entries
