@@ -205,6 +205,26 @@ def test_a_kms_key_that_does_not_exist_stops_with_a_message_naming_it(
     )
 
 
+def test_a_kms_key_without_an_aws_region_stops_with_a_message_saying_to_set_one(
+    kms_app: App, kms: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A key id or alias does not say its region (an ARN does): with no region configured,
+    boto3 cannot even make the client."""
+    monkeypatch.delenv("AWS_REGION", raising=False)
+    monkeypatch.delenv("AWS_DEFAULT_REGION", raising=False)
+    settings = kms_app.settings.model_copy(update={"kms_key_id": "alias/no-region"})
+    app = build_app(settings, FixedClock(T0))
+    try:
+        with pytest.raises(KeyUnavailable) as stopped:
+            app.keys  # noqa: B018 - loading is what fails
+    finally:
+        app.close()
+    assert str(stopped.value) == (
+        "KMS key alias/no-region: no AWS region is configured; set AWS_REGION, or name the key "
+        "by its ARN (which holds the region)"
+    )
+
+
 def test_a_database_on_a_key_file_is_not_switched_to_kms_by_init(
     database_url: str, tmp_path: Path, kms: Any
 ) -> None:

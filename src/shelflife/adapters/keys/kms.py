@@ -21,7 +21,7 @@ from typing import Any, Final
 
 import boto3
 from botocore.config import Config
-from botocore.exceptions import BotoCoreError, ClientError
+from botocore.exceptions import BotoCoreError, ClientError, NoRegionError
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
@@ -41,11 +41,17 @@ def kms_client(session: boto3.session.Session, key_ref: str) -> Any:
     """A KMS client; a key ARN's own region wins over the configured one."""
     parts = key_ref.split(":")
     region = parts[3] if key_ref.startswith("arn:") and len(parts) > 4 else None
-    return session.client(
-        "kms",
-        region_name=region or None,
-        config=Config(retries={"mode": "standard", "max_attempts": 3}),
-    )
+    try:
+        return session.client(
+            "kms",
+            region_name=region or None,
+            config=Config(retries={"mode": "standard", "max_attempts": 3}),
+        )
+    except NoRegionError:
+        raise KeyUnavailable(
+            f"KMS key {key_ref}: no AWS region is configured; set AWS_REGION, or name the key "
+            "by its ARN (which holds the region)"
+        ) from None
 
 
 class KmsMasterKey:
