@@ -161,3 +161,21 @@ def test_a_run_whose_archive_folder_is_gone_archives_and_masks_nobody(
         "`shelflife init` to create it, or fix SHELFLIFE_ARCHIVE_URL (is its disk mounted?)"
     ]
     assert not (cli.home / "archive").exists()
+
+
+@pytest.mark.parametrize(
+    ("command", "doing"),
+    [(("archive", "export", "--to", "media"), "exporting"), (("archive", "migrate"), "migrating")],
+)
+def test_archive_export_and_migrate_refuse_a_user_name_the_audit_log_cannot_hold(
+    masked: Cli, tmp_path: Path, command: tuple[str, ...], doing: str
+) -> None:
+    args = [str(tmp_path / a) if a == "media" else a for a in command]
+
+    result = masked(*args, "--user", "u" * 101)
+
+    assert result.exit_code == 2
+    assert result.output == (
+        f"error: user: give the name of the person {doing} (1 to 100 characters)\n"
+    )
+    assert not (tmp_path / "media").exists()

@@ -397,6 +397,7 @@ def export_archive(ports: Ports, folder: Path, user: str) -> ArchiveExportReport
     """Copy every recorded segment and legacy object, checked against the index, into
     `folder` (objects already there with the same digest are kept), then write the manifest.
     Audited."""
+    user = _actor(user, "exporting")
     target = _export_folder(ports, folder, create=True)
     report = ArchiveExportReport(
         folder=str(folder), written=0, unchanged=0, manifest=str(folder / EXPORT_MANIFEST)
@@ -439,6 +440,14 @@ def export_archive(ports: Ports, folder: Path, user: str) -> ArchiveExportReport
         )
         uow.commit()
     return report
+
+
+def _actor(user: str, doing: str) -> str:
+    """The user an export or a migration is audited as, checked before any work is done."""
+    user = user.strip()
+    if not user or len(user) > 100:
+        raise InvalidInput(f"user: give the name of the person {doing} (1 to 100 characters)")
+    return user
 
 
 def _export_folder(ports: Ports, folder: Path, *, create: bool) -> LocalFolderArchive:
@@ -571,6 +580,7 @@ def migrate_legacy(ports: Ports, user: str) -> MigrationReport:
     copies at their records, and only then delete the legacy objects (where the store allows
     deletion; write-once stores keep them). A killed run loses at most one batch: run it again.
     A key that does not open is asked for once, not per copy (`for_one_run`). Audited."""
+    user = _actor(user, "migrating")
     ports = for_one_run(ports)
     keys = ports.keys
     report = MigrationReport(
