@@ -179,3 +179,18 @@ def test_archive_export_and_migrate_refuse_a_user_name_the_audit_log_cannot_hold
         f"error: user: give the name of the person {doing} (1 to 100 characters)\n"
     )
     assert not (tmp_path / "media").exists()
+
+
+def test_archive_export_to_a_folder_with_a_long_path_is_audited_with_the_whole_path(
+    masked: Cli, tmp_path: Path
+) -> None:
+    """The audit subject holds 200 characters; a mount point and folders may take more."""
+    media = tmp_path / ("offline-media-" * 10) / ("shelflife-export-" * 6)
+    assert len(str(media)) > 200
+
+    exported = masked.json("archive", "export", "--to", str(media))
+    (entry,) = [e for e in masked.json("audit", "list") if e["action"] == "archive.exported"]
+
+    assert (exported["written"], exported["problems"]) == (1, [])
+    assert entry["detail"]["folder"] == str(media)
+    assert entry["subject"] == "…" + str(media)[-199:]

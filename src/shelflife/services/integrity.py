@@ -72,6 +72,8 @@ EXPORTED = "archive.exported"
 MIGRATED = "archive.migrated"
 OFFLINE = "offline"
 FAILURE_EXAMPLES = 3
+AUDIT_SUBJECT = 200
+"""Characters an audit entry's subject holds (`audit_log.subject`)."""
 
 _Keys = Mapping[int, bytes | str | None]
 """Per buyer: its data key, why there is none, or None when it cannot open by design or by the
@@ -426,13 +428,16 @@ def export_archive(ports: Ports, folder: Path, user: str) -> ArchiveExportReport
         "objects": listed,
     }
     target.put(EXPORT_MANIFEST, json.dumps(manifest, indent=1).encode())
+    where = str(folder)
     with ports.uow as uow:
         uow.audit.append(
             now,
             user,
             EXPORTED,
-            str(folder),
+            # The subject holds AUDIT_SUBJECT characters; the detail holds the whole path.
+            where if len(where) <= AUDIT_SUBJECT else "…" + where[1 - AUDIT_SUBJECT :],
             {
+                "folder": where,
                 "objects": len(listed),
                 "written": report.written,
                 "problems": len(report.problems),
