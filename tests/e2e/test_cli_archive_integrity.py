@@ -194,3 +194,16 @@ def test_archive_export_to_a_folder_with_a_long_path_is_audited_with_the_whole_p
     assert (exported["written"], exported["problems"]) == (1, [])
     assert entry["detail"]["folder"] == str(media)
     assert entry["subject"] == "…" + str(media)[-199:]
+
+
+def test_archive_export_into_a_symbolic_link_loop_says_so(masked: Cli, tmp_path: Path) -> None:
+    loop = tmp_path / "loop"
+    loop.symlink_to(loop)
+
+    result = masked("archive", "export", "--to", str(loop / "media"))
+
+    assert result.exit_code == 1
+    assert result.output == (
+        f"error: cannot create the archive folder {loop / 'media'}: Too many levels of symbolic "
+        "links\n"
+    )

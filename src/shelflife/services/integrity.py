@@ -24,7 +24,7 @@ from pathlib import Path
 
 from shelflife.adapters.archive.offline import locations
 from shelflife.adapters.archive.segments import pack_segment, read_manifest, segment_key
-from shelflife.adapters.archive.store import LocalFolderArchive
+from shelflife.adapters.archive.store import LocalFolderArchive, resolved
 from shelflife.adapters.keys.envelope import (
     RECORD_MAGIC,
     open_copy,
@@ -460,7 +460,7 @@ def _export_folder(ports: Ports, folder: Path, *, create: bool) -> LocalFolderAr
         raise InvalidInput(f"{folder} is not a folder; name a folder for the archive export")
     if not create and not folder.is_dir():
         raise InvalidInput(f"the export folder {folder} does not exist")
-    target = LocalFolderArchive(folder.resolve(), "the export folder")
+    target = LocalFolderArchive(resolved(folder), "the export folder")
     if any(target.describe() == store.describe() for _role, store in locations(ports.archive)):
         raise InvalidInput(
             f"{folder} is the archive itself; name another folder (e.g. on removable media)"

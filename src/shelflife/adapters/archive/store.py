@@ -25,6 +25,7 @@ __all__ = [
     "StoredObject",
     "archive_from_url",
     "read_recorded",
+    "resolved",
 ]
 
 TEMP_PREFIX = ".tmp-"
@@ -127,7 +128,7 @@ class LocalFolderArchive:
         return data
 
     def describe(self) -> str:
-        return self.root.resolve().as_uri()
+        return resolved(self.root).as_uri()
 
     def list_objects(self) -> Iterator[StoredObject]:
         if not self.root.is_dir():
@@ -233,6 +234,15 @@ def check_recorded(store: ArchiveStore, key: str, sha256: str, data: bytes) -> b
     if hashlib.sha256(data).hexdigest() != sha256:
         raise ArchiveCorrupt(f"archive object {key} in {store.describe()} is not the recorded one")
     return data
+
+
+def resolved(path: Path) -> Path:
+    """`path` with its symbolic links resolved; made absolute only where a link loop stops
+    that (Python 3.11 raises RuntimeError), so that using it fails with the system's error."""
+    try:
+        return path.resolve()
+    except RuntimeError:
+        return path.absolute()
 
 
 def _fsync_dir(folder: Path) -> None:
