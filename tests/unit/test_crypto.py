@@ -749,6 +749,13 @@ BUCKET_NEEDED = "an S3 URL needs a bucket name, e.g. s3://my-archive-bucket/shel
             "s3://bucket/x?endpoint=https://key:s3cret@s3.example.net",
             "the endpoint of an S3 URL must hold no credentials; give them the standard AWS way",
         ),
+        (  # urlparse raises ValueError ("Invalid IPv6 URL") for an unbalanced bracket
+            "s3://bucket/x?endpoint=http://[::1",
+            "the endpoint of an S3 URL must be an http:// or https:// URL",
+        ),
+        ("s3://[bucket/x", "not a valid URL; use a file:// or s3:// URL"),
+        ("s3://bucket]/x", "not a valid URL; use a file:// or s3:// URL"),
+        ("file://[srv/archive", "not a valid URL; use a file:// or s3:// URL"),
     ],
 )
 def test_bad_s3_urls_are_invalid_input_naming_the_setting(url: str, message: str) -> None:

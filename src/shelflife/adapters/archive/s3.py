@@ -430,8 +430,12 @@ def parse_s3_url(url: str, setting: str) -> S3Location:
         )
     endpoint = query.get("endpoint", [None])[0]
     if endpoint is not None:
-        target = urlparse(endpoint)
-        if target.scheme not in ("http", "https") or not target.hostname:
+        try:
+            target = urlparse(endpoint)
+            valid = target.scheme in ("http", "https") and bool(target.hostname)
+        except ValueError:  # e.g. an unbalanced [ or ] in its host part
+            valid = False
+        if not valid:
             raise InvalidInput(
                 f"{setting}: the endpoint of an S3 URL must be an http:// or https:// URL"
             )

@@ -271,7 +271,10 @@ def archive_from_url(
     """The store a URL names; `InvalidInput` naming `setting` for a URL that names none.
 
     The S3 options apply to `s3://` URLs only; `clock` dates their Object Lock retention."""
-    parsed = urlparse(url)
+    try:
+        parsed = urlparse(url)
+    except ValueError:  # e.g. an unbalanced [ or ] in the host part ("Invalid IPv6 URL")
+        raise InvalidInput(f"{setting}: not a valid URL; use a file:// or s3:// URL") from None
     if parsed.scheme == "file":
         # file://archive would silently mean the current folder: the host part is not a path
         if parsed.netloc not in ("", "localhost") or not parsed.path.startswith("/"):
