@@ -3,6 +3,7 @@ sample's line in `shelflife run`."""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -207,3 +208,17 @@ def test_archive_export_into_a_symbolic_link_loop_says_so(masked: Cli, tmp_path:
         f"error: cannot create the archive folder {loop / 'media'}: Too many levels of symbolic "
         "links\n"
     )
+
+
+def test_archive_export_to_a_folder_whose_name_is_not_utf8_is_exported_and_audited(
+    masked: Cli, tmp_path: Path
+) -> None:
+    """Removable media mounted with a legacy code page give names like these."""
+    media = tmp_path / os.fsdecode(b"Sicherung-M\xe4rz")
+
+    exported = masked.json("archive", "export", "--to", str(media))
+    checked = masked.json("archive", "verify", "--from", str(media))
+    (entry,) = [e for e in masked.json("audit", "list") if e["action"] == "archive.exported"]
+
+    assert (exported["written"], exported["problems"], checked["problems"]) == (1, [], [])
+    assert entry["subject"] == entry["detail"]["folder"] == f"{tmp_path}/Sicherung-M\\xe4rz"

@@ -18,6 +18,7 @@ import hashlib
 import json
 import logging
 import math
+import os
 from collections.abc import Mapping, Sequence
 from datetime import datetime
 from pathlib import Path
@@ -428,7 +429,9 @@ def export_archive(ports: Ports, folder: Path, user: str) -> ArchiveExportReport
         "objects": listed,
     }
     target.put(EXPORT_MANIFEST, json.dumps(manifest, indent=1).encode())
-    where = str(folder)
+    # As text the database can hold: a name that is not UTF-8 (media mounted with a legacy
+    # code page) shows its other bytes as \xNN.
+    where = os.fsencode(folder).decode("utf-8", "backslashreplace")
     with ports.uow as uow:
         uow.audit.append(
             now,
