@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import base64
 import json
+import os
 import threading
 from collections.abc import Sequence
 from datetime import datetime
@@ -304,6 +305,31 @@ def test_keys_rotate_to_a_file_with_the_current_key_id_but_other_bytes_changes_n
         "but other key bytes (it does not open the keys this database holds); restore the "
         "right file from its backup"
     )
+    assert (tmp_path / "home" / "config.json").read_text() == config
+
+
+def test_keys_rotate_to_a_key_file_whose_path_is_not_utf8_is_refused_before_creating_it(
+    database_url: str, tmp_path: Path
+) -> None:
+    """The new key's path is recorded in the database and config.json, which hold text only;
+    it failed with 'unexpected UnicodeEncodeError' after the key file was made."""
+    app, _clock = make_app(database_url, tmp_path / "home")
+    app.close()
+    new_key = tmp_path / os.fsdecode(b"neu-\xe4.key")
+    config = (tmp_path / "home" / "config.json").read_text()
+    env: dict[str, str | None] = {
+        "SHELFLIFE_HOME": str(tmp_path / "home"),
+        "SHELFLIFE_DATABASE_URL": database_url,
+    }
+    env.update(dict.fromkeys(("SHELFLIFE_MASTER_KEY_FILE", "SHELFLIFE_KEY_PROVIDER"), None))
+
+    result = CliRunner().invoke(cli_app, ["keys", "rotate", "--to-key-file", str(new_key)], env=env)
+
+    assert result.exit_code == 2
+    assert "Invalid value for '--to-key-file': contains bytes that are not UTF-8 text" in " ".join(
+        result.stderr.replace("│", " ").split()
+    )
+    assert not new_key.exists()
     assert (tmp_path / "home" / "config.json").read_text() == config
 
 

@@ -152,6 +152,14 @@ def _text(value: str | None) -> str | None:
     return value
 
 
+def _text_path(value: Path | None) -> Path | None:
+    """Refuse a path that is not UTF-8 text where the path is recorded (the database and
+    config.json hold text only)."""
+    if value is not None and any(0xD800 <= ord(c) <= 0xDFFF for c in str(value)):
+        raise typer.BadParameter("contains bytes that are not UTF-8 text; rename it or use another")
+    return value
+
+
 HomeOpt = Annotated[
     Path | None,
     typer.Option("--home", help="Home folder (default $SHELFLIFE_HOME or ./.shelflife)."),
@@ -1238,6 +1246,7 @@ def keys_rotate(
         typer.Option(
             "--to-key-file",
             help="The new master key file; created (mode 0600) when it does not exist.",
+            callback=_text_path,
         ),
     ] = None,
     to_kms_key: Annotated[
