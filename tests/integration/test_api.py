@@ -207,6 +207,24 @@ def test_retrieving_an_order_that_is_not_masked_is_409(
     )
 
 
+def test_retrieving_an_order_retrieved_already_is_409_with_the_date_and_changes_nothing(
+    client: TestClient, seeded: Installation, app: App
+) -> None:
+    url = f"/orders/{MASKED_NR}/retrieve"
+    assert _call(client, seeded, "agent", "POST", url, json={"reason": "eins"}).status_code == 200
+    before = len(recent_entries(app.ports(), 10_000))
+
+    response = _call(client, seeded, "admin", "POST", url, json={"reason": "zwei"})
+
+    assert _problem(response, 409)["detail"] == (
+        f"order {MASKED_NR!r} was retrieved already on 2026-04-06; its data is in the "
+        "database, read-only until it is masked again"
+    )
+    assert len(recent_entries(app.ports(), 10_000)) == before
+    history = show_order(app.ports(), MASKED_NR).model_dump(mode="json")["customer_history"]
+    assert [h["text"] for h in history if h["event"] == "retrieved"] == ["eins"]
+
+
 def test_retrieving_an_order_whose_buyer_was_shredded_is_409_with_the_date(
     app: App, client: TestClient, seeded: Installation
 ) -> None:

@@ -363,18 +363,17 @@ def apply_operation(
                 event(f"dry run foretold some masking: {bool(done.masked)}")
         return
     with app.engine.connect() as conn:
-        of_masked_buyers = set(
+        # Masked orders: a retrieved one is in the database until its buyer is masked again.
+        still_masked = set(
             conn.execute(
-                select(Order.order_nr_external)
-                .join(Customer, Customer.id == Order.customer_id)
-                .where(Customer.masked_at.is_not(None))
+                select(Order.order_nr_external).where(Order.masked_at.is_not(None))
             ).scalars()
         )
-    masked = [o for o in model.orders if o.nr in of_masked_buyers]
+    masked = [o for o in model.orders if o.nr in still_masked]
     target = _pick(masked if op.of_masked and masked else model.orders, op.pick)
     if target is None:
         return
-    if target.nr not in of_masked_buyers:
+    if target.nr not in still_masked:
         with pytest.raises(NotRetrievable):
             retrieve_order(app.ports(), target.nr, op.reason, "agent", model.now)
     else:

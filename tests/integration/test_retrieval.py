@@ -278,6 +278,26 @@ def test_orders_that_are_not_masked_amazon_orders_are_not_retrievable(
     assert _dump(app) == before
 
 
+def test_an_order_retrieved_already_is_refused_with_the_date_and_changes_nothing(
+    app: App,
+) -> None:
+    _masked(app, order(NR, shipped_at=T0), order(OTHER_NR, shipped_at=T0))
+    retrieve_order(at(app, RETRIEVED_AT).ports(), NR, "Rücksendung", "anna", RETRIEVED_AT)
+    later = RETRIEVED_AT + days(20)
+    before = _dump(app)
+
+    with pytest.raises(NotRetrievable) as refused:
+        retrieve_order(at(app, later).ports(), NR, "noch einmal", "ben", later)
+
+    assert str(refused.value) == (
+        f"order {NR!r} was retrieved already on 2026-04-06; its data is in the database, "
+        "read-only until it is masked again"
+    )
+    assert _dump(app) == before  # the re-mask stays due 30 days after the first retrieval
+    # The buyer's other order, still masked, is retrieved as before.
+    assert retrieve_order(at(app, later).ports(), OTHER_NR, "Rechnung", "ben", later).restored_rows
+
+
 def test_unknown_order_is_reported(app: App) -> None:
     with pytest.raises(UnknownOrder):
         retrieve_order(at(app, RETRIEVED_AT).ports(), NR, "Rücksendung", "anna", RETRIEVED_AT)

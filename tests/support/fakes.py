@@ -476,7 +476,7 @@ class FakeCustomers:
         last = c.masked_at
         if last is not None and remasked:
             last = max(last, *remasked)
-        return MaskedState(customer_id, c.masked_at, last, c.shredded_at)
+        return MaskedState(customer_id, c.masked_at, last, c.shredded_at, c.retrieved_at)
 
     def restore(
         self, customer_id: int, order_id: int, merged: Mapping[str, Mapping[int, Mapping[str, Any]]]

@@ -163,17 +163,21 @@ def test_a_caller_cannot_commit_after_a_failed_inner_operation() -> None:
 
 
 def test_the_retrieval_past_the_hourly_limit_raises_one_alert() -> None:
-    ports, uow = _ports()  # fake_ports' limit: 3 an hour
-    for _ in range(2):
-        retrieve_order(ports, NR, "eins", "anna")
-        retrieve_order(ports, OTHER_NR, "zwei", "anna")
+    store, data = InMemoryArchive(), FakeData()
+    more = ("304-1111111-1111111", "305-2222222-2222222")
+    for cid, nr in enumerate((NR, OTHER_NR, *more), start=1):
+        _masked_buyer(data, store, cid, nr, "Weber")
+    uow = FakeUnitOfWork(data)
+    ports = fake_ports(uow, archive=store, now=NOW)  # fake_ports' limit: 3 an hour
+    for nr in (NR, OTHER_NR, *more):  # an order retrieved already is not retrieved again
+        retrieve_order(ports, nr, "eins", "anna")
 
     actions = [(e.actor, e.action, e.subject) for e in uow.committed.audit]
     assert actions == [
         ("anna", RETRIEVED, NR),
         ("anna", RETRIEVED, OTHER_NR),
-        ("anna", RETRIEVED, NR),
-        ("anna", RETRIEVED, OTHER_NR),
+        ("anna", RETRIEVED, more[0]),
+        ("anna", RETRIEVED, more[1]),
         ("shelflife", RATE_ALERT, "anna"),
     ]
     assert dict(uow.committed.audit[-1].detail) == {"retrievals_last_hour": 4, "limit": 3}

@@ -216,6 +216,8 @@ class MaskedState:
     """The first masking, or the last re-masking after a retrieval."""
     shredded_at: datetime | None = None
     """When the buyer's archive data key was destroyed: nothing can be retrieved any more."""
+    retrieved_at: datetime | None = None
+    """The buyer's latest retrieval, until the re-mask: the orders it restored are unmasked."""
 
 
 @dataclass(frozen=True)

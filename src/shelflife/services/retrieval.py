@@ -109,6 +109,12 @@ def retrieve_order(
             raise NotRetrievable(
                 f"order {order_nr!r} is not masked; its data is in the database already"
             )
+        if state.retrieved_at is not None and not uow.after_sales.order_masked(order.id):
+            # Retrieving it again would only push its re-mask back by another 30 days.
+            raise NotRetrievable(
+                f"order {order_nr!r} was retrieved already on {state.retrieved_at:%Y-%m-%d}; "
+                "its data is in the database, read-only until it is masked again"
+            )
         check_retrieval_time(now, state.last_masked_at, real_now)
         copies = uow.archive_copies.of_customer(order.customer_id)
         if not copies:

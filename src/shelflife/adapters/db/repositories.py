@@ -273,8 +273,8 @@ class SqlCustomers:
         return customers.move_customer(self.conn, keep_id, other_id)
 
     def lock_masked_state(self, customer_id: int) -> MaskedState:
-        masked_at, shredded_at = self.conn.execute(
-            select(Customer.masked_at, Customer.shredded_at)
+        masked_at, shredded_at, retrieved_at = self.conn.execute(
+            select(Customer.masked_at, Customer.shredded_at, Customer.retrieved_at)
             .where(Customer.id == customer_id)
             .with_for_update()
         ).one()
@@ -284,7 +284,7 @@ class SqlCustomers:
             )
         ).scalar()
         last = masked_at if remasked is None or masked_at is None else max(masked_at, remasked)
-        return MaskedState(customer_id, masked_at, last, shredded_at)
+        return MaskedState(customer_id, masked_at, last, shredded_at, retrieved_at)
 
     def restore(
         self, customer_id: int, order_id: int, merged: Mapping[str, Mapping[int, Mapping[str, Any]]]
