@@ -13,6 +13,7 @@ from shelflife.adapters.auth import secrets as auth_secrets
 from shelflife.bootstrap import App
 from shelflife.domain.accounts import SESSION_IDLE_TIMEOUT
 from shelflife.domain.clock import FixedClock
+from shelflife.entrypoints.web.api import MAX_JSON_BYTES
 from shelflife.entrypoints.web.app import SECURITY_HEADERS, create_web_app
 from shelflife.services.accounts import add_user, create_token, disable_user
 from shelflife.services.audit import recent_entries
@@ -100,6 +101,30 @@ def test_login_without_the_forms_csrf_token_is_refused(client: TestClient) -> No
     )
     assert response.status_code == 403
     assert "shelflife_session" not in client.cookies
+
+
+@pytest.mark.parametrize("declared", [True, False], ids=["content-length", "chunked"])
+def test_a_form_larger_than_any_real_one_is_refused_before_it_is_read_whole(
+    client: TestClient, declared: bool
+) -> None:
+    """Pages, /login among them, are posted before anyone signs in: like the API's bodies,
+    no page's form may make the server hold more than the limit (many fields of 1000 bytes
+    each pass any per-field limit)."""
+    fields = b"&".join(b"f%d=" % n + b"x" * 1000 for n in range(100))
+    body = b"user_name=anna&password=x&csrf_token=y&" + fields
+    assert len(body) > MAX_JSON_BYTES
+    content: bytes | Iterator[bytes] = (
+        body if declared else iter([body[i : i + 4096] for i in range(0, len(body), 4096)])
+    )
+
+    response = client.post(
+        "/login",
+        content=content,
+        headers={"content-type": "application/x-www-form-urlencoded"},
+    )
+
+    assert response.status_code == 413
+    assert "xxxx" not in response.text
 
 
 def test_logout_needs_the_csrf_token_and_ends_the_session_for_good(client: TestClient) -> None:

@@ -74,7 +74,8 @@ MAX_NUMBER_LENGTH = 100
 
 
 MAX_JSON_BYTES = 64 * 1024
-"""The largest body of any other request; the largest real one (an address) is far below."""
+"""The largest body of any other request, a page's form included; the largest real ones (an
+address, a note of 1000 characters) are far below."""
 
 
 class BoundedBodies:

@@ -53,6 +53,8 @@ class _SecurityHeaders(BaseHTTPMiddleware):
 def create_web_app(application: App) -> FastAPI:
     web = FastAPI(title="shelflife", docs_url=None, redoc_url=None, openapi_url=None)
     web.state.shelflife = application
+    # Page forms too (/login before anyone signs in): no body beyond the API's limits is read.
+    web.add_middleware(api_routes.BoundedBodies)
     web.add_middleware(_SecurityHeaders)
     web.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
     web.mount("/api/v1", _create_api(application))
