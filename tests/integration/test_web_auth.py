@@ -103,6 +103,21 @@ def test_login_without_the_forms_csrf_token_is_refused(client: TestClient) -> No
     assert "shelflife_session" not in client.cookies
 
 
+def test_a_too_long_password_is_an_error_page_that_does_not_quote_it(client: TestClient) -> None:
+    page = client.get("/login")
+    password = "Sommer2026!" * 100
+
+    response = client.post(
+        "/login", data={"user_name": "anna", "password": password, "csrf_token": _csrf(page.text)}
+    )
+
+    assert response.status_code == 422
+    assert response.headers["content-type"].startswith("text/html")
+    assert "password: String should have at most 1000 characters" in response.text
+    assert "Sommer2026" not in response.text
+    assert "shelflife_session" not in client.cookies
+
+
 @pytest.mark.parametrize("declared", [True, False], ids=["content-length", "chunked"])
 def test_a_form_larger_than_any_real_one_is_refused_before_it_is_read_whole(
     client: TestClient, declared: bool

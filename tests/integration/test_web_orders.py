@@ -511,6 +511,22 @@ def test_a_too_long_note_is_refused_and_kept_in_the_form(web: TestClient) -> Non
     assert "y" * 1001 + "</textarea>" in response.text
 
 
+def test_a_form_field_beyond_its_limit_is_an_error_page_that_quotes_nothing(
+    web: TestClient,
+) -> None:
+    csrf = _as(web, "anna")
+    text = "Kundin Erika Mustermann, Heidestraße 17 " * 300  # beyond the form's 10,000
+
+    response = web.post(
+        f"/orders/{OPEN_NR}/notes", data={"text": text, "shop": "main", "csrf_token": csrf}
+    )
+
+    assert response.status_code == 422
+    assert response.headers["content-type"].startswith("text/html")
+    assert "text: String should have at most 10000 characters" in response.text
+    assert "Mustermann" not in response.text
+
+
 def test_a_note_without_the_csrf_token_is_refused(web: TestClient, app: App) -> None:
     _as(web, "anna")
     before = _dump(app)

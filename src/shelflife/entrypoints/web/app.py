@@ -9,6 +9,7 @@ from __future__ import annotations
 from importlib.metadata import version
 
 from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from starlette.middleware.base import BaseHTTPMiddleware, RequestResponseEndpoint
@@ -23,7 +24,11 @@ from shelflife.entrypoints.web import (
     pages_orders,
     pages_shops,
 )
-from shelflife.entrypoints.web.errors import api_reference, install_problem_handlers
+from shelflife.entrypoints.web.errors import (
+    api_reference,
+    install_problem_handlers,
+    invalid_fields,
+)
 from shelflife.entrypoints.web.rendering import HERE, render
 from shelflife.entrypoints.web.security import ApiAccount, LoginRequired
 
@@ -77,6 +82,12 @@ def create_web_app(application: App) -> FastAPI:
             {"status": exc.http_status, "message": str(exc)},
             status=exc.http_status,
         )
+
+    @web.exception_handler(RequestValidationError)
+    async def _invalid_form(request: Request, exc: RequestValidationError) -> Response:
+        # FastAPI's own answer is JSON quoting each value sent: a note, a password.
+        message = invalid_fields(exc)[1]
+        return render(request, "error.html", None, {"status": 422, "message": message}, 422)
 
     return web
 

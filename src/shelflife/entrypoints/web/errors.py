@@ -39,6 +39,17 @@ def _where(loc: tuple[object, ...]) -> str:
     return ".".join(str(part) for part in loc if part not in ("body", "query", "path"))
 
 
+def invalid_fields(exc: RequestValidationError) -> tuple[list[dict[str, str]], str]:
+    """Each invalid field with its problem, and all of them in one line. Pydantic's messages
+    are ours to show, but never the input value (it may be PII, or a password)."""
+    errors = [
+        {"field": _where(tuple(e.get("loc", ()))), "problem": str(e.get("msg", "invalid"))}
+        for e in exc.errors()
+    ]
+    detail = "; ".join(f"{e['field'] or 'body'}: {e['problem']}" for e in errors)
+    return errors, detail or "the request is not valid"
+
+
 def install_problem_handlers(api: FastAPI) -> None:
     @api.exception_handler(ShelflifeError)
     async def _ours(_request: Request, exc: ShelflifeError) -> JSONResponse:
@@ -46,13 +57,8 @@ def install_problem_handlers(api: FastAPI) -> None:
 
     @api.exception_handler(RequestValidationError)
     async def _invalid(_request: Request, exc: RequestValidationError) -> JSONResponse:
-        # Pydantic's messages are ours to show, but never the input value (it may be PII).
-        errors = [
-            {"field": _where(tuple(e.get("loc", ()))), "problem": str(e.get("msg", "invalid"))}
-            for e in exc.errors()
-        ]
-        detail = "; ".join(f"{e['field'] or 'body'}: {e['problem']}" for e in errors)
-        return problem(422, detail or "the request is not valid", {"errors": errors})
+        errors, detail = invalid_fields(exc)
+        return problem(422, detail, {"errors": errors})
 
     @api.exception_handler(HTTPException)
     async def _http(_request: Request, exc: HTTPException) -> JSONResponse:
