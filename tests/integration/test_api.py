@@ -475,6 +475,39 @@ def test_bad_address_changes_are_422_and_change_nothing(
     assert show_order(app.ports(), OPEN_NR).model_dump(mode="json") == before
 
 
+@pytest.mark.parametrize(
+    ("url", "body", "detail"),
+    [
+        (
+            f"/orders/{OPEN_NR}/addresses/billing",
+            {"city": "Bonn", "erika.mustermann@example.org": "Heidestraße 17"},
+            "an unknown field: Extra inputs are not permitted",
+        ),
+        (
+            f"/orders/{MASKED_NR}/retrieve",
+            {"reason": "Rücksendung", "Erika Mustermann": "Köln"},
+            "an unknown field: Extra inputs are not permitted",
+        ),
+        (
+            f"/orders/{MASKED_NR}/retrieve",
+            {"reason": "Rücksendung", "user": "boss"},
+            "user: Extra inputs are not permitted",
+        ),
+    ],
+    ids=["e-mail as a key", "name as a key", "field-like key"],
+)
+def test_an_unknown_key_is_named_only_when_it_looks_like_a_field_name(
+    client: TestClient, seeded: Installation, url: str, body: dict[str, Any], detail: str
+) -> None:
+    method = "PATCH" if "addresses" in url else "POST"
+
+    problem = _problem(_call(client, seeded, "admin", method, url, json=body), 422)
+
+    assert problem["detail"] == detail
+    assert problem["errors"] == [{"field": detail.split(":")[0], "problem": detail.split(": ")[1]}]
+    assert "Mustermann" not in json.dumps(problem, ensure_ascii=False)
+
+
 # -- runs, compliance, audit, feature ----------------------------------------------------------
 
 

@@ -436,6 +436,11 @@ def _encodable(value: str) -> bool:
     return True
 
 
+def looks_like_field_name(key: object) -> bool:
+    """Whether an unknown key may be named in a refusal (else it may be a value, PII)."""
+    return isinstance(key, str) and _SAFE_KEY.fullmatch(key) is not None
+
+
 def _describe_unknown(keys: set[object]) -> str:
     shown = sorted(k for k in keys if isinstance(k, str) and _SAFE_KEY.fullmatch(k))
     hidden = len(keys) - len(shown)

@@ -17,6 +17,7 @@ from starlette.exceptions import HTTPException
 
 from shelflife.adapters.db.engine import database_error
 from shelflife.domain.errors import ShelflifeError
+from shelflife.domain.records import looks_like_field_name
 
 log = logging.getLogger(__name__)
 
@@ -35,15 +36,21 @@ def problem(status: int, detail: str, extra: dict[str, object] | None = None) ->
     return JSONResponse(body, status_code=status, media_type=PROBLEM_JSON, headers=headers)
 
 
-def _where(loc: tuple[object, ...]) -> str:
-    return ".".join(str(part) for part in loc if part not in ("body", "query", "path"))
+def _where(loc: tuple[object, ...], kind: object = None) -> str:
+    parts = [part for part in loc if part not in ("body", "query", "path")]
+    if kind == "extra_forbidden" and parts and not looks_like_field_name(parts[-1]):
+        parts[-1] = "an unknown field"  # the key sent is named only if it looks like a field
+    return ".".join(str(part) for part in parts)
 
 
 def invalid_fields(exc: RequestValidationError) -> tuple[list[dict[str, str]], str]:
     """Each invalid field with its problem, and all of them in one line. Pydantic's messages
     are ours to show, but never the input value (it may be PII, or a password)."""
     errors = [
-        {"field": _where(tuple(e.get("loc", ()))), "problem": str(e.get("msg", "invalid"))}
+        {
+            "field": _where(tuple(e.get("loc", ())), e.get("type")),
+            "problem": str(e.get("msg", "invalid")),
+        }
         for e in exc.errors()
     ]
     detail = "; ".join(f"{e['field'] or 'body'}: {e['problem']}" for e in errors)
