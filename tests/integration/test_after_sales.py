@@ -150,6 +150,30 @@ def test_a_document_on_an_unmasked_buyer_is_archived_before_the_buyer_is_masked(
     assert _rows(app, select(Return.reason)) == [("zu groß",)]
 
 
+def test_a_credit_on_a_manual_invoice_still_masked_when_its_buyer_is_retrieved(app: App) -> None:
+    """A manual invoice imported while its buyer was masked was never archived unmasked, so a
+    retrieval leaves it masked; a credit against it needs no second retrieval of the order."""
+    _masked(app)
+    manual = {
+        "type": "manual_invoice",
+        "shop": "main",
+        "customer_of_order": NR,
+        "invoice_nr": "RE-M-1",
+        "created_at": (MASKED_AT + days(1)).isoformat(),
+        "total": "40.00",
+    }
+    _import(app, manual)
+    retrieve_order(at(app, CREATED_AT).ports(), NR, "Rückfrage", "anna")
+    later = CREATED_AT + days(2)
+
+    created = create_credit(at(app, later).ports(), "RE-M-1", "5.00", "Kulanz", "ben")
+
+    assert (created.credit_nr, created.retrieved) == ("GS-RE-M-1-1", False)
+    shown = show_order(app.ports(), NR).model_dump(mode="json")
+    assert shown["retention"]["retrieved_at"] == CREATED_AT.isoformat()  # re-mask not moved
+    assert [h["event"] for h in shown["customer_history"]].count("retrieved") == 1
+
+
 def test_a_shop_order_needs_no_retrieval(app: App) -> None:
     _import(app, order(SHOP_NR, shipped_at=T0, invoiced_at=T0, items=TWO_ITEMS))
     set_feature(app.ports(), "main", True, "ops")

@@ -64,11 +64,15 @@ def _retrieve_if_masked(
     reason: str,
     user: str,
 ) -> bool:
-    """Retrieve the order inside the caller's transaction when its rows are masked."""
+    """Retrieve the order inside the caller's transaction when its rows are masked. A masked
+    invoice whose order is retrieved already (one imported while its buyer was masked, never
+    archived unmasked) needs no second retrieval: that would restore nothing of it."""
     if not masked:
         return False
     if order_nr is None:
         raise NotRetrievable("the invoice's buyer has no order to retrieve it through")
+    if not uow.after_sales.order_masked(uow.orders.find(order_nr, shop).id):
+        return False
     retrieve_order(ports, order_nr, reason, user, shop=shop)
     return True
 
