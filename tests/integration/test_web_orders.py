@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import re
+import sqlite3
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
@@ -13,10 +14,13 @@ import pytest
 from argon2 import PasswordHasher
 from fastapi.testclient import TestClient
 from sqlalchemy import select
+from sqlalchemy.exc import OperationalError
 
 from shelflife.adapters.auth import secrets as auth_secrets
+from shelflife.adapters.db.engine import BUSY
 from shelflife.adapters.db.tables import AuditLogEntry, Base
 from shelflife.bootstrap import App
+from shelflife.entrypoints.web import pages_orders
 from shelflife.entrypoints.web.app import create_web_app
 from shelflife.services.accounts import add_user
 from shelflife.services.importing import import_lines
@@ -421,6 +425,32 @@ def test_an_unreachable_archive_is_shown_next_to_the_form(web: TestClient, app: 
     assert "archive unreachable (test double)" in response.text
     assert f'value="{REASON}"' in response.text
     assert show_order(app.ports(), NR).model_dump(mode="json")["retention"]["state"] == "masked"
+
+
+def test_a_busy_database_is_a_503_page_without_its_statement(
+    web: TestClient, app: App, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    locked = sqlite3.OperationalError("database is locked")
+    locked.sqlite_errorcode = sqlite3.SQLITE_BUSY
+
+    def busy(*_args: Any, **_kwargs: Any) -> None:
+        raise OperationalError(
+            "SELECT * FROM customers WHERE email = ?", ("erika@example.org",), locked
+        )
+
+    _as(web, "anna")
+    monkeypatch.setattr(pages_orders, "show_order", busy)
+    with TestClient(
+        create_web_app(app), base_url="https://shelflife.test", raise_server_exceptions=False
+    ) as client:
+        client.cookies = web.cookies
+        response = client.get(f"/orders/{OPEN_NR}")
+
+    assert response.status_code == 503
+    assert response.headers["content-type"].startswith("text/html")
+    assert BUSY in response.text
+    assert "erika" not in response.text
+    assert "SELECT" not in response.text
 
 
 # -- roles ------------------------------------------------------------------------------------

@@ -6,6 +6,7 @@ test can serve any database, clock and archive.
 
 from __future__ import annotations
 
+import logging
 from importlib.metadata import version
 
 from fastapi import FastAPI, Request
@@ -14,6 +15,7 @@ from fastapi.responses import RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from starlette.middleware.base import BaseHTTPMiddleware, RequestResponseEndpoint
 
+from shelflife.adapters.db.engine import database_error
 from shelflife.bootstrap import App
 from shelflife.domain.errors import ShelflifeError
 from shelflife.entrypoints.web import api as api_routes
@@ -31,6 +33,8 @@ from shelflife.entrypoints.web.errors import (
 )
 from shelflife.entrypoints.web.rendering import HERE, render
 from shelflife.entrypoints.web.security import ApiAccount, LoginRequired
+
+log = logging.getLogger(__name__)
 
 SECURITY_HEADERS = {
     "Content-Security-Policy": (
@@ -81,6 +85,19 @@ def create_web_app(application: App) -> FastAPI:
             None,
             {"status": exc.http_status, "message": str(exc)},
             status=exc.http_status,
+        )
+
+    @web.exception_handler(Exception)
+    async def _unexpected_page(request: Request, exc: Exception) -> Response:
+        # As the API answers: a lock not granted in time or a server gone is a 503 that says
+        # so (never the library's message, which can quote SQL parameters); anything else 500.
+        failure = database_error(exc)
+        if failure is None:
+            log.error("unexpected %s on a page", type(exc).__name__)
+            failure = ShelflifeError(f"unexpected {type(exc).__name__}; nothing was half-written")
+        status = failure.http_status
+        return render(
+            request, "error.html", None, {"status": status, "message": str(failure)}, status
         )
 
     @web.exception_handler(RequestValidationError)
