@@ -10,9 +10,10 @@ import re
 import uuid
 from collections import Counter
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import boto3
 import pytest
@@ -37,6 +38,9 @@ from tests.support.s3_server import REGION, S3Server
 
 ARCHIVE_NIGHT = T0 + days(29.5)
 MASK_NIGHT = T0 + days(31)
+
+
+_T = TypeVar("_T")
 
 
 @pytest.fixture
@@ -89,6 +93,23 @@ class Process:
 
     def __exit__(self, *exc: object) -> None:
         self.app.close()
+
+
+@contextmanager
+def _kms_gone(
+    app: App, moment: datetime, s3: S3Server, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[Process]:
+    """A new process of `app`'s installation whose KMS endpoint goes away once it has loaded
+    its key (a real relay, cut), and is back after the block."""
+    relay = Relay(s3.port)
+    monkeypatch.setenv("AWS_ENDPOINT_URL_KMS", relay.endpoint)
+    try:
+        with Process(app, moment) as process:
+            process.app.keys  # noqa: B018 - the key is loaded while KMS answers
+            relay.cut()
+            yield process
+    finally:
+        monkeypatch.setenv("AWS_ENDPOINT_URL_KMS", s3.endpoint)
 
 
 def _night_calls(database_url: str, home: Path, key: str, buyers: int) -> list[dict[str, int]]:
@@ -295,6 +316,18 @@ def test_a_kms_installation_recovers_after_losing_the_database_from_the_ledger_a
     assert dict(process.calls) == {"DescribeKey": 1, "Decrypt": 2}
 
 
+def _with_2_and_6_buyers(
+    database_url: str, tmp_path: Path, scenario: Callable[[str, Path, int], _T]
+) -> list[tuple[int, _T]]:
+    """`scenario(database url, home, buyers)` with 2 buyers and with 6, each installation in a
+    database of its own: what a night's KMS requests must not grow with."""
+    second = _second_database(database_url, tmp_path)
+    return [
+        (buyers, scenario(url, tmp_path / f"home-{buyers}", buyers))
+        for buyers, url in ((2, database_url), (6, second))
+    ]
+
+
 def _night_without_kms(
     database_url: str,
     home: Path,
@@ -310,14 +343,9 @@ def _night_without_kms(
     try:
         assert import_lines(app, lines(*_orders(buyers))).refused == []
         set_feature(app.ports(), "main", True, "ops")
-        relay = Relay(s3.port)
-        monkeypatch.setenv("AWS_ENDPOINT_URL_KMS", relay.endpoint)
-        with Process(app, ARCHIVE_NIGHT) as process:
-            process.app.keys  # noqa: B018 - the key is loaded while KMS answers
-            relay.cut()
+        with _kms_gone(app, ARCHIVE_NIGHT, s3, monkeypatch) as process:
             failed = run_retention(process.app.ports(), ARCHIVE_NIGHT)
             calls = dict(process.calls)
-        monkeypatch.setenv("AWS_ENDPOINT_URL_KMS", s3.endpoint)
         with Process(app, ARCHIVE_NIGHT + days(1)) as process:
             next_night = run_retention(process.app.ports(), ARCHIVE_NIGHT + days(1))
         counts = {k: getattr(failed, k) for k in ("archived", "archive_failed", "masked")}
@@ -329,12 +357,13 @@ def _night_without_kms(
 def test_kms_going_away_mid_run_fails_each_batch_with_one_request_and_the_next_night_retries(
     database_url: str, tmp_path: Path, kms: Any, s3: S3Server, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    few = _night_without_kms(database_url, tmp_path / "few", kms, s3, monkeypatch, 2)
-    many = _night_without_kms(
-        _second_database(database_url, tmp_path), tmp_path / "many", kms, s3, monkeypatch, 6
+    found = _with_2_and_6_buyers(
+        database_url,
+        tmp_path,
+        lambda url, home, buyers: _night_without_kms(url, home, kms, s3, monkeypatch, buyers),
     )
 
-    for buyers, (counts, reasons, calls, retried) in ((2, few), (6, many)):
+    for buyers, (counts, reasons, calls, retried) in found:
         assert counts == {"archived": 0, "archive_failed": buyers, "masked": 0}
         assert len(reasons) == 1
         assert reasons[0].startswith("KMS cannot be reached for GenerateDataKey with key arn:")
@@ -368,14 +397,9 @@ def _mask_night_without_kms(
             assert run_retention(process.app.ports(), ARCHIVE_NIGHT).archived == buyers
         edits = [dict(o, gift_message="Neue Nachricht") for o in orders[::2]]
         assert import_lines(at(app, ARCHIVE_NIGHT + days(0.5)), lines(*edits)).refused == []
-        relay = Relay(s3.port)
-        monkeypatch.setenv("AWS_ENDPOINT_URL_KMS", relay.endpoint)
-        with Process(app, MASK_NIGHT) as process:
-            process.app.keys  # noqa: B018 - the key is loaded while KMS answers
-            relay.cut()
+        with _kms_gone(app, MASK_NIGHT, s3, monkeypatch) as process:
             tonight = run_retention(process.app.ports(), MASK_NIGHT)
             calls = dict(process.calls)
-        monkeypatch.setenv("AWS_ENDPOINT_URL_KMS", s3.endpoint)
         with Process(app, MASK_NIGHT + days(1)) as process:
             next_night = run_retention(process.app.ports(), MASK_NIGHT + days(1))
         return tonight, calls, next_night
@@ -386,16 +410,19 @@ def _mask_night_without_kms(
 def test_kms_going_away_before_masking_asks_once_per_wrapping_key_and_the_next_night_masks(
     database_url: str, tmp_path: Path, kms: Any, s3: S3Server, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    few = _mask_night_without_kms(database_url, tmp_path / "few", kms, s3, monkeypatch, 2)
-    many = _mask_night_without_kms(
-        _second_database(database_url, tmp_path), tmp_path / "many", kms, s3, monkeypatch, 6
+    found = _with_2_and_6_buyers(
+        database_url,
+        tmp_path,
+        lambda url, home, buyers: _mask_night_without_kms(url, home, kms, s3, monkeypatch, buyers),
     )
 
     # The key's description and the identity key's wrapping key, while KMS answered; then one
     # failed Decrypt of the archive night's wrapping key for the whole night (the verification
     # sample, the edited buyers' new copies, the masking), not one per buyer and step.
-    assert [few[1], many[1]] == [{"DescribeKey": 1, "Decrypt": 2}] * 2
-    for buyers, (tonight, _calls, next_night) in ((2, few), (6, many)):
+    assert [calls for _buyers, (_tonight, calls, _next) in found] == [
+        {"DescribeKey": 1, "Decrypt": 2}
+    ] * 2
+    for buyers, (tonight, _calls, next_night) in found:
         edited = buyers // 2
         assert tonight.counts() == {
             "shops": 1,
@@ -437,17 +464,13 @@ def _archived_then_kms_gone(
     went away after it loaded its key: (what the command returned, or the `KeyUnavailable` it
     raised; KMS requests; warnings logged)."""
     app = _kms_app(database_url, home, _new_kms_key(kms))
-    relay = Relay(s3.port)
     try:
         assert import_lines(app, lines(*_orders(buyers))).refused == []
         set_feature(app.ports(), "main", True, "ops")
         for night in (ARCHIVE_NIGHT, MASK_NIGHT):
             with Process(app, night) as process:
                 run_retention(process.app.ports(), night)
-        monkeypatch.setenv("AWS_ENDPOINT_URL_KMS", relay.endpoint)
-        with Process(app, MASK_NIGHT + days(1)) as process:
-            process.app.keys  # noqa: B018 - the key is loaded while KMS answers
-            relay.cut()
+        with _kms_gone(app, MASK_NIGHT + days(1), s3, monkeypatch) as process:
             caplog.clear()
             with caplog.at_level(logging.WARNING, logger="shelflife"):
                 try:
@@ -457,7 +480,6 @@ def _archived_then_kms_gone(
             warnings = [r.getMessage() for r in caplog.records if r.name.startswith("shelflife")]
             return outcome, dict(process.calls), warnings
     finally:
-        monkeypatch.setenv("AWS_ENDPOINT_URL_KMS", s3.endpoint)
         app.close()
 
 
@@ -471,13 +493,14 @@ def _both(
     caplog: pytest.LogCaptureFixture,
 ) -> list[tuple[int, object, dict[str, int], list[str]]]:
     """`_archived_then_kms_gone` with 2 buyers and with 6: (buyers, outcome, requests, warnings)."""
-    found = []
-    for buyers, url in ((2, database_url), (6, _second_database(database_url, tmp_path))):
-        outcome, calls, warnings = _archived_then_kms_gone(
-            url, tmp_path / f"home-{buyers}", kms, s3, monkeypatch, buyers, command, caplog
-        )
-        found.append((buyers, outcome, calls, warnings))
-    return found
+    found = _with_2_and_6_buyers(
+        database_url,
+        tmp_path,
+        lambda url, home, buyers: _archived_then_kms_gone(
+            url, home, kms, s3, monkeypatch, buyers, command, caplog
+        ),
+    )
+    return [(buyers, *outcome) for buyers, outcome in found]
 
 
 KMS_GONE = (
@@ -589,29 +612,23 @@ def _recovery_with_kms_gone(
     finally:
         app.close()
     initialise(settings)
-    relay = Relay(s3.port)
-    monkeypatch.setenv("AWS_ENDPOINT_URL_KMS", relay.endpoint)
-    try:
-        with Process(build_app(settings, FixedClock(MASK_NIGHT)), MASK_NIGHT) as process:
-            process.app.keys  # noqa: B018 - the key is loaded while KMS answers
-            relay.cut()
-            with pytest.raises(KeyUnavailable) as stopped:
-                recover_archive(process.app.ports(), "ops")
-            return stopped.value, dict(process.calls)
-    finally:
-        monkeypatch.setenv("AWS_ENDPOINT_URL_KMS", s3.endpoint)
+    with _kms_gone(app, MASK_NIGHT, s3, monkeypatch) as process:  # the settings of `app`
+        with pytest.raises(KeyUnavailable) as stopped:
+            recover_archive(process.app.ports(), "ops")
+        return stopped.value, dict(process.calls)
 
 
 def test_archive_recover_with_kms_gone_stops_at_once_naming_kms(
     database_url: str, tmp_path: Path, kms: Any, s3: S3Server, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    few = _recovery_with_kms_gone(database_url, tmp_path / "few", kms, s3, monkeypatch, 2)
-    many = _recovery_with_kms_gone(
-        _second_database(database_url, tmp_path), tmp_path / "many", kms, s3, monkeypatch, 6
+    found = _with_2_and_6_buyers(
+        database_url,
+        tmp_path,
+        lambda url, home, buyers: _recovery_with_kms_gone(url, home, kms, s3, monkeypatch, buyers),
     )
 
-    assert [few[1], many[1]] == [{"DescribeKey": 1, "Decrypt": 2}] * 2
-    for stopped, _calls in (few, many):
+    assert [calls for _buyers, (_stopped, calls) in found] == [{"DescribeKey": 1, "Decrypt": 2}] * 2
+    for _buyers, (stopped, _calls) in found:
         assert str(stopped).startswith("KMS cannot be reached for Decrypt with key arn:aws:kms:")
         assert str(stopped).endswith(
             f"{KMS_GONE}; the recovery stopped at {_only_segment(stopped)} (the segments "
