@@ -28,13 +28,13 @@ class _App:
 
 
 def _outcome(monkeypatch: pytest.MonkeyPatch, failure: BaseException) -> Any:
-    def failing(_ports: object, _as_of: datetime) -> None:
+    def failing(_ports: object, _as_of: datetime, _stop_requested: object) -> None:
         raise failure
 
     monkeypatch.setattr(workers, "build_app", lambda _settings: _App())
     monkeypatch.setattr(workers, "work_night", failing)
     receiving, sending = multiprocessing.Pipe(duplex=False)
-    _help(None, NIGHT, sending)  # type: ignore[arg-type]
+    _help(None, NIGHT, sending, multiprocessing.Event())  # type: ignore[arg-type]
     return receiving.recv()
 
 

@@ -12,7 +12,7 @@ import pytest
 
 from shelflife.domain.errors import ArchiveUnavailable
 from shelflife.domain.masking import MASKED_TEXT
-from shelflife.domain.ports import Ports, Selection
+from shelflife.domain.ports import Limits, Ports, Selection
 from shelflife.services.documents import RunReportDocument
 from shelflife.services.pipeline import RUN_FAILED, RUN_FINISHED, run_retention, work_night
 from tests.support.fakes import (
@@ -69,8 +69,9 @@ class Eager:
     def wait(self) -> list[RunReportDocument]:
         return self.done
 
-    def stop(self) -> None:
+    def stop(self) -> list[RunReportDocument]:
         self.stopped = True
+        return self.done
 
 
 @dataclass
@@ -84,8 +85,9 @@ class Failing:
     def wait(self) -> list[RunReportDocument]:
         raise ArchiveUnavailable(self.why)
 
-    def stop(self) -> None:
+    def stop(self) -> list[RunReportDocument]:
         self.stopped = True
+        return []
 
 
 def test_a_helpers_work_is_counted_recorded_and_audited_as_the_runs_own() -> None:
@@ -192,3 +194,47 @@ def test_a_progress_bar_gets_each_steps_total_and_a_run_without_one_counts_nothi
     report = run_retention(_ports(*(_shipped(cid) for cid in (1, 2, 3))), NIGHT)
 
     assert (report.archived, report.masked, counted) == (3, 3, [])
+
+
+def test_a_helper_asked_to_stop_ends_after_its_batch_and_returns_what_it_did() -> None:
+    data = FakeData()
+    for cid in (1, 2, 3):
+        data.customers[cid] = _shipped(cid)
+    ports = fake_ports(FakeUnitOfWork(data), now=NIGHT, limits=Limits(batch_size=1))
+    asked: list[bool] = []
+
+    def stop_requested() -> bool:
+        asked.append(True)
+        return True  # the run asked before the helper's first batch ended
+
+    report = work_night(ports, NIGHT, stop_requested)
+
+    assert (report.archived, report.masked, len(asked)) == (1, 1, 1)
+    assert [c.masked_at is not None for c in _data(ports).customers.values()] == [
+        True,
+        False,
+        False,
+    ]
+
+
+@dataclass
+class StoppedMidway(Failing):
+    """A helper that had archived and masked two buyers when the run stopped it."""
+
+    def stop(self) -> list[RunReportDocument]:
+        self.stopped = True
+        return [RunReportDocument(as_of=NIGHT.isoformat(), archived=2, masked=2)]
+
+
+def test_a_run_that_fails_records_what_its_stopped_helpers_did() -> None:
+    data = FakeData()
+    data.customers[1] = _shipped(1)
+    ports = fake_ports(_UowWhoseMaskFails(data), now=NIGHT)
+    helper = StoppedMidway("never asked")
+
+    with pytest.raises(ArchiveUnavailable, match="archive went away mid-run"):
+        run_retention(ports, NIGHT, helpers=helper)
+
+    assert helper.stopped
+    (run,) = _data(ports).runs.values()
+    assert (run.counts["archived"], run.counts["masked"]) == (2, 2)

@@ -13,11 +13,13 @@ import multiprocessing
 import os
 import signal
 import threading
+import time
 from datetime import datetime
 from functools import partial
 from multiprocessing import resource_tracker
 from multiprocessing.connection import Connection, wait
 from multiprocessing.process import BaseProcess
+from multiprocessing.synchronize import Event as EventType
 
 from shelflife.adapters.db.engine import database_error
 from shelflife.bootstrap import App, build_app
@@ -28,6 +30,9 @@ from shelflife.services.pipeline import StartHelpers, work_night
 
 MAX_WORKERS = 64
 ORPHANED = 3  # a helper's exit code when its run ended before it
+STOP_GRACE = 60.0
+"""Seconds a stopping run waits for its helpers to end their batches and send their counts:
+a batch takes about a second at the default size."""
 
 ONE_WRITER = (
     "several workers need PostgreSQL: SQLite lets one process write at a time, so a run on "
@@ -60,13 +65,17 @@ class ProcessHelpers:
     def __init__(self, settings: Settings, count: int, as_of: datetime) -> None:
         context = multiprocessing.get_context("spawn")
         self._running: list[tuple[BaseProcess, Connection]] = []
+        self._reports: list[RunReportDocument] = []
+        self._stop_requested = context.Event()
         # Started first: starting it unblocks SIGINT in the calling thread (see below).
         resource_tracker.ensure_running()
         try:
             for _ in range(count):
                 receiving, sending = context.Pipe(duplex=False)
                 process = context.Process(
-                    target=_help, args=(settings, as_of, sending), name="shelflife-run-helper"
+                    target=_help,
+                    args=(settings, as_of, sending, self._stop_requested),
+                    name="shelflife-run-helper",
                 )
                 # Ctrl-C reaches every process of the terminal's foreground group: a helper
                 # would die with a traceback (while still importing, too). It is the run's to
@@ -84,10 +93,37 @@ class ProcessHelpers:
             raise
 
     def wait(self) -> list[RunReportDocument]:
-        """Every helper's counts; the first failure is raised once all have ended."""
-        reports: list[RunReportDocument] = []
+        """Every helper's counts; the first failure is raised once all have ended (the counts
+        of the others stay for `stop`)."""
+        failure = self._collect(None)
+        if failure is not None:
+            raise failure
+        return list(self._reports)
+
+    def stop(self) -> list[RunReportDocument]:
+        """Ask every helper to end after the batch it is in, and collect its counts; one that
+        has not answered within `STOP_GRACE` seconds (or once the operator presses Ctrl-C
+        again) is ended without them."""
+        self._stop_requested.set()
+        try:
+            self._collect(STOP_GRACE)
+        finally:
+            for process, receiving in self._running:
+                process.terminate()
+                process.join()
+                receiving.close()
+            self._running = []
+        return list(self._reports)
+
+    def _collect(self, grace: float | None) -> ShelflifeError | None:
+        """Each running helper's outcome, waiting as long as it takes (`grace` None) or until
+        `grace` seconds from now; keeps the counts and returns the first failure."""
+        deadline = None if grace is None else time.monotonic() + grace
         failure: ShelflifeError | None = None
-        for process, receiving in self._running:
+        for entry in list(self._running):
+            process, receiving = entry
+            if deadline is not None and not receiving.poll(max(0.0, deadline - time.monotonic())):
+                continue  # left running: `stop` ends it
             try:
                 outcome = receiving.recv()
             except EOFError:  # killed, or died before it could answer
@@ -97,19 +133,12 @@ class ProcessHelpers:
                 )
             process.join()
             receiving.close()
+            self._running.remove(entry)
             if isinstance(outcome, ShelflifeError):
                 failure = failure or outcome
             else:
-                reports.append(RunReportDocument.model_validate(outcome))
-        if failure is not None:
-            raise failure
-        return reports
-
-    def stop(self) -> None:
-        for process, receiving in self._running:
-            process.terminate()
-            process.join()
-            receiving.close()
+                self._reports.append(RunReportDocument.model_validate(outcome))
+        return failure
 
 
 def _ended(process: BaseProcess) -> int | None:
@@ -117,8 +146,11 @@ def _ended(process: BaseProcess) -> int | None:
     return process.exitcode
 
 
-def _help(settings: Settings, as_of: datetime, sending: Connection) -> None:
-    """A helper's whole life: its own app, its share of the night, its counts to the run.
+def _help(
+    settings: Settings, as_of: datetime, sending: Connection, stop_requested: EventType
+) -> None:
+    """A helper's whole life: its own app, its share of the night (until the run asks it to
+    stop), its counts to the run.
     Only the project's own errors travel as they are (their messages hold no PII), a database's
     failure as ours (`database_error`); of any other error only the type."""
     outcome: object
@@ -126,7 +158,7 @@ def _help(settings: Settings, as_of: datetime, sending: Connection) -> None:
     try:
         app = build_app(settings)
         try:
-            outcome = work_night(app.ports(), as_of).model_dump(mode="json")
+            outcome = work_night(app.ports(), as_of, stop_requested.is_set).model_dump(mode="json")
         finally:
             app.close()
     except ShelflifeError as exc:

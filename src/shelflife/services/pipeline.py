@@ -120,8 +120,11 @@ class Helpers(Protocol):
         """Each helper's counts once it has finished; raises when one of them failed."""
         ...
 
-    def stop(self) -> None:
-        """End the helpers early: the run failed. Their committed batches stay done."""
+    def stop(self) -> list[RunReportDocument]:
+        """End the helpers early: the run failed or was interrupted. Each ends after the batch
+        it is in and returns the counts of what it did, which the run's record then includes
+        (a helper that does not answer in time is ended without: its committed batches stay
+        done, uncounted)."""
         ...
 
 
@@ -154,16 +157,32 @@ def run_retention(
         return _run(ports, as_of, progress, lock, actor, helpers)
 
 
-def work_night(ports: Ports, as_of: datetime) -> RunReport:
+class _StopRequested(Exception):
+    """Raised between two batches of a helper whose run asked it to stop."""
+
+
+def work_night(
+    ports: Ports, as_of: datetime, stop_requested: Callable[[], bool] = lambda: False
+) -> RunReport:
     """A helper's share of a run (see `run_retention`): archive, mask and re-mask the batches
     it claims as of `as_of` in every enabled shop. Records no run and reclaims nothing, and
     leaves the counts every worker would see alike (shops, buyers refused for their key) to
-    the run itself."""
+    the run itself. Once `stop_requested()`, it ends after the batch it is in and returns the
+    counts of what it did."""
     ports = for_one_run(ports)
     with ports.reader as reader:
         enabled = reader.shops.enabled()
     report = RunReport(as_of=as_of.isoformat())
-    _work(ports, ports.keys if enabled else None, enabled, as_of, report, _noop, leader=False)
+
+    def after_batch() -> None:
+        if stop_requested():
+            raise _StopRequested
+
+    keys = ports.keys if enabled else None
+    try:
+        _work(ports, keys, enabled, as_of, report, _noop, leader=False, after_batch=after_batch)
+    except _StopRequested:
+        log.info("helper stopped by its run after a batch")
     return report
 
 
@@ -177,17 +196,19 @@ def _work(
     *,
     leader: bool = True,
     actor: str = SYSTEM_ACTOR,
+    after_batch: Callable[[], None] = lambda: None,
 ) -> None:
     """The steps for every enabled shop, counted into `report` as they go (a run that stops
     keeps what it did); the `leader` (the run, not a helper) also counts the shops and the
-    buyers left out for their key, which every worker would count alike."""
+    buyers left out for their key, which every worker would count alike. `after_batch` is
+    called after each committed batch: a helper stops there when its run asks it to."""
     batch = ports.limits.batch_size
     for shop in enabled:
         assert keys is not None
         report.shops += int(leader)
         cutoffs = Cutoffs.for_shop(as_of, ZoneInfo(shop.time_zone))
         others = _rotation_key_ids(ports, keys.key_id)
-        _archive_step(ports, keys, shop.id, cutoffs, batch, report, progress, others)
+        _archive_step(ports, keys, shop.id, cutoffs, batch, report, progress, others, after_batch)
         for event, due, refused_due in (
             ("masked", Due.MASK, Due.MASK_REFUSED),
             ("remasked", Due.REMASK, Due.REMASK_REFUSED),
@@ -201,6 +222,7 @@ def _work(
                 batch,
                 progress,
                 report,
+                after_batch,
             )
             if leader:
                 elsewhere = _refused_by_key_id(
@@ -247,7 +269,8 @@ def _run(
             theirs = running.wait() if running is not None else []
         except BaseException:  # Ctrl-C while waiting for the helpers stops them too
             if running is not None:
-                running.stop()
+                for helped in running.stop():  # what they did counts in the run's record
+                    report.merge(helped)
             raise
         for helped in theirs:
             report.merge(helped)
@@ -405,6 +428,7 @@ def _archive_step(
     report: RunReport,
     progress: Progress,
     others: tuple[str, ...] = (),
+    after_batch: Callable[[], None] = lambda: None,
 ) -> None:
     selection = Selection(Due.ARCHIVE, shop_id, cutoffs)
     total = _planned(ports, selection, progress)
@@ -418,6 +442,7 @@ def _archive_step(
                 after = ids[-1]
                 handled += len(ids)
                 progress("archive", handled, max(total, handled))
+                after_batch()
     finally:
         report.masked += after_commit.total  # masked behind the batches, failed step or not
 
@@ -685,6 +710,7 @@ def _mask_step(
     batch: int,
     progress: Progress,
     report: RunReport,
+    after_batch: Callable[[], None] = lambda: None,
 ) -> None:
     """Mask the buyers due, batch by batch, counting each committed batch into `report` as
     `event` and `mask_refused`, with why (a run that stops keeps the count of what it masked).
@@ -710,6 +736,7 @@ def _mask_step(
             after = ids[-1]
             handled += len(ids)
             progress(event, handled, max(total, handled))
+            after_batch()
     if refused:
         ids = [cid for cid, _why in refused]
         _log_refused(keys.key_id, event, len(refused), ids, refused[0][1])
