@@ -355,3 +355,27 @@ def test_an_unreachable_document_store_costs_the_import_its_pdfs_only(
     again = import_lines(app, [record])  # unchanged, but the PDF still missing is made
     assert (again.unchanged, again.pdfs_made) == (1, 1)
     assert document_pdf(app.ports(), "invoice", f"RE-{NR}").startswith(b"%PDF-")
+
+
+def test_a_pdf_first_made_at_archiving_comes_back_with_the_retrieval(
+    database_url: str, tmp_path: Path
+) -> None:
+    app, _clock = make_app(database_url, tmp_path / "home")
+    store = app.documents
+    app.documents = UnreachableArchive()  # the import makes no PDF: the archive step must
+    record = json.dumps(order(NR, shipped_at=T0, invoiced_at=T0), ensure_ascii=False)
+    assert import_lines(app, [record]).pdfs_made == 0
+    app.documents = store
+    set_feature(app.ports(), "main", True, "ops")
+    report = run_retention(at(app, MASKED_AT).ports(), MASKED_AT)
+    assert (report.archived, report.masked) == (1, 1)
+    with app.engine.connect() as conn:
+        copy = conn.execute(select(ArchiveCopy)).one()
+    archived = CustomerSnapshot.from_bytes(copy_plaintext(app, copy))
+    [(invoice_id, pdf)] = archived.documents["invoices"].items()
+    assert archived.rows["invoices"][invoice_id]["pdf_sha256"] == hashlib.sha256(pdf).hexdigest()
+
+    retrieve_order(at(app, RETRIEVED_AT).ports(), NR, "Rückfrage", "anna", RETRIEVED_AT)
+
+    assert document_pdf(app.ports(), "invoice", f"RE-{NR}") == pdf
+    assert _stored(app) == {pdf_object_key("invoice", invoice_id): pdf}

@@ -146,6 +146,12 @@ def attach_pdfs(
                 failed.append((cid, why or "an invoice or credit PDF is unreadable"))
                 break
             snap.add_pdf(ref.table, ref.id, data)
+            # A PDF made just now was recorded after the snapshot was taken: its row gets the
+            # digest too, or a retrieval (which puts back the PDFs whose restored digest they
+            # match) would leave this archived PDF out.
+            row = snap.rows.get(ref.table, {}).get(ref.id)
+            if row is not None:
+                row["pdf_sha256"] = sha256(data)
 
 
 def _read_recorded(store: ArchiveStore, ref: PdfRef) -> tuple[bytes | None, str | None]:
