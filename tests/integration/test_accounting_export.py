@@ -27,6 +27,7 @@ from shelflife.services.dashboard import dashboard
 from shelflife.services.exports import (
     check_export_warnings,
     export_accounting,
+    export_invoices,
     write_atomically,
 )
 from shelflife.services.importing import import_lines
@@ -179,6 +180,31 @@ def test_a_bad_period_or_shop_is_refused(exported_app: App) -> None:
         export_accounting(exported_app.ports(), date(2026, 3, 2), date(2026, 3, 1), None, "a")
     with pytest.raises(UnknownShop):
         export_accounting(exported_app.ports(), date(2026, 3, 1), date(2026, 3, 2), "x", "a")
+
+
+@pytest.mark.parametrize(
+    ("first", "last"), [(date(1, 1, 1), date(2026, 3, 1)), (date(2026, 3, 1), date(9999, 12, 31))]
+)
+def test_a_period_at_the_edge_of_the_calendar_is_refused_and_names_the_period(
+    exported_app: App, tmp_path: Path, first: date, last: date
+) -> None:
+    """Berlin's midnight of 1 January of year 1 is in year 0 in UTC, and the day after
+    31 December 9999 does not exist: neither export may fail with an unexplained error."""
+    folder = tmp_path / "out"
+    folder.mkdir()
+    refusal = (
+        f"^period: {first.isoformat()} to {last.isoformat()} reaches the edge of the calendar; "
+        "give days from 0001-01-02 to 9999-12-30$"
+    )
+    with pytest.raises(InvalidInput, match=refusal):
+        export_accounting(
+            exported_app.ports(), first, last, None, "a", write_atomically(folder / "a.csv")
+        )
+    with pytest.raises(InvalidInput, match=refusal):
+        export_invoices(exported_app.ports(), first, last, None, "a", folder / "a.zip")
+    assert list(folder.iterdir()) == []
+    with exported_app.engine.connect() as conn:
+        assert conn.execute(select(Export.id)).all() == []
 
 
 def test_the_cli_writes_the_file_and_says_how_many_are_masked(

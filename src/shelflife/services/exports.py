@@ -119,9 +119,7 @@ def export_accounting(
         zones = {s.name: ZoneInfo(s.time_zone) for s in shops}
         rows: list[AccountingRow] = []
         for s in shops:
-            zone = zones[s.name]
-            start = start_of_local_day(first, zone)
-            end = start_of_local_day(last + timedelta(days=1), zone)
+            start, end = _local_period(first, last, zones[s.name])
             rows += uow.exports.accounting_rows(s.id, start, end)
         rows.sort(key=lambda r: (r.created_at, r.shop, r.kind != "invoice", r.number))
         data = accounting_csv(rows, zones)
@@ -146,6 +144,18 @@ def export_accounting(
         )
         uow.commit()
     return ExportResult(data, len(rows), digest, sum(1 for r in rows if r.masked))
+
+
+def _local_period(first: date, last: date, zone: ZoneInfo) -> tuple[datetime, datetime]:
+    """The instants (UTC) from the start of `first` to the end of `last`, local days in `zone`.
+    A day at the very edge of the calendar (year 1, 31 December 9999) has no such instant."""
+    try:
+        return start_of_local_day(first, zone), start_of_local_day(last + timedelta(days=1), zone)
+    except OverflowError:
+        raise InvalidInput(
+            f"period: {first.isoformat()} to {last.isoformat()} reaches the edge of the calendar; "
+            "give days from 0001-01-02 to 9999-12-30"
+        ) from None
 
 
 def write_atomically(out: Path) -> Callable[[bytes], None]:
@@ -280,9 +290,7 @@ def export_invoices(
         zones = {s.name: ZoneInfo(s.time_zone) for s in shops}
         refs: list[PdfRef] = []
         for s in shops:
-            zone = zones[s.name]
-            start = start_of_local_day(first, zone)
-            end = start_of_local_day(last + timedelta(days=1), zone)
+            start, end = _local_period(first, last, zones[s.name])
             refs += uow.pdfs.of_period(s.id, start, end)
         refs.sort(key=lambda r: (r.created_at, r.shop, r.kind != "invoice", r.number))
         digest, included = _write_invoices_zip(ports, refs, zones, out)
