@@ -8,10 +8,12 @@ from __future__ import annotations
 import base64
 import json
 import shutil
+import threading
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+import pytest
 from sqlalchemy import select, update
 from typer.testing import CliRunner
 
@@ -353,3 +355,46 @@ def test_a_damaged_segment_whose_copies_were_all_renewed_is_no_longer_a_problem(
     assert key not in {c.object_key for c in _copies(app)}
     assert verify_archive(app.ports(), 100).problems == []
     assert open_archive_problems(app.ports()) == []
+
+
+@pytest.mark.postgres
+def test_a_damaged_copy_is_not_dropped_under_a_buyer_the_night_masks_meanwhile(
+    request: pytest.FixtureRequest, tmp_path: Path
+) -> None:
+    """`archive verify` drops the damaged copies of buyers never masked, so that they are
+    archived again before masking. A nightly run masking one of them at the same moment holds
+    its row until it commits; the verification must then see the mask and keep the copy (the
+    masked buyer's only way back), not drop it from under the mask. PostgreSQL only: on SQLite
+    one write transaction at a time makes the two happen one after the other."""
+    cluster = request.getfixturevalue("postgres_cluster")
+    app = _app(cluster.create_database("verify_vs_mask"), tmp_path)
+    try:
+        run_retention(at(app, ARCHIVED_AT).ports(), ARCHIVED_AT)
+        buyer = _customer(app, NRS[0])
+        assert buyer.archived_revision is not None
+        assert buyer.masked_at is None
+        dropped: list[list[int]] = []
+
+        def verify_drops_the_copy() -> None:
+            with app.ports().uow as uow:
+                dropped.append(
+                    uow.archive_copies.discard_unmasked([(buyer.id, buyer.archived_revision)])
+                )
+                uow.commit()
+
+        with app.engine.connect() as night:
+            night.execute(
+                update(Customer).where(Customer.id == buyer.id).values(masked_at=MASKED_AT)
+            )
+            verifying = threading.Thread(target=verify_drops_the_copy)
+            verifying.start()
+            verifying.join(timeout=1.0)  # waits for the night's row, or (the defect) does not
+            night.commit()
+        verifying.join()
+
+        assert dropped == [[]]
+        assert len(_copies(app, NRS[0])) == 1
+        assert _customer(app, NRS[0]).archived_revision == buyer.archived_revision
+    finally:
+        app.close()
+        cluster.drop_database("verify_vs_mask")

@@ -634,11 +634,14 @@ class SqlArchiveCopies:
     def discard_unmasked(self, copies: Sequence[tuple[int, int]]) -> list[int]:
         if not copies:
             return []
+        # Locked: a nightly run masking one of them meanwhile is waited for, and then its
+        # buyer is masked and keeps the copy (its only way back). Without the lock the copy
+        # went from under the mask (PostgreSQL; SQLite writes one transaction at a time).
         never_masked = set(
             self.conn.execute(
-                select(Customer.id).where(
-                    Customer.id.in_({cid for cid, _rev in copies}), Customer.masked_at.is_(None)
-                )
+                select(Customer.id)
+                .where(Customer.id.in_({cid for cid, _rev in copies}), Customer.masked_at.is_(None))
+                .with_for_update()
             ).scalars()
         )
         dropped = sorted({cid for cid, _rev in copies if cid in never_masked})
