@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import os
 import stat
 from pathlib import Path
 
@@ -19,7 +20,7 @@ from shelflife.adapters.keys.envelope import (
     read_header,
     seal,
 )
-from shelflife.adapters.keys.master_key import LocalKeyProvider, WrappedKey
+from shelflife.adapters.keys.master_key import MAX_KEY_FILE, LocalKeyProvider, WrappedKey
 from shelflife.domain.errors import (
     ArchiveCorrupt,
     ArchiveUnavailable,
@@ -784,3 +785,35 @@ def test_file_url_without_an_absolute_local_path_is_invalid_input(url: str) -> N
         "SHELFLIFE_ARCHIVE_URL: a file URL needs an absolute local path, "
         "e.g. file:///var/lib/shelflife/archive"
     )
+
+
+def test_key_file_that_is_a_device_is_refused_without_reading_it(tmp_path: Path) -> None:
+    """A link to /dev/zero was read without end until the process ran out of memory."""
+    path = tmp_path / "master.key"
+    path.symlink_to("/dev/zero")
+
+    with pytest.raises(KeyUnavailable) as info:
+        LocalKeyProvider.from_file(path)
+
+    assert str(info.value) == f"master key file {path} is not a regular file"
+
+
+def test_key_file_that_is_a_pipe_is_refused_without_waiting_for_a_writer(tmp_path: Path) -> None:
+    path = tmp_path / "master.key"
+    os.mkfifo(path, 0o600)
+
+    with pytest.raises(KeyUnavailable) as info:
+        LocalKeyProvider.from_file(path)
+
+    assert str(info.value) == f"master key file {path} is not a regular file"
+
+
+def test_key_file_far_longer_than_any_key_file_is_not_a_key_file(tmp_path: Path) -> None:
+    path = tmp_path / "master.key"
+    key = base64.b64encode(bytes(32)).decode()
+    write_private(path, (" " * MAX_KEY_FILE + json.dumps({"key_id": "k", "key": key})).encode())
+
+    with pytest.raises(KeyUnavailable) as info:
+        LocalKeyProvider.from_file(path)
+
+    assert str(info.value) == f"master key file {path} is not a shelflife key file"

@@ -24,6 +24,10 @@ from shelflife.domain.ports import KeyLocation, WrappedKey
 __all__ = ["LocalKeyProvider", "WrappedKey"]
 
 
+MAX_KEY_FILE = 64 * 1024
+"""Bytes read of a key file at most; a shelflife key file holds about a hundred."""
+
+
 class LocalKeyProvider:
     """Wraps data keys with a master key held in a local file (mode 0600).
 
@@ -72,7 +76,14 @@ class LocalKeyProvider:
                     f"master key file {path} can be read or written by other users "
                     f"(mode {stat.S_IMODE(mode):04o}); run `chmod 600 {path}`"
                 )
-            body = json.loads(path.read_text())
+            if not (stat.S_ISREG(mode) or stat.S_ISDIR(mode)):
+                # A device reads without end (/dev/zero filled the memory) and a pipe waits.
+                raise KeyUnavailable(f"master key file {path} is not a regular file")
+            with path.open("rb") as handle:
+                text = handle.read(MAX_KEY_FILE + 1)
+            if len(text) > MAX_KEY_FILE:
+                raise ValueError("longer than any key file")
+            body = json.loads(text.decode())
             key_id, key = str(body["key_id"]), base64.b64decode(body["key"], validate=True)
         except FileNotFoundError:
             raise KeyUnavailable(
