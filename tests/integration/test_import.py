@@ -116,6 +116,24 @@ def test_default_pattern_identifies_amazon_orders_by_their_number(app: App) -> N
     assert _customer_row(app, "SHOP-100001").channel == "shop"
 
 
+@pytest.mark.parametrize(
+    "nr",
+    [
+        "３０２-１２３４５６７-１２３４５６７",  # full-width digits
+        "٣٠٢-١٢٣٤٥٦٧-١٢٣٤٥٦٧",  # Arabic-Indic digits
+        "302-1234567-１２３４５６７",  # ASCII and full-width mixed
+    ],
+)
+def test_order_numbers_of_other_digits_than_ascii_are_not_amazon_orders(app: App, nr: str) -> None:
+    """Amazon writes its order numbers in ASCII digits; a number that only looks alike in
+    another script is the shop's own and must not make its buyer an Amazon buyer."""
+    report = _import(app, _shop_order(nr))
+
+    assert (report.created, report.refused) == (1, [])
+    assert _order_row(app, nr).is_amazon is False
+    assert _customer_row(app, nr).channel == "shop"
+
+
 def test_shop_pattern_decides_for_orders_imported_after_it_changed(app: App) -> None:
     _import(app, order("SHOP-100001"))
     configure_shop(app.ports(), "main", None, r"^AMZ-\d{6}$")

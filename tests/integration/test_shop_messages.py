@@ -32,6 +32,13 @@ from tests.support.builders import T0, at, days, order
         ),
         pytest.param(
             None,
+            r"(?u)^\d{3}-\d{7}-\d{7}$",
+            "Amazon order pattern: not a valid regular expression "
+            "(ASCII and UNICODE flags are incompatible)",
+            id="unicode-pattern",
+        ),
+        pytest.param(
+            None,
             None,
             "nothing to change: give a time zone, an Amazon order pattern, or both",
             id="nothing",

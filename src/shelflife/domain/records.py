@@ -452,9 +452,15 @@ def _describe_unknown(keys: set[object]) -> str:
     return " and ".join(parts)
 
 
+AMAZON_PATTERN_FLAGS = re.ASCII
+"""Shops' order-number patterns match as ASCII: Amazon writes its numbers in ASCII digits, and
+Python's default `\\d` also matches full-width or Arabic-Indic digits, which would make a shop's
+own number that merely looks alike an Amazon order (its buyer archived and masked)."""
+
+
 def is_amazon_order_number(order_nr: str, pattern: str) -> bool:
     """Amazon orders are recognised at import by their external order number alone."""
-    return re.fullmatch(pattern, order_nr) is not None
+    return re.fullmatch(pattern, order_nr, AMAZON_PATTERN_FLAGS) is not None
 
 
 def full_name(first: str | None, last: str | None) -> str | None:

@@ -11,6 +11,7 @@ from shelflife.domain.errors import InvalidInput, UnknownShop
 from shelflife.domain.masking import TAX_FIELDS
 from shelflife.domain.policy import check_not_in_future
 from shelflife.domain.ports import Ports, ShopSettings
+from shelflife.domain.records import AMAZON_PATTERN_FLAGS
 
 ShopView = ShopSettings
 """A shop as listed: name, time zone, Amazon order pattern, whether retention is on, and the
@@ -103,8 +104,8 @@ def configure_shop(
         values["time_zone"] = time_zone
     if amazon_pattern is not None:
         try:
-            re.compile(amazon_pattern)
-        except re.error as exc:
+            re.compile(amazon_pattern, AMAZON_PATTERN_FLAGS)
+        except (re.error, ValueError) as exc:  # ValueError: an inline (?u) against ASCII
             raise InvalidInput(
                 f"Amazon order pattern: not a valid regular expression ({exc})"
             ) from None
