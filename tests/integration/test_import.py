@@ -502,6 +502,30 @@ def test_each_malformed_line_is_refused_alone_and_the_good_lines_of_its_batch_ar
     }
 
 
+def test_an_amount_that_rounds_past_the_largest_storable_one_is_refused_naming_its_field(
+    app: App,
+) -> None:
+    """9999999999.995 is below 1e10 but rounds to 10000000000.00: more than a NUMERIC(12, 2)
+    holds. The line is refused by its field, on both databases, and never stored."""
+    largest = order("302-0000000-0000001", suffix="-1")
+    largest["items"] = [{"sku": "X", "title": "Y", "price": "9999999999.99"}]
+    too_large = order("302-0000000-0000002", suffix="-2")
+    too_large["items"] = [{"sku": "X", "title": "Y", "price": "9999999999.995"}]
+    too_large["invoices"] = [{"invoice_nr": "RE-2", "created_at": iso(T0), "total": 9999999999.996}]
+
+    report = _import(app, largest, too_large)
+
+    assert report.created == 1
+    assert report.refused == [
+        LineProblem(
+            2,
+            "items[0].price: not a decimal amount like 19.99; "
+            "invoices[0].total: not a decimal amount like 19.99",
+        )
+    ]
+    assert _stored_numbers(app) == {"302-0000000-0000001"}
+
+
 def test_a_line_that_is_not_utf8_late_in_a_file_costs_only_that_line(app: App) -> None:
     """Line 31 of 40 in batches of 10 (as line 3001 in batches of 1000): the batches before and
     after it are stored, and the line is named."""

@@ -88,6 +88,9 @@ VAT_ID = re.compile(r"[A-Za-z]{2}[A-Za-z0-9+*.\- ]{2,18}")
 """A VAT ID: two letters (the country prefix, "EL" for Greece, "XI" for Northern Ireland) and
 2 to 18 letters, digits and the separators sellers' systems print (space, dot, hyphen; "+" and
 "*" occur in Irish numbers). 4 to 20 characters in all; checksums are the tax office's job."""
+CENT = Decimal("0.01")
+MONEY_LIMIT = Decimal("1e10")
+"""Amounts are stored as NUMERIC(12, 2): in cents, below ten billion either way."""
 CURRENCY = re.compile(r"[A-Z]{3}")
 DEFAULT_CURRENCY = "EUR"
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)  # placeholder only used when parsing already failed
@@ -235,10 +238,14 @@ class _Parser:
         except InvalidOperation:
             self.problems.append(f"{path}{key}: not a decimal amount like 19.99")
             return Decimal(0)
-        if not amount.is_finite() or abs(amount) >= Decimal("1e10"):
-            self.problems.append(f"{path}{key}: not a decimal amount like 19.99")
-            return Decimal(0)
-        return amount.quantize(Decimal("0.01"))
+        # Checked again once rounded to cents: 9999999999.995 becomes 10000000000.00, more
+        # than the columns hold.
+        if amount.is_finite() and abs(amount) < MONEY_LIMIT:
+            cents = amount.quantize(CENT)
+            if abs(cents) < MONEY_LIMIT:
+                return cents
+        self.problems.append(f"{path}{key}: not a decimal amount like 19.99")
+        return Decimal(0)
 
     def mapping(
         self, obj: dict[str, Any], key: str, path: str, allowed: tuple[str, ...]
