@@ -220,3 +220,37 @@ def test_per_line_writer_refuses_a_manual_order_for_an_amazon_buyer_too(app: App
 
     assert str(refused.value) == MANUAL_ORDER_FOR_AMAZON_BUYER
     assert "A1B2" not in str(refused.value)
+
+
+@pytest.mark.parametrize(
+    ("number", "email"),
+    [(BUYER_ID, "erika@example.org"), ("K-4711", RELAY)],
+    ids=["amazon-customer-number", "relay-e-mail"],
+)
+def test_a_reimported_manual_order_that_now_names_an_amazon_buyer_is_refused(
+    app: App, number: str, email: str
+) -> None:
+    """A manual order's next export must not carry Amazon's data into the shop customer's
+    record either: a shop customer is never masked, so it would keep it for good."""
+    assert _import(app, order(FIRST), _manual("M-1001", "K-4711")).created == 2
+    before = _customer(app, "M-1001")
+    changed = _manual("M-1001", number, email)
+    changed["shipped_at"] = T0.isoformat()
+
+    report = _import(app, changed)
+
+    assert report.refused == [LineProblem(1, MANUAL_ORDER_FOR_AMAZON_BUYER)]
+    assert _customer(app, "M-1001") == before
+    with app.engine.connect() as conn:
+        shipped = conn.execute(
+            select(Order.shipped_at).where(Order.order_nr_external == "M-1001")
+        ).scalar_one()
+    assert shipped is None  # the line is refused as a whole, as a new one would be
+
+
+def test_an_unchanged_reimport_of_a_manual_order_is_not_refused(app: App) -> None:
+    assert _import(app, order(FIRST), _manual("M-1001", "K-4711")).created == 2
+
+    report = _import(app, _manual("M-1001", "K-4711"))
+
+    assert (report.unchanged, report.refused) == (1, [])

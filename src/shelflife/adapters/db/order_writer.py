@@ -301,6 +301,10 @@ class OrderWriter:
             return self._status(status_changed)
         if is_retrieved:
             return Outcome.PII_REFUSED_RETRIEVED
+        if not existing.is_amazon and self.manual_orders_of_amazon_buyers([rec]):
+            # A manual order's new data must not come from Amazon either: its shop customer is
+            # never masked. Refused as a whole (status included), as a new such order is.
+            raise InvalidInput(MANUAL_ORDER_FOR_AMAZON_BUYER)
         self._write_pii(pii_diff, order_id, customer_id)
         if sources is not None:
             self._set_sources(customer_id, sources)
