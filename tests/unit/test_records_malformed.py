@@ -118,6 +118,23 @@ def test_unknown_keys_are_named_only_when_they_look_like_field_names(
     assert refusal(_raw(data)) == [f"billing_address: {message}"]
 
 
+def test_a_line_with_thousands_of_problems_is_refused_with_a_message_of_bounded_size() -> None:
+    """A 7 MB line of broken items and unknown keys once gave a 22 MB message, printed and
+    returned by the API as it was: the message names the first problems and counts the rest."""
+    data = _line(items=[{"qty": 0, "price": "1"}] * 200_000)
+    data["customer"].update(dict.fromkeys((f"k{n:06d}" for n in range(100_000)), "x"))
+
+    with pytest.raises(RecordError) as refused:
+        parse_line(_raw(data))
+
+    shown = "".join(f"k{n:06d}, " for n in range(9)) + "k000009 and 99990 unknown fields"
+    assert str(refused.value) == (
+        f"customer: unknown field(s) {shown}; "
+        + "".join(f"items[{n}].qty: must be a positive whole number; " for n in range(19))
+        + "and 199981 more problems"
+    )
+
+
 # -- structure and numbers -----------------------------------------------------------------------
 
 

@@ -96,11 +96,21 @@ DEFAULT_CURRENCY = "EUR"
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)  # placeholder only used when parsing already failed
 
 
+PROBLEMS_SHOWN = 20
+NAMES_SHOWN = 10
+"""A refusal names this many problems of a line (and unknown keys of an object), then counts
+the rest: a line of thousands of broken items must not become a message larger than the line,
+printed by the CLI and returned by the API."""
+
+
 class RecordError(ValueError):
     """One or more problems in one import line; each names a field path."""
 
     def __init__(self, problems: list[str]) -> None:
-        super().__init__("; ".join(problems))
+        shown = problems[:PROBLEMS_SHOWN]
+        if len(problems) > len(shown):
+            shown = [*shown, f"and {len(problems) - len(shown)} more problems"]
+        super().__init__("; ".join(shown))
         self.problems = problems
 
 
@@ -449,7 +459,7 @@ def looks_like_field_name(key: object) -> bool:
 
 
 def _describe_unknown(keys: set[object]) -> str:
-    shown = sorted(k for k in keys if isinstance(k, str) and _SAFE_KEY.fullmatch(k))
+    shown = sorted(k for k in keys if isinstance(k, str) and _SAFE_KEY.fullmatch(k))[:NAMES_SHOWN]
     hidden = len(keys) - len(shown)
     parts = [f"unknown field(s) {', '.join(shown)}"] if shown else []
     if hidden == 1:
