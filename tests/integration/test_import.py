@@ -187,6 +187,26 @@ def test_without_customer_number_the_email_identifies_the_buyer(app: App) -> Non
     assert _count(app, Customer) == 2
 
 
+@pytest.mark.parametrize("blank", ["", " ", "   ", "\t"])
+def test_a_blank_customer_number_counts_as_absent_and_the_email_identifies_the_buyer(
+    app: App, blank: str
+) -> None:
+    """Exports pad empty fields with blanks; a blank number must not make every order of the
+    buyer a record of its own, whether the orders arrive in one batch or in several."""
+    email = "erika.m@example.org"
+    _import(app, _buyer(AMAZON_NR, customer_nr_external=blank, email=email))
+    _import(
+        app,
+        _buyer("303-1234567-1234567", customer_nr_external=blank, email=email),
+        _buyer("304-1234567-1234567", customer_nr_external=None, email=email),
+    )
+
+    first = _customer_row(app, AMAZON_NR).id
+    assert _customer_row(app, "303-1234567-1234567").id == first
+    assert _customer_row(app, "304-1234567-1234567").id == first
+    assert _count(app, Customer) == 1
+
+
 def test_amazon_buyer_and_shop_buyer_with_the_same_person_data_are_separate_records(
     app: App,
 ) -> None:

@@ -219,14 +219,15 @@ class OrderWriter:
 
     def buyer_digest(self, rec: OrderRecord, channel: str) -> str | None:
         """The keyed hash that identifies the order's buyer, or None when the line names none:
-        the customer number, else the customer e-mail, else the billing e-mail."""
-        key = (
-            rec.customer.get("customer_nr_external")
-            or rec.customer.get("email")
-            or rec.billing_address.get("email")
-        )
-        if isinstance(key, str) and key.strip():
-            return self.identity_digest(f"{channel}|{key.strip().lower()}")
+        the customer number, else the customer e-mail, else the billing e-mail. A blank value
+        (as padded exports write) is absent: the next one is tried."""
+        for value in (
+            rec.customer.get("customer_nr_external"),
+            rec.customer.get("email"),
+            rec.billing_address.get("email"),
+        ):
+            if isinstance(value, str) and value.strip():
+                return self.identity_digest(f"{channel}|{value.strip().lower()}")
         return None
 
     def buyer_link(self, rec: OrderRecord, channel: str) -> str | None:
