@@ -680,6 +680,27 @@ def test_an_imported_cancellation_is_kept_when_a_reimport_has_no_cancelled_at(
     assert _order_row(app, AMAZON_NR).cancelled_at == T0 + days(2)
 
 
+def test_a_credit_imported_before_its_invoice_is_linked_to_it_when_the_invoice_arrives(
+    app: App,
+) -> None:
+    """The credit's line names the invoice it corrects every time; once the invoice is stored,
+    the reference must land instead of being dropped for good."""
+    credit = {"credit_nr": "GS-1", "invoice_nr": "RE-1", "created_at": iso(T0), "total": "1.00"}
+    first = order(AMAZON_NR, credits=[credit])
+    assert _import(app, first).created == 1
+    invoice = {"invoice_nr": "RE-1", "created_at": iso(T0), "total": "5.00"}
+
+    report = _import(app, order(AMAZON_NR, credits=[credit], invoices=[invoice]))
+    again = _import(app, order(AMAZON_NR, credits=[credit], invoices=[invoice]))
+
+    assert (report.updated, again.unchanged) == (1, 1)
+    with app.engine.connect() as conn:
+        linked = conn.execute(
+            select(Invoice.invoice_nr).join(Credit, Credit.invoice_id == Invoice.id)
+        ).scalar_one()
+    assert linked == "RE-1"
+
+
 def test_a_different_shipping_time_replaces_the_recorded_one(app: App) -> None:
     _import(app, order(AMAZON_NR))
     ship_order(at(app, T0 + days(2)).ports(), AMAZON_NR, T0 + days(1))

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import Connection, insert, or_, select, update
+from sqlalchemy import Connection, exists, insert, or_, select, update
 
 from shelflife.adapters.db.tables import (
     Address,
@@ -398,6 +398,26 @@ class OrderWriter:
                 self.now if is_masked else None,
             )
             changed = True
+        # A known credit whose invoice was not stored when it came (its line names it each
+        # time) is linked once the invoice is there, instead of losing the reference for good.
+        for doc in rec.credits:
+            if doc.invoice_nr and doc.number in known_credits:
+                result = self.conn.execute(
+                    update(Credit)
+                    .where(
+                        Credit.id == known_credits[doc.number],
+                        Credit.invoice_id.is_(None),
+                        exists().where(
+                            Invoice.shop_id == shop.id, Invoice.invoice_nr == doc.invoice_nr
+                        ),
+                    )
+                    .values(
+                        invoice_id=select(Invoice.id)
+                        .where(Invoice.shop_id == shop.id, Invoice.invoice_nr == doc.invoice_nr)
+                        .scalar_subquery()
+                    )
+                )
+                changed = changed or result.rowcount > 0
         return changed
 
     def _add_documents(
