@@ -22,6 +22,7 @@ from shelflife.adapters.db.tables import (
     Customer,
     Invoice,
     Order,
+    Shop,
 )
 from shelflife.bootstrap import App
 from shelflife.domain.masking import MASKED_TEXT
@@ -370,6 +371,20 @@ def test_line_refused_while_writing_leaves_nothing_behind(app: App) -> None:
     with app.engine.connect() as conn:
         names = set(conn.execute(select(Customer.first_name)).scalars())
     assert names == {"Erika", "Erika-ok"}
+
+
+def test_a_line_refused_while_writing_leaves_no_new_shop_behind(app: App) -> None:
+    """A new shop is created by its first stored order, never by a refused line: a stray shop
+    would have retention disabled and stay listed as if it held orders."""
+    relayed = order("M-1001", shop="typo", suffix="-m")
+    relayed["customer"]["email"] = "k7xq2mbv9zt3wr1@marketplace.amazon.de"
+
+    report = _import(app, relayed, order(AMAZON_NR, shop="second"))
+
+    assert (report.created, [p.line for p in report.refused]) == (1, [1])
+    with app.engine.connect() as conn:
+        shops = set(conn.execute(select(Shop.name)).scalars())
+    assert shops == {"second"}
 
 
 def test_value_longer_than_its_column_is_refused_by_line_number(app: App) -> None:

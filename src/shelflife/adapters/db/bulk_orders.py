@@ -42,10 +42,12 @@ def existing_orders(writer: OrderWriter, records: Sequence[OrderRecord]) -> set[
         by_shop.setdefault(rec.shop, set()).add(rec.order_nr_external)
     found: set[tuple[str, str]] = set()
     for shop, numbers in by_shop.items():
-        shop_id = writer.shop(shop).id
+        stored = writer.known_shop(shop)  # a new shop has no orders, and is made by a stored one
+        if stored is None:
+            continue
         rows = writer.conn.execute(
             select(Order.order_nr_external).where(
-                Order.shop_id == shop_id, Order.order_nr_external.in_(numbers)
+                Order.shop_id == stored.id, Order.order_nr_external.in_(numbers)
             )
         )
         found.update((shop, nr) for nr in rows.scalars())

@@ -78,29 +78,38 @@ class OrderWriter:
     now: datetime
     shops: dict[str, ShopInfo] = field(default_factory=dict)
 
-    def shop(self, name: str, create: bool = True) -> ShopInfo:
+    def known_shop(self, name: str) -> ShopInfo | None:
+        """The stored shop of this name, or None: for looking before writing, so that a line
+        refused later never leaves a new shop behind."""
         if name in self.shops:
             return self.shops[name]
         row = self.conn.execute(
             select(Shop.id, Shop.amazon_order_pattern).where(Shop.name == name)
         ).first()
         if row is None:
-            if not create:
-                raise InvalidInput(f"shop {name!r} does not exist")
-            shop_id = self.conn.execute(
-                insert(Shop)
-                .values(
-                    name=name,
-                    time_zone=DEFAULT_TIME_ZONE,
-                    amazon_order_pattern=DEFAULT_AMAZON_ORDER_PATTERN,
-                    retention_enabled=False,
-                    created_at=self.now,
-                )
-                .returning(Shop.id)
-            ).scalar_one()
-            info = ShopInfo(shop_id, DEFAULT_AMAZON_ORDER_PATTERN)
-        else:
-            info = ShopInfo(row.id, row.amazon_order_pattern)
+            return None
+        info = ShopInfo(row.id, row.amazon_order_pattern)
+        self.shops[name] = info
+        return info
+
+    def shop(self, name: str, create: bool = True) -> ShopInfo:
+        known = self.known_shop(name)
+        if known is not None:
+            return known
+        if not create:
+            raise InvalidInput(f"shop {name!r} does not exist")
+        shop_id = self.conn.execute(
+            insert(Shop)
+            .values(
+                name=name,
+                time_zone=DEFAULT_TIME_ZONE,
+                amazon_order_pattern=DEFAULT_AMAZON_ORDER_PATTERN,
+                retention_enabled=False,
+                created_at=self.now,
+            )
+            .returning(Shop.id)
+        ).scalar_one()
+        info = ShopInfo(shop_id, DEFAULT_AMAZON_ORDER_PATTERN)
         self.shops[name] = info
         return info
 
@@ -137,12 +146,13 @@ class OrderWriter:
         its identity digest, or masked, by its link), or an e-mail is an Amazon relay address.
         One query per shop, whatever the number of records."""
         refused: set[int] = set()
-        wanted: dict[int, dict[int, tuple[str, str | None]]] = {}
-        amazon: dict[int, list[OrderRecord]] = {}  # Amazon buyers these records create
+        wanted: dict[str, dict[int, tuple[str, str | None]]] = {}
+        amazon: dict[str, list[OrderRecord]] = {}  # Amazon buyers these records create
         for index, rec in enumerate(records):
-            shop = self.shop(rec.shop)
-            if is_amazon_order_number(rec.order_nr_external, shop.pattern):
-                amazon.setdefault(shop.id, []).append(rec)
+            shop = self.known_shop(rec.shop)  # a new shop is created by a stored line only
+            pattern = DEFAULT_AMAZON_ORDER_PATTERN if shop is None else shop.pattern
+            if is_amazon_order_number(rec.order_nr_external, pattern):
+                amazon.setdefault(rec.shop, []).append(rec)
                 continue
             if any(is_relay_email(e) for e in _emails(rec)):
                 refused.add(index)
@@ -150,22 +160,30 @@ class OrderWriter:
             number = rec.customer.get("customer_nr_external")
             if isinstance(number, str) and number.strip():
                 key = number.strip().lower()
-                wanted.setdefault(shop.id, {})[index] = (
+                wanted.setdefault(rec.shop, {})[index] = (
                     self.identity_digest(f"amazon|{key}"),
                     buyer_link(self.identity_digest, number, ()),
                 )
-        for shop_id, by_index in wanted.items():
+        for shop_name, by_index in wanted.items():
             digests = {d for d, _ in by_index.values()}
             links = {link for _, link in by_index.values() if link is not None}
-            rows = self.conn.execute(
-                select(Customer.identity_digest, Customer.buyer_link).where(
-                    Customer.shop_id == shop_id,
-                    Customer.channel == "amazon",
-                    or_(Customer.identity_digest.in_(digests), Customer.buyer_link.in_(links)),
-                )
-            ).all()
+            stored = self.known_shop(shop_name)
+            rows = (
+                []
+                if stored is None
+                else self.conn.execute(
+                    select(Customer.identity_digest, Customer.buyer_link).where(
+                        Customer.shop_id == stored.id,
+                        Customer.channel == "amazon",
+                        or_(
+                            Customer.identity_digest.in_(digests),
+                            Customer.buyer_link.in_(links),
+                        ),
+                    )
+                ).all()
+            )
             known = {r.identity_digest for r in rows} | {r.buyer_link for r in rows}
-            known |= {self.buyer_digest(r, "amazon") for r in amazon.get(shop_id, ())}
+            known |= {self.buyer_digest(r, "amazon") for r in amazon.get(shop_name, ())}
             refused.update(i for i, (d, link) in by_index.items() if {d, link} & known - {None})
         return refused
 
