@@ -135,6 +135,37 @@ def test_order_numbers_of_other_digits_than_ascii_are_not_amazon_orders(app: App
     assert _customer_row(app, nr).channel == "shop"
 
 
+@pytest.mark.parametrize(
+    "given",
+    [
+        f"\ufeff{AMAZON_NR}",  # the byte-order mark of a CSV file concatenated into the export
+        f"{AMAZON_NR}\u200b",  # a zero-width space pasted with the number
+        f" \u2060{AMAZON_NR}\u200b ",
+    ],
+    ids=["bom", "zero-width-space", "mixed"],
+)
+def test_invisible_characters_around_an_amazon_number_are_trimmed_like_blanks(
+    app: App, given: str
+) -> None:
+    """Left in, they hide the number from the pattern: the Amazon order would be stored as the
+    shop's own, its buyer never masked, and the order not found by its number."""
+    report = _import(app, order(given))
+    manual = {
+        "type": "manual_invoice",
+        "shop": "main",
+        "customer_of_order": given,
+        "invoice_nr": "RE-M-1",
+        "created_at": iso(T0),
+        "total": "1.00",
+    }
+    documents = import_lines(app, [json.dumps(manual)])
+
+    assert (report.created, report.refused) == (1, [])
+    assert (documents.created, documents.refused) == (1, [])
+    assert _order_row(app, AMAZON_NR).is_amazon is True
+    assert _customer_row(app, AMAZON_NR).channel == "amazon"
+
+
 def test_shop_pattern_decides_for_orders_imported_after_it_changed(app: App) -> None:
     _import(app, order("SHOP-100001"))
     configure_shop(app.ports(), "main", None, r"^AMZ-\d{6}$")

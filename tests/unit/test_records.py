@@ -225,6 +225,14 @@ def test_order_number_is_trimmed() -> None:
     )
 
 
+@pytest.mark.parametrize("number", ["\u200b", "\ufeff \u2060"])
+def test_an_order_number_of_invisible_characters_only_is_refused_as_empty(number: str) -> None:
+    with pytest.raises(RecordError) as refused:
+        parse_record(line(order_nr_external=number))
+
+    assert refused.value.problems == ["order_nr_external: must not be empty"]
+
+
 def test_item_quantity_defaults_to_one() -> None:
     record = parsed_order(line(items=[{"sku": "BK-1", "title": "Notizbuch", "price": "1.00"}]))
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import re
+import unicodedata
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from decimal import Decimal, InvalidOperation
@@ -398,6 +399,8 @@ def parse_record(obj: object) -> OrderRecord | ManualDocumentRecord:
     ]
     if ordered_at and shipped_at and shipped_at < ordered_at:
         p.problems.append("shipped_at: is before ordered_at")
+    if nr is not None and not trim_number(nr):
+        p.problems.append("order_nr_external: must not be empty")
     _unique(p, [d.number for d in invoices], "invoices", "invoice_nr")
     _unique(p, [d.number for d in credits], "credits", "credit_nr")
     if p.problems:
@@ -406,7 +409,7 @@ def parse_record(obj: object) -> OrderRecord | ManualDocumentRecord:
         raise RecordError(["line: required fields missing"])
     return OrderRecord(
         shop=shop,
-        order_nr_external=nr.strip(),
+        order_nr_external=trim_number(nr),
         ordered_at=ordered_at,
         shipped_at=shipped_at,
         cancelled_at=cancelled_at,
@@ -437,11 +440,29 @@ def _parse_manual(obj: dict[str, Any], kind: str) -> ManualDocumentRecord:
     shop = p.text(obj, "shop", "", required=True, max_len=100)
     order = p.text(obj, "customer_of_order", "", required=True, max_len=100)
     doc = p.document(obj, "invoice_nr" if kind == "manual_invoice" else "credit_nr", "")
+    if order is not None and not trim_number(order):
+        p.problems.append("customer_of_order: must not be empty")
     if p.problems:
         raise RecordError(p.problems)
     if shop is None or order is None:  # pragma: no cover - reported above
         raise RecordError(["line: required fields missing"])
-    return ManualDocumentRecord(kind, shop, order.strip(), doc)
+    return ManualDocumentRecord(kind, shop, trim_number(order), doc)
+
+
+def trim_number(value: str) -> str:
+    """An order number without the blanks and invisible format characters around it (a
+    byte-order mark, a zero-width space): left in, they would hide an Amazon number from the
+    shop's pattern, and the buyer of an Amazon order would count as the shop's, never masked."""
+    start, end = 0, len(value)
+    while start < end and _is_padding(value[start]):
+        start += 1
+    while end > start and _is_padding(value[end - 1]):
+        end -= 1
+    return value[start:end]
+
+
+def _is_padding(char: str) -> bool:
+    return char.isspace() or unicodedata.category(char) == "Cf"
 
 
 def _encodable(value: str) -> bool:
