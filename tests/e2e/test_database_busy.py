@@ -46,9 +46,16 @@ def cli(home: Path, database_url: str, *args: str, input: str | None = None) -> 
     return result
 
 
+EVERY_TABLE_WRITTEN = (
+    "shops, shop_feature_changes, customers, orders, addresses, order_items, invoices, "
+    "retention_runs"
+)
+
+
 @contextmanager
-def another_process_writing(database_url: str) -> Iterator[None]:
-    """A second connection holding the write lock until the block ends."""
+def another_process_writing(database_url: str, tables: str = EVERY_TABLE_WRITTEN) -> Iterator[None]:
+    """A second connection holding the write lock until the block ends (on PostgreSQL, of
+    `tables`; SQLite's lock is the whole file)."""
     url = make_url(database_url)
     if url.get_backend_name() == "sqlite":
         db = sqlite3.connect(url.database or "", isolation_level=None)
@@ -66,10 +73,7 @@ def another_process_writing(database_url: str) -> Iterator[None]:
         host=str(url.query["host"]),
         port=int(str(url.query["port"])),
     ) as pg:
-        pg.execute(
-            "LOCK TABLE shops, shop_feature_changes, customers, orders, addresses, order_items, "
-            "invoices, retention_runs IN SHARE ROW EXCLUSIVE MODE"
-        )
+        pg.execute(f"LOCK TABLE {tables} IN SHARE ROW EXCLUSIVE MODE")
         yield
         pg.rollback()
 
@@ -137,16 +141,8 @@ def test_a_run_stopped_by_a_lock_records_why_as_the_command_line_says_it(
     stdin = "\n".join(lines(order(NR, shipped_at=T0, invoiced_at=T0 + days(0.1)))) + "\n"
     for args in (["init"], ["import", "-"], ["feature", "enable", "--shop", "main"]):
         assert cli(home, url, *args, input=stdin).exit_code == 0
-    parts = make_url(url)
-    with psycopg.connect(
-        dbname=parts.database,
-        user=parts.username,
-        host=str(parts.query["host"]),
-        port=int(str(parts.query["port"])),
-    ) as pg:
-        pg.execute("LOCK TABLE customers IN SHARE ROW EXCLUSIVE MODE")
+    with another_process_writing(url, tables="customers"):
         result = cli(home, url, "run", "--as-of", (T0 + days(40)).isoformat())
-        pg.rollback()
     assert (result.exit_code, result.stderr) == (1, f"error: {BUSY}\n")
     runs = json.loads(cli(home, url, "runs", "--json").stdout)
     assert [run["error"] for run in runs] == [BUSY]
