@@ -133,16 +133,27 @@ def test_a_helper_that_fails_fails_the_run_with_its_reason_and_the_work_done_sta
     assert _lock(ports).reclaims == []
 
 
-def test_a_run_that_fails_stops_its_helpers() -> None:
+@dataclass
+class StoppedMidway(Failing):
+    """A helper that had archived and masked two buyers when the run stopped it."""
+
+    def stop(self) -> list[RunReportDocument]:
+        self.stopped = True
+        return [RunReportDocument(as_of=NIGHT.isoformat(), archived=2, masked=2)]
+
+
+def test_a_run_that_fails_stops_its_helpers_and_records_what_they_did() -> None:
     data = FakeData()
     data.customers[1] = _shipped(1)
     ports = fake_ports(_UowWhoseMaskFails(data), now=NIGHT)
-    helper = Failing("never asked")
+    helper = StoppedMidway("never asked")
 
     with pytest.raises(ArchiveUnavailable, match="archive went away mid-run"):
         run_retention(ports, NIGHT, helpers=helper)
 
     assert helper.stopped
+    (run,) = _data(ports).runs.values()
+    assert (run.counts["archived"], run.counts["masked"]) == (2, 2)
 
 
 @dataclass
@@ -215,26 +226,3 @@ def test_a_helper_asked_to_stop_ends_after_its_batch_and_returns_what_it_did() -
         False,
         False,
     ]
-
-
-@dataclass
-class StoppedMidway(Failing):
-    """A helper that had archived and masked two buyers when the run stopped it."""
-
-    def stop(self) -> list[RunReportDocument]:
-        self.stopped = True
-        return [RunReportDocument(as_of=NIGHT.isoformat(), archived=2, masked=2)]
-
-
-def test_a_run_that_fails_records_what_its_stopped_helpers_did() -> None:
-    data = FakeData()
-    data.customers[1] = _shipped(1)
-    ports = fake_ports(_UowWhoseMaskFails(data), now=NIGHT)
-    helper = StoppedMidway("never asked")
-
-    with pytest.raises(ArchiveUnavailable, match="archive went away mid-run"):
-        run_retention(ports, NIGHT, helpers=helper)
-
-    assert helper.stopped
-    (run,) = _data(ports).runs.values()
-    assert (run.counts["archived"], run.counts["masked"]) == (2, 2)
