@@ -98,27 +98,20 @@ def test_archive_verify_from_counts_objects_written_after_the_export(
     assert (checked["objects_checked"], checked["not_exported"], checked["problems"]) == (1, 1, [])
 
 
-def test_archive_verify_from_a_manifest_with_an_infinite_size_exits_2(
-    masked: Cli, tmp_path: Path
+@pytest.mark.parametrize(
+    "manifest",
+    [
+        '{"format": 1, "objects": [{"key": "segments/a.sls", "size": 1e999, "sha256": "00"}]}',
+        "[" * 100_000 + "]" * 100_000,
+    ],
+    ids=["infinite-size", "nested-too-deep"],
+)
+def test_archive_verify_from_a_damaged_manifest_exits_2(
+    masked: Cli, tmp_path: Path, manifest: str
 ) -> None:
     media = tmp_path / "media"
     masked.json("archive", "export", "--to", str(media))
-    (media / "shelflife-export.json").write_text(
-        '{"format": 1, "objects": [{"key": "segments/a.sls", "size": 1e999, "sha256": "00"}]}'
-    )
-
-    result = masked("archive", "verify", "--from", str(media))
-
-    assert result.exit_code == 2
-    assert result.output == f"error: {media}: shelflife-export.json is damaged\n"
-
-
-def test_archive_verify_from_a_manifest_nested_too_deep_exits_2(
-    masked: Cli, tmp_path: Path
-) -> None:
-    media = tmp_path / "media"
-    masked.json("archive", "export", "--to", str(media))
-    (media / "shelflife-export.json").write_text("[" * 100_000 + "]" * 100_000)
+    (media / "shelflife-export.json").write_text(manifest)
 
     result = masked("archive", "verify", "--from", str(media))
 
